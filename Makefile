@@ -28,6 +28,7 @@ system-deps:
 test: $(STAMP) system-deps
 	$(BIN)/ruff check router adapters tests bench deploy
 	$(BIN)/mypy
+	$(BIN)/tocsin rules check rules/
 	$(BIN)/pytest -q
 
 lint: $(STAMP)

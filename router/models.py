@@ -107,6 +107,9 @@ class NewDelivery:
     severity: str
     locale: str
     message: RenderedMessage
+    # When set, the delivery is recorded directly as ``failed`` with this reason (e.g. the
+    # template failed to render): visible in the history instead of silently lost.
+    failed_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

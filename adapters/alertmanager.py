@@ -1,0 +1,246 @@
+"""Inbound adapter: the Alertmanager webhook body (version 4, and what other senders send).
+
+Lenient where senders differ, strict where routing depends on it:
+
+- ignored or optional: unknown fields, ``version`` (missing, ``"4"``, ``"3"``, integer
+  ``0``), ``receiver``/``status``/``groupKey`` (``groupKey`` may be an integer),
+  per-alert ``status`` (derived from ``endsAt`` when missing), ``annotations``,
+  ``generatorURL`` (``""`` or missing), ``endsAt`` (missing, ``""`` or the Go zero time
+  ``0001-01-01T00:00:00Z`` all mean "no end"), ``truncatedAlerts``, ``fingerprint``
+  (never trusted: recomputed from the labels with :func:`router.fingerprint.fingerprint`).
+- strict: the body is a JSON object; ``alerts`` is a non-empty list of objects; each
+  ``labels`` is a non-empty object of string → string; ``startsAt``/``endsAt`` are
+  RFC 3339 times with a zone offset (``startsAt`` missing → the time we received it);
+  ``status`` if given is ``firing`` or ``resolved``.
+
+Anything else raises :class:`WebhookPayloadError` (a PayloadError, status 400) with the location
+as a dotted path (``alerts.0.labels.severity``) and the problem in plain words.
+Parsing uses pydantic's ``model_validate_json`` on the raw bytes: one pass in Rust.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, Strict, ValidationError
+
+from router.errors import PayloadError
+from router.fingerprint import fingerprint
+from router.models import Alert, AlertStatus, IntakeRecord
+
+__all__ = ["SOURCE", "WebhookPayloadError", "count_alerts", "parse_webhook"]
+
+SOURCE = "alertmanager"
+
+class WebhookPayloadError(PayloadError):
+    """A rejected webhook body; ``reason`` is a short metric label.
+
+    Reasons: ``malformed_json``, ``not_an_object``, ``empty_alerts``, ``invalid_payload``.
+    """
+
+    def __init__(self, message: str, *, reason: str, location: str | None = None) -> None:
+        super().__init__(message, status=400, location=location)
+        self.reason = reason
+
+
+_Time = Annotated[AwareDatetime, Strict()]
+_QUOTEMETA = re.compile(r"\\([\\.+*?()|\[\]{}^$])")
+
+
+class _AlertIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    status: Literal["firing", "resolved"] | None = None
+    labels: Annotated[dict[str, str], Field(min_length=1)]
+    annotations: dict[str, str] | None = None
+    startsAt: _Time | None = None
+    endsAt: _Time | Literal[""] | None = None
+    generatorURL: str | None = None
+
+
+class _WebhookIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    alerts: Annotated[list[_AlertIn], Field(min_length=1)]
+    version: str | int | None = None
+    receiver: str | None = None
+    groupKey: str | int | None = None
+    externalURL: str | None = None
+    truncatedAlerts: int | None = None
+
+
+def parse_webhook(body: bytes | str, *, received_at: datetime) -> list[IntakeRecord]:
+    """Parse one webhook body into intake records (one per alert, in payload order).
+
+    ``received_at`` (aware, UTC) stands in for a missing ``startsAt`` and decides the
+    status of alerts that carry none (``endsAt`` in the past → resolved).
+    Raises WebhookPayloadError (a PayloadError, status 400) with a dotted ``location``
+    when the body is unacceptable.
+    """
+    try:
+        payload = _WebhookIn.model_validate_json(body)
+    except ValidationError as exc:
+        raise _payload_error(exc) from None
+    meta = _meta(payload)
+    records: list[IntakeRecord] = []
+    for item in payload.alerts:
+        starts_at = item.startsAt.astimezone(UTC) if item.startsAt is not None else received_at
+        ends_at = item.endsAt if isinstance(item.endsAt, datetime) else None
+        if ends_at is not None:
+            # Go's zero time means "not resolved"
+            ends_at = None if ends_at.year <= 1 else ends_at.astimezone(UTC)
+        status: AlertStatus
+        if item.status is not None:
+            status = item.status
+        else:
+            status = "resolved" if ends_at is not None and ends_at <= received_at else "firing"
+        alert = Alert(
+            labels=item.labels,
+            annotations=item.annotations or {},
+            status=status,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            generator_url=item.generatorURL or "",
+            fingerprint=_fingerprint(item.labels),
+        )
+        records.append(
+            IntakeRecord(source=SOURCE, received_at=received_at, alert=alert, meta=meta)
+        )
+    return records
+
+
+_FINGERPRINTS: dict[tuple[tuple[str, str], ...], str] = {}
+_FINGERPRINT_CACHE_MAX = 65_536
+
+
+def _fingerprint(labels: dict[str, str]) -> str:
+    """:func:`router.fingerprint.fingerprint`, memoised per label set.
+
+    Alertmanager re-sends the same label sets over and over (repeat_interval, every
+    group flush); the pure-Python FNV-1a costs ~17 µs per 10-label alert, a dict lookup
+    under 1 µs. The key keeps the sender's label order (a different order is only a miss).
+    """
+    key = tuple(labels.items())
+    value = _FINGERPRINTS.get(key)
+    if value is None:
+        if len(_FINGERPRINTS) >= _FINGERPRINT_CACHE_MAX:
+            _FINGERPRINTS.clear()
+        value = _FINGERPRINTS[key] = fingerprint(labels)
+    return value
+
+
+def count_alerts(body: bytes | str) -> int:
+    """How many alert entries a (possibly invalid) body holds; 0 when it is not countable.
+
+    Used only on the rejection path, to count rejected alerts in metrics.
+    """
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return 0
+    alerts = data.get("alerts") if isinstance(data, dict) else None
+    return len(alerts) if isinstance(alerts, list) else 0
+
+
+def _meta(payload: _WebhookIn) -> dict[str, str]:
+    receiver = payload.receiver or ""
+    if "\\" in receiver:
+        receiver = _QUOTEMETA.sub(r"\1", receiver)  # undo Go's regexp.QuoteMeta
+    meta = {
+        "receiver": receiver,
+        "group_key": "" if payload.groupKey is None else str(payload.groupKey),
+        "external_url": payload.externalURL or "",
+        "version": "" if payload.version is None else str(payload.version),
+    }
+    if payload.truncatedAlerts:
+        meta["truncated_alerts"] = str(payload.truncatedAlerts)
+    return meta
+
+
+# --------------------------------------------------------------------------- errors
+
+_WORDS: Mapping[str, str] = {
+    "missing": "is required",
+    "string_type": "must be a string",
+    "dict_type": "must be an object",
+    "model_type": "must be an object",
+    "model_attributes_type": "must be an object",
+    "list_type": "must be a list",
+    "int_type": "must be an integer",
+    "int_parsing": "must be an integer",
+    "literal_error": "must be 'firing' or 'resolved'",
+    "datetime_type": "must be an RFC 3339 time string such as 2024-01-31T12:00:00Z",
+    "datetime_parsing": "must be an RFC 3339 time such as 2024-01-31T12:00:00Z",
+    "datetime_from_date_parsing": "must be an RFC 3339 time such as 2024-01-31T12:00:00Z",
+    "timezone_aware": "must carry a time zone offset (e.g. Z or +02:00)",
+}
+
+
+def _payload_error(exc: ValidationError) -> WebhookPayloadError:
+    errors = exc.errors(include_url=False, include_context=True, include_input=True)
+    first = errors[0]
+    kind = first["type"]
+    if kind == "json_invalid":
+        detail = (first.get("ctx") or {}).get("error", first["msg"])
+        return WebhookPayloadError(f"malformed JSON: {detail}", reason="malformed_json")
+    if kind in ("model_type", "model_attributes_type") and not first["loc"]:
+        return WebhookPayloadError(
+            "the body must be a JSON object (an Alertmanager webhook payload), "
+            f"not {_json_kind(first.get('input'))}",
+            reason="not_an_object",
+        )
+    # A union field (endsAt, version, groupKey) reports one error per branch: keep the
+    # first error of each location, and count distinct locations only.
+    locations = list(dict.fromkeys(_location(err["loc"]) for err in errors))
+    loc = locations[0]
+    if loc.rsplit(".", 1)[-1] in ("version", "groupKey"):
+        words = f"must be a string or an integer, not {_json_kind(first.get('input'))}"
+    else:
+        words = _words(kind, loc, first)
+    more = len(locations) - 1
+    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more > 0 else ""
+    reason = "empty_alerts" if loc == "alerts" and kind == "too_short" else "invalid_payload"
+    return WebhookPayloadError(f"{loc} {words}{suffix}", reason=reason, location=loc)
+
+
+_UNION_FIELDS = frozenset({"endsAt", "version", "groupKey"})
+
+
+def _location(loc: Sequence[int | str]) -> str:
+    parts = [str(p) for p in loc]
+    if len(parts) >= 2 and parts[-2] in _UNION_FIELDS:
+        parts.pop()  # the union branch tag ("datetime", "literal['']", "str", ...)
+    return ".".join(parts)
+
+
+def _words(kind: str, loc: str, err: Any) -> str:
+    if kind == "too_short":
+        if loc == "alerts":
+            return "must contain at least one alert (the list is empty)"
+        if loc.endswith("labels"):
+            return "must contain at least one label"
+        return "must not be empty"
+    base = _WORDS.get(kind, str(err["msg"]))
+    if kind in ("string_type", "dict_type", "list_type", "model_type", "int_type"):
+        base += f", not {_json_kind(err.get('input'))}"
+    return base
+
+
+def _json_kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__

@@ -1,0 +1,253 @@
+"""The dispatcher: sends due outbox deliveries through their channel, with retries.
+
+Loop: claim due deliveries with a lease (at most as many as free send slots), send each
+concurrently (``asyncio.wait_for`` bounds every send), then record the outcome:
+
+- success → ``mark_sent`` (written *after* the send: a crash mid-send resends, never
+  suppresses);
+- ``DeliveryError(retryable=True)``, a timeout or an unexpected exception (logged with
+  its traceback) → ``mark_retry`` at the time the :class:`RetryPolicy` picks, or
+  ``mark_failed`` "deadline exceeded after N attempts: <last error>" when the next try
+  would pass the delivery's deadline;
+- ``DeliveryError(retryable=False)`` or no adapter for the channel → ``mark_failed``.
+
+A delivery is always attempted at least once, even if it is claimed after its deadline
+(e.g. the service was down): the deadline bounds retries, not the first try.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import structlog
+
+from router.clock import Clock
+from router.dispatch.channel import Channel
+from router.dispatch.retry import RetryPolicy
+from router.errors import DeliveryError
+from router.masking import mask_address
+from router.metrics import DELIVERIES, DISPATCH_LATENCY, OUTBOX_DEPTH
+from router.models import Delivery, OutboundMessage, Receipt
+from router.store.base import Store
+
+__all__ = ["Dispatcher", "Outcome"]
+
+_log = structlog.get_logger(__name__)
+
+_GAUGE_REFRESH_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one attempt went: a receipt, or an error that is retryable or not."""
+
+    receipt: Receipt | None = None
+    error: str | None = None
+    retryable: bool = False
+    retry_after_s: float | None = None
+
+
+class Dispatcher:
+    """Claims due deliveries and sends them, ``concurrency`` at a time."""
+
+    def __init__(
+        self,
+        store: Store,
+        channels: Mapping[str, Channel],
+        *,
+        clock: Clock,
+        policy: RetryPolicy,
+        concurrency: int = 8,
+        lease_s: float = 60,
+        poll_interval_s: float = 0.5,
+        send_timeout_s: float | None = None,
+        drain_timeout_s: float | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be >= 1")
+        timeout_s = send_timeout_s if send_timeout_s is not None else min(30.0, lease_s / 2)
+        if not 0 < timeout_s < lease_s:
+            # A send outliving its lease could be claimed and sent a second time.
+            raise ValueError(f"send_timeout_s ({timeout_s}) must be > 0 and < lease_s "
+                             f"({lease_s})")
+        self._store = store
+        self._channels = channels
+        self._clock = clock
+        self._policy = policy
+        self._concurrency = concurrency
+        self._lease_s = lease_s
+        self._poll_interval_s = poll_interval_s
+        self._send_timeout_s = timeout_s
+        self._drain_timeout_s = drain_timeout_s if drain_timeout_s is not None else timeout_s + 5
+        self._rng = rng if rng is not None else random.Random()
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._backlog = False
+        self._stopping = False
+        self._running = False
+        self._stopped = asyncio.Event()
+        self._gauges_refreshed_at = float("-inf")
+
+    # -- control ----------------------------------------------------------------------
+
+    def notify(self) -> None:
+        """New deliveries were planned: claim now rather than at the next poll."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Claim and send until :meth:`stop`; then let in-flight sends finish (bounded)."""
+        self._running = True
+        self._stopped.clear()
+        try:
+            while not self._stopping:
+                full = await self._claim_and_start()
+                await self._refresh_gauges()
+                if self._stopping:
+                    break
+                if full and len(self._inflight) < self._concurrency:
+                    continue  # more may be due right now
+                await self._wait()
+        finally:
+            await self._drain()
+            self._running = False
+            self._stopped.set()
+
+    async def stop(self) -> None:
+        """Stop claiming; wait (bounded) for in-flight sends, then return."""
+        self._stopping = True
+        self._wake.set()
+        if self._running:
+            await self._stopped.wait()
+
+    async def dispatch_once(self) -> int:
+        """Claim what is due now (up to ``concurrency``), send it all, return the count."""
+        batch = await self._store.claim_due(self._clock.now(), self._concurrency, self._lease_s)
+        await asyncio.gather(*(self._deliver(d) for d in batch))
+        return len(batch)
+
+    # -- loop internals ---------------------------------------------------------------
+
+    async def _claim_and_start(self) -> bool:
+        free = self._concurrency - len(self._inflight)
+        if free <= 0:
+            return False
+        try:
+            batch = await self._store.claim_due(self._clock.now(), free, self._lease_s)
+        except Exception:  # noqa: BLE001 - logged; the next poll tries again
+            _log.exception("dispatch.claim_failed")
+            return False
+        for delivery in batch:
+            task = asyncio.create_task(self._deliver(delivery),
+                                       name=f"tocsin-delivery-{delivery.id}")
+            self._inflight.add(task)
+            task.add_done_callback(self._task_done)
+        self._backlog = len(batch) == free
+        return self._backlog
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        if self._backlog:
+            self._wake.set()  # a slot is free and more work is probably due
+
+    async def _wait(self) -> None:
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout=self._poll_interval_s)
+        except TimeoutError:
+            pass
+        self._wake.clear()
+
+    async def _drain(self) -> None:
+        if not self._inflight:
+            return
+        pending = set(self._inflight)
+        _, late = await asyncio.wait(pending, timeout=self._drain_timeout_s)
+        for task in late:
+            task.cancel()
+        if late:
+            # Their leases run out and they are sent again after a restart.
+            _log.warning("dispatch.drain_timeout", cancelled=len(late))
+            await asyncio.wait(late)
+
+    async def _refresh_gauges(self) -> None:
+        now = asyncio.get_running_loop().time()
+        if now - self._gauges_refreshed_at < _GAUGE_REFRESH_S:
+            return
+        self._gauges_refreshed_at = now
+        try:
+            counts = await self._store.counts()
+        except Exception:  # noqa: BLE001 - a metric must not stop deliveries
+            _log.exception("dispatch.gauge_refresh_failed")
+            return
+        for status in ("pending", "sent", "failed"):
+            OUTBOX_DEPTH.labels(status=status).set(counts[status])
+
+    # -- one delivery -----------------------------------------------------------------
+
+    async def _deliver(self, delivery: Delivery) -> None:
+        try:
+            outcome = await self._attempt(delivery)
+            await self._record(delivery, outcome)
+        except Exception:  # noqa: BLE001 - the lease expires and the row is retried
+            _log.exception("dispatch.record_failed", delivery_id=delivery.id)
+
+    async def _attempt(self, delivery: Delivery) -> Outcome:
+        channel = self._channels.get(delivery.channel)
+        if channel is None:
+            return Outcome(error=f"no adapter configured for channel '{delivery.channel}'")
+        try:
+            receipt = await asyncio.wait_for(channel.send(_outbound(delivery)),
+                                             timeout=self._send_timeout_s)
+        except DeliveryError as exc:
+            return Outcome(error=str(exc), retryable=exc.retryable,
+                           retry_after_s=exc.retry_after_s)
+        except TimeoutError:
+            return Outcome(error=f"send timed out after {self._send_timeout_s:g}s",
+                           retryable=True)
+        except Exception as exc:  # noqa: BLE001 - an adapter bug: logged, then retried
+            _log.exception("dispatch.unexpected_error", delivery_id=delivery.id,
+                           channel=delivery.channel)
+            return Outcome(error=f"unexpected {type(exc).__name__}: {exc}", retryable=True)
+        return Outcome(receipt=receipt)
+
+    async def _record(self, delivery: Delivery, outcome: Outcome) -> None:
+        now = self._clock.now()
+        log = _log.bind(delivery_id=delivery.id, channel=delivery.channel,
+                        recipient=mask_address(delivery.recipient),
+                        fingerprint=delivery.fingerprint, incident=delivery.incident_key,
+                        attempts=delivery.attempts)
+        if outcome.receipt is not None:
+            await self._store.mark_sent(delivery.id, now, outcome.receipt)
+            DELIVERIES.labels(channel=delivery.channel, result="sent").inc()
+            DISPATCH_LATENCY.labels(channel=delivery.channel).observe(
+                max(0.0, (now - delivery.created_at).total_seconds()))
+            log.info("delivery.sent", provider_id=outcome.receipt.provider_id)
+            return
+        error = outcome.error or "unknown error"
+        if outcome.retryable:
+            when = self._policy.next_attempt(delivery.attempts, now, delivery.deadline_at,
+                                             outcome.retry_after_s, self._rng)
+            if when is not None:
+                await self._store.mark_retry(delivery.id, when, error, at=now)
+                DELIVERIES.labels(channel=delivery.channel, result="retry").inc()
+                log.warning("delivery.retry", error=error, next_attempt_at=when.isoformat())
+                return
+            error = f"deadline exceeded after {delivery.attempts} attempts: {error}"
+        await self._store.mark_failed(delivery.id, now, error)
+        DELIVERIES.labels(channel=delivery.channel, result="failed").inc()
+        log.error("delivery.failed", error=error)
+
+
+def _outbound(delivery: Delivery) -> OutboundMessage:
+    return OutboundMessage(
+        delivery_id=delivery.id,
+        idempotency_key=delivery.idempotency_key,
+        channel=delivery.channel,
+        recipient=delivery.recipient,
+        severity=delivery.severity,
+        locale=delivery.locale,
+        message=delivery.message,
+    )

@@ -1,0 +1,86 @@
+"""``GET /api/v1/deliveries``: the notification history, recipients masked.
+
+Query: ``status`` (pending|sent|failed, optional), ``limit`` (1..1000, default 100),
+``offset`` (>= 0, default 0). Answer: a JSON list, newest first. Message bodies are not
+exposed (they may carry personal data); recipients go through :func:`mask_address`, and
+addresses inside ``last_error`` are masked too.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Final
+
+from aiohttp import web
+
+from router.http.responses import json_error
+from router.http.state import STORE
+from router.logging import mask_text
+from router.masking import mask_address
+from router.models import Delivery
+
+__all__ = ["MAX_LIMIT", "delivery_to_json", "handle_deliveries"]
+
+MAX_LIMIT: Final = 1000
+DEFAULT_LIMIT: Final = 100
+_STATUSES: Final = ("pending", "sent", "failed")
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+def delivery_to_json(delivery: Delivery) -> dict[str, Any]:
+    """One outbox row as the API shows it (recipient masked, no message body)."""
+    return {
+        "id": delivery.id,
+        "incident_key": delivery.incident_key,
+        "fingerprint": delivery.fingerprint,
+        "route_id": delivery.route_id,
+        "phase": delivery.phase,
+        "channel": delivery.channel,
+        "recipient": mask_address(delivery.recipient),
+        "audience": delivery.audience,
+        "severity": delivery.severity,
+        "status": delivery.status,
+        "attempts": delivery.attempts,
+        "created_at": _iso(delivery.created_at),
+        "updated_at": _iso(delivery.updated_at),
+        "sent_at": _iso(delivery.sent_at),
+        "next_attempt_at": _iso(delivery.next_attempt_at),
+        # Provider errors often echo the address ("550 <bob@example.org>: no such user").
+        "last_error": mask_text(delivery.last_error) if delivery.last_error else None,
+    }
+
+
+def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise _BadQuery(name, f"must be an integer from {low} to {high}, got {raw!r}") from None
+    if not low <= value <= high:
+        raise _BadQuery(name, f"must be an integer from {low} to {high}, got {value}")
+    return value
+
+
+class _BadQuery(Exception):
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(f"query parameter {name} {message}")
+        self.location = f"query.{name}"
+
+
+async def handle_deliveries(request: web.Request) -> web.Response:
+    """List deliveries, newest first, optionally filtered by status."""
+    try:
+        status = request.query.get("status") or None
+        if status is not None and status not in _STATUSES:
+            raise _BadQuery("status", f"must be one of {', '.join(_STATUSES)}, got {status!r}")
+        limit = _int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+        offset = _int_param(request, "offset", 0, 0, 2**62)
+    except _BadQuery as exc:
+        return json_error(400, str(exc), location=exc.location)
+    rows = await request.app[STORE].list_deliveries(status=status, limit=limit, offset=offset)
+    return web.json_response([delivery_to_json(row) for row in rows])

@@ -1,0 +1,221 @@
+"""The aiohttp application: routes, typed state, and one ``cleanup_ctx`` per resource.
+
+Resources are set up in this order and torn down in reverse: the store, the channels,
+the dispatcher task, the intake processor task. So on shutdown (after aiohttp stopped
+accepting and let in-flight requests finish) the intake processor finishes its batch
+first, then the dispatcher lets in-flight sends finish, then channels and the store
+close. Rows not yet sent stay pending in the outbox for the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
+from typing import TYPE_CHECKING, Any, Final
+
+from aiohttp import web
+
+from router.clock import Clock, SystemClock
+from router.config import ServiceConfig
+from router.http.api import handle_deliveries
+from router.http.auth import WebhookAuth
+from router.http.probes import handle_healthz, handle_metrics, handle_readyz
+from router.http.responses import error_middleware
+from router.http.state import CLOCK, CONFIG, PROCESSOR, RULES, STATE, STORE, RulesRef, ServiceState
+from router.http.webhook import AUTH, handle_alertmanager
+from router.logging import get_logger
+from router.store import Store, open_store
+
+if TYPE_CHECKING:
+    from router.dispatch.channel import Channel
+    from router.rules import RuleSet
+
+__all__ = ["WORKER_STOP_TIMEOUT_S", "create_app"]
+
+#: Bound on waiting for a background worker to stop after it was asked to.
+WORKER_STOP_TIMEOUT_S: Final = 60.0
+
+_log = get_logger("router.http.app")
+
+
+def create_app(
+    config: ServiceConfig,
+    *,
+    rules: RuleSet,
+    store: Store | None = None,
+    channels: Mapping[str, Channel] | None = None,
+    clock: Clock | None = None,
+    state: ServiceState | None = None,
+    run_workers: bool = True,
+) -> web.Application:
+    """Build the HTTP app and the lifecycle of everything it needs.
+
+    ``store``: an already started store the caller owns; by default the app opens
+    ``config.state_url`` at startup and closes it at cleanup. ``channels``: the outbound
+    channels (default: built from ``config`` by :mod:`adapters.registry`), closed at
+    cleanup. ``run_workers=False`` runs neither the intake processor nor the dispatcher
+    (HTTP-only tests: accepted alerts stay in the intake log).
+    """
+    app = web.Application(
+        client_max_size=config.webhook.max_body_bytes, middlewares=[error_middleware]
+    )
+    app[CONFIG] = config
+    app[RULES] = RulesRef(rules)
+    app[STATE] = state if state is not None else ServiceState()
+    app[CLOCK] = clock if clock is not None else SystemClock()
+    app[AUTH] = WebhookAuth.from_config(config.webhook)
+
+    app.cleanup_ctx.append(_store_ctx(store))
+    if run_workers:
+        app.cleanup_ctx.append(_channels_ctx(channels))
+        app.cleanup_ctx.append(_dispatcher_ctx)
+    app.cleanup_ctx.append(_intake_ctx(run_workers))
+
+    app.router.add_post("/webhook/alertmanager", handle_alertmanager)
+    app.router.add_get("/api/v1/deliveries", handle_deliveries)
+    app.router.add_get("/metrics", handle_metrics)
+    app.router.add_get("/healthz", handle_healthz)
+    app.router.add_get("/readyz", handle_readyz)
+    return app
+
+
+_CHANNELS: web.AppKey[Mapping[str, Channel]] = web.AppKey("channels")
+_DISPATCHER_NOTIFY: web.AppKey[Callable[[], None]] = web.AppKey("dispatcher_notify")
+
+
+def _store_ctx(
+    given: Store | None,
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        if given is not None:
+            app[STORE] = given
+            yield
+            return
+        store = open_store(app[CONFIG].state_url)
+        await store.start()
+        app[STORE] = store
+        _log.info("state store open")
+        try:
+            yield
+        finally:
+            await store.close()
+            _log.info("state store closed")
+
+    return ctx
+
+
+def _channels_ctx(
+    given: Mapping[str, Channel] | None,
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        from router.service import build_service_channels  # lazy: service imports this module
+
+        channels = given if given is not None else build_service_channels(app[CONFIG])
+        app[_CHANNELS] = channels
+        try:
+            yield
+        finally:
+            for name, channel in channels.items():
+                try:
+                    async with asyncio.timeout(WORKER_STOP_TIMEOUT_S):
+                        await channel.close()
+                except TimeoutError:
+                    _log.warning("channel close timed out", channel=name)
+
+    return ctx
+
+
+async def _dispatcher_ctx(app: web.Application) -> AsyncIterator[None]:
+    from router.dispatch.dispatcher import Dispatcher
+    from router.dispatch.retry import RetryPolicy
+
+    config = app[CONFIG].dispatch
+    dispatcher = Dispatcher(
+        app[STORE],
+        app[_CHANNELS],
+        clock=app[CLOCK],
+        policy=RetryPolicy(
+            initial_s=config.backoff_initial_s,
+            max_s=config.backoff_max_s,
+        ),
+        concurrency=config.concurrency,
+        lease_s=config.lease_s,
+        poll_interval_s=config.poll_interval_s,
+    )
+    app[_DISPATCHER_NOTIFY] = dispatcher.notify
+    worker = _Worker(app, "dispatcher", dispatcher.run())
+    try:
+        yield
+    finally:
+        await worker.stop(dispatcher.stop)
+
+
+def _intake_ctx(run: bool) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        from router.intake import IntakeProcessor
+
+        ref = app[RULES]
+
+        def current_rules() -> RuleSet:
+            if ref.current is None:
+                raise RuntimeError("no rule set loaded")
+            return ref.current
+
+        dispatch = app[CONFIG].dispatch
+        processor = IntakeProcessor(
+            app[STORE],
+            current_rules,
+            clock=app[CLOCK],
+            deadline_s=dispatch.deadline_s,
+            poll_interval_s=dispatch.poll_interval_s,
+            on_planned=app.get(_DISPATCHER_NOTIFY),
+        )
+        app[PROCESSOR] = processor
+        if not run:
+            yield
+            return
+        worker = _Worker(app, "intake", processor.run())
+        try:
+            yield
+        finally:
+            await worker.stop(processor.stop)
+
+    return ctx
+
+
+class _Worker:
+    """A background task whose unexpected end (crash or early return) stops the service."""
+
+    def __init__(self, app: web.Application, name: str, work: Coroutine[Any, Any, None]) -> None:
+        self.name = name
+        self._state = app[STATE]
+        self._stopping = False
+        self.task: asyncio.Task[None] = asyncio.create_task(work, name=f"tocsin-{name}")
+        self.task.add_done_callback(self._done)
+
+    def _done(self, finished: asyncio.Task[None]) -> None:
+        if finished.cancelled():
+            return
+        error = finished.exception()
+        if error is not None:
+            _log.error("background worker crashed", worker=self.name, error=repr(error))
+            self._state.request_stop(exit_code=1)
+        elif not self._stopping:
+            _log.error("background worker exited unexpectedly", worker=self.name)
+            self._state.request_stop(exit_code=1)
+
+    async def stop(self, stop: Callable[[], Awaitable[None]]) -> None:
+        """Call the worker's own ``stop()`` and wait for its task, bounded."""
+        self._stopping = True
+        try:
+            async with asyncio.timeout(WORKER_STOP_TIMEOUT_S):
+                await stop()
+                await asyncio.shield(self.task)
+        except TimeoutError:
+            _log.warning("worker did not stop in time; cancelling", worker=self.name)
+            self.task.cancel()
+        except asyncio.CancelledError:
+            self.task.cancel()
+            raise
+        except Exception as exc:  # noqa: BLE001 — already logged by the done callback
+            _log.debug("worker ended with an error", worker=self.name, error=repr(exc))

@@ -1,0 +1,62 @@
+"""Typed application state of the HTTP app (``web.AppKey``) and the service run state."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from router.clock import Clock
+from router.config import ServiceConfig
+from router.store import Store
+
+if TYPE_CHECKING:
+    from router.intake import IntakeProcessor
+    from router.rules import RuleSet
+
+__all__ = [
+    "CLOCK",
+    "CONFIG",
+    "PROCESSOR",
+    "RULES",
+    "STATE",
+    "STORE",
+    "RulesRef",
+    "ServiceState",
+]
+
+
+@dataclass
+class RulesRef:
+    """The rule set in use; a holder so that a reload can swap it on a running app."""
+
+    current: RuleSet | None = None
+
+
+@dataclass
+class ServiceState:
+    """What the probes report and what a shutdown request changes.
+
+    ``draining`` turns ``/readyz`` to 503; ``stop_requested`` wakes the service loop
+    (signal received, or a background worker died: then ``exit_code`` is 1).
+    """
+
+    draining: bool = False
+    exit_code: int = 0
+    stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def request_stop(self, exit_code: int = 0) -> None:
+        """Ask the service to drain and stop; the first non-zero exit code wins."""
+        if exit_code and not self.exit_code:
+            self.exit_code = exit_code
+        self.stop_requested.set()
+
+
+CONFIG: web.AppKey[ServiceConfig] = web.AppKey("config")
+STORE: web.AppKey[Store] = web.AppKey("store")
+RULES: web.AppKey[RulesRef] = web.AppKey("rules")
+STATE: web.AppKey[ServiceState] = web.AppKey("state")
+CLOCK: web.AppKey[Clock] = web.AppKey("clock")
+PROCESSOR: web.AppKey[IntakeProcessor] = web.AppKey("processor")

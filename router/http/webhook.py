@@ -1,0 +1,123 @@
+"""``POST /webhook/alertmanager``: authenticate, bound, parse, persist, then answer.
+
+The answer 200 means the alerts are durably in the intake log (``append_intake``
+returned); routing happens after, driven by the intake rows. Client mistakes get a 4xx
+with a JSON error naming the problem and where it is; a store failure gets 503 with
+``Retry-After`` so that Alertmanager retries (it retries 5xx, not 4xx). Nothing is
+persisted for a rejected request.
+
+Content-Type: ``application/json`` (any parameters, e.g. ``charset=utf-8``) and
+``application/*+json`` are accepted; a request without Content-Type is accepted when its
+body parses (some scripts and proxies drop the header); any other type gets 415.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Final
+
+from aiohttp import hdrs, web
+
+from adapters.alertmanager import SOURCE, WebhookPayloadError, count_alerts, parse_webhook
+from router.http.auth import WebhookAuth
+from router.http.responses import json_error
+from router.http.state import CLOCK, CONFIG, PROCESSOR, STORE
+from router.logging import get_logger
+from router.metrics import ALERTS_RECEIVED, WEBHOOK_REJECTED
+
+__all__ = ["AUTH", "RETRY_AFTER_S", "handle_alertmanager"]
+
+AUTH: web.AppKey[WebhookAuth] = web.AppKey("webhook_auth")
+#: Seconds a sender is asked to wait when the store cannot take the alerts.
+RETRY_AFTER_S: Final = 5
+
+_log = get_logger("router.http.webhook")
+_ACCEPTED = ALERTS_RECEIVED.labels(source=SOURCE, result="accepted")
+_REJECTED = ALERTS_RECEIVED.labels(source=SOURCE, result="rejected")
+_UNAVAILABLE = ALERTS_RECEIVED.labels(source=SOURCE, result="unavailable")
+
+
+def _reject(
+    status: int,
+    reason: str,
+    error: str,
+    *,
+    location: str | None = None,
+    headers: list[tuple[str, str]] | None = None,
+    alerts: int = 0,
+) -> web.Response:
+    WEBHOOK_REJECTED.labels(status=str(status), reason=reason).inc()
+    if alerts:
+        _REJECTED.inc(alerts)
+    return json_error(status, error, location=location, headers=headers)
+
+
+def _json_content_type(request: web.Request) -> bool:
+    if hdrs.CONTENT_TYPE not in request.headers:
+        return True
+    mime = request.content_type
+    if mime == "application/json":
+        return True
+    return mime.startswith("application/") and mime.endswith("+json")
+
+
+async def handle_alertmanager(request: web.Request) -> web.Response:
+    """Accept one Alertmanager webhook notification (see the module docstring)."""
+    app = request.app
+    auth = app[AUTH]
+    if auth.enabled:
+        problem = auth.check(request.headers.get(hdrs.AUTHORIZATION))
+        if problem is not None:
+            return _reject(401, "unauthorized", problem, headers=auth.challenges())
+
+    limit = app[CONFIG].webhook.max_body_bytes
+    length = request.content_length
+    if length is not None and length > limit:
+        return _reject(413, "too_large", _too_large(length, limit))
+    if not _json_content_type(request):
+        return _reject(
+            415,
+            "unsupported_media_type",
+            f"unsupported Content-Type {request.content_type!r}: send application/json",
+        )
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return _reject(413, "too_large", _too_large(None, limit))
+    if not body.strip():
+        return _reject(400, "malformed_json", "the body is empty: expected a JSON object")
+
+    received_at = app[CLOCK].now()
+    try:
+        records = parse_webhook(body, received_at=received_at)
+    except WebhookPayloadError as exc:
+        return _reject(
+            exc.status, exc.reason, str(exc), location=exc.location, alerts=count_alerts(body)
+        )
+
+    try:
+        await app[STORE].append_intake(records)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # noqa: BLE001 — any store failure is answered 503 and logged
+        _log.error("intake write failed", error=str(exc), error_type=type(exc).__name__,
+                   alerts=len(records))
+        WEBHOOK_REJECTED.labels(status="503", reason="store_unavailable").inc()
+        _UNAVAILABLE.inc(len(records))
+        return json_error(
+            503,
+            "the state store is unavailable; the alerts were not accepted, retry later",
+            headers=[(hdrs.RETRY_AFTER, str(RETRY_AFTER_S))],
+        )
+
+    app[PROCESSOR].notify()
+    _ACCEPTED.inc(len(records))
+    return web.json_response({"status": "success", "accepted": len(records)})
+
+
+def _too_large(length: int | None, limit: int) -> str:
+    size = f"{length} bytes" if length is not None else "the body"
+    return (
+        f"request body too large: {size} exceeds the limit of {limit} bytes "
+        "(webhook.max_body_bytes)"
+    )

@@ -1,0 +1,177 @@
+"""Explain how one alert is routed: the walk, the decisions, the rendered messages.
+
+Built on :meth:`RuleSet.explain` (the real evaluator with a tracer) and
+:meth:`RuleSet.render`, so what it shows is what the service does. The result is a
+JSON-ready dict (``--format json``) that :func:`format_text` turns into readable text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, get_args
+
+from router.fingerprint import fingerprint as alert_fingerprint
+from router.models import Alert, Contact, Phase
+from router.rules.ruleset import RuleSet
+from router.rules.templates import RenderError
+from router.rules.tree import Trace
+
+__all__ = ["explain_alert", "format_text"]
+
+#: Which contact field a channel needs (channels not listed need nothing special).
+_CHANNEL_ADDRESS = {"email": "email", "sms": "phone"}
+
+
+def _trace_doc(t: Trace) -> dict[str, Any]:
+    r = t.route
+    doc: dict[str, Any] = {
+        "route_id": r.route_id,
+        "name": r.name,
+        "depth": t.depth,
+        "source": f"{r.source[0]}:{r.source[1]}",
+    }
+    if t.skipped_reason is not None:
+        doc["evaluated"] = False
+        doc["reason"] = t.skipped_reason
+        return doc
+    doc["evaluated"] = True
+    doc["matched"] = t.matched
+    doc["selected"] = t.selected
+    doc["continue"] = r.continue_
+    doc["matchers"] = [
+        {"matcher": m.matcher, "label": m.label, "value": m.value, "ok": m.ok}
+        for m in t.matchers
+    ]
+    return doc
+
+
+def _recipient_address(contact: Contact, channel: str) -> str | None:
+    attr = _CHANNEL_ADDRESS.get(channel)
+    if attr is None:
+        return contact.email or contact.phone
+    value = getattr(contact, attr)
+    return value if isinstance(value, str) else None
+
+
+def explain_alert(
+    rules: RuleSet,
+    labels: Mapping[str, str],
+    annotations: Mapping[str, str],
+    *,
+    phases: tuple[Phase, ...] = get_args(Phase),
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The full explanation of one alert as a JSON-ready document."""
+    traces, decisions = rules.explain(labels)
+    starts_at = now or datetime.now(UTC)
+    fp = alert_fingerprint(labels)
+    routes: list[dict[str, Any]] = []
+    for d in decisions:
+        recipients: list[dict[str, Any]] = []
+        for aud_name in d.audiences:
+            audience = rules.audiences[aud_name]
+            for contact in audience.contacts:
+                entry: dict[str, Any] = {
+                    "audience": aud_name,
+                    "contact": contact.id,
+                    "name": contact.name,
+                    "locale": contact.locale,
+                    "timezone": contact.timezone,
+                    "channels": [],
+                }
+                for channel in d.channels:
+                    address = _recipient_address(contact, channel)
+                    ch: dict[str, Any] = {"channel": channel, "address": address}
+                    if address is None:
+                        ch["skipped"] = f"contact has no address for '{channel}'"
+                        entry["channels"].append(ch)
+                        continue
+                    ch["messages"] = {}
+                    for phase in phases:
+                        alert = Alert(
+                            labels=dict(labels), annotations=dict(annotations), status=phase,
+                            starts_at=starts_at,
+                            ends_at=starts_at if phase == "resolved" else None,
+                            generator_url="", fingerprint=fp,
+                        )
+                        try:
+                            msg = rules.render(d, alert, contact, channel, phase,
+                                               {"receiver": "tocsin-explain"})
+                            ch["messages"][phase] = {"subject": msg.subject, "text": msg.text,
+                                                     "html": msg.html}
+                        except RenderError as exc:
+                            ch["messages"][phase] = {"error": str(exc)}
+                    entry["channels"].append(ch)
+                recipients.append(entry)
+        routes.append({
+            "route_id": d.route_id,
+            "name": d.route_name,
+            "severity": d.severity,
+            "audiences": list(d.audiences),
+            "channels": list(d.channels),
+            "template": d.template,
+            "group_by": ["..."] if d.group_by_all else list(d.group_by),
+            "owner": d.owner,
+            "recipients": recipients,
+        })
+    return {
+        "labels": dict(labels),
+        "annotations": dict(annotations),
+        "fingerprint": fp,
+        "walk": [_trace_doc(t) for t in traces],
+        "matched_routes": routes,
+    }
+
+
+def format_text(doc: Mapping[str, Any]) -> str:
+    """Human-readable rendering of :func:`explain_alert`'s document."""
+    out: list[str] = []
+    labels = ", ".join(f'{k}="{v}"' for k, v in sorted(doc["labels"].items()))
+    out.append(f"Alert {{{labels}}}")
+    out.append("")
+    out.append("Route tree walk:")
+    for step in doc["walk"]:
+        pad = "  " * (step["depth"] + 1)
+        title = step["route_id"] + (f" ({step['name']})" if step["name"] else "")
+        if not step["evaluated"]:
+            out.append(f"{pad}- {title}: skipped, {step['reason']}")
+            continue
+        verdict = "MATCHED" if step["matched"] else "no match"
+        if step["selected"]:
+            verdict += ", selected"
+        if step["continue"]:
+            verdict += ", continue"
+        out.append(f"{pad}- {title} [{step['source']}]: {verdict}")
+        if not step["matchers"]:
+            out.append(f"{pad}    (no matchers: matches every alert)")
+        for m in step["matchers"]:
+            shown = "<missing, matched as \"\">" if m["value"] is None else repr(m["value"])
+            out.append(f"{pad}    {'ok  ' if m['ok'] else 'FAIL'} {m['matcher']}  "
+                       f"({m['label']} = {shown})")
+    out.append("")
+    out.append(f"Matched routes ({len(doc['matched_routes'])}):")
+    for r in doc["matched_routes"]:
+        title = r["route_id"] + (f" ({r['name']})" if r["name"] else "")
+        out.append(f"  {title}: severity={r['severity']} audiences={','.join(r['audiences'])} "
+                   f"channels={','.join(r['channels']) or '-'} template={r['template']} "
+                   f"group_by={','.join(r['group_by']) or '-'}"
+                   + (f" owner={r['owner']}" if r["owner"] else ""))
+        for rec in r["recipients"]:
+            out.append(f"    recipient {rec['contact']} ({rec['name']}, audience "
+                       f"{rec['audience']}, locale {rec['locale']}, {rec['timezone']}):")
+            for ch in rec["channels"]:
+                if "skipped" in ch:
+                    out.append(f"      {ch['channel']}: skipped, {ch['skipped']}")
+                    continue
+                out.append(f"      {ch['channel']} to {ch['address']}:")
+                for phase, msg in ch["messages"].items():
+                    if "error" in msg:
+                        out.append(f"        [{phase}] RENDER ERROR: {msg['error']}")
+                        continue
+                    out.append(f"        [{phase}] subject: {msg['subject']}")
+                    for line in msg["text"].rstrip("\n").split("\n"):
+                        out.append(f"          | {line}")
+                    if msg.get("html"):
+                        out.append(f"          (html part: {len(msg['html'])} characters)")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,496 @@
+"""Load rule files: parse YAML with positions, validate strictly, cross-check, compile.
+
+Every finding becomes a positioned :class:`~router.errors.Problem`; when any is an error,
+:func:`load_rules` raises :class:`~router.errors.RuleError` with all of them (warnings
+included, so ``tocsin rules check`` can print everything in one go).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from router.errors import Problem, RuleError
+from router.matchers import Matcher, MatcherParseError, MatchType, parse_matchers
+from router.models import Contact
+from router.rules.problems import did_you_mean, validation_problems
+from router.rules.ruleset import Audience, RuleSet
+from router.rules.schema import (
+    AudienceModel,
+    DefaultsModel,
+    MessageModel,
+    RouteModel,
+    RuleFileModel,
+    SeverityFromLabel,
+    TemplateModel,
+    check_locale,
+)
+from router.rules.templates import (
+    CompiledMessage,
+    CompiledTemplate,
+    TemplateCompileError,
+    compile_field,
+)
+from router.rules.tree import Route, SeverityRule
+from router.rules.yamlsrc import Mark, Path_, SourceFile, read_yaml
+
+__all__ = ["load_rules", "rule_files"]
+
+_MESSAGES = TypeAdapter(dict[str, MessageModel])
+#: Fields a channel's messages must have (channels not listed need only ``text``).
+_REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {"email": ("subject", "text")}
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]*$")
+
+
+def _channel_kinds() -> frozenset[str]:
+    # Imported lazily: the adapter registry is the one place that names channels.
+    from adapters.registry import CHANNEL_KINDS
+
+    return CHANNEL_KINDS
+
+
+def rule_files(paths: Sequence[str | Path]) -> tuple[list[Path], list[Problem]]:
+    """Expand files and directories (``*.yaml``/``*.yml`` directly inside, sorted)."""
+    files: list[Path] = []
+    problems: list[Problem] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            found = sorted(q for q in p.iterdir()
+                           if q.is_file() and q.suffix in (".yaml", ".yml"))
+            if not found:
+                problems.append(Problem(str(p), 0, 0, "no rule files (*.yaml, *.yml) in this "
+                                        "directory"))
+            files.extend(found)
+        elif p.is_file():
+            files.append(p)
+        else:
+            problems.append(Problem(str(p), 0, 0, "no such file or directory"))
+    return files, problems
+
+
+@dataclass
+class _Loaded:
+    src: SourceFile
+    model: RuleFileModel
+
+
+@dataclass
+class _Ctx:
+    problems: list[Problem] = field(default_factory=list)
+    channel_kinds: frozenset[str] = frozenset()
+    audiences: dict[str, tuple[Audience, SourceFile, Path_]] = field(default_factory=dict)
+    templates: dict[str, tuple[CompiledTemplate, SourceFile, Path_]] = field(
+        default_factory=dict)
+    route_names: dict[str, tuple[str, SourceFile, Path_]] = field(default_factory=dict)
+    #: Templates that exist but failed to compile (already reported; no "unknown" noise).
+    broken_templates: set[str] = field(default_factory=set)
+
+    def error(self, src: SourceFile, path: Path_, message: str, *, key: bool = False) -> None:
+        self.problems.append(src.problem(path, message, key=key))
+
+    def warn(self, src: SourceFile, path: Path_, message: str, *, key: bool = False) -> None:
+        self.problems.append(src.problem(path, message, key=key, severity="warning"))
+
+
+def load_rules(paths: Sequence[str | Path]) -> RuleSet:
+    """Load, validate and compile a rule set; raise RuleError listing every problem."""
+    files, problems = rule_files(paths)
+    ctx = _Ctx(problems=problems, channel_kinds=_channel_kinds())
+    loaded: list[_Loaded] = []
+    for path in files:
+        item = _load_file(path, ctx)
+        if item is not None:
+            loaded.append(item)
+
+    defaults = DefaultsModel()
+    defaults_at: tuple[SourceFile, Path_] | None = None
+    route_at: tuple[SourceFile, RouteModel] | None = None
+    for item in loaded:
+        m, src = item.model, item.src
+        if m.defaults is not None:
+            if defaults_at is not None:
+                first = defaults_at[0].mark(("defaults",), key=True)
+                ctx.error(src, ("defaults",), "'defaults' is already defined in "
+                          f"{defaults_at[0].path}:{first.line}; define it in one file only",
+                          key=True)
+            else:
+                defaults, defaults_at = m.defaults, (src, ("defaults",))
+        if m.route is not None:
+            if route_at is not None:
+                first = route_at[0].mark(("route",), key=True)
+                ctx.error(src, ("route",), "a second 'route' — the route tree is already "
+                          f"defined in {route_at[0].path}:{first.line}; exactly one file may "
+                          "define it", key=True)
+            else:
+                route_at = (src, m.route)
+
+    for item in loaded:
+        _collect_audiences(item, defaults, ctx)
+    for item in loaded:
+        _collect_templates(item, defaults, ctx)
+
+    root: Route | None = None
+    if route_at is not None:
+        src, model = route_at
+        root = _build_route(model, src, ("route",), None, "root", ctx)
+        _check_tree(root, model, src, ("route",), ctx, is_root=True)
+    elif loaded or not ctx.problems:
+        where = str(files[0]) if files else ", ".join(str(p) for p in paths)
+        ctx.problems.append(Problem(where, 0, 0, "no rule file defines 'route:' (exactly one "
+                                    "file must define the route tree)"))
+
+    ordered = sorted(ctx.problems, key=lambda p: (p.file, p.line, p.col))
+    if any(p.severity == "error" for p in ordered) or root is None:
+        raise RuleError(ordered)
+    root.finish()
+    return RuleSet(
+        root=root,
+        audiences={name: a for name, (a, _, _) in ctx.audiences.items()},
+        templates={name: t for name, (t, _, _) in ctx.templates.items()},
+        default_locale=defaults.locale,
+        default_timezone=defaults.timezone,
+        source_files=tuple(files),
+        warnings=[p for p in ordered if p.severity == "warning"],
+    )
+
+
+# --------------------------------------------------------------------------- files
+
+
+def _load_file(path: Path, ctx: _Ctx) -> _Loaded | None:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        ctx.problems.append(Problem(str(path), 0, 0, f"not UTF-8 text: {exc.reason}"))
+        return None
+    except OSError as exc:
+        ctx.problems.append(Problem(str(path), 0, 0, f"cannot read: {exc.strerror}"))
+        return None
+    src, problems = read_yaml(str(path), text)
+    ctx.problems.extend(problems)
+    if src is None:
+        return None
+    if not isinstance(src.data, dict):
+        ctx.problems.append(src.problem((), "a rule file must be a mapping with keys such as "
+                                        "'route', 'audiences', 'templates', 'defaults'"))
+        return None
+    try:
+        model = RuleFileModel.model_validate(src.data)
+    except ValidationError as exc:
+        ctx.problems.extend(validation_problems(exc, src, RuleFileModel))
+        return None
+    if problems:
+        return None
+    return _Loaded(src, model)
+
+
+# --------------------------------------------------------------------------- audiences
+
+
+def _collect_audiences(item: _Loaded, defaults: DefaultsModel, ctx: _Ctx) -> None:
+    src = item.src
+    for name, aud in (item.model.audiences or {}).items():
+        path: Path_ = ("audiences", name)
+        if not _NAME.match(name):
+            ctx.error(src, path, f"invalid audience name '{name}': use letters, digits, '_', "
+                      "'-', '.', ':' or '@'", key=True)
+            continue
+        if name in ctx.audiences:
+            _, first_src, first_path = ctx.audiences[name]
+            ctx.error(src, path, f"audience '{name}' is already defined at "
+                      f"{_where(first_src, first_path)}", key=True)
+            continue
+        ctx.audiences[name] = (_audience(name, aud, defaults, src, path, ctx), src, path)
+
+
+def _audience(name: str, aud: AudienceModel, defaults: DefaultsModel, src: SourceFile,
+              path: Path_, ctx: _Ctx) -> Audience:
+    contacts: list[Contact] = []
+    seen: dict[str, int] = {}
+    for i, c in enumerate(aud.contacts):
+        if c.id in seen:
+            ctx.error(src, (*path, "contacts", i, "id"),
+                      f"contact id '{c.id}' is used twice in audience '{name}'")
+            continue
+        seen[c.id] = i
+        contacts.append(Contact(id=c.id, name=c.name, email=c.email, phone=c.phone,
+                                locale=c.locale or defaults.locale,
+                                timezone=c.timezone or defaults.timezone))
+    return Audience(name=name, contacts=tuple(contacts), description=aud.description)
+
+
+def _where(src: SourceFile, path: Path_) -> str:
+    m = src.mark(path, key=True)
+    return f"{src.path}:{m.line}"
+
+
+# --------------------------------------------------------------------------- templates
+
+
+def _collect_templates(item: _Loaded, defaults: DefaultsModel, ctx: _Ctx) -> None:
+    src = item.src
+    for name, tpl in (item.model.templates or {}).items():
+        path: Path_ = ("templates", name)
+        if not _NAME.match(name):
+            ctx.error(src, path, f"invalid template name '{name}': use letters, digits, '_', "
+                      "'-', '.', ':' or '@'", key=True)
+            continue
+        if name in ctx.templates:
+            _, first_src, first_path = ctx.templates[name]
+            ctx.error(src, path, f"template '{name}' is already defined at "
+                      f"{_where(first_src, first_path)}", key=True)
+            continue
+        compiled = _template(name, tpl, defaults, src, path, ctx)
+        if compiled is not None:
+            ctx.templates[name] = (compiled, src, path)
+        else:
+            ctx.broken_templates.add(name)
+
+
+def _template(name: str, tpl: TemplateModel, defaults: DefaultsModel, src: SourceFile,
+              path: Path_, ctx: _Ctx) -> CompiledTemplate | None:
+    before = len(ctx.problems)
+    channels: dict[str, dict[str, CompiledMessage]] = {}
+    extra: dict[str, Any] = dict(tpl.model_extra or {})
+    if not extra:
+        ctx.error(src, path, f"template '{name}' has no messages: add a channel such as "
+                  "'email' with one mapping per locale", key=True)
+    for channel, raw in extra.items():
+        cpath: Path_ = (*path, channel)
+        if channel not in ctx.channel_kinds:
+            ctx.error(src, cpath, f"unknown channel '{channel}'"
+                      f"{did_you_mean(channel, ctx.channel_kinds | {'fallback_locale'})} "
+                      f"(known channels: {', '.join(sorted(ctx.channel_kinds))})", key=True)
+            continue
+        try:
+            messages = _MESSAGES.validate_python(raw)
+        except ValidationError as exc:
+            ctx.problems.extend(validation_problems(exc, src, MessageModel, prefix=cpath,
+                                                    data=raw))
+            continue
+        if not messages:
+            ctx.error(src, cpath, f"template '{name}' has no locales for channel '{channel}'")
+            continue
+        per_locale: dict[str, CompiledMessage] = {}
+        for locale, msg in messages.items():
+            lpath: Path_ = (*cpath, locale)
+            try:
+                check_locale(locale)
+            except ValueError as exc:
+                ctx.error(src, lpath, str(exc), key=True)
+                continue
+            required_fields = _REQUIRED_FIELDS.get(channel, ("text",))
+            for required in required_fields:
+                if getattr(msg, required) is None:
+                    ctx.error(src, lpath, f"missing required key '{required}' (every "
+                              f"'{channel}' message needs {' and '.join(required_fields)})",
+                              key=True)
+            fields: dict[str, Any] = {}
+            for fname in ("subject", "text", "html"):
+                source = getattr(msg, fname)
+                if source is None:
+                    fields[fname] = None
+                    continue
+                try:
+                    fields[fname] = compile_field(source, html=(fname == "html"))
+                except TemplateCompileError as exc:
+                    _template_problem(src, (*lpath, fname), exc, ctx)
+                    fields[fname] = None
+            if fields["text"] is not None:
+                per_locale[locale] = CompiledMessage(fields["subject"], fields["text"],
+                                                     fields["html"])
+        fallback = tpl.fallback_locale or defaults.locale
+        if messages and fallback not in messages:
+            which = "fallback_locale" if tpl.fallback_locale else "default locale"
+            ctx.error(src, cpath, f"template '{name}' has no '{channel}' message in its "
+                      f"{which} '{fallback}' (locales: {', '.join(sorted(messages))})",
+                      key=True)
+        channels[channel] = per_locale
+    if len(ctx.problems) != before:
+        return None
+    return CompiledTemplate(name=name, fallback_locale=tpl.fallback_locale, channels=channels)
+
+
+def _template_problem(src: SourceFile, path: Path_, exc: TemplateCompileError,
+                      ctx: _Ctx) -> None:
+    """Position a template error at the template's own line inside the file."""
+    mark = src.mark(path)
+    if mark.style in ("|", ">"):
+        line = mark.line + exc.lineno
+        text = src.lines[line - 1] if 0 < line <= len(src.lines) else ""
+        col = len(text) - len(text.lstrip(" ")) + 1
+    else:
+        line = mark.line + exc.lineno - 1
+        col = mark.col if exc.lineno == 1 else 1
+    ctx.problems.append(Problem(src.path, line, col, exc.message))
+
+
+# --------------------------------------------------------------------------- routes
+
+
+def _matcher_col(src: SourceFile, path: Path_, text: str, offset: int) -> tuple[int, int]:
+    """File line/col of character ``offset`` of a matcher string written at ``path``."""
+    mark: Mark = src.mark(path)
+    before = text[:offset]
+    if mark.style in ("|", ">"):
+        line = mark.line + 1 + before.count("\n")
+        src_line = src.lines[line - 1] if 0 < line <= len(src.lines) else ""
+        indent = len(src_line) - len(src_line.lstrip(" "))
+        return line, indent + 1 + len(before.rsplit("\n", 1)[-1])
+    quote = 1 if mark.style in ("'", '"') else 0
+    if "\n" in before:
+        return mark.line, mark.col
+    return mark.line, mark.col + quote + offset
+
+
+def _route_matchers(model: RouteModel, src: SourceFile, path: Path_,
+                    ctx: _Ctx) -> list[Matcher]:
+    out: list[Matcher] = []
+    for i, text in enumerate(model.matchers or []):
+        try:
+            out.extend(parse_matchers(text))
+        except MatcherParseError as exc:
+            line, col = _matcher_col(src, (*path, "matchers", i), text, exc.offset)
+            ctx.problems.append(Problem(src.path, line, col,
+                                        f"bad matcher {text!r} at character {exc.column}: "
+                                        f"{exc.message}"))
+    for kind, table in (("match", model.match), ("match_re", model.match_re)):
+        for label, value in (table or {}).items():
+            try:
+                mtype = MatchType.EQUAL if kind == "match" else MatchType.REGEX
+                out.append(Matcher.create(label, mtype, value))
+            except MatcherParseError as exc:
+                ctx.error(src, (*path, kind, label), exc.message)
+    return out
+
+
+def _severity(model: RouteModel) -> SeverityRule | None:
+    sev = model.severity
+    if sev is None:
+        return None
+    if isinstance(sev, SeverityFromLabel):
+        return SeverityRule(label=sev.label, mapping=sev.map, default=sev.default)
+    return SeverityRule(fixed=sev)
+
+
+def _build_route(model: RouteModel, src: SourceFile, path: Path_, parent: Route | None,
+                 route_id: str, ctx: _Ctx) -> Route:
+    group_by: tuple[str, ...] = parent.group_by if parent else ()
+    group_by_all = parent.group_by_all if parent else False
+    if model.group_by is not None:
+        group_by_all = model.group_by == ["..."]
+        group_by = () if group_by_all else tuple(sorted(model.group_by))
+    channels: Mapping[str, tuple[str, ...]] = parent.channels if parent else {}
+    if model.channels is not None:
+        channels = {k: tuple(v) for k, v in model.channels.items()}
+    mark = src.mark(path)
+    route = Route(
+        route_id=route_id,
+        name=model.name,
+        matchers=tuple(_route_matchers(model, src, path, ctx)),
+        continue_=model.continue_,
+        group_by=group_by,
+        group_by_all=group_by_all,
+        severity=_severity(model) or (parent.severity if parent else SeverityRule(
+            fixed="warning")),
+        audiences=tuple(model.audiences) if model.audiences is not None else (
+            parent.audiences if parent else ()),
+        channels=channels,
+        template=model.template if model.template is not None else (
+            parent.template if parent else ""),
+        owner=model.owner if model.owner is not None else (parent.owner if parent else None),
+        source=(src.path, mark.line, mark.col),
+    )
+    for i, child in enumerate(model.routes or []):
+        route.children.append(_build_route(child, src, (*path, "routes", i), route,
+                                           f"{route_id}/{i}", ctx))
+    return route
+
+
+def _check_tree(route: Route, model: RouteModel, src: SourceFile, path: Path_, ctx: _Ctx,
+                *, is_root: bool) -> None:
+    label = _route_label(route)
+    if is_root:
+        if model.matchers or model.match or model.match_re:
+            key = "matchers" if model.matchers else ("match" if model.match else "match_re")
+            ctx.error(src, (*path, key), f"the root route takes every alert: it cannot have "
+                      f"'{key}' (put them on a child route)", key=True)
+        if model.continue_:
+            ctx.error(src, (*path, "continue"), "the root route cannot have 'continue'",
+                      key=True)
+    if model.name is not None:
+        if model.name in ctx.route_names:
+            other_id, osrc, opath = ctx.route_names[model.name]
+            ctx.error(src, (*path, "name"), f"route name '{model.name}' is already used by "
+                      f"route {other_id} at {_where(osrc, opath)}")
+        else:
+            ctx.route_names[model.name] = (route.route_id, src, path)
+
+    for i, aud in enumerate(model.audiences or []):
+        if aud not in ctx.audiences:
+            ctx.error(src, (*path, "audiences", i), f"unknown audience '{aud}'"
+                      f"{did_you_mean(aud, ctx.audiences)}")
+    for sev, chans in (model.channels or {}).items():
+        for i, ch in enumerate(chans):
+            if ch not in ctx.channel_kinds:
+                ctx.error(src, (*path, "channels", sev, i), f"unknown channel '{ch}'"
+                          f"{did_you_mean(ch, ctx.channel_kinds)} (known channels: "
+                          f"{', '.join(sorted(ctx.channel_kinds))})")
+    if (model.template is not None and model.template not in ctx.templates
+            and model.template not in ctx.broken_templates):
+        ctx.error(src, (*path, "template"), f"unknown template '{model.template}'"
+                  f"{did_you_mean(model.template, ctx.templates)}")
+
+    can_be_final = not any(not c.matchers and not c.match and not c.match_re
+                           for c in (model.routes or []))
+    if can_be_final:
+        what = []
+        if not route.audiences:
+            what.append("audiences")
+        if not route.template:
+            what.append("template")
+        if not any(route.channels.values()):
+            what.append("channels")
+        for key in what:
+            ctx.error(src, path, f"{label} can match alerts but has no '{key}': set it on "
+                      "this route or on a parent route", key=True)
+        if route.template in ctx.templates and route.channels:
+            tpl = ctx.templates[route.template][0]
+            used = sorted({c for cs in route.channels.values() for c in cs
+                           if c in ctx.channel_kinds})
+            for ch in used:
+                if ch not in tpl.channels:
+                    where = (*path, "template") if model.template else path
+                    ctx.error(src, where, f"{label} may send on '{ch}' but template "
+                              f"'{route.template}' has no '{ch}' messages", key=True)
+
+    stopper: tuple[Route, Path_] | None = None
+    for i, (child, child_model) in enumerate(zip(route.children, model.routes or [],
+                                                  strict=True)):
+        cpath: Path_ = (*path, "routes", i)
+        if stopper is not None:
+            sroute, spath = stopper
+            ctx.warn(src, cpath, f"{_route_label(child)} is unreachable: the earlier sibling "
+                     f"{sroute.route_id} (line {src.mark(spath).line}) has no matchers and "
+                     "no 'continue: true', so it takes every alert that gets here")
+        elif not (child_model.matchers or child_model.match or child_model.match_re
+                  or child_model.continue_):
+            stopper = (child, cpath)
+        _check_tree(child, child_model, src, cpath, ctx, is_root=False)
+
+
+def _route_label(route: Route) -> str:
+    if route.name:
+        return f"route '{route.name}' ({route.route_id})"
+    return f"route {route.route_id}"
+
+
+def iter_problems(problems: Iterable[Problem], severity: str) -> list[Problem]:
+    """The problems of one severity (helper for callers)."""
+    return [p for p in problems if p.severity == severity]

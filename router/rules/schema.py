@@ -1,0 +1,224 @@
+"""The strict shape of a rule file (pydantic, ``extra="forbid"``).
+
+These models check structure and simple formats only; cross-references (audience,
+template and channel names), matcher syntax and template syntax are checked by the
+loader, which knows positions. Field names are the YAML keys; docs/rules.md documents
+each of them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
+
+__all__ = [
+    "AudienceModel",
+    "ContactModel",
+    "DefaultsModel",
+    "MessageModel",
+    "RouteModel",
+    "RuleFileModel",
+    "SeverityFromLabel",
+    "TemplateModel",
+]
+
+_EMAIL = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\".]+$")
+_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+_LOCALE = re.compile(r"^[a-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]*$")
+
+
+def check_timezone(value: str) -> str:
+    """Return ``value`` if it is an IANA time zone name, else raise ValueError."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone '{value}': use an IANA name such as 'UTC' or 'Europe/Paris'"
+        ) from None
+    return value
+
+
+def check_locale(value: str) -> str:
+    """Return ``value`` if it looks like a locale tag (``en``, ``fr``, ``fr-CA``)."""
+    if not _LOCALE.match(value):
+        raise ValueError(f"invalid locale '{value}': expected a tag such as 'en', 'fr' or 'fr-CA'")
+    return value
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ContactModel(_Strict):
+    """One person or mailbox of an audience."""
+
+    id: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    email: str | None = None
+    phone: str | None = None
+    locale: str | None = None
+    timezone: str | None = None
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, v: str | None) -> str | None:
+        if v is not None and not _EMAIL.match(v):
+            raise ValueError(f"invalid email address '{v}': expected name@domain.tld")
+        return v
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, v: str | None) -> str | None:
+        if v is not None and not _E164.match(v):
+            raise ValueError(
+                f"invalid phone number '{v}': expected E.164 such as +33612345678 "
+                "(a '+', the country code, no spaces)"
+            )
+        return v
+
+    @field_validator("locale")
+    @classmethod
+    def _locale(cls, v: str | None) -> str | None:
+        return None if v is None else check_locale(v)
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str | None) -> str | None:
+        return None if v is None else check_timezone(v)
+
+    @model_validator(mode="after")
+    def _reachable(self) -> ContactModel:
+        if self.email is None and self.phone is None:
+            raise ValueError(f"contact '{self.id}' has neither 'email' nor 'phone'")
+        return self
+
+
+class AudienceModel(_Strict):
+    """A named group of contacts."""
+
+    description: str | None = None
+    contacts: list[ContactModel] = Field(min_length=1)
+
+
+class MessageModel(_Strict):
+    """The fields of one message (per template, channel and locale)."""
+
+    subject: str | None = None
+    text: str
+    html: str | None = None
+
+
+class TemplateModel(BaseModel):
+    """A message template: ``fallback_locale`` plus one mapping per channel name.
+
+    Channel keys are open here (``extra="allow"``) because the known channel names come
+    from the adapter registry; the loader checks them and validates each as
+    ``dict[locale, MessageModel]``.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    fallback_locale: str | None = None
+
+    @field_validator("fallback_locale")
+    @classmethod
+    def _locale(cls, v: str | None) -> str | None:
+        return None if v is None else check_locale(v)
+
+
+class SeverityFromLabel(_Strict):
+    """Severity taken from a label value, through an optional mapping."""
+
+    label: str = Field(min_length=1)
+    map: dict[str, str] | None = None
+    default: str = "warning"
+
+
+def _severity_kind(v: Any) -> str:
+    return "from_label" if isinstance(v, dict) else "fixed"
+
+
+Severity = Annotated[
+    Annotated[str, Tag("fixed")] | Annotated[SeverityFromLabel, Tag("from_label")],
+    Discriminator(_severity_kind),
+]
+
+
+class RouteModel(_Strict):
+    """One node of the route tree (see docs/rules.md for the inheritance rules)."""
+
+    name: str | None = None
+    matchers: list[str] | None = None
+    match: dict[str, str] | None = None
+    match_re: dict[str, str] | None = None
+    continue_: bool = Field(default=False, alias="continue")
+    group_by: list[str] | None = None
+    severity: Severity | None = None
+    audiences: list[str] | None = None
+    channels: dict[str, list[str]] | None = None
+    template: str | None = None
+    owner: str | None = None
+    routes: list[RouteModel] | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str | None) -> str | None:
+        if v is not None and not _NAME.match(v):
+            raise ValueError(
+                f"invalid route name '{v}': use letters, digits, '_', '-', '.', ':' or '@'"
+            )
+        return v
+
+    @field_validator("group_by")
+    @classmethod
+    def _group_by(cls, v: list[str] | None) -> list[str] | None:
+        if v is None:
+            return v
+        if "..." in v and len(v) > 1:
+            raise ValueError("'...' (group by all labels) cannot be mixed with label names")
+        seen: set[str] = set()
+        for item in v:
+            if item in seen:
+                raise ValueError(f"label '{item}' is listed twice in group_by")
+            seen.add(item)
+        return v
+
+
+class DefaultsModel(_Strict):
+    """Rule-set wide defaults."""
+
+    locale: str = "en"
+    timezone: str = "UTC"
+
+    @field_validator("locale")
+    @classmethod
+    def _locale(cls, v: str) -> str:
+        return check_locale(v)
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        return check_timezone(v)
+
+
+class RuleFileModel(_Strict):
+    """One rule file. Several files are merged; exactly one of them has ``route``."""
+
+    defaults: DefaultsModel | None = None
+    audiences: dict[str, AudienceModel] | None = None
+    templates: dict[str, TemplateModel] | None = None
+    route: RouteModel | None = None

@@ -1,0 +1,51 @@
+"""The state store: intake log and delivery outbox, behind one interface.
+
+``open_store(url)`` picks the implementation from the URL scheme:
+
+- ``sqlite:///var/tocsin.db`` (relative path), ``sqlite:////abs/path.db``,
+  ``sqlite:///:memory:``; options as query parameters:
+  ``?synchronous=full|normal`` (default ``full``: durable against power loss; ``normal``
+  is durable against a process crash only) and ``max_batch=N`` (group commit size).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs
+
+from router.errors import ConfigError
+from router.store.base import COUNT_KEYS, Store
+from router.store.sqlite import SYNCHRONOUS_MODES, SqliteStore
+
+__all__ = ["COUNT_KEYS", "SqliteStore", "Store", "open_store"]
+
+_SQLITE = "sqlite:///"
+
+
+def open_store(url: str) -> Store:
+    """Build (not start) the store for ``url``; raise ConfigError if it is unusable."""
+    if not url.startswith(_SQLITE):
+        scheme = url.partition(":")[0] or url
+        raise ConfigError(
+            f"unsupported state_url scheme {scheme!r}: expected 'sqlite:///PATH' "
+            "(PostgreSQL is not implemented yet)"
+        )
+    path, _, query = url[len(_SQLITE):].partition("?")
+    if not path:
+        raise ConfigError(f"state_url {url!r} has no database path")
+    options = {key: values[-1] for key, values in parse_qs(query).items()}
+    unknown = set(options) - {"synchronous", "max_batch"}
+    if unknown:
+        raise ConfigError(f"unknown state_url option(s): {', '.join(sorted(unknown))}")
+    synchronous = options.get("synchronous", "full").upper()
+    if synchronous not in SYNCHRONOUS_MODES:
+        raise ConfigError(
+            f"state_url synchronous={synchronous.lower()!r}: expected one of "
+            + ", ".join(sorted(m.lower() for m in SYNCHRONOUS_MODES))
+        )
+    try:
+        max_batch = int(options.get("max_batch", "1000"))
+    except ValueError as exc:
+        raise ConfigError(f"state_url max_batch must be an integer: {exc}") from None
+    if max_batch < 1:
+        raise ConfigError("state_url max_batch must be >= 1")
+    return SqliteStore(path, synchronous=synchronous, max_batch=max_batch)

@@ -1,0 +1,74 @@
+"""Versioned schema migrations for the SQLite store.
+
+Migrations are the files ``router/store/migrations/NNNN_name.sql``, applied in order,
+each in its own transaction together with its row in ``schema_version``. A database
+written by a newer Tocsin (unknown version) is refused rather than silently misused.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from datetime import UTC, datetime
+from importlib.resources import files
+
+from router.errors import ConfigError
+
+__all__ = ["available_migrations", "current_version", "migrate"]
+
+_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+
+def available_migrations() -> list[tuple[int, str, str]]:
+    """``(version, file name, sql)`` of every shipped migration, in version order."""
+    found: list[tuple[int, str, str]] = []
+    for entry in files("router.store").joinpath("migrations").iterdir():
+        match = _NAME.match(entry.name)
+        if match:
+            found.append((int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
+    found.sort()
+    return found
+
+
+def current_version(conn: sqlite3.Connection) -> int:
+    """The schema version of the database (0 when empty)."""
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_version ("
+        " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+    )
+    row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+    return int(row[0] or 0)
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply every pending migration; return the resulting version.
+
+    ``conn`` must be in autocommit mode (``isolation_level=None``).
+    """
+    version = current_version(conn)
+    migrations = available_migrations()
+    latest = migrations[-1][0] if migrations else 0
+    if version > latest:
+        raise ConfigError(
+            f"the state database is at schema version {version}, newer than this Tocsin "
+            f"knows ({latest}); upgrade Tocsin or use another state_url"
+        )
+    for number, name, sql in migrations:
+        if number <= version:
+            continue
+        applied_at = datetime.now(UTC).isoformat(timespec="microseconds")
+        script = (
+            "BEGIN IMMEDIATE;\n"
+            f"{sql}\n;\n"
+            f"INSERT INTO schema_version (version, name, applied_at) "
+            f"VALUES ({number}, '{name}', '{applied_at}');\n"
+            "COMMIT;\n"
+        )
+        try:
+            conn.executescript(script)
+        except sqlite3.Error:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        version = number
+    return version

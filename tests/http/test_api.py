@@ -1,0 +1,180 @@
+"""History API, probes, metrics and JSON errors of the HTTP app (real SQLite store)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from router.models import NewDelivery, Receipt, RenderedMessage
+
+from .conftest import state_of, store_of
+
+NOW = datetime(2026, 11, 29, 6, 0, tzinfo=UTC)
+
+
+def _delivery(key: str, recipient: str) -> NewDelivery:
+    return NewDelivery(
+        idempotency_key=key,
+        incident_key='{}:{alertname="HostDown"}',
+        fingerprint="7f7737c93e27e4d4",
+        route_id="root/1",
+        phase="firing",
+        channel="email",
+        recipient=recipient,
+        contact_id="ops",
+        audience="ops",
+        severity="critical",
+        locale="fr",
+        message=RenderedMessage(subject="Panne", text="Le nœud est tombé"),
+    )
+
+
+async def _three_deliveries(client: TestClient[Any, Any]) -> None:
+    """One sent, one failed, one pending (in that insertion order)."""
+    store = store_of(client)
+    inserted = await store.commit_plan(
+        [],
+        [_delivery("k1", "alice.martin@example.com"), _delivery("k2", "bob@example.org"),
+         _delivery("k3", "+33612345678")],
+        now=NOW,
+        deadline_s=3600,
+    )
+    assert inserted == 3
+    claimed = await store.claim_due(NOW, limit=2, lease_s=60)
+    by_key = {d.idempotency_key: d.id for d in claimed}
+    await store.mark_sent(by_key["k1"], NOW, Receipt(provider_id="<m1@x>"))
+    await store.mark_failed(by_key["k2"], NOW, "550 5.1.1 <bob@example.org>: no such user")
+
+
+async def test_deliveries_lists_history_with_masked_recipients(
+    client: TestClient[Any, Any],
+) -> None:
+    """The history shows every documented field, newest first, recipients masked."""
+    await _three_deliveries(client)
+    response = await client.get("/api/v1/deliveries")
+    assert response.status == 200
+    rows = await response.json()
+    assert [r["recipient"] for r in rows] == ["+336******78", "b***@e***.org", "a***@e***.com"]
+    assert set(rows[0]) == {
+        "id", "incident_key", "fingerprint", "route_id", "phase", "channel", "recipient",
+        "audience", "severity", "status", "attempts", "created_at", "updated_at", "sent_at",
+        "next_attempt_at", "last_error",
+    }
+    sent = rows[2]
+    assert sent["status"] == "sent"
+    assert sent["attempts"] == 1
+    assert sent["sent_at"].startswith("2026-11-29T06:00:00")
+    assert sent["incident_key"] == '{}:{alertname="HostDown"}'
+    failed = rows[1]
+    assert failed["last_error"] == "550 5.1.1 <b***@e***.org>: no such user"
+    assert "alice" not in str(rows) and "bob@" not in str(rows) and "12345" not in str(rows)
+
+
+@pytest.mark.parametrize(("status", "count"), [("pending", 1), ("sent", 1), ("failed", 1)])
+async def test_deliveries_filter_by_status(
+    client: TestClient[Any, Any], status: str, count: int
+) -> None:
+    """?status= keeps only rows in that status."""
+    await _three_deliveries(client)
+    rows = await (await client.get(f"/api/v1/deliveries?status={status}")).json()
+    assert len(rows) == count
+    assert {r["status"] for r in rows} == {status}
+
+
+async def test_deliveries_limit_and_offset(client: TestClient[Any, Any]) -> None:
+    """limit and offset page through the history, newest first."""
+    await _three_deliveries(client)
+    first = await (await client.get("/api/v1/deliveries?limit=2")).json()
+    rest = await (await client.get("/api/v1/deliveries?limit=2&offset=2")).json()
+    assert len(first) == 2 and len(rest) == 1
+    assert [r["id"] for r in first + rest] == sorted((r["id"] for r in first + rest),
+                                                     reverse=True)
+
+
+@pytest.mark.parametrize(
+    ("query", "location", "words"),
+    [
+        ("status=done", "query.status", "must be one of pending, sent, failed, got 'done'"),
+        ("limit=1001", "query.limit", "must be an integer from 1 to 1000, got 1001"),
+        ("limit=0", "query.limit", "must be an integer from 1 to 1000, got 0"),
+        ("limit=ten", "query.limit", "got 'ten'"),
+        ("offset=-1", "query.offset", "must be an integer from 0"),
+    ],
+)
+async def test_deliveries_bad_query_is_400(
+    client: TestClient[Any, Any], query: str, location: str, words: str
+) -> None:
+    """Invalid filters are a 400 naming the parameter, never a 500."""
+    response = await client.get(f"/api/v1/deliveries?{query}")
+    assert response.status == 400
+    answer = await response.json()
+    assert answer["status"] == "error"
+    assert answer["location"] == location
+    assert words in answer["error"]
+
+
+async def test_healthz(client: TestClient[Any, Any]) -> None:
+    """/healthz answers 200 while the process runs."""
+    response = await client.get("/healthz")
+    assert response.status == 200
+    assert await response.json() == {"status": "ok"}
+
+
+async def test_readyz_ready_then_draining(client: TestClient[Any, Any]) -> None:
+    """/readyz is 200 when store and rules are fine, 503 with the reason once draining."""
+    ready = await client.get("/readyz")
+    assert ready.status == 200
+    assert await ready.json() == {"status": "ready"}
+    state_of(client).draining = True
+    draining = await client.get("/readyz")
+    assert draining.status == 503
+    assert await draining.json() == {
+        "status": "not ready", "reasons": ["draining: the service is shutting down"]
+    }
+
+
+async def test_readyz_store_down(client: TestClient[Any, Any]) -> None:
+    """A store that no longer answers makes /readyz 503 (not a 500)."""
+    await store_of(client).close()
+    response = await client.get("/readyz")
+    assert response.status == 503
+    assert "state store not answering" in (await response.json())["reasons"]
+
+
+async def test_metrics_expose_tocsin_metrics_and_refresh_gauges(
+    client: TestClient[Any, Any],
+) -> None:
+    """/metrics is Prometheus text; outbox and intake gauges come from the store."""
+    await _three_deliveries(client)
+    fixture = b'{"alerts": [{"labels": {"alertname": "A"}}, {"labels": {"alertname": "B"}}]}'
+    posted = await client.post("/webhook/alertmanager", data=fixture,
+                               headers={"Content-Type": "application/json"})
+    assert posted.status == 200
+    response = await client.get("/metrics")
+    assert response.status == 200
+    assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    text = await response.text()
+    assert 'tocsin_outbox_depth{status="pending"} 1.0' in text
+    assert 'tocsin_outbox_depth{status="failed"} 1.0' in text
+    assert "tocsin_intake_pending 2.0" in text
+    assert "tocsin_alerts_received_total" in text
+    assert "tocsin_webhook_rejected_requests_total" in text
+
+
+async def test_unknown_path_is_json_404(client: TestClient[Any, Any]) -> None:
+    """404s are JSON too."""
+    response = await client.get("/nope")
+    assert response.status == 404
+    assert await response.json() == {"status": "error", "error": "not found: GET /nope"}
+
+
+async def test_wrong_method_is_json_405_with_allow(client: TestClient[Any, Any]) -> None:
+    """405s are JSON and keep the Allow header."""
+    response = await client.get("/webhook/alertmanager")
+    assert response.status == 405
+    assert response.headers["Allow"] == "POST"
+    answer = await response.json()
+    assert answer["error"] == "method GET not allowed on /webhook/alertmanager (allowed: POST)"

@@ -1,0 +1,267 @@
+"""Behaviour of the SQLite store: durability, group commit, idempotency, leases, reads."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from router.models import Receipt
+from router.store import SqliteStore
+from tests.store.factories import T0, make_delivery, make_record
+
+
+async def reopen(path: Path, **kwargs: bool) -> SqliteStore:
+    store = SqliteStore(str(path), **kwargs)
+    await store.start()
+    return store
+
+
+async def test_intake_survives_close_and_reopen(tmp_path: Path) -> None:
+    """Records acknowledged by append_intake are read back identical after a reopen."""
+    path = tmp_path / "t.db"
+    store = await reopen(path)
+    records = [make_record("HostDown", instance="a"), make_record("DiskFull", instance="b")]
+    ids = await store.append_intake(records)
+    await store.close()
+
+    store = await reopen(path)
+    try:
+        fetched = await store.fetch_intake(10)
+    finally:
+        await store.close()
+    assert [i for i, _ in fetched] == ids
+    assert [r for _, r in fetched] == records
+
+
+async def test_fetch_intake_is_oldest_first_and_limited(store: SqliteStore) -> None:
+    """fetch_intake returns unprocessed rows in arrival order, at most ``limit``."""
+    ids = await store.append_intake([make_record(f"A{i}") for i in range(5)])
+    fetched = await store.fetch_intake(3)
+    assert [i for i, _ in fetched] == ids[:3]
+    assert [r.alert.labels["alertname"] for _, r in fetched] == ["A0", "A1", "A2"]
+
+
+async def test_concurrent_appends_are_group_committed(store: SqliteStore) -> None:
+    """1000 concurrent single-record appends share a handful of transactions."""
+    before = store.commits
+    results = await asyncio.gather(
+        *(store.append_intake([make_record("A", n=str(i))]) for i in range(1000))
+    )
+    assert len({ids[0] for ids in results}) == 1000
+    assert store.commits - before <= 100  # one per alert would be 1000
+    assert (await store.counts())["intake_pending"] == 1000
+
+
+async def test_group_commit_respects_max_batch(tmp_path: Path) -> None:
+    """No transaction holds more than max_batch jobs."""
+    store = SqliteStore(str(tmp_path / "t.db"), max_batch=10)
+    await store.start()
+    try:
+        before = store.commits
+        await asyncio.gather(*(store.append_intake([make_record()]) for _ in range(100)))
+        assert store.commits - before >= 10
+    finally:
+        await store.close()
+
+
+async def test_one_call_with_many_records_is_one_transaction(store: SqliteStore) -> None:
+    """A 500-record append costs exactly one commit."""
+    before = store.commits
+    ids = await store.append_intake([make_record(n=str(i)) for i in range(500)])
+    assert len(ids) == 500
+    assert store.commits - before == 1
+
+
+async def test_commit_plan_ignores_duplicate_keys_and_marks_intake(store: SqliteStore) -> None:
+    """A delivery whose idempotency key exists is not inserted twice; intake is marked."""
+    ids = await store.append_intake([make_record(), make_record("B")])
+    inserted = await store.commit_plan(
+        ids[:1], [make_delivery("k1"), make_delivery("k1")], now=T0, deadline_s=600
+    )
+    assert inserted == 1
+    again = await store.commit_plan(
+        ids[1:], [make_delivery("k1"), make_delivery("k2")], now=T0, deadline_s=600
+    )
+    assert again == 1
+    assert await store.fetch_intake(10) == []
+    assert await store.counts() == {"intake_pending": 0, "pending": 2, "sent": 0, "failed": 0}
+    rows = await store.list_deliveries()
+    assert {d.idempotency_key for d in rows} == {"k1", "k2"}
+    first = rows[-1]
+    assert first.deadline_at == T0 + timedelta(seconds=600)
+    assert first.next_attempt_at == T0
+    assert first.message.subject == "Panne é"
+    assert first.attempts == 0
+
+
+async def test_commit_plan_records_render_failures_as_failed(store: SqliteStore) -> None:
+    """A planned delivery with a failed_reason lands as failed, never claimed."""
+    await store.commit_plan(
+        [], [make_delivery("bad", failed_reason="template boom")], now=T0, deadline_s=60
+    )
+    (row,) = await store.list_deliveries()
+    assert row.status == "failed"
+    assert row.last_error == "template boom"
+    assert await store.claim_due(T0 + timedelta(hours=1), 10, 30) == []
+
+
+async def test_claimed_row_is_not_claimed_again_until_lease_expires(store: SqliteStore) -> None:
+    """A lease hides a claimed row from other claims until it runs out."""
+    await store.commit_plan([], [make_delivery("k1")], now=T0, deadline_s=600)
+    (claimed,) = await store.claim_due(T0, 10, lease_s=30)
+    assert claimed.attempts == 1
+    assert await store.claim_due(T0 + timedelta(seconds=29), 10, lease_s=30) == []
+    (again,) = await store.claim_due(T0 + timedelta(seconds=30), 10, lease_s=30)
+    assert again.id == claimed.id
+    assert again.attempts == 2
+
+
+async def test_claim_only_due_rows_oldest_first_up_to_limit(store: SqliteStore) -> None:
+    """claim_due takes rows due at ``now``, in due order, at most ``limit``."""
+    await store.commit_plan([], [make_delivery("a")], now=T0, deadline_s=600)
+    later = T0 + timedelta(seconds=10)
+    await store.commit_plan([], [make_delivery("b"), make_delivery("c")], now=later,
+                            deadline_s=600)
+    assert [d.idempotency_key for d in await store.claim_due(T0, 10, 30)] == ["a"]
+    got = await store.claim_due(later, 1, 30)
+    assert [d.idempotency_key for d in got] == ["b"]
+
+
+async def test_mark_retry_makes_row_due_at_next_attempt(store: SqliteStore) -> None:
+    """After mark_retry the row is due again at next_attempt_at, not before."""
+    await store.commit_plan([], [make_delivery()], now=T0, deadline_s=600)
+    (d,) = await store.claim_due(T0, 10, 30)
+    retry_at = T0 + timedelta(seconds=5)
+    await store.mark_retry(d.id, retry_at, "451 try later", at=T0)
+    assert await store.claim_due(T0 + timedelta(seconds=4), 10, 30) == []
+    (again,) = await store.claim_due(retry_at, 10, 30)
+    assert again.last_error == "451 try later"
+    assert again.status == "pending"
+
+
+async def test_mark_sent_and_failed_are_terminal(store: SqliteStore) -> None:
+    """sent and failed rows are never claimed again and later marks do not change them."""
+    await store.commit_plan([], [make_delivery("s"), make_delivery("f")], now=T0,
+                            deadline_s=600)
+    s, f = await store.claim_due(T0, 10, 30)
+    at = T0 + timedelta(seconds=1)
+    await store.mark_sent(s.id, at, Receipt(provider_id="<id@x>"))
+    await store.mark_failed(f.id, at, "550 no such user")
+    await store.mark_retry(s.id, at, "late", at=at)  # no effect: no longer pending
+    await store.mark_failed(s.id, at, "late")
+    assert await store.claim_due(T0 + timedelta(days=1), 10, 30) == []
+    by_key = {d.idempotency_key: d for d in await store.list_deliveries()}
+    assert by_key["s"].status == "sent"
+    assert by_key["s"].sent_at == at
+    assert by_key["s"].provider_id == "<id@x>"
+    assert by_key["s"].next_attempt_at is None
+    assert by_key["f"].status == "failed"
+    assert by_key["f"].last_error == "550 no such user"
+    assert await store.counts() == {"intake_pending": 0, "pending": 0, "sent": 1, "failed": 1}
+
+
+async def test_lease_survives_restart_when_not_released(tmp_path: Path) -> None:
+    """Without release on start, a row claimed before a crash waits for its lease."""
+    path = tmp_path / "t.db"
+    store = await reopen(path)
+    await store.commit_plan([], [make_delivery()], now=T0, deadline_s=600)
+    await store.claim_due(T0, 10, 60)
+    await store.close()  # the process "dies" mid-send: no mark_*
+
+    store = await reopen(path, release_leases_on_start=False)
+    try:
+        assert await store.claim_due(T0 + timedelta(seconds=59), 10, 60) == []
+        (d,) = await store.claim_due(T0 + timedelta(seconds=60), 10, 60)
+        assert d.attempts == 2
+    finally:
+        await store.close()
+
+
+async def test_restart_releases_dead_leases_once(tmp_path: Path) -> None:
+    """By default a restart makes an interrupted send due at once, and only once."""
+    path = tmp_path / "t.db"
+    store = await reopen(path)
+    await store.commit_plan([], [make_delivery("k"), make_delivery("done")], now=T0,
+                            deadline_s=600)
+    k, done = await store.claim_due(T0, 10, 60)
+    await store.mark_sent(done.id, T0, Receipt())
+    await store.close()
+
+    store = await reopen(path)
+    try:
+        (again,) = await store.claim_due(T0, 10, 60)
+        assert again.id == k.id
+        assert await store.claim_due(T0, 10, 60) == []
+    finally:
+        await store.close()
+
+
+async def test_list_deliveries_filters_and_pages_newest_first(store: SqliteStore) -> None:
+    """list_deliveries filters by status and pages newest first."""
+    await store.commit_plan([], [make_delivery(f"k{i}") for i in range(5)], now=T0,
+                            deadline_s=600)
+    (first, *_) = await store.claim_due(T0, 1, 30)
+    await store.mark_failed(first.id, T0, "boom")
+    assert [d.idempotency_key for d in await store.list_deliveries()] == [
+        "k4", "k3", "k2", "k1", "k0"]
+    page = await store.list_deliveries(status="pending", limit=2, offset=1)
+    assert [d.idempotency_key for d in page] == ["k3", "k2"]
+    assert [d.idempotency_key for d in await store.list_deliveries(status="failed")] == ["k0"]
+    with pytest.raises(ValueError, match="unknown delivery status"):
+        await store.list_deliveries(status="lost")
+
+
+async def test_ping_and_counts_on_empty_store(store: SqliteStore) -> None:
+    """An empty started store answers ping and zero counts."""
+    assert await store.ping()
+    assert await store.counts() == {"intake_pending": 0, "pending": 0, "sent": 0, "failed": 0}
+
+
+async def test_closed_store_refuses_work(tmp_path: Path) -> None:
+    """After close, writes raise and ping answers False."""
+    store = await reopen(tmp_path / "t.db")
+    await store.close()
+    await store.close()  # idempotent
+    assert not await store.ping()
+    with pytest.raises(RuntimeError, match="closed"):
+        await store.append_intake([make_record()])
+
+
+async def test_naive_datetimes_are_rejected(store: SqliteStore) -> None:
+    """The store refuses naive datetimes instead of guessing their zone."""
+    with pytest.raises(ValueError, match="naive"):
+        await store.claim_due(datetime(2024, 1, 1), 1, 30)  # naive on purpose
+
+
+async def test_timestamps_round_trip_in_utc(store: SqliteStore) -> None:
+    """A non-UTC aware time is stored and read back as the same instant in UTC."""
+    from zoneinfo import ZoneInfo
+
+    paris = datetime(2024, 5, 1, 14, 0, 0, 123456, tzinfo=ZoneInfo("Europe/Paris"))
+    await store.commit_plan([], [make_delivery()], now=paris, deadline_s=1)
+    (d,) = await store.list_deliveries()
+    assert d.created_at == paris
+    assert d.created_at.tzinfo == UTC
+
+
+async def test_failing_job_fails_alone_in_its_batch(store: SqliteStore) -> None:
+    """One job raising inside a group-committed batch fails only its own caller."""
+    writer = store._writer  # the writer seam itself is under test here
+
+    def bad(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO nonexistent VALUES (1)")
+
+    results = await asyncio.gather(
+        *(store.append_intake([make_record(n=str(i))]) for i in range(20)),
+        writer.submit(bad),
+        *(store.append_intake([make_record(n=str(i))]) for i in range(20, 40)),
+        return_exceptions=True,
+    )
+    errors = [r for r in results if isinstance(r, BaseException)]
+    assert len(errors) == 1
+    assert isinstance(errors[0], sqlite3.OperationalError)
+    assert (await store.counts())["intake_pending"] == 40
