@@ -29,6 +29,7 @@ test: $(STAMP) system-deps
 	$(BIN)/ruff check router adapters tests bench deploy
 	$(BIN)/mypy
 	$(BIN)/tocsin rules check rules/
+	$(BIN)/tocsin rules test rules/
 	$(BIN)/pytest -q
 
 lint: $(STAMP)
@@ -39,6 +40,7 @@ typecheck: $(STAMP)
 
 rules-check: $(STAMP)
 	$(BIN)/tocsin rules check rules/
+	$(BIN)/tocsin rules test rules/
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest_p2.py

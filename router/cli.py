@@ -107,11 +107,15 @@ def _build() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         help="show the routes, decisions and messages for one alert",
         formatter_class=_FORMATTER,
         description=(
-            "Evaluate the rule set at PATH for one alert given by its labels (and\n"
-            "annotations): matched routes, decisions, rendered messages."
+            "Without --labels: run the rule test files at PATH (PATH/tests/*.yaml, a\n"
+            "tests/ folder or test files): one line per case, a diff per failed\n"
+            "expectation, then 'N passed, M failed'; exit 1 when a case fails.\n\n"
+            "With --labels: evaluate the rule set at PATH for one alert given by its\n"
+            "labels (and annotations): the route tree walk, decisions, rendered messages."
         ),
         epilog=(
             "examples:\n"
+            "  tocsin rules test rules/\n"
             "  tocsin rules test rules/ --labels alertname=HostDown severity=critical\n"
             "  tocsin rules test rules/ --labels alertname=DiskFull "
             "--annotations summary='disk 95% full' --format json"
@@ -124,7 +128,42 @@ def _build() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
                       default=[], metavar="NAME=VALUE", help="alert annotations")
     test.add_argument("--format", choices=("text", "json"), default="text",
                       help="output format (default: text)")
+    test.add_argument("--at", metavar="TIME", default=None,
+                      help="clock time of the alert, ISO 8601 (e.g. 2024-05-02T14:03:00Z); "
+                           "default: now")
 
+    diff = rule_commands.add_parser(
+        "diff",
+        help="show which alerts change route, audience, channel or severity",
+        formatter_class=_FORMATTER,
+        description=(
+            "Evaluate every alert of FILE.jsonl (one Alertmanager alert per line, or a\n"
+            "bare label set) with the OLD and the NEW rule set and list the alerts whose\n"
+            "matched routes, audiences, channels or severity differ, grouped by change.\n"
+            "Exit 0 when both rule sets are valid (changed or not), 1 otherwise."
+        ),
+        epilog=(
+            "examples:\n"
+            "  git worktree add /tmp/main main\n"
+            "  tocsin rules diff /tmp/main/rules rules/ --alerts alerts.jsonl"
+        ),
+    )
+    diff.add_argument("old", metavar="OLD", help="rule file or folder before the change")
+    diff.add_argument("new", metavar="NEW", help="rule file or folder after the change")
+    diff.add_argument("--alerts", required=True, metavar="FILE.jsonl",
+                      help="alerts to evaluate, one JSON object per line")
+    diff.add_argument("--format", choices=("text", "json"), default="text",
+                      help="output format (default: text)")
+    diff.add_argument("--all", action="store_true", dest="show_all",
+                      help="list every changed alert (default: 5 examples per change)")
+
+    from router.rules.importer_cli import add_import_parser
+
+    add_import_parser(rule_commands, _FORMATTER)  # rules import-alertmanager
+
+    from router.deliveries_cli import add_parsers
+
+    add_parsers(commands, _FORMATTER)  # deliveries retry, push vapid-keys
     commands.add_parser(
         "version",
         help="print the version",
@@ -147,24 +186,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "version":
         print(f"tocsin {__version__}")
         return EXIT_OK
+    if args.command in ("deliveries", "push"):
+        from router.deliveries_cli import run
+
+        code = run(args)
+        return EXIT_USAGE if code is None else code
     if args.command == "rules":
         if args.rules_command == "check":
             from router.rules.cli import check_command
 
             return check_command(list(args.paths), sys.stdout)
         if args.rules_command == "test":
-            from router.rules.cli import explain_command
+            from router.rules.cli import explain_command, test_files_command
 
             if not args.labels:
+                code = test_files_command(list(args.paths), sys.stdout)
+                if code is not None:
+                    return code
                 test_parser.print_usage(sys.stderr)
-                sys.stderr.write("tocsin rules test: --labels is required (at least one "
-                                 "NAME=VALUE)\n")
+                sys.stderr.write("tocsin rules test: no rule test files found (PATH/tests/"
+                                 "*.yaml, or files with 'cases:'); give --labels NAME=VALUE "
+                                 "... to explain one alert\n")
                 return EXIT_USAGE
             return explain_command(
                 list(args.paths), dict(args.labels), dict(args.annotations), args.format,
-                sys.stdout,
+                sys.stdout, at=args.at,
             )
-        sys.stderr.write("tocsin rules: a subcommand is required (check or test); "
+        if args.rules_command == "diff":
+            from router.rules.cli import diff_command
+
+            return diff_command(args.old, args.new, args.alerts, args.format, sys.stdout,
+                                show_all=args.show_all)
+        if args.rules_command == "import-alertmanager":
+            from router.rules.cli import import_alertmanager_command
+
+            return import_alertmanager_command(args.config, args.output, sys.stdout,
+                                               sys.stderr, include_template=args.template)
+        sys.stderr.write("tocsin rules: a subcommand is required (check, test, diff or "
+                         "import-alertmanager); "
                          "see 'tocsin rules --help'\n")
         return EXIT_USAGE
     parser.print_help(sys.stderr)

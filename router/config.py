@@ -36,7 +36,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic import model_validator as _model_validator
 
+from router.channels_config import SnsConfig, WebPushConfig
 from router.errors import ConfigError
+from router.incidents.config import IncidentsConfig
+from router.kafka_config import KafkaConfig
 
 __all__ = [
     "ENV_PREFIX",
@@ -55,7 +58,8 @@ __all__ = [
 ENV_PREFIX = "TOCSIN_"
 #: ``TOCSIN_`` variables that are not config keys (ignored by :func:`load_config`).
 NON_CONFIG_ENV: frozenset[str] = frozenset({"TOCSIN_CONFIG", "TOCSIN_REQUIRE_SERVICES"})
-_SECRET_KEYS = frozenset({"password", "bearer_token"})
+_SECRET_KEYS = frozenset({"password", "bearer_token", "secret_access_key",
+                          "vapid_private_key", "api_token"})
 
 
 class _Strict(BaseModel):
@@ -138,10 +142,16 @@ class ServiceConfig(_Strict):
     listen: str = "127.0.0.1:9095"
     state_url: str = "sqlite:///var/tocsin.db"
     rules: list[str] = Field(default_factory=lambda: ["rules/"], min_length=1)
+    # Seconds between checks of the rule files for changes (hot reload); 0 disables.
+    rules_poll_interval_s: float = Field(default=2.0, ge=0)
     smtp: SmtpConfig = Field(default_factory=SmtpConfig)
     webhook: WebhookConfig = Field(default_factory=WebhookConfig)
     dispatch: DispatchConfig = Field(default_factory=DispatchConfig)
     log: LogConfig = Field(default_factory=LogConfig)
+    incidents: IncidentsConfig = Field(default_factory=IncidentsConfig)  # incident scheduler
+    kafka: KafkaConfig | None = None  # Kafka source / cluster ingest (docs/kafka.md)
+    sns: SnsConfig | None = None  # SMS and topics through AWS SNS (docs/channels.md)
+    webpush: WebPushConfig | None = None  # Web Push (docs/channels.md)
 
     @field_validator("listen")
     @classmethod

@@ -1,28 +1,34 @@
-"""The intake processor: routes persisted intake rows into the outbox.
+"""The intake processor: routes persisted intake rows into incidents.
 
-Loop: fetch unprocessed intake rows in batches (oldest first), evaluate the rules, plan
-the deliveries, then commit the deliveries and mark the rows processed in ONE store
-transaction, then wake the dispatcher. A batch uses one rule set from start to end
-(a hot reload swaps the reference between batches).
+Loop: fetch unprocessed intake rows in batches (oldest first), evaluate the rules, turn
+every (alert, matched route) into an :class:`~router.incidents.engine.AlertEvent` of its
+group, then apply the events to the incidents (open, join, resolve, duplicate, timers),
+update the inhibition sources and mark the rows processed in ONE store transaction, then
+wake the scheduler. Messages are planned by the scheduler when an incident's timer fires
+(``group_wait`` after it opened, ``group_interval`` after a change). A batch uses one
+rule set from start to end (a hot reload swaps the reference between batches).
 
-Crash safety: a crash after the intake commit and before the plan commit leaves the
-rows unprocessed; they are planned again after the restart and the idempotency keys make
-the second plan a no-op for anything already in the outbox.
+Crash safety: a crash after the intake commit and before the incident commit leaves the
+rows unprocessed; they are applied again after the restart (nothing was written).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Protocol
 
 import structlog
 
 from router.clock import Clock
-from router.metrics import INTAKE_PENDING
-from router.models import NewDelivery, RouteDecision
-from router.planner import RulesView, plan
-from router.store.base import Store
+from router.incidents.engine import AlertEvent, sender_of
+from router.incidents.flush import FlushRules
+from router.incidents.grouping import group_key, group_labels
+from router.metrics import INCIDENT_ALERT_EVENTS, INTAKE_PENDING
+from router.models import IncidentPolicy, RouteDecision
+from router.rules.inhibit import source_keys
+from router.store.incidents import IncidentStore, SourceUpdate
 
 __all__ = ["IntakeProcessor", "RoutingRules"]
 
@@ -32,7 +38,7 @@ _YIELD_EVERY = 64  # rows planned between two yields to the event loop
 _GAUGE_REFRESH_S = 0.5
 
 
-class RoutingRules(RulesView, Protocol):
+class RoutingRules(FlushRules, Protocol):
     """What the processor needs of a rule set (``router.rules.RuleSet`` satisfies it)."""
 
     def evaluate(self, labels: Mapping[str, str]) -> list[RouteDecision]: ...
@@ -43,7 +49,7 @@ class IntakeProcessor:
 
     def __init__(
         self,
-        store: Store,
+        store: IncidentStore,
         rules: Callable[[], RoutingRules],
         *,
         clock: Clock,
@@ -51,7 +57,10 @@ class IntakeProcessor:
         batch_size: int = 500,
         poll_interval_s: float = 1.0,
         on_planned: Callable[[], None] | None = None,
+        timer_scale: float = 1.0,
     ) -> None:
+        """``on_planned`` is called when a batch set or moved an incident timer (wake the
+        scheduler); ``timer_scale`` multiplies the rule timers (tests, demos)."""
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         self._store = store
@@ -61,6 +70,7 @@ class IntakeProcessor:
         self._batch_size = batch_size
         self._poll_interval_s = poll_interval_s
         self.on_planned = on_planned
+        self._timer_scale = timer_scale
         self._wake = asyncio.Event()
         self._stopping = False
         self._running = False
@@ -103,12 +113,25 @@ class IntakeProcessor:
         if not rows:
             return 0
         rules = self._rules()  # one rule set for the whole batch
-        deliveries: list[NewDelivery] = []
+        inhibit = rules.incident.inhibit_rules
+        events: list[AlertEvent] = []
+        sources: list[SourceUpdate] = []
         for index, (intake_id, record) in enumerate(rows):
             alert = record.alert
             try:
                 decisions = rules.evaluate(alert.labels)
-                planned = plan(record, decisions, rules)
+                sender = sender_of(record.source, record.meta)
+                for decision in decisions:
+                    labels = group_labels(decision, alert.labels)
+                    events.append(AlertEvent(
+                        decision=self._scaled(decision),
+                        group_key=group_key(decision.route_id, labels),
+                        group_labels=labels, alert=alert, source=record.source,
+                        sender=sender, meta=record.meta))
+                if inhibit:
+                    sources.append(SourceUpdate(
+                        alert.fingerprint, alert.status == "firing",
+                        tuple(source_keys(inhibit, alert.labels))))
             except Exception:  # noqa: BLE001 - a bug must not block the intake forever
                 # The row is still marked processed: re-trying a deterministic failure
                 # would wedge every alert behind it. The traceback says what to fix.
@@ -118,21 +141,29 @@ class IntakeProcessor:
             if not decisions:
                 _log.warning("intake.unrouted", fingerprint=alert.fingerprint)
             _log.debug("intake.routed", intake_id=intake_id, fingerprint=alert.fingerprint,
-                       routes=[d.route_id for d in decisions], deliveries=len(planned))
-            deliveries.extend(planned)
+                       routes=[d.route_id for d in decisions])
             if index % _YIELD_EVERY == _YIELD_EVERY - 1:
-                await asyncio.sleep(0)  # planning is CPU work: let requests in
-        inserted = await self._store.commit_plan(
-            [intake_id for intake_id, _ in rows],
-            deliveries,
-            now=self._clock.now(),
-            deadline_s=self._deadline_s,
-        )
-        _log.info("intake.batch_planned", alerts=len(rows), deliveries=inserted,
-                  duplicates=len(deliveries) - inserted)
-        if inserted and self.on_planned is not None:
+                await asyncio.sleep(0)  # routing is CPU work: let requests in
+        earliest = await self._store.commit_intake(
+            [intake_id for intake_id, _ in rows], events, sources, now=self._clock.now())
+        INCIDENT_ALERT_EVENTS.inc(len(events))
+        _log.info("intake.batch_applied", alerts=len(rows), events=len(events),
+                  next_due_at=earliest.isoformat() if earliest else None)
+        if earliest is not None and self.on_planned is not None:
             self.on_planned()
         return len(rows)
+
+    def _scaled(self, decision: RouteDecision) -> RouteDecision:
+        scale = self._timer_scale
+        if scale == 1.0:
+            return decision
+        p = decision.policy
+        policy: IncidentPolicy = replace(
+            p, group_wait_s=p.group_wait_s * scale, group_interval_s=p.group_interval_s * scale,
+            repeat_interval_s=p.repeat_interval_s * scale,
+            follow_up_after_s=(p.follow_up_after_s * scale
+                               if p.follow_up_after_s is not None else None))
+        return replace(decision, policy=policy)
 
     async def _wait(self) -> None:
         try:

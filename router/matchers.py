@@ -163,6 +163,11 @@ class Matcher:
         return self.matches_value(labels.get(self.name, ""))
 
     @property
+    def pattern(self) -> str | None:
+        """The compiled (anchorable) regex source of a regex matcher, else None."""
+        return self._regex.pattern if self._regex is not None else None
+
+    @property
     def is_positive_literal(self) -> bool:
         """True for ``=`` and for ``=~`` of literal alternatives (indexable by value)."""
         return self.literals is not None and self.type in (MatchType.EQUAL, MatchType.REGEX)

@@ -10,14 +10,29 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 __all__ = [
     "ALERTS_RECEIVED",
+    "DEAD_LETTERS",
     "DELIVERIES",
     "DISPATCH_LATENCY",
+    "FALLBACKS_PLANNED",
+    "INCIDENT_ALERT_EVENTS",
+    "INCIDENT_FLUSHES",
     "INTAKE_PENDING",
+    "KAFKA_COMMITTED",
+    "KAFKA_CONSUMED",
+    "KAFKA_DEAD_LETTERED",
+    "KAFKA_DEAD_LETTER_FAILURES",
+    "KAFKA_HANDOFF_LATENCY",
+    "KAFKA_LAG",
+    "KAFKA_PAUSED",
+    "KAFKA_PUBLISHED",
+    "KAFKA_REDELIVERED",
     "OUTBOX_DEPTH",
     "PLANNED_DELIVERIES",
+    "RATE_LIMITED",
     "REGISTRY",
     "RULES_LAST_RELOAD",
     "RULES_RELOAD_SUCCESS",
+    "SMS_SEGMENTS",
     "WEBHOOK_REJECTED",
 ]
 
@@ -73,5 +88,102 @@ RULES_RELOAD_SUCCESS = Gauge(
 RULES_LAST_RELOAD = Gauge(
     "tocsin_rules_last_reload_timestamp_seconds",
     "Unix time of the last successful rule load.",
+    registry=REGISTRY,
+)
+
+# --------------------------------------------------------------------------- delivery semantics
+
+DEAD_LETTERS = Counter(
+    "tocsin_dead_letters",
+    "Deliveries that failed for good (status failed), by channel and reason "
+    "(permanent, deadline, unconfigured). Replay with `tocsin deliveries retry`.",
+    ["channel", "reason"],
+    registry=REGISTRY,
+)
+FALLBACKS_PLANNED = Counter(
+    "tocsin_fallbacks_planned",
+    "Fallback deliveries inserted after a permanent failure, by failed and fallback channel.",
+    ["channel", "fallback"],
+    registry=REGISTRY,
+)
+SMS_SEGMENTS = Counter(
+    "tocsin_sms_segments",
+    "SMS parts billed for sent deliveries, by channel (cost awareness).",
+    ["channel"],
+    registry=REGISTRY,
+)
+RATE_LIMITED = Counter(
+    "tocsin_rate_limited",
+    "Sends delayed by a channel's rate limit, by channel and action (waited, deferred).",
+    ["channel", "action"],
+    registry=REGISTRY,
+)
+
+# --------------------------------------------------------------------------- Kafka source
+
+KAFKA_CONSUMED = Counter(
+    "tocsin_kafka_messages_consumed",
+    "Kafka messages handed off to the intake (or dead-lettered), by topic.",
+    ["topic"],
+    registry=REGISTRY,
+)
+KAFKA_REDELIVERED = Counter(
+    "tocsin_kafka_messages_redelivered",
+    "Redelivered Kafka messages skipped because they were already in the intake.",
+    ["topic"],
+    registry=REGISTRY,
+)
+KAFKA_DEAD_LETTERED = Counter(
+    "tocsin_kafka_messages_dead_lettered",
+    "Undecodable or invalid Kafka messages sent to the dead-letter topic, by reason.",
+    ["topic", "reason"],
+    registry=REGISTRY,
+)
+KAFKA_DEAD_LETTER_FAILURES = Counter(
+    "tocsin_kafka_dead_letter_failures",
+    "Failed dead-letter produces (the partition is held at that offset and retried).",
+    ["topic"],
+    registry=REGISTRY,
+)
+KAFKA_COMMITTED = Counter(
+    "tocsin_kafka_messages_committed",
+    "Kafka messages whose offsets were committed to the consumer group, by topic.",
+    ["topic"],
+    registry=REGISTRY,
+)
+KAFKA_LAG = Gauge(
+    "tocsin_kafka_consumer_lag",
+    "Messages in the partition not yet handed off (end offset - next offset).",
+    ["topic", "partition"],
+    registry=REGISTRY,
+)
+KAFKA_PAUSED = Gauge(
+    "tocsin_kafka_paused",
+    "1 while the consumer pauses its partitions because the intake/outbox is behind.",
+    registry=REGISTRY,
+)
+KAFKA_HANDOFF_LATENCY = Histogram(
+    "tocsin_kafka_handoff_latency_seconds",
+    "Time from a fetched batch to its alerts being durably in the intake.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    registry=REGISTRY,
+)
+KAFKA_PUBLISHED = Counter(
+    "tocsin_kafka_messages_published",
+    "Cluster ingest: webhook alerts published to Kafka, by result (acked, failed).",
+    ["result"],
+    registry=REGISTRY,
+)
+
+# -- incidents (router/scheduler.py, router/intake.py) --------------------------------
+INCIDENT_FLUSHES = Counter(
+    "tocsin_incident_flushes",
+    "Incident timer evaluations by result (applied; conflict: recomputed after a change).",
+    ["result"],
+    registry=REGISTRY,
+)
+INCIDENT_ALERT_EVENTS = Counter(
+    "tocsin_incident_alert_events",
+    "Alerts applied to incidents (one per alert and matched route).",
     registry=REGISTRY,
 )

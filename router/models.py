@@ -17,6 +17,7 @@ __all__ = [
     "Contact",
     "Delivery",
     "DeliveryStatus",
+    "IncidentPolicy",
     "IntakeRecord",
     "NewDelivery",
     "OutboundMessage",
@@ -27,8 +28,13 @@ __all__ = [
 ]
 
 AlertStatus = Literal["firing", "resolved"]
-Phase = Literal["firing", "resolved"]
-DeliveryStatus = Literal["pending", "sent", "failed"]
+#: Delivery phases: the lifecycle of an incident. ``firing`` is the first notice,
+#: ``update`` a change (alerts joined or resolved), ``follow_up`` "it takes longer than
+#: announced", ``resolved`` the end, ``summary`` one message replacing notices held by
+#: quiet hours when the incident ended meanwhile, ``storm`` one message for many incidents.
+Phase = Literal["firing", "update", "follow_up", "resolved", "summary", "storm"]
+#: ``cancelled``: a held (quiet-hours) delivery superseded before it was sent.
+DeliveryStatus = Literal["pending", "sent", "failed", "cancelled"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +71,33 @@ class Contact:
     phone: str | None = None  # E.164
     locale: str = "en"
     timezone: str = "UTC"
+    topic: str | None = None  # SNS topic ARN (channel "topic"): the contact is a topic
+    quiet_hours: str | None = None  # a quiet_hours policy name; "none": never quiet
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentPolicy:
+    """How a route's incidents live: timers, follow-ups, quiet hours, time intervals.
+
+    Defaults are Alertmanager's (group_wait 30s, group_interval 5m, repeat_interval 4h).
+    ``break_quiet_hours`` maps a severity (or ``default``) to whether it may be sent
+    during a recipient's quiet hours.
+    """
+
+    group_wait_s: float = 30.0
+    group_interval_s: float = 300.0
+    repeat_interval_s: float = 14400.0
+    follow_up_after_s: float | None = None
+    max_follow_ups: int = 3
+    break_quiet_hours: tuple[tuple[str, bool], ...] = (("critical", True), ("default", False))
+    resolved_during_quiet_hours: Literal["summary", "drop"] = "summary"
+    mute_time_intervals: tuple[str, ...] = ()
+    active_time_intervals: tuple[str, ...] = ()
+
+    def breaks_quiet_hours(self, severity: str) -> bool:
+        """Whether a notice of ``severity`` may be sent during quiet hours."""
+        table = dict(self.break_quiet_hours)
+        return table.get(severity, table.get("default", False))
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +113,10 @@ class RouteDecision:
     group_by: tuple[str, ...]
     group_by_all: bool  # group_by: ['...']
     owner: str | None = None
+    policy: IncidentPolicy = field(default_factory=IncidentPolicy)
+    # Per-recipient channel fallback: {"sms": "email"} plans an email to the same contact
+    # when its SMS fails permanently.
+    fallback: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +147,8 @@ class NewDelivery:
     # When set, the delivery is recorded directly as ``failed`` with this reason (e.g. the
     # template failed to render): visible in the history instead of silently lost.
     failed_reason: str | None = None
+    # The delivery to plan for the same contact if this one fails permanently.
+    fallback: NewDelivery | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +177,10 @@ class Delivery:
     sent_at: datetime | None
     last_error: str | None
     provider_id: str | None
+    segments: int | None = None  # SMS parts billed
+    fallback_of: int | None = None  # id of the delivery this one replaces
+    # Set on dead letters (status failed): "permanent", "deadline" or "unconfigured".
+    dead_letter_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +194,7 @@ class OutboundMessage:
     severity: str
     locale: str
     message: RenderedMessage
+    audience: str = ""  # the audience the recipient was planned from (sender settings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,3 +203,4 @@ class Receipt:
 
     provider_id: str | None = None
     detail: str = ""
+    segments: int | None = None  # SMS parts billed, when the channel counts them

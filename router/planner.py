@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -65,6 +66,11 @@ class RulesView(Protocol):
 #: How to address a contact on each channel (None: the contact has no such address).
 _ADDRESS_OF: Mapping[str, Callable[[Contact], str | None]] = {
     "email": lambda contact: contact.email,
+    "sms": lambda contact: contact.phone,  # E.164, normalised at load
+    "topic": lambda contact: contact.topic,  # an SNS topic ARN
+    # Web Push goes to every browser subscription of the contact (looked up at send
+    # time); a topic is not a person and has no browser.
+    "push": lambda contact: contact.id if contact.topic is None else None,
 }
 
 
@@ -117,9 +123,28 @@ def plan(
                     if (channel, recipient) in seen:
                         continue
                     seen.add((channel, recipient))
-                    planned.append(_delivery(record, decision, audience_name, contact,
-                                             channel, recipient, phase, rules))
+                    delivery = _delivery(record, decision, audience_name, contact,
+                                         channel, recipient, phase, rules)
+                    planned.append(_with_fallback(delivery, record, decision, audience_name,
+                                                  contact, phase, rules))
     return planned
+
+
+def _with_fallback(
+    delivery: NewDelivery, record: IntakeRecord, decision: RouteDecision, audience: str,
+    contact: Contact, phase: Phase, rules: RulesView,
+) -> NewDelivery:
+    """``delivery`` with its pre-rendered fallback (``route.fallback``), if the contact
+    can be reached on the fallback channel. The store inserts it only if ``delivery``
+    fails permanently."""
+    channel = decision.fallback.get(delivery.channel)
+    if channel is None:
+        return delivery
+    recipient = recipient_address(contact, channel)
+    if recipient is None:
+        return delivery
+    fallback = _delivery(record, decision, audience, contact, channel, recipient, phase, rules)
+    return replace(delivery, fallback=fallback)
 
 
 def _delivery(

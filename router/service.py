@@ -9,6 +9,7 @@ closes, in-flight requests get up to :data:`DRAIN_TIMEOUT_S` to finish, the inta
 processor finishes its batch, the dispatcher lets in-flight sends finish (bounded; rows
 not sent stay pending in the outbox for the next start), channels and the store close,
 exit status 0. A background worker that dies stops the service with exit status 1.
+SIGHUP reloads the rule files (see :mod:`router.rules.reloader`).
 """
 
 from __future__ import annotations
@@ -22,19 +23,21 @@ from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
 
-from adapters.registry import build_channels
+from adapters.registry import build_channels, sns_settings, webpush_settings
 from adapters.smtp import SmtpSettings
+from adapters.webpush import SubscriptionStore
 from router import __version__
 from router.config import ServiceConfig
 from router.dispatch.channel import Channel
 from router.errors import RuleError
 from router.http import ServiceState, create_app
+from router.http.reload import RELOADER
 from router.logging import configure_logging, get_logger
 from router.metrics import RULES_LAST_RELOAD, RULES_RELOAD_SUCCESS
 from router.rules import load_rules
 
-__all__ = ["DRAIN_TIMEOUT_S", "build_service_channels", "redact_url", "run_service",
-           "smtp_settings"]
+__all__ = ["DRAIN_TIMEOUT_S", "build_service_channels", "channel_rate_limits", "redact_url",
+           "run_service", "smtp_settings"]
 
 #: How long in-flight HTTP requests may take to finish once draining started.
 DRAIN_TIMEOUT_S: Final = 10.0
@@ -57,9 +60,29 @@ def smtp_settings(config: ServiceConfig) -> SmtpSettings:
     )
 
 
-def build_service_channels(config: ServiceConfig) -> dict[str, Channel]:
-    """Every outbound channel the config enables, through the adapter registry."""
-    return build_channels(smtp_settings(config))
+def build_service_channels(config: ServiceConfig, *,
+                           subscriptions: SubscriptionStore | None = None) -> dict[str, Channel]:
+    """Every outbound channel the config enables, through the adapter registry.
+
+    ``push`` needs ``subscriptions`` (the store) as well as the ``webpush`` section.
+    """
+    return build_channels(
+        smtp_settings(config),
+        sns=sns_settings(config.sns) if config.sns is not None else None,
+        webpush=webpush_settings(config.webpush) if config.webpush is not None else None,
+        subscriptions=subscriptions,
+    )
+
+
+def channel_rate_limits(config: ServiceConfig) -> dict[str, float]:
+    """Sends per second per channel (0: unlimited) for the dispatcher's token buckets."""
+    limits: dict[str, float] = {}
+    if config.sns is not None:
+        limits["sms"] = config.sns.rate_per_s
+        limits["topic"] = config.sns.topic_rate_per_s
+    if config.webpush is not None:
+        limits["push"] = config.webpush.rate_per_s
+    return limits
 
 
 def redact_url(url: str) -> str:
@@ -114,6 +137,7 @@ async def run_service(config: ServiceConfig, *, ready: asyncio.Event | None = No
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, _on_signal, state, signum)
+    loop.add_signal_handler(signal.SIGHUP, app[RELOADER].request_reload, "SIGHUP")
     _log.info(
         "tocsin started",
         version=__version__,
@@ -129,7 +153,7 @@ async def run_service(config: ServiceConfig, *, ready: asyncio.Event | None = No
         await state.stop_requested.wait()
     finally:
         state.draining = True
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(signum)
         _log.info("draining: no new connections, finishing in-flight work")
         await runner.cleanup()

@@ -36,7 +36,7 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.mark.parametrize(
     "argv",
-    [[], ["bogus"], ["rules"], ["rules", "check"], ["rules", "test", "rules/"],
+    [[], ["bogus"], ["rules"], ["rules", "check"],
      ["rules", "test", "rules/", "--labels", "no-equals-sign"],
      ["rules", "test", "rules/", "--labels", "a=b", "--format", "yaml"],
      ["serve", "--unknown-flag"]],

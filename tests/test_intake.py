@@ -1,4 +1,8 @@
-"""The intake processor: intake rows → outbox deliveries, in one transaction per batch."""
+"""The intake processor: intake rows → incidents (and their timers), one transaction per batch.
+
+Messages are planned later by the scheduler (tests/incidents/); here: what the intake
+itself guarantees.
+"""
 
 from __future__ import annotations
 
@@ -40,27 +44,30 @@ def processor(store: SqliteStore, rules: object, **kwargs: object) -> IntakeProc
                            deadline_s=600, **kwargs)  # type: ignore[arg-type]
 
 
-async def test_rows_become_deliveries_and_are_marked(
+async def test_rows_become_incidents_and_are_marked(
     store: SqliteStore, rules: RuleSet
 ) -> None:
-    """A batch plans deliveries for every row, marks the rows and wakes the dispatcher."""
+    """A batch opens one incident per route and group, marks the rows, wakes the scheduler."""
     woken: list[bool] = []
     await store.append_intake([make_record("HostDown", instance="a"),
+                               make_record("HostDown", instance="b"),
                                make_record("PaymentsDown", service="billing")])
     proc = processor(store, rules, on_planned=lambda: woken.append(True))
-    assert await proc.process_once() == 2
+    assert await proc.process_once() == 3
     assert await proc.process_once() == 0
     assert woken == [True]
-    rows = await store.list_deliveries()
-    assert sorted(d.recipient for d in rows) == ["astreinte@example.fr", "ops@example.com"]
-    assert all(d.deadline_at == T0 + timedelta(seconds=600) for d in rows)
+    incidents = await store.list_incidents()
+    assert sorted(i.alerts_total for i in incidents) == [1, 2]
+    assert len({i.route_id for i in incidents}) == 2
+    assert all(i.due_at is not None and i.due_at > T0 for i in incidents)
+    assert await store.list_deliveries() == []  # the scheduler plans after group_wait
     assert (await store.counts())["intake_pending"] == 0
 
 
 async def test_duplicate_alert_state_plans_nothing_new(
     store: SqliteStore, rules: RuleSet
 ) -> None:
-    """The same alert received again (HA replica, retry, replay) adds no delivery."""
+    """The same alert received again (HA replica, retry, replay) sets no timer."""
     woken: list[bool] = []
     proc = processor(store, rules, on_planned=lambda: woken.append(True))
     record = make_record("HostDown", instance="a")
@@ -68,7 +75,8 @@ async def test_duplicate_alert_state_plans_nothing_new(
     await proc.process_once()
     await store.append_intake([replace(record, received_at=T0 + timedelta(minutes=5))])
     assert await proc.process_once() == 1
-    assert len(await store.list_deliveries()) == 1
+    [incident] = await store.list_incidents()
+    assert incident.alerts_total == 1
     assert woken == [True]
 
 
@@ -85,7 +93,7 @@ async def test_unprocessed_rows_are_routed_after_restart(
     await store.start()
     try:
         assert await processor(store, rules).process_once() == 1
-        assert len(await store.list_deliveries()) == 1
+        assert len(await store.list_incidents()) == 1
     finally:
         await store.close()
 
@@ -113,6 +121,7 @@ class ExplodingRules:
         self._rules = rules
         self.audiences = rules.audiences
         self.render = rules.render
+        self.incident = rules.incident
 
     def evaluate(self, labels: Mapping[str, str]) -> list[RouteDecision]:
         if labels.get("alertname") == "Boom":
@@ -129,7 +138,7 @@ async def test_a_routing_bug_does_not_block_other_alerts(
         assert await processor(store, ExplodingRules(rules)).process_once() == 2
     (entry,) = [e for e in logs if e["event"] == "intake.route_failed"]
     assert entry["exc_info"] is True
-    assert [d.idempotency_key for d in await store.list_deliveries()]
+    assert [i.id for i in await store.list_incidents()]
     assert (await store.counts())["intake_pending"] == 0
 
 
@@ -142,12 +151,12 @@ async def test_run_processes_on_notify_and_stops(store: SqliteStore, rules: Rule
     await store.append_intake([make_record("HostDown")])
     proc.notify()
     for _ in range(2000):
-        if (await store.counts())["pending"] == 1:
+        if (await store.counts())["intake_pending"] == 0:
             break
         await asyncio.sleep(0.005)
     await proc.stop()
     await task
-    assert (await store.counts())["pending"] == 1
+    assert len(await store.list_incidents()) == 1
     assert REGISTRY.get_sample_value("tocsin_intake_pending") == 0
 
 

@@ -128,9 +128,18 @@ def test_contact_without_email_is_skipped_with_warning() -> None:
 
 
 def test_channel_without_addressing_is_skipped() -> None:
-    """A channel the planner cannot address (none yet besides email) plans nothing."""
-    assert recipient_address(ALICE, "push") is None
-    assert plan(make_record(), [decision(channels=("push",))], RULES) == []
+    """A channel the planner cannot address (unknown to it) plans nothing."""
+    assert recipient_address(ALICE, "fax") is None
+    assert plan(make_record(), [decision(channels=("fax",))], RULES) == []
+
+
+def test_sms_topic_push_addresses() -> None:
+    """sms goes to the phone, topic to the topic ARN, push to the contact id (not topics)."""
+    topic = Contact(id="status", name="Status", topic="arn:aws:sns:us-east-1:123456789012:s")
+    assert recipient_address(ALICE, "push") == "alice"
+    assert recipient_address(topic, "topic") == topic.topic
+    assert recipient_address(topic, "push") is None
+    assert recipient_address(topic, "sms") is None
 
 
 def test_render_failure_becomes_a_failed_delivery() -> None:
@@ -160,7 +169,8 @@ def test_with_the_shipped_rules_in_french() -> None:
     rules = load_rules([REPO / "rules"])
     alert = make_alert("PaymentsDown", service="billing", severity="critical")
     record = IntakeRecord(source="alertmanager", received_at=T0, alert=alert)
-    planned = plan(record, rules.evaluate(alert.labels), rules)
+    planned = [d for d in plan(record, rules.evaluate(alert.labels), rules)
+               if d.channel == "email"]
     assert [(d.recipient, d.locale) for d in planned] == [("astreinte@example.fr", "fr")]
     assert "ALERTE" in planned[0].message.subject
     assert planned[0].message.html is not None

@@ -1,17 +1,24 @@
-"""``make run``: start the development SMTP sink, then Tocsin, and stop both together.
+"""``make run``: start the development SMTP sink, the SNS emulator (moto server), the
+local Web Push service, then Tocsin, and stop them together.
 
 Tocsin runs in the foreground with the local config; the sink prints every e-mail it
-receives and keeps it under ``var/mail/``. Ctrl-C (or SIGTERM) stops Tocsin gracefully,
-then the sink.
+receives and keeps it under ``var/mail/``; SMS "sent" through SNS are listed at
+http://127.0.0.1:5055/moto-api/data.json (``sns.SMS``); push messages at
+http://127.0.0.1:8089/ (the push service registers one demo browser subscription for the
+contacts ``ops`` and ``astreinte-fr`` once Tocsin is up). Ctrl-C (or SIGTERM) stops
+Tocsin gracefully, then the helpers.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
         "--smtp-port", type=int, default=int(os.environ.get("SMTP_SINK_PORT", "1025"))
     )
     parser.add_argument("--no-sink", action="store_true", help="do not start the SMTP sink")
+    parser.add_argument("--sns-port", type=int, default=5055, help="moto server port")
+    parser.add_argument("--push-port", type=int, default=8089, help="push service port")
     args = parser.parse_args(argv)
 
     (ROOT / "var").mkdir(exist_ok=True)
@@ -34,6 +43,15 @@ def main(argv: list[str] | None = None) -> int:
              "--folder", str(ROOT / "var/mail")],
             cwd=ROOT,
         )
+    helpers = [] if sink is None else [sink]
+    helpers.append(subprocess.Popen(
+        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p",
+         str(args.sns_port)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    subscription = ROOT / "var/push-subscription.json"
+    subscription.unlink(missing_ok=True)  # written afresh by the push service
+    helpers.append(subprocess.Popen(
+        [sys.executable, str(ROOT / "deploy/local/push_service.py"), "--port",
+         str(args.push_port), "--subscriptions-file", str(subscription)], cwd=ROOT))
     tocsin = subprocess.Popen(
         [sys.executable, "-m", "router", "serve", "--config", args.config], cwd=ROOT
     )
@@ -44,13 +62,40 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGTERM, forward)
+    _register_push(subscription, tocsin)
     try:
         status = tocsin.wait()
     finally:
-        if sink is not None and sink.poll() is None:
-            sink.terminate()
-            sink.wait(timeout=10)
+        for helper in helpers:
+            if helper.poll() is None:
+                helper.terminate()
+                helper.wait(timeout=10)
     return status
+
+
+def _register_push(subscription: Path, tocsin: subprocess.Popen[bytes]) -> None:
+    """Register the push service's demo subscription with Tocsin once both are up."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and tocsin.poll() is None:
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:9095/readyz", timeout=2):
+                pass
+            info = json.loads(subscription.read_text(encoding="utf-8"))
+            break
+        except (OSError, ValueError):
+            time.sleep(0.3)
+    else:
+        print("push demo subscription not registered (Tocsin or push service not up)",
+              file=sys.stderr)
+        return
+    for contact in ("ops", "astreinte-fr"):
+        body = json.dumps({"contact_id": contact, "subscription": info}).encode()
+        request = urllib.request.Request(
+            "http://127.0.0.1:9095/api/v1/push/subscriptions", data=body, method="POST",
+            headers={"Content-Type": "application/json",
+                     "Authorization": "Bearer local-development-token"})
+        with urllib.request.urlopen(request, timeout=5):
+            pass
 
 
 if __name__ == "__main__":

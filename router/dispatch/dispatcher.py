@@ -11,6 +11,16 @@ concurrently (``asyncio.wait_for`` bounds every send), then record the outcome:
   would pass the delivery's deadline;
 - ``DeliveryError(retryable=False)`` or no adapter for the channel → ``mark_failed``.
 
+``mark_failed`` makes the row a *dead letter* with a reason (``permanent``, ``deadline``
+or ``unconfigured``), counted in ``tocsin_dead_letters``; in the same store transaction
+the delivery's planned fallback (``route.fallback: {sms: email}``) becomes a new pending
+delivery to the same contact. Replay dead letters with ``tocsin deliveries retry``.
+
+Rate limits: a channel with a limit (``rate_limits``, sends per second) takes a token
+from its :class:`TokenBucket` before each send and waits for it; when the wait would be
+longer than the lease allows, the row is handed back (``defer``) to be claimed later,
+without counting an attempt.
+
 A delivery is always attempted at least once, even if it is claimed after its deadline
 (e.g. the service was down): the deadline bounds retries, not the first try.
 """
@@ -21,15 +31,25 @@ import asyncio
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 
 import structlog
 
 from router.clock import Clock
 from router.dispatch.channel import Channel
+from router.dispatch.ratelimit import TokenBucket
 from router.dispatch.retry import RetryPolicy
 from router.errors import DeliveryError
 from router.masking import mask_address
-from router.metrics import DELIVERIES, DISPATCH_LATENCY, OUTBOX_DEPTH
+from router.metrics import (
+    DEAD_LETTERS,
+    DELIVERIES,
+    DISPATCH_LATENCY,
+    FALLBACKS_PLANNED,
+    OUTBOX_DEPTH,
+    RATE_LIMITED,
+    SMS_SEGMENTS,
+)
 from router.models import Delivery, OutboundMessage, Receipt
 from router.store.base import Store
 
@@ -48,6 +68,7 @@ class Outcome:
     error: str | None = None
     retryable: bool = False
     retry_after_s: float | None = None
+    dead_letter_reason: str = "permanent"  # when failed for good without retrying
 
 
 class Dispatcher:
@@ -66,6 +87,7 @@ class Dispatcher:
         send_timeout_s: float | None = None,
         drain_timeout_s: float | None = None,
         rng: random.Random | None = None,
+        rate_limits: Mapping[str, float] | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
@@ -91,6 +113,10 @@ class Dispatcher:
         self._running = False
         self._stopped = asyncio.Event()
         self._gauges_refreshed_at = float("-inf")
+        self._buckets = {channel: TokenBucket(rate) for channel, rate
+                         in (rate_limits or {}).items() if rate > 0}
+        # Longest wait for a token while holding a lease (the send must still fit in it).
+        self._max_rate_wait_s = max(0.0, lease_s - timeout_s - 1.0)
 
     # -- control ----------------------------------------------------------------------
 
@@ -189,15 +215,36 @@ class Dispatcher:
 
     async def _deliver(self, delivery: Delivery) -> None:
         try:
+            if not await self._take_token(delivery):
+                return
             outcome = await self._attempt(delivery)
             await self._record(delivery, outcome)
         except Exception:  # noqa: BLE001 - the lease expires and the row is retried
             _log.exception("dispatch.record_failed", delivery_id=delivery.id)
 
+    async def _take_token(self, delivery: Delivery) -> bool:
+        """Wait for the channel's rate limit; False when the row was handed back."""
+        bucket = self._buckets.get(delivery.channel)
+        if bucket is None or delivery.channel not in self._channels:
+            return True
+        wait_s = bucket.reserve()
+        if wait_s <= 0:
+            return True
+        if wait_s > self._max_rate_wait_s:
+            bucket.cancel()
+            RATE_LIMITED.labels(channel=delivery.channel, action="deferred").inc()
+            await self._store.defer(delivery.id,
+                                    self._clock.now() + timedelta(seconds=wait_s))
+            return False
+        RATE_LIMITED.labels(channel=delivery.channel, action="waited").inc()
+        await asyncio.sleep(wait_s)
+        return True
+
     async def _attempt(self, delivery: Delivery) -> Outcome:
         channel = self._channels.get(delivery.channel)
         if channel is None:
-            return Outcome(error=f"no adapter configured for channel '{delivery.channel}'")
+            return Outcome(error=f"no adapter configured for channel '{delivery.channel}'",
+                           dead_letter_reason="unconfigured")
         try:
             receipt = await asyncio.wait_for(channel.send(_outbound(delivery)),
                                              timeout=self._send_timeout_s)
@@ -222,11 +269,14 @@ class Dispatcher:
         if outcome.receipt is not None:
             await self._store.mark_sent(delivery.id, now, outcome.receipt)
             DELIVERIES.labels(channel=delivery.channel, result="sent").inc()
+            if outcome.receipt.segments:
+                SMS_SEGMENTS.labels(channel=delivery.channel).inc(outcome.receipt.segments)
             DISPATCH_LATENCY.labels(channel=delivery.channel).observe(
                 max(0.0, (now - delivery.created_at).total_seconds()))
             log.info("delivery.sent", provider_id=outcome.receipt.provider_id)
             return
         error = outcome.error or "unknown error"
+        reason = outcome.dead_letter_reason
         if outcome.retryable:
             when = self._policy.next_attempt(delivery.attempts, now, delivery.deadline_at,
                                              outcome.retry_after_s, self._rng)
@@ -236,9 +286,19 @@ class Dispatcher:
                 log.warning("delivery.retry", error=error, next_attempt_at=when.isoformat())
                 return
             error = f"deadline exceeded after {delivery.attempts} attempts: {error}"
-        await self._store.mark_failed(delivery.id, now, error)
+            reason = "deadline"
+        fallbacks = await self._store.mark_failed(delivery.id, now, error, reason=reason)
         DELIVERIES.labels(channel=delivery.channel, result="failed").inc()
-        log.error("delivery.failed", error=error)
+        DEAD_LETTERS.labels(channel=delivery.channel, reason=reason).inc()
+        log.error("delivery.failed", error=error, dead_letter_reason=reason,
+                  fallback_ids=fallbacks or None)
+        if fallbacks:
+            for fallback in await asyncio.gather(
+                    *(self._store.get_delivery(i) for i in fallbacks)):
+                if fallback is not None:
+                    FALLBACKS_PLANNED.labels(channel=delivery.channel,
+                                             fallback=fallback.channel).inc()
+            self.notify()
 
 
 def _outbound(delivery: Delivery) -> OutboundMessage:
@@ -250,4 +310,5 @@ def _outbound(delivery: Delivery) -> OutboundMessage:
         severity=delivery.severity,
         locale=delivery.locale,
         message=delivery.message,
+        audience=delivery.audience,
     )

@@ -50,6 +50,13 @@ def delivery_to_json(delivery: Delivery) -> dict[str, Any]:
         "next_attempt_at": _iso(delivery.next_attempt_at),
         # Provider errors often echo the address ("550 <bob@example.org>: no such user").
         "last_error": mask_text(delivery.last_error) if delivery.last_error else None,
+        # A failed delivery is a dead letter: never retried unless replayed
+        # (`tocsin deliveries retry`); the reason says why it stopped.
+        "dead_letter": delivery.status == "failed",
+        "dead_letter_reason": (delivery.dead_letter_reason or "permanent")
+        if delivery.status == "failed" else None,
+        "segments": delivery.segments,
+        "fallback_of": delivery.fallback_of,
     }
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from aiohttp import web
 
@@ -19,7 +19,10 @@ from router.clock import Clock, SystemClock
 from router.config import ServiceConfig
 from router.http.api import handle_deliveries
 from router.http.auth import WebhookAuth
+from router.http.incidents_api import add_incident_routes
 from router.http.probes import handle_healthz, handle_metrics, handle_readyz
+from router.http.push_api import add_push_routes
+from router.http.reload import handle_reload, reloader_ctx
 from router.http.responses import error_middleware
 from router.http.state import CLOCK, CONFIG, PROCESSOR, RULES, STATE, STORE, RulesRef, ServiceState
 from router.http.webhook import AUTH, handle_alertmanager
@@ -29,6 +32,7 @@ from router.store import Store, open_store
 if TYPE_CHECKING:
     from router.dispatch.channel import Channel
     from router.rules import RuleSet
+    from router.store.incidents import IncidentStore
 
 __all__ = ["WORKER_STOP_TIMEOUT_S", "create_app"]
 
@@ -69,13 +73,21 @@ def create_app(
     if run_workers:
         app.cleanup_ctx.append(_channels_ctx(channels))
         app.cleanup_ctx.append(_dispatcher_ctx)
+        app.cleanup_ctx.append(_scheduler_ctx)  # incident timers → outbox
     app.cleanup_ctx.append(_intake_ctx(run_workers))
+    app.cleanup_ctx.append(reloader_ctx)  # rule hot reload: file watcher + /-/reload
+    if run_workers:
+        app.cleanup_ctx.append(_kafka_source_ctx)  # no-op without kafka.topics
+    app.cleanup_ctx.append(_kafka_publisher_ctx)  # no-op without kafka.publish.topic
 
     app.router.add_post("/webhook/alertmanager", handle_alertmanager)
     app.router.add_get("/api/v1/deliveries", handle_deliveries)
     app.router.add_get("/metrics", handle_metrics)
     app.router.add_get("/healthz", handle_healthz)
     app.router.add_get("/readyz", handle_readyz)
+    add_incident_routes(app)  # /api/v1/incidents, /api/v1/incidents/{id}
+    add_push_routes(app)  # /api/v1/push/subscriptions (404 without a webpush section)
+    app.router.add_post("/-/reload", handle_reload)
     return app
 
 
@@ -110,7 +122,8 @@ def _channels_ctx(
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         from router.service import build_service_channels  # lazy: service imports this module
 
-        channels = given if given is not None else build_service_channels(app[CONFIG])
+        channels = (given if given is not None
+                    else build_service_channels(app[CONFIG], subscriptions=app[STORE]))
         app[_CHANNELS] = channels
         try:
             yield
@@ -128,6 +141,7 @@ def _channels_ctx(
 async def _dispatcher_ctx(app: web.Application) -> AsyncIterator[None]:
     from router.dispatch.dispatcher import Dispatcher
     from router.dispatch.retry import RetryPolicy
+    from router.service import channel_rate_limits  # lazy: service imports this module
 
     config = app[CONFIG].dispatch
     dispatcher = Dispatcher(
@@ -141,6 +155,7 @@ async def _dispatcher_ctx(app: web.Application) -> AsyncIterator[None]:
         concurrency=config.concurrency,
         lease_s=config.lease_s,
         poll_interval_s=config.poll_interval_s,
+        rate_limits=channel_rate_limits(app[CONFIG]),
     )
     app[_DISPATCHER_NOTIFY] = dispatcher.notify
     worker = _Worker(app, "dispatcher", dispatcher.run())
@@ -148,6 +163,37 @@ async def _dispatcher_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await worker.stop(dispatcher.stop)
+
+
+_SCHEDULER_NOTIFY: web.AppKey[Callable[[], None]] = web.AppKey("scheduler_notify")
+
+
+async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
+    from router.scheduler import Scheduler
+
+    ref = app[RULES]
+
+    def current_rules() -> RuleSet:
+        if ref.current is None:
+            raise RuntimeError("no rule set loaded")
+        return ref.current
+
+    config = app[CONFIG]
+    scheduler = Scheduler(
+        cast("IncidentStore", app[STORE]),
+        current_rules,
+        clock=app[CLOCK],
+        deadline_s=config.dispatch.deadline_s,
+        poll_interval_s=config.incidents.poll_interval_s,
+        batch_size=config.incidents.batch_size,
+        on_planned=app.get(_DISPATCHER_NOTIFY),
+    )
+    app[_SCHEDULER_NOTIFY] = scheduler.notify
+    worker = _Worker(app, "scheduler", scheduler.run())
+    try:
+        yield
+    finally:
+        await worker.stop(scheduler.stop)
 
 
 def _intake_ctx(run: bool) -> Callable[[web.Application], AsyncIterator[None]]:
@@ -163,12 +209,13 @@ def _intake_ctx(run: bool) -> Callable[[web.Application], AsyncIterator[None]]:
 
         dispatch = app[CONFIG].dispatch
         processor = IntakeProcessor(
-            app[STORE],
+            cast("IncidentStore", app[STORE]),
             current_rules,
             clock=app[CLOCK],
             deadline_s=dispatch.deadline_s,
             poll_interval_s=dispatch.poll_interval_s,
-            on_planned=app.get(_DISPATCHER_NOTIFY),
+            on_planned=app.get(_SCHEDULER_NOTIFY),
+            timer_scale=app[CONFIG].incidents.timer_scale,
         )
         app[PROCESSOR] = processor
         if not run:
@@ -181,6 +228,27 @@ def _intake_ctx(run: bool) -> Callable[[web.Application], AsyncIterator[None]]:
             await worker.stop(processor.stop)
 
     return ctx
+
+
+async def _kafka_source_ctx(app: web.Application) -> AsyncIterator[None]:
+    from router.ingest_kafka import build_kafka_source  # lazy: it imports router.http
+
+    source = build_kafka_source(app)
+    if source is None:
+        yield
+        return
+    worker = _Worker(app, "kafka", source.run())
+    try:
+        yield
+    finally:
+        await worker.stop(source.stop)
+
+
+async def _kafka_publisher_ctx(app: web.Application) -> AsyncIterator[None]:
+    from router.ingest_kafka import kafka_publisher_ctx  # lazy: it imports router.http
+
+    async for _ in kafka_publisher_ctx(app):
+        yield
 
 
 class _Worker:

@@ -1,8 +1,9 @@
 """Operational endpoints: ``/healthz``, ``/readyz`` and ``/metrics``.
 
 - ``/healthz``: the process answers (liveness); always 200.
-- ``/readyz``: 200 when the store answers a ping, a rule set is loaded and the service
-  is not draining; else 503 with the reasons (load balancers stop sending traffic).
+- ``/readyz``: 200 when the store answers a ping, a rule set is loaded, the service
+  is not draining and (with a Kafka source) the consumer has partitions and reaches the
+  broker; else 503 with the reasons (load balancers stop sending traffic).
 - ``/metrics``: Prometheus text format (or OpenMetrics if asked) from
   :data:`router.metrics.REGISTRY`; the outbox depth and intake backlog gauges are
   refreshed from ``store.counts()`` at each scrape.
@@ -16,7 +17,7 @@ from typing import Final
 from aiohttp import web
 from prometheus_client.exposition import choose_encoder
 
-from router.http.state import RULES, STATE, STORE
+from router.http.state import KAFKA_SOURCE, RULES, STATE, STORE
 from router.logging import get_logger
 from router.metrics import INTAKE_PENDING, OUTBOX_DEPTH, REGISTRY
 
@@ -43,6 +44,9 @@ async def handle_readyz(request: web.Request) -> web.Response:
         reasons.append("no rule set loaded")
     if not await _store_ok(request):
         reasons.append("state store not answering")
+    kafka = app.get(KAFKA_SOURCE)
+    if kafka is not None and (kafka_reason := kafka.not_ready_reason()) is not None:
+        reasons.append(kafka_reason)
     if reasons:
         return web.json_response({"status": "not ready", "reasons": reasons}, status=503)
     return web.json_response({"status": "ready"})

@@ -13,12 +13,16 @@ from router.config import ServiceConfig
 from router.store import Store
 
 if TYPE_CHECKING:
+    from adapters.kafka_publisher import KafkaPublisher
+    from adapters.kafka_source import KafkaSource
     from router.intake import IntakeProcessor
     from router.rules import RuleSet
 
 __all__ = [
     "CLOCK",
     "CONFIG",
+    "KAFKA_PUBLISHER",
+    "KAFKA_SOURCE",
     "PROCESSOR",
     "RULES",
     "STATE",
@@ -60,3 +64,5 @@ RULES: web.AppKey[RulesRef] = web.AppKey("rules")
 STATE: web.AppKey[ServiceState] = web.AppKey("state")
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 PROCESSOR: web.AppKey[IntakeProcessor] = web.AppKey("processor")
+KAFKA_SOURCE: web.AppKey[KafkaSource] = web.AppKey("kafka_source")  # kafka.topics set
+KAFKA_PUBLISHER: web.AppKey[KafkaPublisher] = web.AppKey("kafka_publisher")  # cluster ingest

@@ -1,4 +1,4 @@
-"""The rule commands behind ``tocsin rules check`` and ``tocsin rules test --labels``.
+"""The rule commands behind ``tocsin rules check`` and ``tocsin rules test``.
 
 The service's argparse CLI parses arguments and calls these; they write to ``out`` and
 return the exit status (0 ok, 1 errors).
@@ -17,7 +17,8 @@ from router.rules.explain import explain_alert, format_text
 from router.rules.loader import load_rules
 from router.rules.ruleset import RuleSet
 
-__all__ = ["check_command", "explain_command", "format_problem"]
+__all__ = ["check_command", "diff_command", "explain_command", "format_problem",
+           "import_alertmanager_command", "test_files_command"]
 
 
 @lru_cache(maxsize=64)
@@ -77,12 +78,24 @@ def explain_command(
     annotations: dict[str, str],
     fmt: Literal["text", "json"],
     out: TextIO,
+    *,
+    at: str | None = None,
 ) -> int:
-    """Explain how one alert is routed and rendered. 0 ok, 1 invalid rules or render error."""
+    """Explain how one alert is routed and rendered. 0 ok, 1 invalid rules or render error.
+
+    ``at`` (ISO 8601) is the clock time of the alert (its start); default: now.
+    """
+    from router.rules.testfile import parse_time
+
+    try:
+        now = parse_time(at) if at is not None else None
+    except ValueError as exc:
+        out.write(f"--at: {exc}\n")
+        return 2
     rules = _load(paths, out) if fmt == "text" else _load_quiet(paths, out)
     if rules is None:
         return 1
-    doc = explain_alert(rules, labels, annotations)
+    doc = explain_alert(rules, labels, annotations, now=now)
     if fmt == "json":
         out.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     else:
@@ -113,3 +126,81 @@ def _has_render_error(doc: Mapping[str, object]) -> bool:
                     if "error" in msg:
                         return True
     return False
+
+
+def test_files_command(paths: list[str], out: TextIO) -> int | None:
+    """Run the rule test files designated by ``paths``; None when there are none.
+
+    ``rules/`` means ``rules/tests/*.yaml`` (each file tests the rule set in the folder
+    above it unless it says ``rules:``); a test file or a ``tests`` folder works too.
+    """
+    from router.rules.testfile import find_test_files
+    from router.rules.testrun import run_test_files
+
+    files = find_test_files(paths)
+    if not files:
+        return None
+    return run_test_files(files, out)
+
+
+def diff_command(old: str, new: str, alerts_file: str, fmt: Literal["text", "json"],
+                 out: TextIO, *, show_all: bool = False) -> int:
+    """Show which alerts of ``alerts_file`` change route/audience/channel/severity.
+
+    0 when both rule sets load (whether or not something changed), 1 when a rule set or
+    the alerts file is invalid.
+    """
+    from router.rules.diff import diff_alerts, format_diff, read_alerts
+
+    sets: list[RuleSet] = []
+    for label, path in (("OLD", old), ("NEW", new)):
+        try:
+            sets.append(load_rules([path]))
+        except RuleError as exc:
+            out.write(f"{label} rule set {path} is invalid:\n")
+            _print_problems(exc.problems, out)
+            return 1
+    alerts, problems = read_alerts(Path(alerts_file))
+    if problems:
+        _print_problems(problems, out)
+        return 1
+    groups, changed = diff_alerts(sets[0], sets[1], alerts)
+    format_diff(groups, changed, len(alerts), out, fmt=fmt, show_all=show_all)
+    return 0
+
+
+def import_alertmanager_command(path: str, output: str | None, out: TextIO, err: TextIO,
+                                *, include_template: bool = True) -> int:
+    """Convert an Alertmanager config to a rule file (to ``output`` or ``out``).
+
+    The report of what was not imported goes to ``err``. 0 ok, 1 when the input cannot be
+    read or is not a valid Alertmanager configuration (positioned problems on ``err``).
+    """
+    from router.rules.importer import AlertmanagerConfigError, import_alertmanager
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        err.write(f"{path}: error: cannot read the file: {exc}\n")
+        return 1
+    try:
+        result = import_alertmanager(text, path, include_template=include_template)
+    except AlertmanagerConfigError as exc:
+        _source_lines.cache_clear()
+        for p in exc.problems:
+            err.write(format_problem(p) + "\n")
+        err.write(f"{path}: not a valid Alertmanager configuration "
+                  f"({len(exc.problems)} error(s)); nothing written\n")
+        return 1
+    if output is None:
+        out.write(result.rules_yaml)
+    else:
+        try:
+            Path(output).write_text(result.rules_yaml, encoding="utf-8")
+        except OSError as exc:
+            err.write(f"{output}: error: cannot write the rule file: {exc}\n")
+            return 1
+    err.write(result.format_report())
+    if output is not None:
+        err.write(f"wrote {output}; check it with: tocsin rules check {output}\n")
+    return 0

@@ -9,18 +9,33 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, get_args
+from typing import Any
 
 from router.fingerprint import fingerprint as alert_fingerprint
-from router.models import Alert, Contact, Phase
+from router.models import Alert, AlertStatus, Contact, Phase, RenderedMessage
+from router.planner import recipient_address
 from router.rules.ruleset import RuleSet
 from router.rules.templates import RenderError
 from router.rules.tree import Trace
+from router.sms import analyse
 
-__all__ = ["explain_alert", "format_text"]
+__all__ = ["explain_alert", "format_text", "message_doc"]
 
-#: Which contact field a channel needs (channels not listed need nothing special).
-_CHANNEL_ADDRESS = {"email": "email", "sms": "phone"}
+
+def _why(t: Trace) -> str:
+    """One sentence saying why the walk did what it did at this node."""
+    failed = [m for m in t.matchers if not m.ok]
+    if not t.matched:
+        parts = []
+        for m in failed:
+            shown = "missing, read as \"\"" if m.value is None else f"is {m.value!r}"
+            parts.append(f"{m.matcher} failed ({m.label} {shown})")
+        return "no match: " + "; ".join(parts)
+    if t.selected:
+        if t.route.children:
+            return "matched; none of its children matched, so this route decides"
+        return "matched; it has no children, so this route decides"
+    return "matched; a child route matched, so the child decides"
 
 
 def _trace_doc(t: Trace) -> dict[str, Any]:
@@ -39,6 +54,7 @@ def _trace_doc(t: Trace) -> dict[str, Any]:
     doc["matched"] = t.matched
     doc["selected"] = t.selected
     doc["continue"] = r.continue_
+    doc["why"] = _why(t)
     doc["matchers"] = [
         {"matcher": m.matcher, "label": m.label, "value": m.value, "ok": m.ok}
         for m in t.matchers
@@ -46,12 +62,19 @@ def _trace_doc(t: Trace) -> dict[str, Any]:
     return doc
 
 
-def _recipient_address(contact: Contact, channel: str) -> str | None:
-    attr = _CHANNEL_ADDRESS.get(channel)
-    if attr is None:
-        return contact.email or contact.phone
-    value = getattr(contact, attr)
-    return value if isinstance(value, str) else None
+def message_doc(channel: str, msg: RenderedMessage) -> dict[str, Any]:
+    """A rendered message as JSON; SMS adds its length, encoding and segment count."""
+    doc: dict[str, Any] = {"subject": msg.subject, "text": msg.text, "html": msg.html}
+    if channel == "sms":
+        body = msg.text.rstrip("\n")
+        info = analyse(body)
+        doc["sms"] = {"length": info.chars, "encoding": str(info.encoding),
+                      "units": info.units, "segments": info.segments}
+    return doc
+
+
+def _address(contact: Contact, channel: str) -> str | None:
+    return recipient_address(contact, channel)
 
 
 def explain_alert(
@@ -59,7 +82,7 @@ def explain_alert(
     labels: Mapping[str, str],
     annotations: Mapping[str, str],
     *,
-    phases: tuple[Phase, ...] = get_args(Phase),
+    phases: tuple[Phase, ...] = ("firing", "resolved"),
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """The full explanation of one alert as a JSON-ready document."""
@@ -81,7 +104,7 @@ def explain_alert(
                     "channels": [],
                 }
                 for channel in d.channels:
-                    address = _recipient_address(contact, channel)
+                    address = _address(contact, channel)
                     ch: dict[str, Any] = {"channel": channel, "address": address}
                     if address is None:
                         ch["skipped"] = f"contact has no address for '{channel}'"
@@ -89,8 +112,9 @@ def explain_alert(
                         continue
                     ch["messages"] = {}
                     for phase in phases:
+                        status: AlertStatus = "resolved" if phase == "resolved" else "firing"
                         alert = Alert(
-                            labels=dict(labels), annotations=dict(annotations), status=phase,
+                            labels=dict(labels), annotations=dict(annotations), status=status,
                             starts_at=starts_at,
                             ends_at=starts_at if phase == "resolved" else None,
                             generator_url="", fingerprint=fp,
@@ -98,8 +122,7 @@ def explain_alert(
                         try:
                             msg = rules.render(d, alert, contact, channel, phase,
                                                {"receiver": "tocsin-explain"})
-                            ch["messages"][phase] = {"subject": msg.subject, "text": msg.text,
-                                                     "html": msg.html}
+                            ch["messages"][phase] = message_doc(channel, msg)
                         except RenderError as exc:
                             ch["messages"][phase] = {"error": str(exc)}
                     entry["channels"].append(ch)
@@ -118,6 +141,7 @@ def explain_alert(
     return {
         "labels": dict(labels),
         "annotations": dict(annotations),
+        "at": starts_at.isoformat().replace("+00:00", "Z"),
         "fingerprint": fp,
         "walk": [_trace_doc(t) for t in traces],
         "matched_routes": routes,
@@ -128,7 +152,7 @@ def format_text(doc: Mapping[str, Any]) -> str:
     """Human-readable rendering of :func:`explain_alert`'s document."""
     out: list[str] = []
     labels = ", ".join(f'{k}="{v}"' for k, v in sorted(doc["labels"].items()))
-    out.append(f"Alert {{{labels}}}")
+    out.append(f"Alert {{{labels}}} at {doc['at']}")
     out.append("")
     out.append("Route tree walk:")
     for step in doc["walk"]:
@@ -143,6 +167,7 @@ def format_text(doc: Mapping[str, Any]) -> str:
         if step["continue"]:
             verdict += ", continue"
         out.append(f"{pad}- {title} [{step['source']}]: {verdict}")
+        out.append(f"{pad}    why: {step['why']}")
         if not step["matchers"]:
             out.append(f"{pad}    (no matchers: matches every alert)")
         for m in step["matchers"]:
@@ -169,7 +194,14 @@ def format_text(doc: Mapping[str, Any]) -> str:
                     if "error" in msg:
                         out.append(f"        [{phase}] RENDER ERROR: {msg['error']}")
                         continue
-                    out.append(f"        [{phase}] subject: {msg['subject']}")
+                    if msg.get("subject"):
+                        out.append(f"        [{phase}] subject: {msg['subject']}")
+                    else:
+                        out.append(f"        [{phase}]")
+                    if "sms" in msg:
+                        sms = msg["sms"]
+                        out.append(f"          sms: {sms['length']} characters, "
+                                   f"{sms['encoding']}, {sms['segments']} segment(s)")
                     for line in msg["text"].rstrip("\n").split("\n"):
                         out.append(f"          | {line}")
                     if msg.get("html"):

@@ -18,6 +18,8 @@ from pydantic import TypeAdapter, ValidationError
 from router.errors import Problem, RuleError
 from router.matchers import Matcher, MatcherParseError, MatchType, parse_matchers
 from router.models import Contact
+from router.rules.incident_rules import collect_incident_rules
+from router.rules.lifecycle import build_policy
 from router.rules.problems import did_you_mean, validation_problems
 from router.rules.ruleset import Audience, RuleSet
 from router.rules.schema import (
@@ -42,8 +44,17 @@ from router.rules.yamlsrc import Mark, Path_, SourceFile, read_yaml
 __all__ = ["load_rules", "rule_files"]
 
 _MESSAGES = TypeAdapter(dict[str, MessageModel])
-#: Fields a channel's messages must have (channels not listed need only ``text``).
-_REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {"email": ("subject", "text")}
+#: Per channel: the message fields it requires, and those it also accepts. A channel not
+#: listed takes a required ``text`` and an optional ``subject``.
+_CHANNEL_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "email": (("subject", "text"), ("html",)),
+    "sms": (("text",), ()),
+    "topic": (("text",), ("subject",)),
+    "push": (("title", "body"), ()),
+}
+#: Where a field lands in the rendered message (push: title → subject, body → text).
+_SLOT = {"subject": "subject", "text": "text", "html": "html", "title": "subject",
+         "body": "text"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]*$")
 
 
@@ -145,6 +156,8 @@ def load_rules(paths: Sequence[str | Path]) -> RuleSet:
         ctx.problems.append(Problem(where, 0, 0, "no rule file defines 'route:' (exactly one "
                                     "file must define the route tree)"))
 
+    incident = collect_incident_rules([(item.src, item.model) for item in loaded], route_at,
+                                      ctx)
     ordered = sorted(ctx.problems, key=lambda p: (p.file, p.line, p.col))
     if any(p.severity == "error" for p in ordered) or root is None:
         raise RuleError(ordered)
@@ -157,6 +170,7 @@ def load_rules(paths: Sequence[str | Path]) -> RuleSet:
         default_timezone=defaults.timezone,
         source_files=tuple(files),
         warnings=[p for p in ordered if p.severity == "warning"],
+        incident=incident,
     )
 
 
@@ -221,7 +235,9 @@ def _audience(name: str, aud: AudienceModel, defaults: DefaultsModel, src: Sourc
         seen[c.id] = i
         contacts.append(Contact(id=c.id, name=c.name, email=c.email, phone=c.phone,
                                 locale=c.locale or defaults.locale,
-                                timezone=c.timezone or defaults.timezone))
+                                timezone=c.timezone or defaults.timezone,
+                                quiet_hours=c.quiet_hours or aud.quiet_hours,
+                                topic=c.topic))
     return Audience(name=name, contacts=tuple(contacts), description=aud.description)
 
 
@@ -285,23 +301,28 @@ def _template(name: str, tpl: TemplateModel, defaults: DefaultsModel, src: Sourc
             except ValueError as exc:
                 ctx.error(src, lpath, str(exc), key=True)
                 continue
-            required_fields = _REQUIRED_FIELDS.get(channel, ("text",))
+            required_fields, optional_fields = _CHANNEL_FIELDS.get(
+                channel, (("text",), ("subject",)))
+            allowed = (*required_fields, *optional_fields)
             for required in required_fields:
                 if getattr(msg, required) is None:
                     ctx.error(src, lpath, f"missing required key '{required}' (every "
                               f"'{channel}' message needs {' and '.join(required_fields)})",
                               key=True)
-            fields: dict[str, Any] = {}
-            for fname in ("subject", "text", "html"):
+            fields: dict[str, Any] = {"subject": None, "text": None, "html": None}
+            for fname in _SLOT:
                 source = getattr(msg, fname)
                 if source is None:
-                    fields[fname] = None
+                    continue
+                if fname not in allowed:
+                    ctx.error(src, (*lpath, fname), f"'{fname}' is not a field of "
+                              f"'{channel}' messages (fields: {', '.join(allowed)})",
+                              key=True)
                     continue
                 try:
-                    fields[fname] = compile_field(source, html=(fname == "html"))
+                    fields[_SLOT[fname]] = compile_field(source, html=(fname == "html"))
                 except TemplateCompileError as exc:
                     _template_problem(src, (*lpath, fname), exc, ctx)
-                    fields[fname] = None
             if fields["text"] is not None:
                 per_locale[locale] = CompiledMessage(fields["subject"], fields["text"],
                                                      fields["html"])
@@ -406,6 +427,9 @@ def _build_route(model: RouteModel, src: SourceFile, path: Path_, parent: Route 
             parent.template if parent else ""),
         owner=model.owner if model.owner is not None else (parent.owner if parent else None),
         source=(src.path, mark.line, mark.col),
+        policy=build_policy(model, parent.policy if parent else None),
+        fallback=dict(model.fallback) if model.fallback is not None else (
+            parent.fallback if parent else {}),
     )
     for i, child in enumerate(model.routes or []):
         route.children.append(_build_route(child, src, (*path, "routes", i), route,
@@ -436,6 +460,14 @@ def _check_tree(route: Route, model: RouteModel, src: SourceFile, path: Path_, c
         if aud not in ctx.audiences:
             ctx.error(src, (*path, "audiences", i), f"unknown audience '{aud}'"
                       f"{did_you_mean(aud, ctx.audiences)}")
+    for primary, backup in (model.fallback or {}).items():
+        for key, ch in ((primary, primary), ("", backup)):
+            if ch not in ctx.channel_kinds:
+                ctx.error(src, (*path, "fallback", primary), f"unknown channel '{ch}'"
+                          f"{did_you_mean(ch, ctx.channel_kinds)} in fallback", key=bool(key))
+        if primary == backup:
+            ctx.error(src, (*path, "fallback", primary), f"channel '{primary}' cannot "
+                      "fall back to itself")
     for sev, chans in (model.channels or {}).items():
         for i, ch in enumerate(chans):
             if ch not in ctx.channel_kinds:

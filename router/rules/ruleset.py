@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from router.errors import Problem
+from router.incidents.view import IncidentView, StormItem
 from router.models import Alert, Contact, Phase, RenderedMessage, RouteDecision
+from router.rules.incident_rules import IncidentRules
 from router.rules.templates import CompiledTemplate, RenderError, build_context, render_message
 from router.rules.tree import Route, Trace, evaluate
 
@@ -40,6 +42,7 @@ class RuleSet:
         default_timezone: str,
         source_files: tuple[Path, ...],
         warnings: list[Problem],
+        incident: IncidentRules | None = None,
     ) -> None:
         self.root = root
         self.audiences: Mapping[str, Audience] = audiences
@@ -48,6 +51,8 @@ class RuleSet:
         self.default_timezone = default_timezone
         self.source_files = source_files
         self.warnings = warnings
+        #: Time intervals, quiet hours, inhibition rules and storm control.
+        self.incident = incident if incident is not None else IncidentRules()
         self._routes = {r.route_id: r for r in root.walk()}
 
     @property
@@ -81,6 +86,9 @@ class RuleSet:
         channel: str,
         phase: Phase,
         meta: Mapping[str, str],
+        *,
+        incident: IncidentView | None = None,
+        storm: tuple[StormItem, ...] = (),
     ) -> RenderedMessage:
         """Render ``decision.template`` for ``channel`` in the contact's locale.
 
@@ -88,9 +96,13 @@ class RuleSet:
         template's ``fallback_locale``, then the rule set's default locale. Raises
         RenderError when rendering fails.
         """
-        template = self.templates.get(decision.template)
+        # A lifecycle variant (`outage.resolved`) wins over the base template (`outage`).
+        template = self.templates.get(f"{decision.template}.{phase}")
+        if template is None or channel not in template.channels:
+            template = self.templates.get(decision.template)
         if template is None:
             raise RenderError(f"unknown template '{decision.template}'")
         locale, message = template.pick(channel, contact.locale, self.default_locale)
-        context = build_context(decision, alert, contact, phase, meta, locale)
+        context = build_context(decision, alert, contact, phase, meta, locale,
+                                incident=incident, storm=storm)
         return render_message(template, message, context)

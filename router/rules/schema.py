@@ -22,6 +22,17 @@ from pydantic import (
     model_validator,
 )
 
+from router.phones import normalise_phone
+from router.rules.durations import Duration
+from router.rules.inhibit import InhibitRuleModel
+from router.rules.lifecycle import (
+    BreakQuietHours,
+    QuietHoursSpecs,
+    ResolvedDuringQuietHours,
+    StormControlModel,
+)
+from router.rules.time_intervals import TimeIntervalSpecModel
+
 __all__ = [
     "AudienceModel",
     "ContactModel",
@@ -34,7 +45,7 @@ __all__ = [
 ]
 
 _EMAIL = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\".]+$")
-_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+_TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$")
 _LOCALE = re.compile(r"^[a-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]*$")
 
@@ -70,6 +81,8 @@ class ContactModel(_Strict):
     phone: str | None = None
     locale: str | None = None
     timezone: str | None = None
+    quiet_hours: str | None = None  # a quiet_hours name, or "none" (incident rule keys)
+    topic: str | None = None  # SNS topic ARN: this contact is a topic (channel "topic")
 
     @field_validator("email")
     @classmethod
@@ -81,11 +94,15 @@ class ContactModel(_Strict):
     @field_validator("phone")
     @classmethod
     def _phone(cls, v: str | None) -> str | None:
-        if v is not None and not _E164.match(v):
-            raise ValueError(
-                f"invalid phone number '{v}': expected E.164 such as +33612345678 "
-                "(a '+', the country code, no spaces)"
-            )
+        # Validated and normalised to E.164 with libphonenumber (router.phones).
+        return None if v is None else normalise_phone(v)
+
+    @field_validator("topic")
+    @classmethod
+    def _topic(cls, v: str | None) -> str | None:
+        if v is not None and not _TOPIC_ARN.match(v):
+            raise ValueError(f"invalid topic '{v}': expected an SNS topic ARN such as "
+                             "arn:aws:sns:eu-west-1:123456789012:status")
         return v
 
     @field_validator("locale")
@@ -100,7 +117,7 @@ class ContactModel(_Strict):
 
     @model_validator(mode="after")
     def _reachable(self) -> ContactModel:
-        if self.email is None and self.phone is None:
+        if self.email is None and self.phone is None and self.topic is None:
             raise ValueError(f"contact '{self.id}' has neither 'email' nor 'phone'")
         return self
 
@@ -110,14 +127,22 @@ class AudienceModel(_Strict):
 
     description: str | None = None
     contacts: list[ContactModel] = Field(min_length=1)
+    quiet_hours: str | None = None  # a quiet_hours name (incident rule keys)
 
 
 class MessageModel(_Strict):
-    """The fields of one message (per template, channel and locale)."""
+    """The fields of one message (per template, channel and locale).
+
+    Which fields a channel takes (and requires) is checked by the loader: email
+    ``subject``/``text``/``html``, sms ``text``, topic ``subject``/``text``, push
+    ``title``/``body``.
+    """
 
     subject: str | None = None
-    text: str
+    text: str | None = None
     html: str | None = None
+    title: str | None = None
+    body: str | None = None
 
 
 class TemplateModel(BaseModel):
@@ -170,6 +195,19 @@ class RouteModel(_Strict):
     channels: dict[str, list[str]] | None = None
     template: str | None = None
     owner: str | None = None
+    # Per-recipient channel fallback, e.g. {sms: email}: when the SMS to a contact fails
+    # permanently, email the same contact (docs/rules.md "Channel fallback").
+    fallback: dict[str, str] | None = None
+    # Incident lifecycle keys (router/rules/lifecycle.py, docs/rules.md "Incidents").
+    group_wait: Duration | None = None
+    group_interval: Duration | None = None
+    repeat_interval: Duration | None = None
+    follow_up_after: Duration | None = None
+    max_follow_ups: int | None = Field(default=None, ge=0)
+    break_quiet_hours: BreakQuietHours | None = None
+    on_resolved_during_quiet_hours: ResolvedDuringQuietHours | None = None
+    mute_time_intervals: list[str] | None = None
+    active_time_intervals: list[str] | None = None
     routes: list[RouteModel] | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
@@ -222,3 +260,8 @@ class RuleFileModel(_Strict):
     audiences: dict[str, AudienceModel] | None = None
     templates: dict[str, TemplateModel] | None = None
     route: RouteModel | None = None
+    # Incident rule keys (router/rules/lifecycle.py, time_intervals.py, inhibit.py).
+    time_intervals: dict[str, list[TimeIntervalSpecModel]] | None = None
+    inhibit_rules: list[InhibitRuleModel] | None = None
+    quiet_hours: dict[str, QuietHoursSpecs] | None = None
+    storm_control: StormControlModel | None = None

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -25,7 +25,10 @@ from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 
 from router.errors import TocsinError
+from router.incidents.view import IncidentView, StormItem, format_duration, single_alert_view
 from router.models import Alert, Contact, Phase, RenderedMessage, RouteDecision
+from router.rules.problems import did_you_mean
+from router.rules.template_fields import CONTEXT_ATTRIBUTES, unknown_attribute
 
 __all__ = [
     "CONTEXT_FIELDS",
@@ -41,7 +44,7 @@ __all__ = [
 
 #: The top-level names a template may use.
 CONTEXT_FIELDS: frozenset[str] = frozenset(
-    {"alert", "severity", "phase", "route", "owner", "recipient", "meta"}
+    {"alert", "severity", "phase", "route", "owner", "recipient", "meta", "incident", "storm"}
 )
 
 
@@ -100,12 +103,30 @@ def format_date(value: datetime, locale: str, tz: str, fmt: str | None = None) -
 def _date_filter(ctx: Context, value: Any, fmt: str | None = None) -> str:
     if value is None or value == "":
         return ""
+    if isinstance(value, str):  # an RFC 3339 annotation such as maintenance_start
+        try:
+            value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise RenderError(f"the date filter cannot read {value!r}: expected RFC 3339 "
+                              "such as 2024-05-04T22:00:00Z") from None
+        if value.tzinfo is None:
+            raise RenderError("the date filter needs a time with an offset (Z or +02:00)")
     if not isinstance(value, datetime):
         raise RenderError(f"the date filter expects a date, got {type(value).__name__}")
     recipient = ctx.get("recipient")
     locale = getattr(recipient, "locale", "en")
     tz = getattr(recipient, "timezone", "UTC")
     return format_date(value, locale, tz, fmt)
+
+
+@pass_context
+def _duration_filter(ctx: Context, value: Any) -> str:
+    if value is None or value == "":
+        return ""
+    if not isinstance(value, (int, float, timedelta)):
+        raise RenderError(f"the duration filter expects seconds, got {type(value).__name__}")
+    recipient = ctx.get("recipient")
+    return format_duration(value, getattr(recipient, "locale", "en"))
 
 
 def _make_env(autoescape: bool) -> SandboxedEnvironment:
@@ -117,6 +138,7 @@ def _make_env(autoescape: bool) -> SandboxedEnvironment:
         keep_trailing_newline=False,
     )
     env.filters["date"] = _date_filter
+    env.filters["duration"] = _duration_filter
     return env
 
 
@@ -138,6 +160,15 @@ def compile_field(source: str, *, html: bool) -> jinja2.Template:
         allowed = ", ".join(sorted(CONTEXT_FIELDS))
         raise TemplateCompileError(
             f"template uses unknown field '{name}' (available: {allowed})", line)
+    bad = unknown_attribute(tree)
+    if bad is not None:
+        obj, attr, line = bad
+        kind = "alert" if obj not in CONTEXT_ATTRIBUTES else obj
+        fields = ", ".join(sorted(CONTEXT_ATTRIBUTES[kind]))
+        hint = did_you_mean(attr, CONTEXT_ATTRIBUTES[kind])
+        raise TemplateCompileError(
+            f"template uses unknown field '{obj}.{attr}'{hint} (fields of {obj}: {fields})",
+            line)
     try:
         return env.from_string(source)
     except jinja2.TemplateSyntaxError as exc:  # e.g. an unknown filter
@@ -205,9 +236,20 @@ class _RecipientView:
 
 
 def build_context(decision: RouteDecision, alert: Alert, contact: Contact, phase: Phase,
-                  meta: Mapping[str, str], locale: str) -> dict[str, Any]:
-    """The documented template context (see docs/rules.md, "Template context")."""
+                  meta: Mapping[str, str], locale: str, *,
+                  incident: IncidentView | None = None,
+                  storm: tuple[StormItem, ...] = ()) -> dict[str, Any]:
+    """The documented template context (see docs/rules.md, "Template context").
+
+    Without ``incident`` (rendering one alert outside the incident engine), the
+    incident is the alert alone.
+    """
+    owner = decision.owner or alert.labels.get("owner") or alert.annotations.get(
+        "owner") or alert.labels.get("responsible") or alert.annotations.get(
+        "responsible") or ""
     return {
+        "incident": incident if incident is not None else single_alert_view(alert, owner),
+        "storm": list(storm),
         "alert": _AlertView(
             labels=LabelMap(alert.labels),
             annotations=LabelMap(alert.annotations),
@@ -220,7 +262,7 @@ def build_context(decision: RouteDecision, alert: Alert, contact: Contact, phase
         "severity": decision.severity,
         "phase": phase,
         "route": _RouteView(id=decision.route_id, name=decision.route_name or decision.route_id),
-        "owner": decision.owner or "",
+        "owner": owner,
         "recipient": _RecipientView(id=contact.id, name=contact.name, locale=locale,
                                     timezone=contact.timezone),
         "meta": LabelMap(meta),

@@ -6,20 +6,25 @@ inherited at load time, so each node already holds its effective options.
 
 Speed: matchers are compiled at load and sorted cheapest first (equality before regex).
 Each node indexes its children by one "key" matcher that can only match known literal
-values (``a="x"`` or ``a=~"x|y"``): at evaluation, the children that may match are the
-unindexed ones plus those filed under the alert's value of each key label. Candidates
-are visited in their original order, so the result is exactly the naive one.
+values (``a="x"`` or ``a=~"x|y"``); children keyed only by a positive regex are grouped
+per label and screened by one combined alternation (when the alert's value does not
+match it, none of them can match). At evaluation, the children that may match are the
+unindexed ones, those filed under the alert's value of each key label, and the members
+of the screens that pass. Candidates are visited in their original order, so the result
+is exactly the naive one.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from router.matchers import Matcher, MatchType
-from router.models import RouteDecision
+from router.models import IncidentPolicy, RouteDecision
 
-__all__ = ["ChildIndex", "MatcherTrace", "Route", "SeverityRule", "Trace", "evaluate"]
+__all__ = ["ChildIndex", "MatcherTrace", "RegexScreen", "Route", "SeverityRule", "Trace",
+           "evaluate"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,29 +54,69 @@ class SeverityRule:
         return f"from label '{self.label}' ({how}, default {self.default})"
 
 
+#: Regex sources that cannot be joined into one alternation (back-references).
+_BACKREF = re.compile(r"\\[1-9]|\(\?P=")
+
+
+@dataclass(frozen=True, slots=True)
+class RegexScreen:
+    """Children keyed by a positive regex on one label, screened by one combined regex.
+
+    ``combined`` is the alternation of their anchored regexes: when the alert's value
+    does not fully match it, none of ``members`` can match and all are skipped at once.
+    """
+
+    label: str
+    combined: re.Pattern[str]
+    members: tuple[int, ...]
+
+
 @dataclass(slots=True)
 class ChildIndex:
     """Children of a node filed by (key label, value) for fast candidate selection."""
 
     unindexed: tuple[int, ...]
     by_label: dict[str, dict[str, tuple[int, ...]]]
+    screens: tuple[RegexScreen, ...] = ()
 
     @classmethod
     def build(cls, children: Sequence[Route]) -> ChildIndex:
-        """File each child under its first literal-only positive matcher, if any."""
+        """File each child under its first literal-only positive matcher, if any.
+
+        Children without one but with a positive regex are grouped by that regex's label
+        into a :class:`RegexScreen`; the others are always checked.
+        """
         unindexed: list[int] = []
         by_label: dict[str, dict[str, list[int]]] = {}
+        by_regex: dict[str, list[tuple[int, str]]] = {}
         for i, child in enumerate(children):
             key = next((m for m in child.matchers if m.is_positive_literal), None)
-            if key is None or key.literals is None:
-                unindexed.append(i)
+            if key is not None and key.literals is not None:
+                per_value = by_label.setdefault(key.name, {})
+                for value in key.literals:
+                    per_value.setdefault(value, []).append(i)
                 continue
-            per_value = by_label.setdefault(key.name, {})
-            for value in key.literals:
-                per_value.setdefault(value, []).append(i)
+            rx = next((m for m in child.matchers if m.type is MatchType.REGEX
+                       and m.pattern is not None and not _BACKREF.search(m.pattern)), None)
+            if rx is not None and rx.pattern is not None:
+                by_regex.setdefault(rx.name, []).append((i, rx.pattern))
+            else:
+                unindexed.append(i)
+        screens: list[RegexScreen] = []
+        for label, items in by_regex.items():
+            if len(items) < 2:  # one regex alone is as cheap as a screen
+                unindexed.extend(i for i, _ in items)
+                continue
+            try:
+                combined = re.compile("|".join(p for _, p in items))
+            except re.error:  # pragma: no cover — each part compiled alone already
+                unindexed.extend(i for i, _ in items)
+                continue
+            screens.append(RegexScreen(label, combined, tuple(i for i, _ in items)))
         return cls(
-            unindexed=tuple(unindexed),
+            unindexed=tuple(sorted(unindexed)),
             by_label={k: {v: tuple(ix) for v, ix in d.items()} for k, d in by_label.items()},
+            screens=tuple(screens),
         )
 
     def candidates(self, labels: Mapping[str, str]) -> Sequence[int]:
@@ -81,6 +126,9 @@ class ChildIndex:
             found = per_value.get(labels.get(name, ""))
             if found:
                 hits.extend(found)
+        for screen in self.screens:
+            if screen.combined.fullmatch(labels.get(screen.label, "")) is not None:
+                hits.extend(screen.members)
         if not hits:
             return self.unindexed
         hits.extend(self.unindexed)
@@ -104,6 +152,9 @@ class Route:
     template: str
     owner: str | None
     children: list[Route] = field(default_factory=list)
+    # Incident timers, quiet hours, time intervals (router/rules/lifecycle.py).
+    policy: IncidentPolicy = field(default_factory=IncidentPolicy)
+    fallback: Mapping[str, str] = field(default_factory=dict)  # {channel: fallback channel}
     index: ChildIndex | None = None
     # Where the route is defined (file, line, col) — for explanations and warnings.
     source: tuple[str, int, int] = ("", 0, 0)
@@ -144,6 +195,8 @@ class Route:
             group_by=self.group_by,
             group_by_all=self.group_by_all,
             owner=self.owner,
+            policy=self.policy,
+            fallback=self.fallback,
         )
 
     def walk(self) -> list[Route]:

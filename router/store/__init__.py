@@ -21,8 +21,12 @@ __all__ = ["COUNT_KEYS", "SqliteStore", "Store", "open_store"]
 _SQLITE = "sqlite:///"
 
 
-def open_store(url: str) -> Store:
-    """Build (not start) the store for ``url``; raise ConfigError if it is unusable."""
+def open_store(url: str, *, release_leases_on_start: bool = True) -> Store:
+    """Build (not start) the store for ``url``; raise ConfigError if it is unusable.
+
+    ``release_leases_on_start=False`` for tools that open the store next to a running
+    service (``tocsin deliveries retry``): its in-flight leases must stay held.
+    """
     if not url.startswith(_SQLITE):
         scheme = url.partition(":")[0] or url
         raise ConfigError(
@@ -48,4 +52,5 @@ def open_store(url: str) -> Store:
         raise ConfigError(f"state_url max_batch must be an integer: {exc}") from None
     if max_batch < 1:
         raise ConfigError("state_url max_batch must be >= 1")
-    return SqliteStore(path, synchronous=synchronous, max_batch=max_batch)
+    return SqliteStore(path, synchronous=synchronous, max_batch=max_batch,
+                       release_leases_on_start=release_leases_on_start)

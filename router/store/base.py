@@ -18,11 +18,12 @@ Semantics every implementation must keep:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
 from router.models import Delivery, IntakeRecord, NewDelivery, Receipt
+from router.store.subscriptions import PushSubscription
 
 __all__ = ["COUNT_KEYS", "Store"]
 
@@ -43,6 +44,19 @@ class Store(Protocol):
 
     async def append_intake(self, records: Sequence[IntakeRecord]) -> list[int]:
         """Persist accepted alerts; return their intake ids once durably committed."""
+        ...
+
+    async def append_intake_at(
+        self,
+        records: Sequence[IntakeRecord],
+        positions: Mapping[tuple[str, str, int], int],
+    ) -> list[int]:
+        """:meth:`append_intake` and, in the same transaction, the stream positions it
+        covers: ``(stream, topic, partition) -> next offset`` (the Kafka source)."""
+        ...
+
+    async def stream_positions(self, stream: str) -> dict[tuple[str, int], int]:
+        """``(topic, partition) -> next offset`` recorded by :meth:`append_intake_at`."""
         ...
 
     async def fetch_intake(self, limit: int) -> list[tuple[int, IntakeRecord]]:
@@ -80,8 +94,41 @@ class Store(Protocol):
         """Record a failed attempt that will be retried at ``next_attempt_at``."""
         ...
 
-    async def mark_failed(self, delivery_id: int, at: datetime, error: str) -> None:
-        """Record a permanent failure (never retried)."""
+    async def mark_failed(self, delivery_id: int, at: datetime, error: str, *,
+                          reason: str = "permanent") -> list[int]:
+        """Record a permanent failure (a dead letter: never retried unless replayed), with
+        ``reason`` permanent|deadline|unconfigured. In the same transaction, insert the
+        delivery's planned fallbacks (``route.fallback``); return their ids."""
+        ...
+
+    async def defer(self, delivery_id: int, next_attempt_at: datetime) -> None:
+        """Hand a claimed delivery back unsent (rate limit); the attempt is not counted."""
+        ...
+
+    async def requeue_failed(self, ids: Sequence[int] | None, *, now: datetime,
+                             deadline_s: float) -> list[int]:
+        """Replay dead letters (``ids``, or all when None) with a fresh deadline."""
+        ...
+
+    async def get_delivery(self, delivery_id: int) -> Delivery | None:
+        """One delivery by id, or None."""
+        ...
+
+    async def add_push_subscription(self, contact_id: str, endpoint: str, p256dh: str,
+                                    auth: str, *, now: datetime) -> PushSubscription:
+        """Store (or replace, by endpoint) a contact's Web Push subscription."""
+        ...
+
+    async def push_subscriptions(self, contact_id: str | None = None) -> list[PushSubscription]:
+        """Web Push subscriptions of one contact (or all), oldest first."""
+        ...
+
+    async def delete_push_subscription(self, subscription_id: int) -> bool:
+        """Remove a Web Push subscription by id; True when it existed."""
+        ...
+
+    async def delete_push_endpoint(self, endpoint: str) -> bool:
+        """Remove the Web Push subscription of ``endpoint``; True when it existed."""
         ...
 
     async def list_deliveries(

@@ -17,13 +17,18 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
+from router.incidents.engine import AlertEvent
+from router.incidents.flush import FlushResult, PlannedNotice
 from router.metrics import PLANNED_DELIVERIES
 from router.models import Delivery, IntakeRecord, NewDelivery, Receipt
+from router.rules.inhibit import TargetKey
+from router.store import incidents as incident_store
+from router.store.batcher import AsyncBatcher
 from router.store.codec import (
     alert_to_json,
     delivery_from_row,
@@ -31,7 +36,29 @@ from router.store.codec import (
     meta_to_json,
     ts,
 )
+from router.store.incidents import (
+    DueStorm,
+    IncidentDetail,
+    IncidentSnapshot,
+    IncidentSummary,
+    SourceUpdate,
+)
 from router.store.migrate import migrate
+from router.store.outcomes import (
+    activate_fallbacks,
+    defer_delivery,
+    fail_delivery,
+    plan_fallbacks,
+    requeue_failed,
+    sent_delivery,
+)
+from router.store.subscriptions import (
+    PushSubscription,
+    delete_subscription,
+    delete_subscription_by_endpoint,
+    list_subscriptions,
+    upsert_subscription,
+)
 from router.store.writer import SqliteWriter
 
 __all__ = ["SYNCHRONOUS_MODES", "SqliteStore"]
@@ -40,6 +67,9 @@ T = TypeVar("T")
 
 SYNCHRONOUS_MODES = frozenset({"FULL", "NORMAL", "EXTRA"})
 _STATUSES = frozenset({"pending", "sent", "failed"})
+
+#: (source, received_at, fingerprint, alert JSON, meta JSON)
+_IntakeRow = tuple[str, str, str, str, str]
 
 _INSERT_INTAKE = (
     "INSERT INTO intake (source, received_at, fingerprint, alert, meta) VALUES (?, ?, ?, ?, ?)"
@@ -50,6 +80,11 @@ _INSERT_DELIVERY = (
     " status, attempts, created_at, updated_at, next_attempt_at, deadline_at, last_error)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)"
     " ON CONFLICT (idempotency_key) DO NOTHING"
+)
+_UPSERT_POSITION = (
+    "INSERT INTO stream_positions (stream, topic, partition, next_offset, updated_at)"
+    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (stream, topic, partition) DO UPDATE SET"
+    " next_offset = excluded.next_offset, updated_at = excluded.updated_at"
 )
 _CLAIM = (
     "UPDATE deliveries SET lease_until = :lease, next_attempt_at = :lease,"
@@ -79,6 +114,9 @@ class SqliteStore:
         self._synchronous = mode
         self._release_leases = release_leases_on_start
         self._writer = SqliteWriter(self._connect, on_open=self._on_open, max_batch=max_batch)
+        self._intake_batcher: AsyncBatcher[_IntakeRow, int] = AsyncBatcher(
+            self._insert_intake_rows
+        )
         self._reader: concurrent.futures.ThreadPoolExecutor | None = None
         self._read_conn: sqlite3.Connection | None = None
         self._started = False
@@ -107,6 +145,7 @@ class SqliteStore:
 
     async def close(self) -> None:
         """Flush queued writes, close both connections. Idempotent."""
+        await self._intake_batcher.drain()
         await self._writer.close()
         reader = self._reader
         if reader is not None:
@@ -162,7 +201,11 @@ class SqliteStore:
     # -- intake -----------------------------------------------------------------------
 
     async def append_intake(self, records: Sequence[IntakeRecord]) -> list[int]:
-        """Persist accepted alerts; returns their ids after the group COMMIT."""
+        """Persist accepted alerts; returns their ids after the group COMMIT.
+
+        Concurrent callers are coalesced on the event loop (:class:`AsyncBatcher`) into
+        one ``executemany`` job, itself group-committed by the writer thread.
+        """
         if not records:
             return []
         rows = [
@@ -170,6 +213,31 @@ class SqliteStore:
              meta_to_json(r.meta))
             for r in records
         ]
+        return await self._intake_batcher.submit(rows)
+
+    async def _insert_intake_rows(self, rows: list[_IntakeRow]) -> list[int]:
+        def job(conn: sqlite3.Connection) -> list[int]:
+            conn.executemany(_INSERT_INTAKE, rows)
+            # One writer, one statement, inside one transaction: the AUTOINCREMENT ids
+            # of the batch are consecutive and end at last_insert_rowid().
+            last = int(conn.execute("SELECT last_insert_rowid()").fetchone()[0])
+            return list(range(last - len(rows) + 1, last + 1))
+
+        return await self._writer.submit(job)
+
+    async def append_intake_at(
+        self,
+        records: Sequence[IntakeRecord],
+        positions: Mapping[tuple[str, str, int], int],
+    ) -> list[int]:
+        """Persist alerts and the stream positions they cover in one group COMMIT."""
+        rows = [
+            (r.source, ts(r.received_at), r.alert.fingerprint, alert_to_json(r.alert),
+             meta_to_json(r.meta))
+            for r in records
+        ]
+        now = ts(datetime.now(UTC))
+        marks = [(s, t, p, offset, now) for (s, t, p), offset in positions.items()]
 
         def job(conn: sqlite3.Connection) -> list[int]:
             ids: list[int] = []
@@ -177,9 +245,21 @@ class SqliteStore:
                 cursor = conn.execute(_INSERT_INTAKE, row)
                 assert cursor.lastrowid is not None
                 ids.append(cursor.lastrowid)
+            conn.executemany(_UPSERT_POSITION, marks)
             return ids
 
         return await self._writer.submit(job)
+
+    async def stream_positions(self, stream: str) -> dict[tuple[str, int], int]:
+        """Next offsets per (topic, partition) recorded for ``stream``."""
+
+        def query(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+            return conn.execute(
+                "SELECT topic, partition, next_offset FROM stream_positions WHERE stream = ?",
+                (stream,),
+            ).fetchall()
+
+        return {(row[0], int(row[1])): int(row[2]) for row in await self._read(query)}
 
     async def fetch_intake(self, limit: int) -> list[tuple[int, IntakeRecord]]:
         """Unprocessed intake rows, oldest first."""
@@ -210,8 +290,14 @@ class SqliteStore:
         def job(conn: sqlite3.Connection) -> list[int]:
             inserted: list[int] = []
             for index, row in enumerate(rows):
-                if conn.execute(_INSERT_DELIVERY, row).rowcount == 1:
+                cursor = conn.execute(_INSERT_DELIVERY, row)
+                if cursor.rowcount == 1:
                     inserted.append(index)
+                    if deliveries[index].fallback is not None:
+                        plan_fallbacks(conn, [deliveries[index]])
+                        if deliveries[index].failed_reason is not None:  # e.g. render failed
+                            assert cursor.lastrowid is not None
+                            activate_fallbacks(conn, cursor.lastrowid, now)
             conn.executemany(
                 "UPDATE intake SET processed_at = ? WHERE id = ? AND processed_at IS NULL",
                 processed,
@@ -240,14 +326,12 @@ class SqliteStore:
         return claimed
 
     async def mark_sent(self, delivery_id: int, at: datetime, receipt: Receipt) -> None:
-        """pending → sent, with the provider's id."""
-        at_s = ts(at)
-        await self._update(
-            "UPDATE deliveries SET status = 'sent', sent_at = ?, provider_id = ?,"
-            " lease_until = NULL, next_attempt_at = NULL, updated_at = ?"
-            " WHERE id = ? AND status = 'pending'",
-            (at_s, receipt.provider_id, at_s, delivery_id),
-        )
+        """pending → sent, with the provider's id and SMS parts; planned fallbacks dropped."""
+
+        def job(conn: sqlite3.Connection) -> None:
+            sent_delivery(conn, delivery_id, at, receipt.provider_id, receipt.segments)
+
+        await self._writer.submit(job)
 
     async def mark_retry(
         self,
@@ -265,19 +349,175 @@ class SqliteStore:
             (ts(next_attempt_at), error, updated, delivery_id),
         )
 
-    async def mark_failed(self, delivery_id: int, at: datetime, error: str) -> None:
-        """pending → failed (permanent), with the reason."""
-        await self._update(
-            "UPDATE deliveries SET status = 'failed', last_error = ?, lease_until = NULL,"
-            " next_attempt_at = NULL, updated_at = ? WHERE id = ? AND status = 'pending'",
-            (error, ts(at), delivery_id),
-        )
+    async def mark_failed(self, delivery_id: int, at: datetime, error: str, *,
+                          reason: str = "permanent") -> list[int]:
+        """pending → failed (dead letter, with ``reason``) and, in the same transaction,
+        its planned fallbacks inserted as pending deliveries; returns their ids."""
+
+        def job(conn: sqlite3.Connection) -> list[int]:
+            return fail_delivery(conn, delivery_id, at, error, reason)
+
+        return await self._writer.submit(job)
+
+    async def defer(self, delivery_id: int, next_attempt_at: datetime) -> None:
+        """Hand a claimed delivery back unsent (rate limit); its attempt is not counted."""
+
+        def job(conn: sqlite3.Connection) -> None:
+            defer_delivery(conn, delivery_id, next_attempt_at)
+
+        await self._writer.submit(job)
+
+    async def requeue_failed(self, ids: Sequence[int] | None, *, now: datetime,
+                             deadline_s: float) -> list[int]:
+        """Replay dead letters (all of them when ``ids`` is None); return the ids."""
+
+        def job(conn: sqlite3.Connection) -> list[int]:
+            return requeue_failed(conn, ids, now, deadline_s)
+
+        return await self._writer.submit(job)
+
+    async def get_delivery(self, delivery_id: int) -> Delivery | None:
+        """One delivery by id, or None."""
+
+        def query(conn: sqlite3.Connection) -> sqlite3.Row | None:
+            row: sqlite3.Row | None = conn.execute(
+                "SELECT * FROM deliveries WHERE id = ?", (delivery_id,)).fetchone()
+            return row
+
+        row = await self._read(query)
+        return None if row is None else delivery_from_row(row)
+
+    # -- push subscriptions -------------------------------------------------------------
+
+    async def add_push_subscription(self, contact_id: str, endpoint: str, p256dh: str,
+                                    auth: str, *, now: datetime) -> PushSubscription:
+        """Store (or replace, by endpoint) a contact's browser subscription."""
+
+        def job(conn: sqlite3.Connection) -> PushSubscription:
+            return upsert_subscription(conn, contact_id, endpoint, p256dh, auth, now)
+
+        return await self._writer.submit(job)
+
+    async def push_subscriptions(self, contact_id: str | None = None) -> list[PushSubscription]:
+        """Subscriptions of one contact (or all), oldest first."""
+        return await self._read(lambda conn: list_subscriptions(conn, contact_id))
+
+    async def delete_push_subscription(self, subscription_id: int) -> bool:
+        """Remove a subscription by id; True when it existed."""
+        return await self._writer.submit(
+            lambda conn: delete_subscription(conn, subscription_id))
+
+    async def delete_push_endpoint(self, endpoint: str) -> bool:
+        """Remove the subscription of ``endpoint`` (gone at the push service)."""
+        return await self._writer.submit(
+            lambda conn: delete_subscription_by_endpoint(conn, endpoint))
 
     async def _update(self, sql: str, params: tuple[object, ...]) -> None:
         def job(conn: sqlite3.Connection) -> None:
             conn.execute(sql, params)
 
         await self._writer.submit(job)
+
+    # -- incidents (router/store/incidents.py) ----------------------------------------
+
+    async def commit_intake(
+        self, intake_ids: Sequence[int], events: Sequence[AlertEvent],
+        sources: Sequence[SourceUpdate], *, now: datetime,
+    ) -> datetime | None:
+        """Apply alerts to incidents and mark intake rows processed, in one transaction."""
+        ids, evs, srcs = list(intake_ids), list(events), list(sources)
+        return await self._writer.submit(
+            lambda conn: incident_store.apply_intake_job(conn, ids, evs, srcs, now))
+
+    async def due_incidents(self, now: datetime, limit: int) -> list[str]:
+        """Incidents whose timer is due, earliest first."""
+        return await self._read(lambda conn: incident_store.due_incidents_query(conn, now, limit))
+
+    async def next_incident_due(self) -> datetime | None:
+        """The earliest incident timer."""
+        return await self._read(incident_store.next_due_query)
+
+    async def load_incident(
+        self, incident_id: str, now: datetime,
+        target_keys: Callable[[Mapping[str, str]], list[TargetKey]],
+        storm_window_s: float | None,
+    ) -> IncidentSnapshot | None:
+        """Everything a flush reads, from one read transaction."""
+
+        def query(conn: sqlite3.Connection) -> IncidentSnapshot | None:
+            conn.execute("BEGIN")  # one consistent snapshot of the WAL
+            try:
+                return incident_store.load_snapshot_query(conn, incident_id, now, target_keys,
+                                                          storm_window_s)
+            finally:
+                conn.execute("COMMIT")
+
+        if self._reader is None:
+            return await self._writer.submit(
+                lambda conn: incident_store.load_snapshot_query(conn, incident_id, now,
+                                                                target_keys, storm_window_s))
+        return await self._read(query)
+
+    def _delivery_inserter(
+        self, now: datetime, deadline_s: float
+    ) -> Callable[[sqlite3.Connection, NewDelivery], int | None]:
+        now_s = ts(now)
+        deadline = ts(now + timedelta(seconds=deadline_s))
+
+        def insert(conn: sqlite3.Connection, delivery: NewDelivery) -> int | None:
+            cursor = conn.execute(_INSERT_DELIVERY, _delivery_params(delivery, now_s, deadline))
+            if cursor.rowcount != 1:
+                return None
+            assert cursor.lastrowid is not None
+            if delivery.fallback is not None:
+                plan_fallbacks(conn, [delivery])
+                if delivery.failed_reason is not None:
+                    activate_fallbacks(conn, cursor.lastrowid, now)
+            return cursor.lastrowid
+
+        return insert
+
+    async def commit_flush(
+        self, snapshot: IncidentSnapshot, result: FlushResult, *, now: datetime,
+        deadline_s: float, storm_window_s: float | None = None,
+    ) -> bool:
+        """Apply a flush if the incident did not change since ``snapshot``."""
+        insert = self._delivery_inserter(now, deadline_s)
+        inserted = await self._writer.submit(
+            lambda conn: incident_store.commit_flush_job(conn, snapshot, result, now,
+                                                         deadline_s, insert, storm_window_s))
+        if inserted is None:
+            return False
+        for delivery in inserted:
+            PLANNED_DELIVERIES.labels(channel=delivery.channel, phase=delivery.phase).inc()
+        return True
+
+    async def due_storms(self, now: datetime) -> list[DueStorm]:
+        """Storm summaries due now."""
+        return await self._read(lambda conn: incident_store.due_storms_query(conn, now))
+
+    async def commit_storm(self, storm_id: int, notices: Sequence[PlannedNotice], *,
+                           now: datetime, deadline_s: float) -> int:
+        """Insert a storm summary's deliveries and mark it sent; return how many."""
+        insert = self._delivery_inserter(now, deadline_s)
+        inserted = await self._writer.submit(
+            lambda conn: incident_store.commit_storm_job(conn, storm_id, notices, now,
+                                                         deadline_s, insert))
+        for delivery in inserted:
+            PLANNED_DELIVERIES.labels(channel=delivery.channel, phase=delivery.phase).inc()
+        return len(inserted)
+
+    async def list_incidents(
+        self, *, state: str | None = None, route: str | None = None,
+        audience: str | None = None, limit: int = 100, offset: int = 0,
+    ) -> list[IncidentSummary]:
+        """Incidents, newest first, filtered by state, route id and audience."""
+        return await self._read(lambda conn: incident_store.list_incidents_query(
+            conn, state=state, route=route, audience=audience, limit=limit, offset=offset))
+
+    async def get_incident(self, incident_id: str) -> IncidentDetail | None:
+        """One incident with its alerts, timeline and deliveries."""
+        return await self._read(lambda conn: incident_store.get_incident_query(conn, incident_id))
 
     # -- reads ------------------------------------------------------------------------
 

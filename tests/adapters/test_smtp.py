@@ -281,7 +281,7 @@ def test_settings_are_validated() -> None:
 
 def test_registry_wires_email_only_when_configured() -> None:
     """The explicit table builds the email channel from SMTP settings, nothing otherwise."""
-    assert CHANNEL_KINDS == frozenset({"email"})
+    assert CHANNEL_KINDS == frozenset({"email", "sms", "topic", "push"})
     assert build_channels(None) == {}
     channels = build_channels(settings(25))
     assert set(channels) == {"email"}

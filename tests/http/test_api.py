@@ -61,7 +61,8 @@ async def test_deliveries_lists_history_with_masked_recipients(
     assert set(rows[0]) == {
         "id", "incident_key", "fingerprint", "route_id", "phase", "channel", "recipient",
         "audience", "severity", "status", "attempts", "created_at", "updated_at", "sent_at",
-        "next_attempt_at", "last_error",
+        "next_attempt_at", "last_error", "dead_letter", "dead_letter_reason", "segments",
+        "fallback_of",
     }
     sent = rows[2]
     assert sent["status"] == "sent"

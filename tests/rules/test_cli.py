@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
 
+from router.models import RenderedMessage
 from router.rules.cli import check_command, explain_command
+from router.rules.explain import message_doc
 
 RULES = Path(__file__).parents[2] / "rules"
 BROKEN = Path(__file__).parent / "broken"
@@ -18,7 +21,7 @@ def test_check_ok_on_shipped_rules() -> None:
     """The shipped example rules are valid: exit 0 and a summary line."""
     out = io.StringIO()
     assert check_command([str(RULES)], out) == 0
-    assert out.getvalue().startswith("ok: 2 file(s), 3 route(s)")
+    assert re.match(r"ok: \d+ file\(s\), \d+ route\(s\), ", out.getvalue())
 
 
 def test_check_prints_position_source_line_and_caret(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -64,15 +67,14 @@ def test_explain_json_for_scripts() -> None:
     doc = json.loads(out.getvalue())
     assert code == 0
     (route,) = doc["matched_routes"]
-    assert (route["route_id"], route["name"], route["severity"]) == ("root/0", "billing",
-                                                                     "critical")
+    assert (route["name"], route["severity"]) == ("billing", "critical")
     (rec,) = route["recipients"]
     assert rec["locale"] == "fr"
-    (email,) = rec["channels"]
+    email = next(ch for ch in rec["channels"] if ch["channel"] == "email")
     assert email["address"] == "astreinte@example.fr"
     assert email["messages"]["resolved"]["subject"] == "[RÉSOLU] BillingDown sur billing"
-    skipped = [w for w in doc["walk"] if not w["evaluated"]]
-    assert [w["route_id"] for w in skipped] == ["root/1"]
+    skipped = [w["name"] for w in doc["walk"] if not w["evaluated"]]
+    assert skipped == ["database"]  # after billing matched without continue
 
 
 def test_explain_with_invalid_rules_exits_one(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -81,3 +83,36 @@ def test_explain_with_invalid_rules_exits_one(monkeypatch: pytest.MonkeyPatch) -
     out = io.StringIO()
     assert explain_command(["unknown-key.yaml"], {}, {}, "json", out) == 1
     assert json.loads(out.getvalue())["errors"][0]["line"] == 12
+
+
+def test_explain_says_why_and_uses_at() -> None:
+    """The walk says why each node matched, failed or decided; --at sets the alert's time."""
+    out = io.StringIO()
+    code = explain_command([str(RULES)], {"alertname": "X", "team": "db"}, {}, "json", out,
+                           at="2024-05-02T14:03:00Z")
+    doc = json.loads(out.getvalue())
+    assert code == 0
+    assert doc["at"] == "2024-05-02T14:03:00Z"
+    whys = {w["name"]: w["why"] for w in doc["walk"]}
+    assert whys["default"] == "matched; a child route matched, so the child decides"
+    assert whys["billing"] == 'no match: service="billing" failed (service missing, read as "")'
+    assert whys["database"] == "matched; it has no children, so this route decides"
+    (route,) = doc["matched_routes"]
+    msg = route["recipients"][0]["channels"][0]["messages"]["firing"]
+    assert "2 mai 2024 à 16:03" in msg["text"]
+
+
+def test_explain_rejects_a_bad_time() -> None:
+    """--at with something that is not ISO 8601 is a usage error (exit 2)."""
+    out = io.StringIO()
+    assert explain_command([str(RULES)], {"a": "b"}, {}, "text", out, at="yesterday") == 2
+    assert "invalid time 'yesterday'" in out.getvalue()
+
+
+def test_sms_message_shows_length_encoding_and_segments() -> None:
+    """An SMS message in an explanation carries its length, GSM-7/UCS-2 and segment count."""
+    gsm = message_doc("sms", RenderedMessage(subject="", text="Panne: service web HS\n"))
+    assert gsm["sms"] == {"length": 21, "encoding": "GSM-7", "units": 21, "segments": 1}
+    ucs = message_doc("sms", RenderedMessage(subject="", text="Panne « web » " + "x" * 60))
+    assert (ucs["sms"]["encoding"], ucs["sms"]["segments"]) == ("UCS-2", 2)
+    assert "sms" not in message_doc("email", RenderedMessage(subject="s", text="t"))

@@ -55,7 +55,7 @@ def test_hostdown_resolved(rules: RuleSet) -> None:
     """The resolved notice has its own subject and the end time."""
     to, subject, text = _render(rules, HOSTDOWN, "resolved")
     assert (to, subject) == ("ops@example.com", "[RESOLVED] HostDown on node-1")
-    assert "Resolved: 2 May 2024 14:20 UTC\n" in text
+    assert "Resolved: 2 May 2024 14:20 UTC" in text
 
 
 @pytest.mark.parametrize("labels", [{"alertname": "BillingApiErrors", "service": "billing",

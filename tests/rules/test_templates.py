@@ -33,7 +33,7 @@ templates:
         text: "depuis {{ alert.starts_at | date }}"
   strict:
     email:
-      en: {subject: "x", text: "{{ alert.oops }}"}
+      en: {subject: "x", text: "{{ alert.starts_at.oops }}"}
 route:
   audiences: [a]
   template: t
@@ -99,7 +99,7 @@ def test_unknown_channel_at_render_is_a_render_error(tmp_path: Path) -> None:
 
 def test_sandbox_blocks_unsafe_attributes(tmp_path: Path) -> None:
     """The sandbox refuses private attributes at run time (RenderError)."""
-    header = HEADER.replace("{{ alert.oops }}", "{{ alert.__class__.__mro__ }}")
+    header = HEADER.replace("{{ alert.starts_at.oops }}", "{{ alert.labels.__class__.__mro__ }}")
     rules = load_text(tmp_path, "", header=header)
     (d,) = rules.evaluate({"strict": "yes"})
     with pytest.raises(RenderError):
@@ -114,6 +114,31 @@ def test_unknown_top_level_field_is_a_load_error(tmp_path: Path) -> None:
     (p,) = info.value.problems
     assert "unknown field 'receiver'" in p.message
     assert p.line == 14
+
+
+@pytest.mark.parametrize(("source", "expected"), [
+    ("{{ alert.oops }}", "unknown field 'alert.oops' (fields of alert: annotations, ends_at, "),
+    ("{{ route.title }}", "unknown field 'route.title' (fields of route: id, name)"),
+    ("{{ incident.etaa }}", "unknown field 'incident.etaa' — did you mean 'eta'? (fields of "),
+    ("{% for a in incident.firing %}{{ a.instance }}{% endfor %}",
+     "unknown field 'a.instance' (fields of a: annotations, ends_at, "),
+])
+def test_unknown_attribute_is_a_load_error(tmp_path: Path, source: str, expected: str) -> None:
+    """An undocumented attribute of a context object fails at load time, at its line."""
+    header = HEADER.replace("{{ alert.starts_at.oops }}", source)
+    with pytest.raises(RuleError) as info:
+        load_text(tmp_path, "", header=header)
+    (p,) = info.value.problems
+    assert expected in p.message
+    assert p.line == 21
+
+
+def test_documented_attributes_load(tmp_path: Path) -> None:
+    """Documented attributes (and any label or annotation key) are accepted."""
+    header = HEADER.replace("{{ alert.starts_at.oops }}", (
+        "{{ alert.labels.anything }}{{ incident.eta }}{{ route.name }}{{ recipient.locale }}"
+        "{% for a in incident.alerts %}{{ a.labels.instance }}{% endfor %}"))
+    load_text(tmp_path, "", header=header)
 
 
 def test_fallback_locale_must_exist(tmp_path: Path) -> None:

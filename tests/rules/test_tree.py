@@ -147,10 +147,11 @@ def test_explain_uses_the_same_walk(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------- index == naive
 
-LABEL_VALUES = ["", "a", "b", "c"]
+LABEL_VALUES = ["", "a", "b", "c", "A", "ab", "ac"]
 matcher_st = st.tuples(st.sampled_from(["x", "y", "z"]),
                        st.sampled_from(["=", "!=", "=~", "!~"]),
-                       st.sampled_from(["a", "b", "", "a|b", "a.*", ".*"]))
+                       st.sampled_from(["a", "b", "", "a|b", "a.*", ".*", ".+", "(?i)a",
+                                        "[bc]", "a(b|c)?"]))
 
 
 @st.composite
@@ -173,12 +174,12 @@ def trees(draw: st.DrawFn, depth: int = 0) -> str:
     return "\n".join(lines)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(body=trees(), alerts=st.lists(st.fixed_dictionaries(
     {}, optional={k: st.sampled_from(LABEL_VALUES) for k in "xyz"}), min_size=1, max_size=8))
 def test_indexed_evaluation_equals_naive(body: str,
                                          alerts: list[dict[str, str]]) -> None:
-    """The indexed evaluator returns exactly the naive evaluator's decisions."""
+    """The indexed evaluator (literal index + regex screens) equals the naive one."""
     import tempfile
 
     with tempfile.TemporaryDirectory() as folder:
@@ -188,3 +189,26 @@ def test_indexed_evaluation_equals_naive(body: str,
         rules = load_text(Path(folder), route)
     for labels in alerts:
         assert rules.evaluate(labels) == rules.evaluate_naive(labels)
+
+
+def test_regex_screen_skips_non_matching_regex_children(tmp_path: Path) -> None:
+    """Regex-keyed children are screened together yet give the naive result, flags included."""
+    rules = load_text(tmp_path, """\
+        route:
+          audiences: [a]
+          template: t
+          channels: {default: [email]}
+          routes:
+            - {matchers: ['ns=~"team-a-.*"'], audiences: [b]}
+            - {matchers: ['ns=~"(?i)TEAM-B-.*"'], audiences: [c]}
+            - {matchers: ['ns=~"(x)\\\\1"'], audiences: [d]}
+        """)
+    index = rules.root.index
+    assert index is not None
+    (screen,) = index.screens
+    assert (screen.label, screen.members, index.unindexed) == ("ns", (0, 1), (2,))
+    for ns, audience in (("team-a-1", "b"), ("team-b-x", "c"), ("xx", "d"), ("", "a"),
+                         ("other", "a")):
+        labels = {"ns": ns}
+        assert rules.evaluate(labels) == rules.evaluate_naive(labels)
+        assert rules.evaluate(labels)[0].audiences == (audience,), ns

@@ -32,7 +32,10 @@ class TocsinProcess:
         rules: list[str] | None = None,
         bearer_token: str | None = None,
         extra: dict[str, Any] | None = None,
+        timer_scale: float = 0.02,
     ) -> None:
+        """``timer_scale`` shortens every incident timer of the rules (group_wait 5s →
+        0.1s): tests see incidents live in seconds."""
         self.workdir = workdir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -53,6 +56,7 @@ class TocsinProcess:
                 "lease_s": 3,
                 "poll_interval_s": 0.1,
             },
+            "incidents": {"poll_interval_s": 0.1, "timer_scale": timer_scale},
         }
         if bearer_token:
             config["webhook"] = {"bearer_token": bearer_token}

@@ -57,15 +57,31 @@ async def test_concurrent_appends_are_group_committed(store: SqliteStore) -> Non
 
 
 async def test_group_commit_respects_max_batch(tmp_path: Path) -> None:
-    """No transaction holds more than max_batch jobs."""
+    """No writer transaction holds more than max_batch jobs."""
     store = SqliteStore(str(tmp_path / "t.db"), max_batch=10)
     await store.start()
     try:
         before = store.commits
-        await asyncio.gather(*(store.append_intake([make_record()]) for _ in range(100)))
+        writer = store._writer  # the writer's own batching, below the intake coalescing
+        await asyncio.gather(
+            *(writer.submit(lambda conn: conn.execute("SELECT 1")) for _ in range(100))
+        )
         assert store.commits - before >= 10
     finally:
         await store.close()
+
+
+async def test_concurrent_appends_get_their_own_ids(store: SqliteStore) -> None:
+    """Coalesced appends return, to each caller, the ids of exactly its own records."""
+    results = await asyncio.gather(
+        *(store.append_intake([make_record(n=f"{i}-{j}") for j in range(i % 3 + 1)])
+          for i in range(60))
+    )
+    stored = dict(await store.fetch_intake(1000))
+    for i, ids in enumerate(results):
+        assert len(ids) == i % 3 + 1
+        for j, intake_id in enumerate(ids):
+            assert stored[intake_id].alert.labels["n"] == f"{i}-{j}"
 
 
 async def test_one_call_with_many_records_is_one_transaction(store: SqliteStore) -> None:

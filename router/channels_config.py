@@ -1,0 +1,126 @@
+"""The ``sns`` and ``webpush`` sections of the service configuration (SMS, topics, push).
+
+Both sections are optional: without ``sns`` the ``sms`` and ``topic`` channels are not
+configured, without ``webpush`` the ``push`` channel is not (the dispatcher then fails
+such deliveries permanently with "no adapter configured for channel ...", visible in the
+deliveries API; a route with a ``fallback`` falls back). Every key is overridable from
+the environment (``TOCSIN_SNS__REGION``, ``TOCSIN_SNS__ENDPOINT_URL``,
+``TOCSIN_WEBPUSH__VAPID_PRIVATE_KEY``, ...), so ``TOCSIN_SNS__REGION=eu-west-1`` alone
+enables SMS with the standard AWS credential chain.
+
+Rate limits (``rate_per_s``) are token buckets applied by the dispatcher, per channel;
+0 turns a limit off.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+__all__ = ["SnsAudienceConfig", "SnsConfig", "WebPushConfig"]
+
+_SENDER_ID = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9]{1,11}$")
+_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _sender_id(value: str | None) -> str | None:
+    if value is not None and not _SENDER_ID.match(value):
+        raise ValueError("a sender id is 1 to 11 letters and digits with at least one letter")
+    return value
+
+
+def _origination(value: str | None) -> str | None:
+    if value is not None and not _E164.match(value):
+        raise ValueError("an origination number is E.164, such as +18005550100")
+    return value
+
+
+class SnsAudienceConfig(_Strict):
+    """SMS sender settings for one audience (override the section defaults)."""
+
+    sender_id: str | None = None
+    origination_number: str | None = None
+    sms_type: Literal["Transactional", "Promotional"] | None = None
+
+    @field_validator("sender_id")
+    @classmethod
+    def _check_sender(cls, value: str | None) -> str | None:
+        return _sender_id(value)
+
+    @field_validator("origination_number")
+    @classmethod
+    def _check_origin(cls, value: str | None) -> str | None:
+        return _origination(value)
+
+
+class SnsConfig(_Strict):
+    """AWS SNS: direct SMS (channel ``sms``) and topic publish (channel ``topic``).
+
+    Credentials: ``access_key_id``/``secret_access_key`` when given (local emulators),
+    otherwise the standard AWS chain (environment, shared files, instance role).
+    """
+
+    region: str = "us-east-1"
+    endpoint_url: str | None = None  # e.g. http://127.0.0.1:5000 for moto server
+    access_key_id: str | None = None
+    secret_access_key: SecretStr | None = None
+    sms_type: Literal["Transactional", "Promotional"] = "Transactional"
+    sender_id: str | None = None
+    origination_number: str | None = None
+    # Per-audience sender settings: {audience name: {sender_id, origination_number, ...}}.
+    audiences: dict[str, SnsAudienceConfig] = Field(default_factory=dict)
+    rate_per_s: float = Field(default=20.0, ge=0)  # sms channel; 0 = unlimited
+    topic_rate_per_s: float = Field(default=10.0, ge=0)  # topic channel; 0 = unlimited
+    timeout_s: float = Field(default=10.0, gt=0)
+    max_segments: int = Field(default=3, ge=1, le=10)
+    overflow: Literal["truncate", "fail"] = "truncate"
+    transliterate: bool = False
+    max_workers: int = Field(default=8, ge=1, le=64)  # threads running boto3 calls
+
+    @field_validator("sender_id")
+    @classmethod
+    def _check_sender(cls, value: str | None) -> str | None:
+        return _sender_id(value)
+
+    @field_validator("origination_number")
+    @classmethod
+    def _check_origin(cls, value: str | None) -> str | None:
+        return _origination(value)
+
+    @model_validator(mode="after")
+    def _key_pair(self) -> SnsConfig:
+        if (self.access_key_id is None) != (self.secret_access_key is None):
+            raise ValueError("sns.access_key_id and sns.secret_access_key must be given "
+                             "together (or neither, for the standard AWS credential chain)")
+        return self
+
+
+class WebPushConfig(_Strict):
+    """Web Push (channel ``push``): VAPID identity and the subscription API token."""
+
+    vapid_private_key: SecretStr  # base64url raw key or PEM (`tocsin push vapid-keys`)
+    vapid_subject: str = Field(min_length=1)  # mailto:ops@example.com or https://...
+    # Bearer token required by the /api/v1/push/subscriptions endpoints.
+    api_token: SecretStr
+    rate_per_s: float = Field(default=50.0, ge=0)  # 0 = unlimited
+    timeout_s: float = Field(default=10.0, gt=0)
+
+    @field_validator("vapid_subject")
+    @classmethod
+    def _subject(cls, value: str) -> str:
+        if not value.startswith(("mailto:", "https://")):
+            raise ValueError("must start with mailto: or https:// (RFC 8292)")
+        return value
+
+    @field_validator("api_token")
+    @classmethod
+    def _token(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value().strip()) < 16:
+            raise ValueError("must be at least 16 characters")
+        return value

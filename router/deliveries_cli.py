@@ -1,0 +1,116 @@
+"""``tocsin deliveries retry ID... | --failed`` (replay dead letters), ``tocsin push vapid-keys``.
+
+The command opens the state store of the service config directly (``state_url``), with
+no HTTP round trip, so it works whether the service runs or not: the replayed rows turn
+``pending`` and due now, with a fresh deadline (``dispatch.deadline_s``), and the
+running service's dispatcher picks them up at its next poll (or at the next start). It
+does not touch rows a running dispatcher holds. Attempts are kept, so the history stays
+true. A replayed delivery whose fallback was already sent may notify twice (by design:
+the operator asked for it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from router.clock import SystemClock
+from router.config import ServiceConfig
+from router.store import open_store
+
+__all__ = ["add_parsers", "retry_command", "run"]
+
+
+async def _requeue(config: ServiceConfig, ids: Sequence[int] | None) -> list[int]:
+    store = open_store(config.state_url, release_leases_on_start=False)
+    await store.start()
+    try:
+        return await store.requeue_failed(ids, now=SystemClock().now(),
+                                          deadline_s=config.dispatch.deadline_s)
+    finally:
+        await store.close()
+
+
+def retry_command(config: ServiceConfig, ids: Sequence[int] | None, out: TextIO,
+                  err: TextIO) -> int:
+    """Replay ``ids`` (or every dead letter when None); 0 ok, 1 when an id was not one."""
+    replayed = asyncio.run(_requeue(config, ids))
+    if replayed:
+        out.write(f"replayed {len(replayed)} deliver{'y' if len(replayed) == 1 else 'ies'}: "
+                  f"{', '.join(str(i) for i in replayed)}\n")
+    else:
+        out.write("no dead letters to replay\n")
+    if ids is not None:
+        missing = sorted(set(ids) - set(replayed))
+        if missing:
+            err.write("not replayed (no such delivery, or not failed): "
+                      f"{', '.join(str(i) for i in missing)}\n")
+            return 1
+    return 0
+
+
+def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser],
+                formatter: type[argparse.HelpFormatter]) -> None:
+    """Add ``deliveries retry`` and ``push vapid-keys`` to the ``tocsin`` parser."""
+    deliveries = commands.add_parser(
+        "deliveries", help="act on the outbox (replay dead letters)", formatter_class=formatter,
+        description="Act on the delivery outbox of the configured state store.")
+    sub = deliveries.add_subparsers(dest="deliveries_command", metavar="SUBCOMMAND")
+    retry = sub.add_parser(
+        "retry", help="replay failed deliveries (dead letters)", formatter_class=formatter,
+        description=(
+            "Turn failed deliveries (dead letters) back to pending, due now, with a fresh\n"
+            "deadline. Works on the state store of the config directly: a running service\n"
+            "picks them up at its next poll. Exit 1 when a given ID was not a dead letter."),
+        epilog=("examples:\n  tocsin deliveries retry 42 43 --config deploy/local/tocsin.yaml\n"
+                "  tocsin deliveries retry --failed"))
+    retry.add_argument("ids", nargs="*", type=int, metavar="ID", help="delivery ids")
+    retry.add_argument("--failed", action="store_true", help="replay every dead letter")
+    retry.add_argument("--config", "-c", metavar="FILE", type=Path,
+                       help="service config file (default: TOCSIN_CONFIG, then built-ins)")
+    push = commands.add_parser(
+        "push", help="Web Push helpers", formatter_class=formatter,
+        description="Web Push helpers.")
+    push_sub = push.add_subparsers(dest="push_command", metavar="SUBCOMMAND")
+    push_sub.add_parser(
+        "vapid-keys", help="print a new VAPID key pair", formatter_class=formatter,
+        description=("Print a new VAPID key pair: the private key for webpush.vapid_private_key\n"
+                     "and the public key for the web page's applicationServerKey."),
+        epilog="example:\n  tocsin push vapid-keys")
+
+
+def run(args: argparse.Namespace) -> int | None:
+    """Run a command added by :func:`add_parsers`; None when ``args`` is not one of them."""
+    if args.command == "push":
+        if args.push_command == "vapid-keys":
+            from router.push_keys import vapid_keys_command
+
+            return vapid_keys_command(sys.stdout)
+        sys.stderr.write("tocsin push: a subcommand is required (vapid-keys)\n")
+        return 2
+    if args.command != "deliveries":
+        return None
+    if args.deliveries_command != "retry":
+        sys.stderr.write("tocsin deliveries: a subcommand is required (retry)\n")
+        return 2
+    if bool(args.ids) == bool(args.failed):
+        sys.stderr.write("tocsin deliveries retry: give delivery IDs or --failed (not both)\n")
+        return 2
+    from router.config import load_config
+    from router.errors import ConfigError
+
+    path = args.config
+    if path is None and os.environ.get("TOCSIN_CONFIG"):
+        path = Path(os.environ["TOCSIN_CONFIG"])
+    try:
+        config = load_config(path, os.environ)
+    except ConfigError as exc:
+        sys.stderr.write(f"tocsin deliveries retry: {exc}\n")
+        return 1
+    return retry_command(config, None if args.failed else list(args.ids), sys.stdout,
+                         sys.stderr)

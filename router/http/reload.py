@@ -1,0 +1,51 @@
+"""``POST /-/reload`` and the rule-file watcher's lifecycle (one ``cleanup_ctx``).
+
+``POST /-/reload`` (the endpoint Prometheus and Alertmanager use) reloads the rule files:
+200 with a summary when the new rule set is in force, 422 with every positioned problem
+when it was rejected (the running rules stay). When the webhook has credentials, this
+endpoint requires them too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from aiohttp import hdrs, web
+
+from router.http.responses import json_error
+from router.http.state import CONFIG, RULES
+from router.http.webhook import AUTH
+from router.rules.reloader import RuleReloader
+
+__all__ = ["RELOADER", "handle_reload", "reloader_ctx"]
+
+RELOADER: web.AppKey[RuleReloader] = web.AppKey("rules_reloader")
+
+
+async def handle_reload(request: web.Request) -> web.Response:
+    """Reload the rule set now; answer with the outcome."""
+    auth = request.app[AUTH]
+    if auth.enabled:
+        problem = auth.check(request.headers.get(hdrs.AUTHORIZATION))
+        if problem is not None:
+            return json_error(401, problem, headers=auth.challenges())
+    result = await request.app[RELOADER].reload("POST /-/reload")
+    return web.json_response(result.summary(), status=200 if result.ok else 422)
+
+
+async def reloader_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Create the reloader over the app's rules holder and run the file watcher."""
+    config = app[CONFIG]
+    reloader = RuleReloader(config.rules, app[RULES],
+                            poll_interval_s=config.rules_poll_interval_s)
+    app[RELOADER] = reloader
+    await reloader.prime()
+    watcher = asyncio.create_task(reloader.watch(), name="tocsin-rules-watch")
+    try:
+        yield
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher

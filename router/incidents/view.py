@@ -1,0 +1,218 @@
+"""What templates see of an incident (``incident`` and ``storm`` in the template context).
+
+Built from an incident's alerts by :func:`incident_view`; when a template is rendered
+for a single alert (``tocsin rules test``, previews), :func:`single_alert_view` makes a
+one-alert incident so every template renders the same way everywhere.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from router.models import Alert
+
+__all__ = [
+    "AlertView",
+    "IncidentView",
+    "LabelDict",
+    "StormItem",
+    "alert_view",
+    "format_duration",
+    "incident_view",
+    "parse_eta",
+    "single_alert_view",
+]
+
+
+class LabelDict(dict[str, str]):
+    """A label (or annotation) mapping where a missing key reads as the empty string."""
+
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+@dataclass(frozen=True, slots=True)
+class AlertView:
+    """One alert as templates see it (``alert`` and the items of ``incident.alerts``)."""
+
+    labels: LabelDict
+    annotations: LabelDict
+    status: str
+    starts_at: datetime
+    ends_at: datetime | None
+    fingerprint: str
+    generator_url: str
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentView:
+    """The ``incident`` template field (see docs/rules.md, "Templates per phase")."""
+
+    id: str
+    state: str
+    count: int
+    total: int
+    alerts: Sequence[AlertView]
+    firing: Sequence[AlertView]
+    resolved: Sequence[AlertView]
+    new: Sequence[AlertView]
+    instances: Sequence[str]
+    group_labels: LabelDict
+    common_labels: LabelDict
+    common_annotations: LabelDict
+    started_at: datetime
+    resolved_at: datetime | None
+    duration_s: int
+    eta: datetime | None
+    temporary_fix: bool
+    follow_up: int = 0
+    owner: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StormItem:
+    """One incident listed in a ``storm`` summary."""
+
+    id: str
+    title: str
+    count: int
+    started_at: datetime
+    state: str
+    instances: Sequence[str] = field(default_factory=tuple)
+
+
+def alert_view(alert: Alert) -> AlertView:
+    """The template view of one alert."""
+    return AlertView(labels=LabelDict(alert.labels), annotations=LabelDict(alert.annotations),
+                     status=alert.status, starts_at=alert.starts_at, ends_at=alert.ends_at,
+                     fingerprint=alert.fingerprint, generator_url=alert.generator_url)
+
+
+def _common(maps: Iterable[Mapping[str, str]]) -> LabelDict:
+    items = list(maps)
+    if not items:
+        return LabelDict()
+    first = dict(items[0])
+    for other in items[1:]:
+        first = {k: v for k, v in first.items() if other.get(k) == v}
+    return LabelDict(sorted(first.items()))
+
+
+def _target(labels: Mapping[str, str]) -> str:
+    return labels.get("instance") or labels.get("service") or labels.get("job") or ""
+
+
+_TRUE = {"true", "yes", "1", "temporary"}
+
+
+def _temporary(annotations: Iterable[Mapping[str, str]]) -> bool:
+    for ann in annotations:
+        if ann.get("fix", "").strip().lower() == "temporary":
+            return True
+        if ann.get("temporary_fix", "").strip().lower() in _TRUE:
+            return True
+    return False
+
+
+def parse_eta(text: str, started_at: datetime) -> datetime | None:
+    """An ``eta`` annotation: RFC 3339 time, or an Alertmanager duration after the start."""
+    value = text.strip()
+    if not value:
+        return None
+    from router.rules.durations import parse_duration_s
+
+    try:
+        return started_at + timedelta(seconds=parse_duration_s(value))
+    except ValueError:
+        pass
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+def incident_view(
+    *,
+    incident_id: str,
+    state: str,
+    alerts: Sequence[Alert],
+    group_labels: Mapping[str, str],
+    started_at: datetime,
+    resolved_at: datetime | None,
+    now: datetime,
+    new: Iterable[str] = (),
+    follow_up: int = 0,
+    owner: str = "",
+) -> IncidentView:
+    """Build the view; ``alerts`` sorted by start then fingerprint for stable messages."""
+    ordered = sorted(alerts, key=lambda a: (a.starts_at, a.fingerprint))
+    views = [alert_view(a) for a in ordered]
+    firing = [v for v in views if v.status == "firing"]
+    resolved = [v for v in views if v.status == "resolved"]
+    new_set = set(new)
+    end = resolved_at if resolved_at is not None else now
+    eta = None
+    for alert in ordered:
+        eta = parse_eta(alert.annotations.get("eta", ""), started_at)
+        if eta is not None:
+            break
+    return IncidentView(
+        id=incident_id,
+        state=state,
+        count=len(firing),
+        total=len(views),
+        alerts=views,
+        firing=firing,
+        resolved=resolved,
+        new=[v for v in views if v.fingerprint in new_set],
+        instances=sorted({t for v in firing if (t := _target(v.labels))}),
+        group_labels=LabelDict(sorted(group_labels.items())),
+        common_labels=_common(a.labels for a in ordered),
+        common_annotations=_common(a.annotations for a in ordered),
+        started_at=started_at,
+        resolved_at=resolved_at,
+        duration_s=max(0, int((end - started_at).total_seconds())),
+        eta=eta,
+        temporary_fix=_temporary(a.annotations for a in ordered),
+        follow_up=follow_up,
+        owner=owner,
+    )
+
+
+def single_alert_view(alert: Alert, owner: str = "") -> IncidentView:
+    """A one-alert incident (for rendering outside the incident engine)."""
+    resolved_at = alert.ends_at if alert.status == "resolved" else None
+    return incident_view(
+        incident_id="inc-" + alert.fingerprint,
+        state="resolved" if alert.status == "resolved" else "open",
+        alerts=[alert], group_labels={}, started_at=alert.starts_at,
+        resolved_at=resolved_at, now=resolved_at or alert.starts_at,
+        new=[alert.fingerprint], owner=owner,
+    )
+
+
+_UNITS = {"en": ("d", "h", "min"), "fr": ("j", "h", "min")}
+
+
+def format_duration(seconds: float | timedelta, locale: str = "en") -> str:
+    """``1 h 38 min`` (en), ``1 h 38`` (fr), ``45 min``, ``2 d 3 h``; under a minute: ``0 min``."""
+    total = int(seconds.total_seconds() if isinstance(seconds, timedelta) else seconds)
+    total = max(0, total)
+    lang = re.split(r"[-_]", locale)[0].lower()
+    day_u, hour_u, min_u = _UNITS.get(lang, _UNITS["en"])
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    if days:
+        return f"{days} {day_u} {hours} {hour_u}" if hours else f"{days} {day_u}"
+    if hours:
+        if not minutes:
+            return f"{hours} {hour_u}"
+        if lang == "fr":
+            return f"{hours} {hour_u} {minutes:02d}"
+        return f"{hours} {hour_u} {minutes} {min_u}"
+    return f"{minutes} {min_u}"

@@ -1,0 +1,217 @@
+"""Rule test files (``rules/tests/*.yaml``): their strict shape and how they are found.
+
+A test file lists cases; each case gives one alert (labels, annotations, status), an
+optional clock time and recipient time zone, and what the rule set must do with it.
+The file is read with positions (:mod:`router.rules.yamlsrc`) so that a failing
+expectation, or a mistake in the test file itself, points at its line. See
+docs/rules.md, "Rule test files".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from router.errors import Problem
+from router.rules.problems import validation_problems
+from router.rules.schema import check_timezone
+from router.rules.yamlsrc import SourceFile, read_yaml
+
+__all__ = [
+    "DEFAULT_AT",
+    "MESSAGE_FIELDS",
+    "AlertSpec",
+    "CaseModel",
+    "ExpectModel",
+    "MessageExpect",
+    "TestFile",
+    "TestFileModel",
+    "find_test_files",
+    "load_test_file",
+    "parse_time",
+]
+
+#: The clock time of a case that gives no ``at`` (fixed, so rendered dates are stable).
+DEFAULT_AT = datetime(2024, 1, 15, 9, 30, tzinfo=UTC)
+#: Fields of a rendered message that expectations may name (push title/body are the
+#: rendered subject/text).
+MESSAGE_FIELDS = ("subject", "text", "html", "title", "body")
+MessageField = Literal["subject", "text", "html", "title", "body"]
+
+
+def parse_time(value: str) -> datetime:
+    """An ISO 8601 time (``2024-05-02T14:03:00Z``, ``2024-05-02 16:03+02:00``), aware UTC.
+
+    A time without an offset is read as UTC.
+    """
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"invalid time '{value}': expected ISO 8601 such as "
+                         "2024-05-02T14:03:00Z") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AlertSpec(_Strict):
+    """The alert of a case (Alertmanager's shape, lower-case keys)."""
+
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    status: Literal["firing", "resolved"] = "firing"
+    starts_at: str | None = None
+    ends_at: str | None = None
+    generator_url: str = ""
+
+    @field_validator("starts_at", "ends_at")
+    @classmethod
+    def _time(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_time(v)
+        return v
+
+
+class MessageExpect(_Strict):
+    """Expectations on the rendered message(s) selected by recipient/channel/locale."""
+
+    recipient: str | None = None
+    channel: str | None = None
+    locale: str | None = None
+    subject: str | None = None
+    text: str | None = None
+    html: str | None = None
+    title: str | None = None  # push: the title (rendered as the subject)
+    body: str | None = None  # push: the body (rendered as the text)
+    sms_segments: int | None = Field(default=None, ge=1)  # SMS parts the text is billed as
+    contains: dict[MessageField, list[str]] | None = None
+    not_contains: dict[MessageField, list[str]] | None = None
+
+
+class ExpectModel(_Strict):
+    """What a case expects; every key is optional, only given keys are checked."""
+
+    routes: list[str] | None = None
+    severity: str | None = None
+    audiences: list[str] | None = None
+    channels: dict[str, list[str]] | None = None
+    messages: list[MessageExpect] | None = None
+
+
+class CaseModel(_Strict):
+    """One test case."""
+
+    name: str = Field(min_length=1)
+    alert: AlertSpec
+    at: str | None = None
+    timezone: str | None = None
+    expect: ExpectModel
+
+    @field_validator("at")
+    @classmethod
+    def _at(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_time(v)
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str | None) -> str | None:
+        return None if v is None else check_timezone(v)
+
+
+class TestFileModel(_Strict):
+    """A rule test file: the rule set it tests (default: the folder above) and cases."""
+
+    rules: list[str] | None = None
+    cases: list[CaseModel] = Field(min_length=1)
+
+    @field_validator("rules", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: object) -> object:
+        return [v] if isinstance(v, str) else v
+
+
+@dataclass(frozen=True, slots=True)
+class TestFile:
+    """A loaded test file: its model, positions, and the rule paths it tests."""
+
+    __test__ = False  # not a pytest class
+
+    path: Path
+    model: TestFileModel
+    src: SourceFile
+    rule_paths: tuple[str, ...]
+
+
+def load_test_file(path: Path) -> tuple[TestFile | None, list[Problem]]:
+    """Read and validate one test file; problems are positioned in the file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, [Problem(str(path), 0, 0, f"cannot read test file: {exc}")]
+    src, problems = read_yaml(str(path), text)
+    if src is None or problems:
+        return None, problems
+    if not isinstance(src.data, dict):
+        return None, [src.problem((), "a rule test file must be a mapping with 'cases:'")]
+    try:
+        model = TestFileModel.model_validate(src.data)
+    except ValidationError as exc:
+        return None, validation_problems(exc, src, TestFileModel)
+    base = path.parent
+    if model.rules is not None:
+        rule_paths = tuple(str(_rel(base, p)) for p in model.rules)
+    else:
+        rule_paths = (str(base.parent),)
+    return TestFile(path, model, src, rule_paths), []
+
+
+def _rel(base: Path, p: str) -> Path:
+    q = Path(p)
+    return q if q.is_absolute() else base / q
+
+
+def _yaml_files(folder: Path) -> list[Path]:
+    return sorted(q for q in folder.iterdir()
+                  if q.is_file() and q.suffix in (".yaml", ".yml"))
+
+
+def find_test_files(paths: Sequence[str | Path]) -> list[Path]:
+    """The test files designated by ``paths`` (empty when there are none).
+
+    A folder with a ``tests/`` subfolder means the files in it (``tocsin rules test
+    rules/``); a folder named ``tests`` means its own files; a file means itself when it
+    has a top-level ``cases:`` key.
+    """
+    found: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            if (p / "tests").is_dir():
+                found.extend(_yaml_files(p / "tests"))
+            elif p.name == "tests":
+                found.extend(_yaml_files(p))
+        elif p.is_file() and _has_cases(p):
+            found.append(p)
+    return found
+
+
+def _has_cases(path: Path) -> bool:
+    try:
+        head = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return any(line.startswith("cases:") for line in head.splitlines())

@@ -1,0 +1,302 @@
+"""Run rule test files: evaluate and plan each case with the real code, compare, report.
+
+Each case goes through :meth:`RuleSet.evaluate` and the service's own planner
+(:func:`router.planner.plan`), so "channels per recipient" and the rendered messages are
+exactly what the service would queue. Output reads like a test runner: one line per
+case, a positioned explanation (with a diff for texts) per failed expectation, and the
+summary line ``N passed, M failed``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+import structlog.testing
+
+from router.errors import Problem, RuleError
+from router.fingerprint import fingerprint as alert_fingerprint
+from router.models import Alert, Contact, IntakeRecord, NewDelivery, Phase, RenderedMessage
+from router.models import RouteDecision as Decision
+from router.rules.loader import load_rules
+from router.rules.ruleset import Audience, RuleSet
+from router.rules.testfile import (
+    DEFAULT_AT,
+    MESSAGE_FIELDS,
+    CaseModel,
+    MessageExpect,
+    TestFile,
+    load_test_file,
+    parse_time,
+)
+from router.rules.yamlsrc import Path_
+from router.sms import analyse
+
+__all__ = ["CaseResult", "Failure", "run_case", "run_test_files"]
+
+#: Where an expectation's field is in the rendered message (push title/body).
+_SLOT = {"subject": "subject", "text": "text", "html": "html", "title": "subject",
+         "body": "text"}
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """One failed expectation, positioned at its key in the test file."""
+
+    file: str
+    line: int
+    col: int
+    what: str
+    detail: str
+
+    def render(self) -> str:
+        """``file:line:col: what`` then the indented detail."""
+        head = f"{self.file}:{self.line}:{self.col}: {self.what}"
+        if not self.detail:
+            return head
+        return head + "\n" + "\n".join("    " + ln for ln in self.detail.splitlines())
+
+
+@dataclass(slots=True)
+class CaseResult:
+    """The outcome of one case."""
+
+    name: str
+    line: int
+    failures: list[Failure] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        """True when every expectation held."""
+        return not self.failures
+
+
+class _TzRules:
+    """A rule-set view whose contacts all live in one time zone (a case's ``timezone``)."""
+
+    def __init__(self, rules: RuleSet, timezone: str) -> None:
+        self._rules = rules
+        self.audiences: Mapping[str, Audience] = {
+            name: replace(a, contacts=tuple(replace(c, timezone=timezone) for c in a.contacts))
+            for name, a in rules.audiences.items()
+        }
+
+    def render(self, decision: Decision, alert: Alert, contact: Contact, channel: str,
+               phase: Phase, meta: Mapping[str, str]) -> RenderedMessage:
+        return self._rules.render(decision, alert, contact, channel, phase, meta)
+
+
+def _alert(case: CaseModel) -> tuple[Alert, datetime]:
+    at = parse_time(case.at) if case.at else DEFAULT_AT
+    spec = case.alert
+    starts = parse_time(spec.starts_at) if spec.starts_at else at
+    ends: datetime | None = parse_time(spec.ends_at) if spec.ends_at else None
+    if spec.status == "resolved" and ends is None:
+        ends = at
+    alert = Alert(labels=dict(spec.labels), annotations=dict(spec.annotations),
+                  status=spec.status, starts_at=starts, ends_at=ends,
+                  generator_url=spec.generator_url,
+                  fingerprint=alert_fingerprint(spec.labels))
+    return alert, at
+
+
+def _show(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _text_diff(expected: str, actual: str) -> str:
+    lines = difflib.unified_diff(expected.rstrip("\n").split("\n"),
+                                 actual.rstrip("\n").split("\n"),
+                                 "expected", "actual", lineterm="", n=2)
+    return "\n".join(lines)
+
+
+class _Checker:
+    """Collects failures for one case, positioned via the test file's marks."""
+
+    def __init__(self, tf: TestFile, index: int, result: CaseResult) -> None:
+        self.tf = tf
+        self.base: Path_ = ("cases", index, "expect")
+        self.result = result
+
+    def fail(self, path: Path_, what: str, detail: str = "", *, key: bool = True) -> None:
+        m = self.tf.src.mark((*self.base, *path), key=key)
+        self.result.failures.append(Failure(self.tf.src.path, m.line, m.col, what, detail))
+
+    def equal(self, path: Path_, what: str, expected: Any, actual: Any) -> None:
+        if expected != actual:
+            self.fail(path, f"{what} differ",
+                      f"expected: {_show(expected)}\nactual:   {_show(actual)}")
+
+
+def _route_label(d: Decision) -> str:
+    return d.route_name or d.route_id
+
+
+def run_case(tf: TestFile, index: int, rules: RuleSet) -> CaseResult:
+    """Evaluate, plan and check one case of ``tf`` against ``rules``."""
+    case = tf.model.cases[index]
+    line = tf.src.mark(("cases", index)).line
+    result = CaseResult(case.name, line)
+    check = _Checker(tf, index, result)
+    alert, at = _alert(case)
+    decisions = rules.evaluate(alert.labels)
+    view: Any = _TzRules(rules, case.timezone) if case.timezone else rules
+    from router.planner import plan  # the service's planner (it imports router.rules)
+
+    record = IntakeRecord(source="rules-test", received_at=at, alert=alert,
+                          meta={"receiver": "tocsin-rules-test"})
+    # The planner logs unreachable contacts as warnings; a test run reports through its
+    # own expectations (channels per recipient), so keep its output clean.
+    with structlog.testing.capture_logs():
+        deliveries = plan(record, decisions, view)
+    exp = case.expect
+
+    if exp.routes is not None:
+        actual_ids = [d.route_id for d in decisions]
+        labels = [_route_label(d) for d in decisions]
+        ok = len(exp.routes) == len(decisions) and all(
+            e in (d.route_id, d.route_name) for e, d in zip(exp.routes, decisions, strict=False))
+        if not ok:
+            check.fail(("routes",), "matched routes differ",
+                       f"expected: {_show(exp.routes)}\nactual:   {_show(labels)}"
+                       f"  (ids {_show(actual_ids)})")
+    if exp.severity is not None:
+        got = [d.severity for d in decisions]
+        if any(s != exp.severity for s in got):
+            check.fail(("severity",), "severity differs",
+                       f"expected: {_show(exp.severity)}\nactual:   "
+                       + ", ".join(f"{_route_label(d)}: {_show(d.severity)}" for d in decisions))
+    if exp.audiences is not None:
+        auds: list[str] = []
+        for d in decisions:
+            auds.extend(a for a in d.audiences if a not in auds)
+        check.equal(("audiences",), "audiences", exp.audiences, auds)
+    if exp.channels is not None:
+        per: dict[str, list[str]] = {}
+        for dl in deliveries:
+            chans = per.setdefault(dl.contact_id, [])
+            if dl.channel not in chans:
+                chans.append(dl.channel)
+        check.equal(("channels",), "channels per recipient", exp.channels, per)
+    for j, mexp in enumerate(exp.messages or []):
+        _check_messages(check, ("messages", j), mexp, deliveries)
+    for dl in deliveries:
+        if dl.failed_reason:
+            check.fail((), f"message to {dl.contact_id} on {dl.channel} failed to render",
+                       dl.failed_reason)
+    return result
+
+
+def _select(mexp: MessageExpect, deliveries: Sequence[NewDelivery]) -> list[NewDelivery]:
+    out = []
+    for dl in deliveries:
+        if mexp.recipient is not None and dl.contact_id != mexp.recipient:
+            continue
+        if mexp.channel is not None and dl.channel != mexp.channel:
+            continue
+        if mexp.locale is not None and mexp.locale not in (dl.locale, dl.locale.split("-")[0]):
+            continue
+        out.append(dl)
+    return out
+
+
+def _check_messages(check: _Checker, path: Path_, mexp: MessageExpect,
+                    deliveries: Sequence[NewDelivery]) -> None:
+    selected = _select(mexp, deliveries)
+    if not selected:
+        wanted = ", ".join(f"{k}={v}" for k, v in (("recipient", mexp.recipient),
+                                                    ("channel", mexp.channel),
+                                                    ("locale", mexp.locale)) if v)
+        have = ", ".join(sorted({f"{d.contact_id}/{d.channel}/{d.locale}" for d in deliveries}))
+        check.fail(path, f"no message for {wanted or 'any recipient'}",
+                   f"messages planned (recipient/channel/locale): {have or 'none'}")
+        return
+    for dl in selected:
+        if dl.failed_reason:
+            continue  # reported once per case
+        who = f"{dl.contact_id} on {dl.channel}"
+        msg = dl.message
+        if mexp.sms_segments is not None:
+            info = analyse(msg.text.rstrip("\n"))
+            if info.segments != mexp.sms_segments:
+                check.fail((*path, "sms_segments"), f"SMS to {who} is {info.segments} "
+                           f"segment(s), expected {mexp.sms_segments}",
+                           f"{info.chars} characters, {info.encoding}: {_show(msg.text)}")
+        for fname in MESSAGE_FIELDS:
+            expected = getattr(mexp, fname)
+            if expected is None:
+                continue
+            actual = getattr(msg, _SLOT[fname]) or ""
+            if expected.rstrip("\n") != actual.rstrip("\n"):
+                detail = (f"expected: {_show(expected)}\nactual:   {_show(actual)}"
+                          if "\n" not in (expected.rstrip("\n") + actual.rstrip("\n"))
+                          else _text_diff(expected, actual))
+                check.fail((*path, fname), f"{fname} of the message to {who} differs", detail)
+        for kind, table in (("contains", mexp.contains), ("not_contains", mexp.not_contains)):
+            for fname, fragments in (table or {}).items():
+                actual = getattr(msg, _SLOT[fname]) or ""
+                for k, fragment in enumerate(fragments):
+                    present = fragment in actual
+                    if present != (kind == "contains"):
+                        verb = "lacks" if kind == "contains" else "must not contain"
+                        check.fail((*path, kind, fname, k),
+                                   f"{fname} of the message to {who} {verb} {_show(fragment)}",
+                                   f"{fname}:\n" + "\n".join(
+                                       ("| " + ln).rstrip()
+                                       for ln in actual.rstrip("\n").split("\n")),
+                                   key=False)
+
+
+def _load_rules_cached(paths: tuple[str, ...], cache: dict[tuple[str, ...],
+                       RuleSet | list[Problem]]) -> RuleSet | list[Problem]:
+    key = tuple(str(Path(p).resolve()) for p in paths)
+    if key not in cache:
+        try:
+            cache[key] = load_rules(list(paths))
+        except RuleError as exc:
+            cache[key] = exc.problems
+    return cache[key]
+
+
+def run_test_files(files: Sequence[Path], out: TextIO) -> int:
+    """Run every case of ``files``; print results and ``N passed, M failed``. 0 ok, 1 not."""
+    from router.rules.cli import format_problem
+
+    passed = failed = 0
+    broken = False
+    cache: dict[tuple[str, ...], RuleSet | list[Problem]] = {}
+    for path in files:
+        out.write(f"{path}\n")
+        tf, problems = load_test_file(path)
+        if tf is None:
+            broken = True
+            for p in problems:
+                out.write(format_problem(p) + "\n")
+            continue
+        rules = _load_rules_cached(tf.rule_paths, cache)
+        if not isinstance(rules, RuleSet):
+            out.write(f"  the rule set {', '.join(tf.rule_paths)} is invalid:\n")
+            for p in rules:
+                out.write(format_problem(p) + "\n")
+            failed += len(tf.model.cases)
+            continue
+        for i in range(len(tf.model.cases)):
+            res = run_case(tf, i, rules)
+            if res.passed:
+                passed += 1
+                out.write(f"  ok    {res.name}\n")
+                continue
+            failed += 1
+            out.write(f"  FAIL  {res.name}  ({path}:{res.line})\n")
+            for f in res.failures:
+                out.write("\n".join("        " + ln for ln in f.render().splitlines()) + "\n")
+    if broken:
+        out.write("some test files are invalid (see above)\n")
+    out.write(f"{passed} passed, {failed} failed\n")
+    return 1 if failed or broken else 0

@@ -1,0 +1,593 @@
+"""SQLite persistence of incidents: the jobs run by the store's writer and reader threads.
+
+Each ``*_job`` function takes the connection and runs inside one transaction (the
+writer's group commit), so an intake batch, its incidents and its timeline commit
+together, and a flush (deliveries, notification log, cancelled held notices, timeline,
+next timer) is all or nothing. A flush is optimistic: it was computed from a snapshot,
+and :func:`commit_flush_job` applies it only if the incident's ``version`` is unchanged
+and every held delivery it replaces can still be cancelled; otherwise it writes nothing
+and returns False (the scheduler recomputes).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from router.incidents.engine import AlertEvent, classify, effective_status, next_flush
+from router.incidents.flush import FlushResult, PlannedNotice
+from router.incidents.grouping import incident_id
+from router.incidents.state import (
+    HeldNotice,
+    Incident,
+    IncidentAlert,
+    RecipientLog,
+    TimelineEvent,
+    decision_from_json,
+    decision_to_json,
+)
+from router.models import NewDelivery
+from router.rules.inhibit import SourceKey, TargetKey
+from router.store.base import Store
+from router.store.codec import parse_ts, parse_ts_opt, ts, ts_opt
+
+__all__ = [
+    "DueStorm",
+    "IncidentDetail",
+    "IncidentSnapshot",
+    "IncidentStore",
+    "IncidentSummary",
+    "SourceUpdate",
+    "apply_intake_job",
+    "commit_flush_job",
+    "commit_storm_job",
+    "due_incidents_query",
+    "due_storms_query",
+    "fold_into_storm",
+    "get_incident_query",
+    "list_incidents_query",
+    "load_snapshot_query",
+    "next_due_query",
+]
+
+#: Inserts one delivery, returns its id (None when its idempotency key already existed).
+InsertDelivery = Callable[[sqlite3.Connection, NewDelivery], int | None]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceUpdate:
+    """Inhibition sources of one received alert: its keys while firing, none once resolved."""
+
+    fingerprint: str
+    firing: bool
+    keys: tuple[SourceKey, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentSnapshot:
+    """What a flush reads: the incident, its alerts, notification log, inhibition, storms."""
+
+    incident: Incident
+    alerts: list[IncidentAlert]
+    logs: dict[tuple[str, str], RecipientLog]
+    inhibited: dict[str, bool]
+    storm_recent: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentSummary:
+    """A row of ``GET /api/v1/incidents``."""
+
+    id: str
+    route_id: str
+    state: str
+    severity: str
+    audiences: list[str]
+    group_labels: dict[str, str]
+    opened_at: datetime
+    started_at: datetime
+    updated_at: datetime
+    resolved_at: datetime | None
+    due_at: datetime | None
+    alerts_firing: int
+    alerts_total: int
+    follow_ups: int
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentDetail:
+    """``GET /api/v1/incidents/{id}``: the summary, its alerts, timeline and notifications."""
+
+    summary: IncidentSummary
+    alerts: list[IncidentAlert]
+    events: list[TimelineEvent]
+    deliveries: list[dict[str, Any]] = field(default_factory=list)
+
+
+class IncidentStore(Store, Protocol):
+    """The store methods the incident engine needs (SQLite implements them)."""
+
+    async def commit_intake(
+        self, intake_ids: Sequence[int], events: Sequence[AlertEvent],
+        sources: Sequence[SourceUpdate], *, now: datetime,
+    ) -> datetime | None:
+        """Apply alerts to incidents and mark the intake rows processed, atomically.
+
+        Returns the earliest timer set by this batch (None when no timer changed)."""
+        ...
+
+    async def due_incidents(self, now: datetime, limit: int) -> list[str]:
+        """Ids of incidents whose timer is due at ``now``, earliest first."""
+        ...
+
+    async def next_incident_due(self) -> datetime | None:
+        """The earliest incident timer, if any."""
+        ...
+
+    async def load_incident(
+        self, incident_id: str, now: datetime,
+        target_keys: Callable[[Mapping[str, str]], list[TargetKey]],
+        storm_window_s: float | None,
+    ) -> IncidentSnapshot | None:
+        """Everything a flush of ``incident_id`` reads."""
+        ...
+
+    async def commit_flush(
+        self, snapshot: IncidentSnapshot, result: FlushResult, *, now: datetime,
+        deadline_s: float, storm_window_s: float | None = None,
+    ) -> bool:
+        """Apply a flush computed from ``snapshot``; False (nothing written) on conflict."""
+        ...
+
+    async def due_storms(self, now: datetime) -> list[DueStorm]:
+        """Storm summaries due at ``now``."""
+        ...
+
+    async def commit_storm(self, storm_id: int, notices: Sequence[PlannedNotice], *,
+                           now: datetime, deadline_s: float) -> int:
+        """Insert a storm summary's deliveries and mark it sent."""
+        ...
+
+    async def list_incidents(
+        self, *, state: str | None = None, route: str | None = None,
+        audience: str | None = None, limit: int = 100, offset: int = 0,
+    ) -> list[IncidentSummary]:
+        """Incidents, newest first, filtered."""
+        ...
+
+    async def get_incident(self, incident_id: str) -> IncidentDetail | None:
+        """One incident with its timeline."""
+        ...
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
+def _event(conn: sqlite3.Connection, incident: str, at: str, kind: str,
+           detail: Mapping[str, Any]) -> None:
+    conn.execute("INSERT INTO incident_events (incident_id, at, kind, detail) VALUES (?,?,?,?)",
+                 (incident, at, kind, _dumps(dict(detail))))
+
+
+# --------------------------------------------------------------------------- intake
+
+
+def apply_intake_job(
+    conn: sqlite3.Connection, intake_ids: Sequence[int], events: Sequence[AlertEvent],
+    sources: Sequence[SourceUpdate], now: datetime,
+) -> datetime | None:
+    """Apply every event to its incident, update inhibition sources, mark intake processed."""
+    now_s = ts(now)
+    earliest: datetime | None = None
+    for event in events:
+        due = _apply_event(conn, event, now, now_s)
+        if due is not None and (earliest is None or due < earliest):
+            earliest = due
+    for update in sources:
+        conn.execute("DELETE FROM inhibit_sources WHERE fingerprint = ?", (update.fingerprint,))
+        if update.firing:
+            conn.executemany(
+                "INSERT OR REPLACE INTO inhibit_sources (rule_key, equal_hash, fingerprint,"
+                " both_sides) VALUES (?, ?, ?, ?)",
+                [(k.rule_key, k.equal, update.fingerprint, int(k.both)) for k in update.keys])
+    conn.executemany("UPDATE intake SET processed_at = ? WHERE id = ? AND processed_at IS NULL",
+                     [(now_s, i) for i in intake_ids])
+    return earliest
+
+
+def _apply_event(conn: sqlite3.Connection, event: AlertEvent, now: datetime,
+                 now_s: str) -> datetime | None:
+    alert = event.alert
+    policy = event.decision.policy
+    row = conn.execute(
+        "SELECT id, opened_at, flushed_at, due_at, started_at FROM incidents"
+        " WHERE group_key = ? AND state = 'open'", (event.group_key,)).fetchone()
+    status = effective_status(alert, now)
+    if row is None:
+        if status == "resolved":
+            late = conn.execute(
+                "SELECT i.id FROM incidents i JOIN incident_alerts a ON a.incident_id = i.id"
+                " AND a.fingerprint = ? WHERE i.group_key = ? ORDER BY i.opened_at DESC"
+                " LIMIT 1", (alert.fingerprint, event.group_key)).fetchone()
+            if late is not None:
+                _event(conn, late[0], now_s, "duplicate", {
+                    "fingerprint": alert.fingerprint, "sender": event.sender,
+                    "why": "resolved alert for an incident already resolved"})
+            return None
+        sequence = conn.execute("SELECT COUNT(*) FROM incidents WHERE group_key = ?",
+                                (event.group_key,)).fetchone()[0]
+        iid = incident_id(event.group_key, int(sequence))
+        due = next_flush(due_at=None, opened_at=now, flushed_at=None, policy=policy, now=now)
+        conn.execute(
+            "INSERT INTO incidents (id, route_id, group_key, group_labels, state, severity,"
+            " audiences, decision, meta, opened_at, started_at, updated_at, due_at, version)"
+            " VALUES (?, ?, ?, ?, 'open', ?, ?, ?, ?, ?, ?, ?, ?, 1)",
+            (iid, event.decision.route_id, event.group_key, _dumps(dict(event.group_labels)),
+             event.decision.severity, _dumps(list(event.decision.audiences)),
+             decision_to_json(event.decision), _dumps(dict(event.meta)), now_s,
+             ts(alert.starts_at), now_s, ts(due)))
+        _event(conn, iid, now_s, "opened", {"route_id": event.decision.route_id,
+                                           "group_labels": dict(event.group_labels)})
+        _insert_alert(conn, iid, event, status, now_s)
+        _event(conn, iid, now_s, "alert_joined", _alert_detail(event))
+        return due
+    iid = row["id"]
+    existing = _load_alert(conn, iid, alert.fingerprint)
+    change = classify(existing, alert, now)
+    if change == "duplicate":
+        assert existing is not None
+        conn.execute(
+            "UPDATE incident_alerts SET last_seen_at = ?, annotations = ?, ends_at = ?"
+            " WHERE incident_id = ? AND fingerprint = ?",
+            (now_s, _dumps(dict(alert.annotations)), ts_opt(alert.ends_at), iid,
+             alert.fingerprint))
+        other = event.sender != existing.sender
+        _event(conn, iid, now_s, "duplicate", {
+            "fingerprint": alert.fingerprint, "status": status, "sender": event.sender,
+            "why": ("the same alert state from another sender (HA replica)" if other
+                    else "the same alert state received again (retry or redelivery)")})
+        return None
+    if existing is None:
+        _insert_alert(conn, iid, event, status, now_s)
+    else:
+        conn.execute(
+            "UPDATE incident_alerts SET labels = ?, annotations = ?, status = ?, starts_at = ?,"
+            " ends_at = ?, generator_url = ?, last_seen_at = ? WHERE incident_id = ?"
+            " AND fingerprint = ?",
+            (_dumps(dict(alert.labels)), _dumps(dict(alert.annotations)), status,
+             ts(alert.starts_at), ts_opt(alert.ends_at), alert.generator_url, now_s, iid,
+             alert.fingerprint))
+    kind = {"new": "alert_joined", "resolved": "alert_resolved",
+            "refired": "alert_refired"}[change]
+    _event(conn, iid, now_s, kind, _alert_detail(event))
+    due = next_flush(due_at=parse_ts_opt(row["due_at"]), opened_at=parse_ts(row["opened_at"]),
+                     flushed_at=parse_ts_opt(row["flushed_at"]), policy=policy, now=now)
+    started = min(parse_ts(row["started_at"]), alert.starts_at)
+    conn.execute("UPDATE incidents SET due_at = ?, updated_at = ?, started_at = ?,"
+                 " version = version + 1 WHERE id = ?", (ts(due), now_s, ts(started), iid))
+    return due
+
+
+def _alert_detail(event: AlertEvent) -> dict[str, Any]:
+    labels = event.alert.labels
+    return {"fingerprint": event.alert.fingerprint, "alertname": labels.get("alertname", ""),
+            "instance": labels.get("instance", ""), "sender": event.sender,
+            "starts_at": ts(event.alert.starts_at)}
+
+
+def _insert_alert(conn: sqlite3.Connection, iid: str, event: AlertEvent, status: str,
+                  now_s: str) -> None:
+    alert = event.alert
+    conn.execute(
+        "INSERT INTO incident_alerts (incident_id, fingerprint, labels, annotations, status,"
+        " starts_at, ends_at, generator_url, first_seen_at, last_seen_at, sender)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (iid, alert.fingerprint, _dumps(dict(alert.labels)), _dumps(dict(alert.annotations)),
+         status, ts(alert.starts_at), ts_opt(alert.ends_at), alert.generator_url, now_s, now_s,
+         event.sender))
+
+
+def _alert_from_row(row: sqlite3.Row) -> IncidentAlert:
+    return IncidentAlert(
+        fingerprint=row["fingerprint"], labels=json.loads(row["labels"]),
+        annotations=json.loads(row["annotations"]), status=row["status"],
+        starts_at=parse_ts(row["starts_at"]), ends_at=parse_ts_opt(row["ends_at"]),
+        generator_url=row["generator_url"], first_seen_at=parse_ts(row["first_seen_at"]),
+        last_seen_at=parse_ts(row["last_seen_at"]), sender=row["sender"],
+        inhibited=bool(row["inhibited"]))
+
+
+def _load_alert(conn: sqlite3.Connection, iid: str, fp: str) -> IncidentAlert | None:
+    row = conn.execute("SELECT * FROM incident_alerts WHERE incident_id = ? AND fingerprint = ?",
+                       (iid, fp)).fetchone()
+    return None if row is None else _alert_from_row(row)
+
+
+# --------------------------------------------------------------------------- timers
+
+
+def due_incidents_query(conn: sqlite3.Connection, now: datetime, limit: int) -> list[str]:
+    """Ids of the incidents due at ``now``, earliest first."""
+    rows = conn.execute("SELECT id FROM incidents WHERE due_at IS NOT NULL AND due_at <= ?"
+                        " ORDER BY due_at, rowid LIMIT ?", (ts(now), limit)).fetchall()
+    return [r[0] for r in rows]
+
+
+def next_due_query(conn: sqlite3.Connection) -> datetime | None:
+    """The earliest incident timer."""
+    row = conn.execute("SELECT MIN(due_at) FROM incidents WHERE due_at IS NOT NULL").fetchone()
+    return parse_ts_opt(row[0])
+
+
+# --------------------------------------------------------------------------- flush
+
+
+def _incident_from_row(row: sqlite3.Row) -> Incident:
+    return Incident(
+        id=row["id"], route_id=row["route_id"], group_key=row["group_key"],
+        group_labels=json.loads(row["group_labels"]), state=row["state"],
+        decision=decision_from_json(row["decision"]), opened_at=parse_ts(row["opened_at"]),
+        started_at=parse_ts(row["started_at"]), updated_at=parse_ts(row["updated_at"]),
+        resolved_at=parse_ts_opt(row["resolved_at"]), due_at=parse_ts_opt(row["due_at"]),
+        flushed_at=parse_ts_opt(row["flushed_at"]),
+        first_notice_at=parse_ts_opt(row["first_notice_at"]),
+        follow_ups=int(row["follow_ups"]), version=int(row["version"]),
+        meta=json.loads(row["meta"]))
+
+
+def load_snapshot_query(
+    conn: sqlite3.Connection, iid: str, now: datetime,
+    target_keys: Callable[[Mapping[str, str]], list[TargetKey]],
+    storm_window_s: float | None,
+) -> IncidentSnapshot | None:
+    """Read everything a flush needs, from one consistent read."""
+    row = conn.execute("SELECT * FROM incidents WHERE id = ?", (iid,)).fetchone()
+    if row is None:
+        return None
+    incident = _incident_from_row(row)
+    alerts = [_alert_from_row(r) for r in conn.execute(
+        "SELECT * FROM incident_alerts WHERE incident_id = ? ORDER BY starts_at, fingerprint",
+        (iid,))]
+    now_s = ts(now)
+    logs: dict[tuple[str, str], RecipientLog] = {}
+    for r in conn.execute("SELECT * FROM incident_recipients WHERE incident_id = ?", (iid,)):
+        held: list[HeldNotice] = []
+        for delivery_id, phase in json.loads(r["held"]):
+            d = conn.execute("SELECT status, lease_until, next_attempt_at FROM deliveries"
+                             " WHERE id = ?", (delivery_id,)).fetchone()
+            if d is None or d["status"] != "pending":
+                continue  # sent, failed or cancelled: no longer held
+            cancellable = d["lease_until"] is None and (d["next_attempt_at"] or "") > now_s
+            held.append(HeldNotice(int(delivery_id), phase, cancellable))
+        logs[(r["audience"], r["contact_id"])] = RecipientLog(
+            audience=r["audience"], contact_id=r["contact_id"],
+            firing=frozenset(json.loads(r["firing"])),
+            resolved=frozenset(json.loads(r["resolved"])),
+            notified_at=parse_ts(r["notified_at"]), seq=int(r["seq"]),
+            channels=tuple((c[0], c[1], c[2]) for c in json.loads(r["channels"])),
+            announced=bool(r["announced"]), held=tuple(held))
+    inhibited: dict[str, bool] = {}
+    for alert in alerts:
+        if alert.status != "firing":
+            continue
+        inhibited[alert.fingerprint] = any(
+            _has_source(conn, key, alert.fingerprint) for key in target_keys(alert.labels))
+    storm_recent: dict[str, int] = {}
+    if storm_window_s is not None:
+        since = ts(now - timedelta(seconds=storm_window_s))
+        for audience in incident.decision.audiences:
+            n = conn.execute("SELECT COUNT(*) FROM storm_notices WHERE audience = ? AND at >= ?"
+                             " AND incident_id != ?", (audience, since, iid)).fetchone()[0]
+            storm_recent[audience] = int(n)
+    return IncidentSnapshot(incident, alerts, logs, inhibited, storm_recent)
+
+
+def _has_source(conn: sqlite3.Connection, key: TargetKey, fp: str) -> bool:
+    sql = ("SELECT 1 FROM inhibit_sources WHERE rule_key = ? AND equal_hash = ?"
+           " AND fingerprint != ?")
+    if key.exclude_both:
+        sql += " AND both_sides = 0"
+    return conn.execute(sql + " LIMIT 1", (key.rule_key, key.equal, fp)).fetchone() is not None
+
+
+def commit_flush_job(
+    conn: sqlite3.Connection, snapshot: IncidentSnapshot, result: FlushResult,
+    now: datetime, deadline_s: float, insert: InsertDelivery,
+    storm_window_s: float | None = None,
+) -> list[NewDelivery] | None:
+    """Apply ``result`` if still valid; return the deliveries inserted, None on conflict."""
+    incident = snapshot.incident
+    now_s = ts(now)
+    row = conn.execute("SELECT version FROM incidents WHERE id = ?", (incident.id,)).fetchone()
+    if row is None or int(row[0]) != incident.version:
+        return None
+    for delivery_id in result.cancel:
+        d = conn.execute("SELECT status, lease_until, next_attempt_at FROM deliveries"
+                         " WHERE id = ?", (delivery_id,)).fetchone()
+        if (d is None or d["status"] != "pending" or d["lease_until"] is not None
+                or (d["next_attempt_at"] or "") <= now_s):
+            return None
+    conn.executemany(
+        "UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, updated_at = ?,"
+        " last_error = 'replaced by a newer notice while held by quiet hours'"
+        " WHERE id = ?", [(now_s, i) for i in result.cancel])
+    if result.cancel:
+        _event(conn, incident.id, now_s, "notice_superseded", {"deliveries": len(result.cancel)})
+    inserted: list[NewDelivery] = []
+    held_ids: dict[tuple[str, str], list[list[Any]]] = {}
+    for notice in result.notices:
+        new_id = insert(conn, notice.delivery)
+        if new_id is None:
+            continue
+        inserted.append(notice.delivery)
+        if notice.held_until is not None and notice.delivery.failed_reason is None:
+            held_s = ts(notice.held_until)
+            deadline = ts(notice.held_until + timedelta(seconds=deadline_s))
+            conn.execute("UPDATE deliveries SET next_attempt_at = ?, deferred_until = ?,"
+                         " deadline_at = ? WHERE id = ?", (held_s, held_s, deadline, new_id))
+            held_ids.setdefault((notice.audience, notice.contact_id), []).append(
+                [new_id, notice.delivery.phase])
+    for log in result.logs:
+        held = [[h.delivery_id, h.phase] for h in log.held]
+        held.extend(held_ids.get((log.audience, log.contact_id), []))
+        conn.execute(
+            "INSERT OR REPLACE INTO incident_recipients (incident_id, audience, contact_id,"
+            " firing, resolved, notified_at, seq, channels, announced, held)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (incident.id, log.audience, log.contact_id, _dumps(sorted(log.firing)),
+             _dumps(sorted(log.resolved)), ts(log.notified_at), log.seq,
+             _dumps([list(c) for c in log.channels]), int(log.announced), _dumps(held)))
+    for fp, status in result.alert_status.items():
+        conn.execute("UPDATE incident_alerts SET status = ? WHERE incident_id = ?"
+                     " AND fingerprint = ?", (status, incident.id, fp))
+    for fp, flag in result.inhibited.items():
+        conn.execute("UPDATE incident_alerts SET inhibited = ? WHERE incident_id = ?"
+                     " AND fingerprint = ?", (int(flag), incident.id, fp))
+    for event in result.events:
+        _event(conn, incident.id, ts(event.at), event.kind, event.detail)
+    for audience in result.storm_counted:
+        conn.execute("INSERT OR IGNORE INTO storm_notices (audience, incident_id, at)"
+                     " VALUES (?, ?, ?)", (audience, incident.id, now_s))
+    if result.storm_folded and storm_window_s is not None:
+        decision_json = decision_to_json(incident.decision)
+        for audience in result.storm_folded:
+            fold_into_storm(conn, audience, incident.id, now, storm_window_s, decision_json,
+                            incident.route_id)
+        _event(conn, incident.id, now_s, "storm", {"audiences": result.storm_folded})
+    conn.execute(
+        "UPDATE incidents SET state = ?, resolved_at = ?, due_at = ?, flushed_at = ?,"
+        " first_notice_at = ?, follow_ups = ?, updated_at = ?, version = version + 1"
+        " WHERE id = ?",
+        (result.state, ts_opt(result.resolved_at), ts_opt(result.due_at), now_s,
+         ts_opt(result.first_notice_at), result.follow_ups, now_s, incident.id))
+    return inserted
+
+
+# --------------------------------------------------------------------------- API reads
+
+
+_SUMMARY = (
+    "SELECT i.*, (SELECT COUNT(*) FROM incident_alerts a WHERE a.incident_id = i.id"
+    " AND a.status = 'firing') AS firing, (SELECT COUNT(*) FROM incident_alerts a"
+    " WHERE a.incident_id = i.id) AS total FROM incidents i"
+)
+
+
+def _summary(row: sqlite3.Row) -> IncidentSummary:
+    return IncidentSummary(
+        id=row["id"], route_id=row["route_id"], state=row["state"], severity=row["severity"],
+        audiences=json.loads(row["audiences"]), group_labels=json.loads(row["group_labels"]),
+        opened_at=parse_ts(row["opened_at"]), started_at=parse_ts(row["started_at"]),
+        updated_at=parse_ts(row["updated_at"]), resolved_at=parse_ts_opt(row["resolved_at"]),
+        due_at=parse_ts_opt(row["due_at"]), alerts_firing=int(row["firing"]),
+        alerts_total=int(row["total"]), follow_ups=int(row["follow_ups"]))
+
+
+def list_incidents_query(
+    conn: sqlite3.Connection, *, state: str | None, route: str | None, audience: str | None,
+    limit: int, offset: int,
+) -> list[IncidentSummary]:
+    """Incidents, newest first, filtered by state, route id and audience."""
+    where: list[str] = []
+    params: list[object] = []
+    if state is not None:
+        where.append("i.state = ?")
+        params.append(state)
+    if route is not None:
+        where.append("i.route_id = ?")
+        params.append(route)
+    if audience is not None:
+        where.append("EXISTS (SELECT 1 FROM json_each(i.audiences) WHERE value = ?)")
+        params.append(audience)
+    sql = _SUMMARY + (" WHERE " + " AND ".join(where) if where else "")
+    sql += " ORDER BY i.opened_at DESC, i.id LIMIT ? OFFSET ?"
+    return [_summary(r) for r in conn.execute(sql, (*params, limit, offset))]
+
+
+def get_incident_query(conn: sqlite3.Connection, iid: str) -> IncidentDetail | None:
+    """One incident, its alerts, its timeline and its deliveries (newest last)."""
+    row = conn.execute(_SUMMARY + " WHERE i.id = ?", (iid,)).fetchone()
+    if row is None:
+        return None
+    alerts = [_alert_from_row(r) for r in conn.execute(
+        "SELECT * FROM incident_alerts WHERE incident_id = ? ORDER BY starts_at, fingerprint",
+        (iid,))]
+    events = [TimelineEvent(parse_ts(r["at"]), r["kind"], json.loads(r["detail"]))
+              for r in conn.execute("SELECT at, kind, detail FROM incident_events"
+                                    " WHERE incident_id = ? ORDER BY id", (iid,))]
+    deliveries = [dict(r) for r in conn.execute(
+        "SELECT id, phase, channel, recipient, audience, status, attempts, created_at,"
+        " updated_at, sent_at, next_attempt_at, deferred_until, last_error FROM deliveries"
+        " WHERE incident_key = ? ORDER BY id", (iid,))]
+    return IncidentDetail(_summary(row), alerts, events, deliveries)
+
+
+# --------------------------------------------------------------------------- storms
+
+
+@dataclass(frozen=True, slots=True)
+class DueStorm:
+    """A storm summary due: the audience, the decision to render with, its incidents."""
+
+    id: int
+    audience: str
+    decision_json: str
+    opened_at: datetime
+    incidents: list[IncidentSummary]
+
+
+def fold_into_storm(conn: sqlite3.Connection, audience: str, incident_id: str, now: datetime,
+                    window_s: float, decision_json: str, route_id: str) -> None:
+    """Record that ``incident_id``'s first notice for ``audience`` joins the open storm."""
+    row = conn.execute("SELECT id FROM storms WHERE audience = ? AND sent_at IS NULL"
+                       " ORDER BY id LIMIT 1", (audience,)).fetchone()
+    if row is None:
+        cursor = conn.execute(
+            "INSERT INTO storms (audience, opened_at, due_at, route_id, decision)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (audience, ts(now), ts(now + timedelta(seconds=window_s)), route_id, decision_json))
+        storm_id = cursor.lastrowid
+    else:
+        storm_id = int(row[0])
+    conn.execute("INSERT OR REPLACE INTO storm_notices (audience, incident_id, at, storm_id)"
+                 " VALUES (?, ?, ?, ?)", (audience, incident_id, ts(now), storm_id))
+
+
+def due_storms_query(conn: sqlite3.Connection, now: datetime) -> list[DueStorm]:
+    """Storm summaries due at ``now`` with the incidents folded into them."""
+    out: list[DueStorm] = []
+    for row in conn.execute("SELECT * FROM storms WHERE sent_at IS NULL AND due_at <= ?"
+                            " ORDER BY due_at, id", (ts(now),)).fetchall():
+        items = [_summary(r) for r in conn.execute(
+            _SUMMARY + " WHERE i.id IN (SELECT incident_id FROM storm_notices"
+            " WHERE storm_id = ?) ORDER BY i.opened_at, i.id", (row["id"],))]
+        out.append(DueStorm(int(row["id"]), row["audience"], row["decision"],
+                            parse_ts(row["opened_at"]), items))
+    return out
+
+
+def commit_storm_job(conn: sqlite3.Connection, storm_id: int, notices: Sequence[Any],
+                     now: datetime, deadline_s: float, insert: InsertDelivery) -> list[NewDelivery]:
+    """Insert a storm summary's deliveries and mark the storm sent (once)."""
+    row = conn.execute("SELECT sent_at FROM storms WHERE id = ?", (storm_id,)).fetchone()
+    if row is None or row[0] is not None:
+        return []
+    inserted: list[NewDelivery] = []
+    for notice in notices:
+        new_id = insert(conn, notice.delivery)
+        if new_id is None:
+            continue
+        inserted.append(notice.delivery)
+        if notice.held_until is not None:
+            held_s = ts(notice.held_until)
+            conn.execute("UPDATE deliveries SET next_attempt_at = ?, deferred_until = ?,"
+                         " deadline_at = ? WHERE id = ?",
+                         (held_s, held_s,
+                          ts(notice.held_until + timedelta(seconds=deadline_s)), new_id))
+    conn.execute("UPDATE storms SET sent_at = ? WHERE id = ?", (ts(now), storm_id))
+    return inserted

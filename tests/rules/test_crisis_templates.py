@@ -1,0 +1,178 @@
+"""The crisis template library (rules/crisis.yaml): complete, short SMS, no internal leaks."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from router.models import Alert, Contact, Phase, RouteDecision
+from router.rules import RuleSet, load_rules
+from router.sms import Encoding, analyse
+
+RULES = Path(__file__).parents[2] / "rules"
+START = datetime(2024, 5, 2, 14, 3, tzinfo=UTC)
+END = datetime(2024, 5, 2, 15, 41, tzinfo=UTC)
+
+#: Every crisis template the library must offer, and whether its words are external.
+LIBRARY = {
+    "crisis-outage": True,
+    "crisis-degraded": True,
+    "crisis-ddos": True,
+    "crisis-power-outage": True,
+    "crisis-security-incident": False,
+    "crisis-maintenance-announcement": True,
+    "crisis-maintenance-reminder": True,
+    "crisis-maintenance-start": True,
+    "crisis-maintenance-end": True,
+    "crisis-corrective-maintenance": True,
+    "crisis-follow-up": True,
+    "crisis-resolved": True,
+    "crisis-temporary-fix": True,
+}
+CHANNELS = ("email", "sms", "push")
+PHASES: tuple[Phase, ...] = ("firing", "update", "follow_up", "resolved", "summary")
+
+#: Internal labels with values that must never appear in an external message.
+INTERNAL_LABELS = {
+    "alertname": "KubeApiErrorBudgetBurn", "instance": "10.42.7.19:9100",
+    "job": "kube-apiserver-secret-job", "pod": "payments-7d9f8-xk2lq",
+    "namespace": "prod-payments-internal", "cluster": "eu-west-k8s-3",
+    "severity": "critical", "team": "sre-tier2", "audience": "customers",
+    "crisis": "outage",
+}
+ANNOTATIONS = {
+    "service_name": "Espace client",
+    "impact": "Paiements impossibles",
+    "action": "Bascule sur le site de secours",
+    "eta": "2024-05-02T16:00:00Z",
+    "maintenance_start": "2024-05-04T20:00:00Z",
+    "maintenance_end": "2024-05-04T22:00:00Z",
+}
+CONTACTS = {
+    "fr": Contact(id="fr", name="Client", email="c@example.fr", phone="+33698765432",
+                  locale="fr", timezone="Europe/Paris"),
+    "en": Contact(id="en", name="Customer", email="c@example.com", phone="+14155550100",
+                  locale="en", timezone="America/New_York"),
+}
+
+
+@pytest.fixture(scope="module")
+def rules() -> RuleSet:
+    return load_rules([RULES])
+
+
+def _alert(phase: Phase, labels: dict[str, str] | None = None) -> Alert:
+    resolved = phase in ("resolved", "summary")
+    return Alert(labels=labels if labels is not None else INTERNAL_LABELS,
+                 annotations=ANNOTATIONS, status="resolved" if resolved else "firing",
+                 starts_at=START, ends_at=END if resolved else None,
+                 generator_url="http://prometheus.internal:9090/graph", fingerprint="f")
+
+
+def _decision(template: str) -> RouteDecision:
+    return RouteDecision(route_id="root/1/0", route_name=None, severity="critical",
+                         audiences=("customers",), channels=CHANNELS, template=template,
+                         group_by=(), group_by_all=False, owner="Customer care")
+
+
+def _messages(rules: RuleSet, template: str) -> list[tuple[str, str, Phase, str]]:
+    """(locale, channel, phase, all rendered text) for every combination."""
+    out = []
+    for locale, contact in CONTACTS.items():
+        for channel in CHANNELS:
+            for phase in PHASES:
+                msg = rules.render(_decision(template), _alert(phase), contact, channel,
+                                   phase, {})
+                out.append((locale, channel, phase,
+                            "\n".join((msg.subject, msg.text, msg.html or ""))))
+    return out
+
+
+def test_library_is_complete(rules: RuleSet) -> None:
+    """Every template exists with email, sms and push messages in French and English."""
+    for name in LIBRARY:
+        template = rules.templates[name]
+        for channel in CHANNELS:
+            assert set(template.channels[channel]) == {"en", "fr"}, (name, channel)
+
+
+@pytest.mark.parametrize("name", sorted(LIBRARY))
+def test_every_message_renders(rules: RuleSet, name: str) -> None:
+    """Each template renders for both locales, all channels and every incident phase."""
+    for locale, channel, phase, text in _messages(rules, name):
+        assert text.strip(), (locale, channel, phase)
+
+
+@pytest.mark.parametrize("name", sorted(n for n, external in LIBRARY.items() if external))
+def test_external_wording_never_leaks_internal_labels(rules: RuleSet, name: str) -> None:
+    """External messages show none of the alert's internal label values nor its source URL."""
+    leaks = [*INTERNAL_LABELS.values(), "prometheus.internal", "inc-"]
+    leaks.remove("critical")  # a plain word that may legitimately appear
+    leaks.remove("customers")
+    leaks.remove("outage")
+    for locale, channel, phase, text in _messages(rules, name):
+        for value in leaks:
+            assert value not in text, (name, locale, channel, phase, value)
+
+
+def test_security_incident_is_marked_internal(rules: RuleSet) -> None:
+    """The security template says it is internal and confidential, in every message."""
+    for locale, channel, phase, text in _messages(rules, "crisis-security-incident"):
+        marker = "INTERNE" if locale == "fr" else "INTERNAL"
+        assert marker in text.upper(), (locale, channel, phase)
+
+
+@pytest.mark.parametrize("name", sorted(LIBRARY))
+def test_sms_fit_one_gsm7_segment(rules: RuleSet, name: str) -> None:
+    """With a typical service name, every SMS is one GSM-7 segment (no UCS-2 surprise)."""
+    for locale, contact in CONTACTS.items():
+        for phase in PHASES:
+            msg = rules.render(_decision(name), _alert(phase), contact, "sms", phase, {})
+            info = analyse(msg.text.rstrip("\n"))
+            assert (info.encoding, info.segments) == (Encoding.GSM7, 1), (
+                name, locale, phase, info, msg.text)
+
+
+def test_messages_say_what_since_when_doing_who_and_eta(rules: RuleSet) -> None:
+    """An outage email says what is affected, since when, the action, the owner and the ETA."""
+    msg = rules.render(_decision("crisis-outage"), _alert("firing"), CONTACTS["fr"], "email",
+                       "firing", {})
+    assert msg.subject == "Panne : Espace client indisponible"
+    for fragment in ("Espace client est indisponible depuis le 2 mai 2024 à 16:03",
+                     "Ce que nous faisons : Bascule sur le site de secours",
+                     "Rétablissement prévu : 2 mai 2024 à 18:00 (Europe/Paris)",
+                     "Responsable : Customer care", "Impact : Paiements impossibles"):
+        assert fragment in msg.text
+
+
+def test_without_eta_or_service_name_the_words_stay_correct(rules: RuleSet) -> None:
+    """Missing optional annotations give a generic, grammatical message."""
+    alert = replace(_alert("firing"), annotations={})
+    msg = rules.render(_decision("crisis-outage"), alert, CONTACTS["en"], "email", "firing",
+                       {})
+    assert msg.subject == "Outage: our services unavailable"
+    assert "Our services are unavailable since" in msg.text
+    assert "Expected resolution: not known yet; we will keep you informed." in msg.text
+
+
+def test_resolved_with_temporary_fix_announces_maintenance(rules: RuleSet) -> None:
+    """A resolved incident marked `fix: temporary` says a maintenance will follow."""
+    alert = replace(_alert("resolved"), annotations={**ANNOTATIONS, "fix": "temporary"})
+    msg = rules.render(_decision("crisis-outage"), alert, CONTACTS["en"], "email", "resolved",
+                       {})
+    assert msg.subject == "Resolved: Espace client (temporary fix)"
+    assert "a maintenance will follow" in msg.text
+    assert "(1 h 38 min)" in msg.text
+
+
+def test_maintenance_window_in_the_recipient_time_zone(rules: RuleSet) -> None:
+    """The announcement shows the planned window in each recipient's zone and language."""
+    decision = _decision("crisis-maintenance-announcement")
+    fr = rules.render(decision, _alert("firing"), CONTACTS["fr"], "sms", "firing", {})
+    assert fr.text == ("MAINTENANCE PROGRAMMEE : Espace client du 04/05 22h00 au 05/05 00h00. "
+                       "Coupure possible.\n")
+    en = rules.render(decision, _alert("firing"), CONTACTS["en"], "email", "firing", {})
+    assert "from 4 May 2024 16:00 America/New_York to 4 May 2024 18:00" in en.text
