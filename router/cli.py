@@ -42,7 +42,7 @@ def _build() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     parser = argparse.ArgumentParser(
         prog="tocsin",
         formatter_class=_FORMATTER,
-        description="Tocsin routes alerts (Alertmanager webhooks) to people, by rule files.",
+        description="Tocsin routes alerts (Alertmanager webhooks, Kafka) to people, by rule files.",
         epilog=(
             "examples:\n"
             "  tocsin serve --config deploy/local/tocsin.yaml\n"
@@ -104,7 +104,7 @@ def _build() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
 
     test = rule_commands.add_parser(
         "test",
-        help="show the routes, decisions and messages for one alert",
+        help="run rule test files, or explain how one alert is routed (--labels)",
         formatter_class=_FORMATTER,
         description=(
             "Without --labels: run the rule test files at PATH (PATH/tests/*.yaml, a\n"

@@ -117,7 +117,9 @@ async def run_service(config: ServiceConfig, *, ready: asyncio.Event | None = No
         _log.warning("rule warning", problem=str(warning))
 
     state = ServiceState()
-    app = create_app(config, rules=rules, channels=build_service_channels(config), state=state)
+    # Channels are built by the app once the store is open: Web Push needs the store's
+    # subscriptions.
+    app = create_app(config, rules=rules, state=state)
     runner = web.AppRunner(
         app, handle_signals=False, access_log=None, shutdown_timeout=DRAIN_TIMEOUT_S
     )

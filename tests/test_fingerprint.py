@@ -38,3 +38,18 @@ def test_empty_label_set_is_the_offset_basis() -> None:
 def test_label_order_does_not_matter() -> None:
     """The hash is over sorted names, so insertion order is irrelevant."""
     assert fingerprint({"a": "1", "b": "2"}) == fingerprint({"b": "2", "a": "1"})
+
+
+def test_accelerated_and_reference_hashes_agree() -> None:
+    """The C FNV-1a (when installed) and the pure-Python reference give the same hash."""
+    from router.fingerprint import fnv1a_64, fnv1a_64_py
+
+    for data in (b"", b"a", "é\xff🙂".encode(), bytes(range(256)) * 3):
+        assert fnv1a_64(data) == fnv1a_64_py(data)
+
+
+def test_fast_implementation_is_installed() -> None:
+    """``fnv-c`` is a dependency: the fast path is really the one in use."""
+    from router.fingerprint import fnv1a_64, fnv1a_64_py
+
+    assert fnv1a_64 is not fnv1a_64_py
