@@ -129,8 +129,8 @@ def _build() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     test.add_argument("--format", choices=("text", "json"), default="text",
                       help="output format (default: text)")
     test.add_argument("--at", metavar="TIME", default=None,
-                      help="clock time of the alert, ISO 8601 (e.g. 2024-05-02T14:03:00Z); "
-                           "default: now")
+                      help="clock time of the alert and of the quiet-hours decision, "
+                           "ISO 8601 (e.g. 2024-05-02T14:03:00Z); default: now")
 
     diff = rule_commands.add_parser(
         "diff",

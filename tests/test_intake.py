@@ -163,3 +163,37 @@ async def test_run_processes_on_notify_and_stops(store: SqliteStore, rules: Rule
 async def test_stop_before_run_returns(store: SqliteStore, rules: RuleSet) -> None:
     """stop() on a processor that never ran returns at once."""
     await processor(store, rules).stop()
+
+
+class CountingRules(ExplodingRules):
+    """Real rules that count how many label sets they were asked to route."""
+
+    def __init__(self, rules: RuleSet) -> None:
+        super().__init__(rules)
+        self.calls = 0
+
+    def evaluate(self, labels: Mapping[str, str]) -> list[RouteDecision]:
+        self.calls += 1
+        return super().evaluate(labels)
+
+
+async def test_repeated_label_sets_are_routed_once_per_rule_set(
+    store: SqliteStore, rules: RuleSet
+) -> None:
+    """A label set seen again is not re-evaluated; a new rule set evaluates it afresh."""
+    current = CountingRules(rules)
+    proc = IntakeProcessor(store, lambda: current, clock=FakeClock(T0),  # type: ignore[arg-type,return-value]
+                           deadline_s=600)
+    record = make_record("HostDown", instance="a")
+    for minute in range(3):
+        await store.append_intake([replace(record, received_at=T0 + timedelta(minutes=minute))])
+        assert await proc.process_once() == 1
+    assert current.calls == 1
+    current = CountingRules(rules)  # a reload
+    await store.append_intake([record])
+    assert await proc.process_once() == 1
+    assert current.calls == 1
+    [incident] = await store.list_incidents()
+    detail = await store.get_incident(incident.id)
+    assert detail is not None
+    assert [e.kind for e in detail.events].count("duplicate") == 3

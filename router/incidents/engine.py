@@ -21,7 +21,15 @@ from typing import Literal
 from router.incidents.state import IncidentAlert
 from router.models import Alert, IncidentPolicy, RouteDecision
 
-__all__ = ["AlertEvent", "Change", "classify", "effective_status", "next_flush", "sender_of"]
+__all__ = [
+    "AlertEvent",
+    "Change",
+    "change_of",
+    "classify",
+    "effective_status",
+    "next_flush",
+    "sender_of",
+]
 
 Change = Literal["new", "duplicate", "resolved", "refired"]
 
@@ -48,8 +56,17 @@ def classify(existing: IncidentAlert | None, alert: Alert, now: datetime) -> Cha
     """How ``alert`` compares with the incident's copy of it."""
     status = effective_status(alert, now)
     if existing is None:
+        return change_of(None, False, status)
+    return change_of(existing.status, existing.starts_at == alert.starts_at, status)
+
+
+def change_of(known_status: str | None, same_start: bool,
+              status: Literal["firing", "resolved"]) -> Change:
+    """:func:`classify` from what the incident holds of the alert: its status (None when
+    the incident does not hold it) and whether its ``startsAt`` equals the new one."""
+    if known_status is None:
         return "resolved" if status == "resolved" else "new"
-    if existing.status == status and existing.starts_at == alert.starts_at:
+    if known_status == status and same_start:
         return "duplicate"
     return "resolved" if status == "resolved" else "refired"
 

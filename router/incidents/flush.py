@@ -39,8 +39,8 @@ from router.masking import mask_address
 from router.models import Alert, Contact, NewDelivery, Phase, RenderedMessage, RouteDecision
 from router.planner import AudienceView, recipient_address
 from router.rules import RenderError
-from router.rules.incident_rules import NO_QUIET_HOURS, IncidentRules
-from router.rules.time_intervals import window_end
+from router.rules.incident_rules import IncidentRules
+from router.rules.quiet import quiet_until, quiet_verdict
 
 __all__ = [
     "FlushResult",
@@ -108,17 +108,6 @@ def notice_key(incident_id: str, audience: str, contact_id: str, channel: str, a
     """The idempotency key of one notice (a replayed flush gives the same keys)."""
     parts = (incident_id, audience, contact_id, channel, address, phase, str(seq))
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
-
-
-def quiet_until(rules: IncidentRules, contact: Contact, now: datetime) -> datetime | None:
-    """The end of the contact's current quiet hours, or None when not quiet now."""
-    name = contact.quiet_hours
-    if name is None or name == NO_QUIET_HOURS:
-        return None
-    interval = rules.quiet_hours.get(name)
-    if interval is None:
-        return None
-    return window_end(interval, now, contact.timezone)
 
 
 def muted(rules: IncidentRules, decision: RouteDecision, now: datetime) -> str | None:
@@ -330,9 +319,10 @@ def _plan_recipients(
                 continue
             if rcpt.audience not in result.storm_counted:
                 result.storm_counted.append(rcpt.audience)
-        held_until = None
-        if not policy.breaks_quiet_hours(decision.severity):
-            held_until = quiet_until(rules.incident, rcpt.contact, now)
+        # The one quiet-hours verdict (router/rules/quiet.py), shared with explanations
+        # and rule tests.
+        held_until = quiet_verdict(rules.incident, policy, decision.severity, rcpt.contact,
+                                   now).held_until
         channels = (_first_channels(rcpt.contact, decision)
                     if phase == "firing" or log is None or not log.channels else log.channels)
         if not channels:
@@ -493,9 +483,8 @@ def plan_storm(
     incident_key = f"storm-{storm_id}"
     out: list[PlannedNotice] = []
     for contact in found.contacts:
-        held_until = None
-        if not decision.policy.breaks_quiet_hours(decision.severity):
-            held_until = quiet_until(rules.incident, contact, now)
+        held_until = quiet_verdict(rules.incident, decision.policy, decision.severity,
+                                   contact, now).held_until
         for channel, address, _locale in _first_channels(contact, decision):
             failed_reason = None
             try:

@@ -10,16 +10,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from router.fingerprint import fingerprint as alert_fingerprint
 from router.models import Alert, AlertStatus, Contact, Phase, RenderedMessage
 from router.planner import recipient_address
+from router.rules.quiet import QuietVerdict, quiet_verdict
 from router.rules.ruleset import RuleSet
 from router.rules.templates import RenderError
 from router.rules.tree import Trace
 from router.sms import analyse
 
-__all__ = ["explain_alert", "format_text", "message_doc"]
+__all__ = ["explain_alert", "format_text", "message_doc", "quiet_doc"]
 
 
 def _why(t: Trace) -> str:
@@ -73,6 +75,25 @@ def message_doc(channel: str, msg: RenderedMessage) -> dict[str, Any]:
     return doc
 
 
+def _instant(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def quiet_doc(verdict: QuietVerdict) -> dict[str, Any]:
+    """A quiet-hours verdict as JSON: held or not, until when (UTC and local), why."""
+    local = verdict.until.astimezone(ZoneInfo(verdict.timezone)) if verdict.until else None
+    return {
+        "policy": verdict.policy,
+        "quiet": verdict.quiet,
+        "breaks_quiet_hours": verdict.breaks,
+        "held": verdict.held,
+        "until": _instant(verdict.until),
+        "until_local": local.isoformat() if local is not None else None,
+        "timezone": verdict.timezone,
+        "why": verdict.describe(),
+    }
+
+
 def _address(contact: Contact, channel: str) -> str | None:
     return recipient_address(contact, channel)
 
@@ -95,12 +116,15 @@ def explain_alert(
         for aud_name in d.audiences:
             audience = rules.audiences[aud_name]
             for contact in audience.contacts:
+                verdict = quiet_verdict(rules.incident, d.policy, d.severity, contact,
+                                        starts_at)
                 entry: dict[str, Any] = {
                     "audience": aud_name,
                     "contact": contact.id,
                     "name": contact.name,
                     "locale": contact.locale,
                     "timezone": contact.timezone,
+                    "quiet_hours": quiet_doc(verdict),
                     "channels": [],
                 }
                 for channel in d.channels:
@@ -110,6 +134,7 @@ def explain_alert(
                         ch["skipped"] = f"contact has no address for '{channel}'"
                         entry["channels"].append(ch)
                         continue
+                    ch["held_until"] = _instant(verdict.held_until)
                     ch["messages"] = {}
                     for phase in phases:
                         status: AlertStatus = "resolved" if phase == "resolved" else "firing"
@@ -185,11 +210,14 @@ def format_text(doc: Mapping[str, Any]) -> str:
         for rec in r["recipients"]:
             out.append(f"    recipient {rec['contact']} ({rec['name']}, audience "
                        f"{rec['audience']}, locale {rec['locale']}, {rec['timezone']}):")
+            out.append(f"      quiet hours: {rec['quiet_hours']['why']}")
             for ch in rec["channels"]:
                 if "skipped" in ch:
                     out.append(f"      {ch['channel']}: skipped, {ch['skipped']}")
                     continue
-                out.append(f"      {ch['channel']} to {ch['address']}:")
+                held = ch.get("held_until")
+                out.append(f"      {ch['channel']} to {ch['address']}"
+                           + (f" (held until {held}):" if held else ":"))
                 for phase, msg in ch["messages"].items():
                     if "error" in msg:
                         out.append(f"        [{phase}] RENDER ERROR: {msg['error']}")

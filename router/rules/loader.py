@@ -32,6 +32,7 @@ from router.rules.schema import (
     TemplateModel,
     check_locale,
 )
+from router.rules.sms_policy import TemplateSmsPolicy, sample_overflows
 from router.rules.templates import (
     CompiledMessage,
     CompiledTemplate,
@@ -56,6 +57,8 @@ _CHANNEL_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 _SLOT = {"subject": "subject", "text": "text", "html": "html", "title": "subject",
          "body": "text"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]*$")
+#: The keys of a template besides its channels.
+_TEMPLATE_KEYS = frozenset({"fallback_locale", "sms_policy"})
 
 
 def _channel_kinds() -> frozenset[str]:
@@ -281,7 +284,7 @@ def _template(name: str, tpl: TemplateModel, defaults: DefaultsModel, src: Sourc
         cpath: Path_ = (*path, channel)
         if channel not in ctx.channel_kinds:
             ctx.error(src, cpath, f"unknown channel '{channel}'"
-                      f"{did_you_mean(channel, ctx.channel_kinds | {'fallback_locale'})} "
+                      f"{did_you_mean(channel, ctx.channel_kinds | _TEMPLATE_KEYS)} "
                       f"(known channels: {', '.join(sorted(ctx.channel_kinds))})", key=True)
             continue
         try:
@@ -333,9 +336,35 @@ def _template(name: str, tpl: TemplateModel, defaults: DefaultsModel, src: Sourc
                       f"{which} '{fallback}' (locales: {', '.join(sorted(messages))})",
                       key=True)
         channels[channel] = per_locale
+    sms_policy = None
+    if tpl.sms_policy is not None:
+        if "sms" not in extra:
+            ctx.error(src, (*path, "sms_policy"), f"template '{name}' has an sms_policy but "
+                      "no 'sms' messages", key=True)
+        sms_policy = TemplateSmsPolicy.from_model(tpl.sms_policy)
     if len(ctx.problems) != before:
         return None
-    return CompiledTemplate(name=name, fallback_locale=tpl.fallback_locale, channels=channels)
+    template = CompiledTemplate(name=name, fallback_locale=tpl.fallback_locale,
+                                channels=channels, sms_policy=sms_policy)
+    _check_sms_budget(template, src, path, ctx)
+    return template
+
+
+def _check_sms_budget(template: CompiledTemplate, src: SourceFile, path: Path_,
+                      ctx: _Ctx) -> None:
+    """``overflow: fail``: every locale's SMS must fit its budget with sample data."""
+    for locale, found in sample_overflows(template):
+        where: Path_ = (*path, "sms", locale, "text")
+        if isinstance(found, str):
+            ctx.warn(src, where, f"cannot check the SMS budget of template "
+                     f"'{template.name}' ({locale}): rendering it with sample data failed: "
+                     f"{found}", key=True)
+            continue
+        limit = template.sms_policy.max_segments if template.sms_policy else None
+        ctx.error(src, where, f"the SMS of template '{template.name}' ({locale}) needs "
+                  f"{found.segments} parts ({found.encoding}, {found.units} units) with "
+                  f"sample data, over its sms_policy max_segments {limit} (overflow: fail): "
+                  "shorten the text, or use overflow: truncate", key=True)
 
 
 def _template_problem(src: SourceFile, path: Path_, exc: TemplateCompileError,

@@ -98,6 +98,13 @@ _TYPE_WORDS = {
     "bool_type": "true or false",
 }
 
+_BOUND_WORDS = {
+    "less_than_equal": "at most",
+    "less_than": "less than",
+    "greater_than_equal": "at least",
+    "greater_than": "more than",
+}
+
 
 def _describe(value: Any) -> str:
     if value is None:
@@ -137,6 +144,14 @@ def validation_problems(
         elif kind == "value_error":
             ctx = err.get("ctx") or {}
             problems.append(src.problem(path, str(ctx.get("error", err["msg"]))))
+        elif kind == "literal_error":
+            expected = str((err.get("ctx") or {}).get("expected", "")).replace("'", "")
+            problems.append(src.problem(
+                path, f"expected {expected}, got {_describe(err.get('input'))}"))
+        elif kind in _BOUND_WORDS:
+            bound = next(iter((err.get("ctx") or {}).values()), "?")
+            problems.append(src.problem(
+                path, f"must be {_BOUND_WORDS[kind]} {bound}, got {_describe(err.get('input'))}"))
         elif kind == "too_short":
             problems.append(src.problem(path, "must not be empty"))
         elif kind == "string_too_short":

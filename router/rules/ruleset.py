@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from router.errors import Problem
@@ -12,6 +12,7 @@ from router.models import Alert, Contact, Phase, RenderedMessage, RouteDecision
 from router.rules.incident_rules import IncidentRules
 from router.rules.templates import CompiledTemplate, RenderError, build_context, render_message
 from router.rules.tree import Route, Trace, evaluate
+from router.sms import SmsOverflowError
 
 __all__ = ["Audience", "RuleSet"]
 
@@ -105,4 +106,20 @@ class RuleSet:
         locale, message = template.pick(channel, contact.locale, self.default_locale)
         context = build_context(decision, alert, contact, phase, meta, locale,
                                 incident=incident, storm=storm)
-        return render_message(template, message, context)
+        rendered = render_message(template, message, context)
+        if channel == "sms" and template.sms_policy is not None:
+            rendered = _fit_sms(template, locale, rendered)
+        return rendered
+
+
+def _fit_sms(template: CompiledTemplate, locale: str,
+             rendered: RenderedMessage) -> RenderedMessage:
+    """Apply the template's ``sms_policy`` (router/rules/sms_policy.py) to its SMS."""
+    assert template.sms_policy is not None
+    try:
+        return replace(rendered, text=template.sms_policy.fit(rendered.text))
+    except SmsOverflowError as exc:
+        raise RenderError(
+            f"the SMS of template '{template.name}' ({locale}) needs {exc.info.segments} "
+            f"parts ({exc.info.encoding}, {exc.info.units} units) but its sms_policy allows "
+            f"at most {exc.max_segments} (overflow: fail)") from None

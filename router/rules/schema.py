@@ -31,6 +31,7 @@ from router.rules.lifecycle import (
     ResolvedDuringQuietHours,
     StormControlModel,
 )
+from router.rules.sms_policy import SmsPolicyModel
 from router.rules.time_intervals import TimeIntervalSpecModel
 
 __all__ = [
@@ -156,6 +157,8 @@ class TemplateModel(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
     fallback_locale: str | None = None
+    # The template's own SMS budget (router/rules/sms_policy.py); default: the channel's.
+    sms_policy: SmsPolicyModel | None = None
 
     @field_validator("fallback_locale")
     @classmethod

@@ -28,6 +28,7 @@ from router.errors import TocsinError
 from router.incidents.view import IncidentView, StormItem, format_duration, single_alert_view
 from router.models import Alert, Contact, Phase, RenderedMessage, RouteDecision
 from router.rules.problems import did_you_mean
+from router.rules.sms_policy import TemplateSmsPolicy
 from router.rules.template_fields import CONTEXT_ATTRIBUTES, unknown_attribute
 
 __all__ = [
@@ -186,11 +187,13 @@ class CompiledMessage:
 
 @dataclass(frozen=True, slots=True)
 class CompiledTemplate:
-    """A named template: channel → locale → compiled message, plus its fallback locale."""
+    """A named template: channel → locale → compiled message, plus its fallback locale
+    and its own SMS budget (``sms_policy``, None: the channel's default)."""
 
     name: str
     fallback_locale: str | None
     channels: Mapping[str, Mapping[str, CompiledMessage]]
+    sms_policy: TemplateSmsPolicy | None = None
 
     def pick(self, channel: str, locale: str, default_locale: str) -> tuple[str, CompiledMessage]:
         """The message for ``channel`` in the best locale (exact, language, fallbacks)."""

@@ -101,13 +101,26 @@ class MessageExpect(_Strict):
 
 
 class ExpectModel(_Strict):
-    """What a case expects; every key is optional, only given keys are checked."""
+    """What a case expects; every key is optional, only given keys are checked.
+
+    ``quiet_hours_hold`` and ``held_until`` apply to every recipient when given as one
+    value, or per contact id when given as a mapping.
+    """
 
     routes: list[str] | None = None
     severity: str | None = None
     audiences: list[str] | None = None
     channels: dict[str, list[str]] | None = None
     messages: list[MessageExpect] | None = None
+    quiet_hours_hold: bool | dict[str, bool] | None = None
+    held_until: str | dict[str, str] | None = None
+
+    @field_validator("held_until")
+    @classmethod
+    def _held_until(cls, v: str | dict[str, str] | None) -> str | dict[str, str] | None:
+        for value in ([v] if isinstance(v, str) else (v or {}).values()):
+            parse_time(value)
+        return v
 
 
 class CaseModel(_Strict):

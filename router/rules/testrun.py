@@ -13,7 +13,7 @@ import difflib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -24,6 +24,7 @@ from router.fingerprint import fingerprint as alert_fingerprint
 from router.models import Alert, Contact, IntakeRecord, NewDelivery, Phase, RenderedMessage
 from router.models import RouteDecision as Decision
 from router.rules.loader import load_rules
+from router.rules.quiet import QuietVerdict, format_local, quiet_verdict
 from router.rules.ruleset import Audience, RuleSet
 from router.rules.testfile import (
     DEFAULT_AT,
@@ -186,11 +187,84 @@ def run_case(tf: TestFile, index: int, rules: RuleSet) -> CaseResult:
         check.equal(("channels",), "channels per recipient", exp.channels, per)
     for j, mexp in enumerate(exp.messages or []):
         _check_messages(check, ("messages", j), mexp, deliveries)
+    if exp.quiet_hours_hold is not None or exp.held_until is not None:
+        verdicts = _quiet_verdicts(rules, view.audiences, decisions, deliveries, at)
+        _check_quiet(check, exp.quiet_hours_hold, exp.held_until, verdicts)
     for dl in deliveries:
         if dl.failed_reason:
             check.fail((), f"message to {dl.contact_id} on {dl.channel} failed to render",
                        dl.failed_reason)
     return result
+
+
+#: (contact id, route label) → the quiet-hours verdict of the notices planned for it.
+_Verdicts = dict[tuple[str, str], QuietVerdict]
+
+
+def _quiet_verdicts(rules: RuleSet, audiences: Mapping[str, Audience],
+                    decisions: Sequence[Decision], deliveries: Sequence[NewDelivery],
+                    at: datetime) -> _Verdicts:
+    """The verdict for every recipient that has a message, with the engine's function."""
+    by_route = {d.route_id: d for d in decisions}
+    out: _Verdicts = {}
+    for dl in deliveries:
+        decision = by_route[dl.route_id]
+        key = (dl.contact_id, _route_label(decision))
+        if key in out:
+            continue
+        contact = next(c for c in audiences[dl.audience].contacts if c.id == dl.contact_id)
+        out[key] = quiet_verdict(rules.incident, decision.policy, decision.severity, contact,
+                                 at)
+    return out
+
+
+def _when(instant: datetime, timezone: str) -> str:
+    utc = instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"{format_local(instant, timezone)} ({utc})"
+
+
+def _check_quiet(check: _Checker, hold: bool | Mapping[str, bool] | None,
+                 until: str | Mapping[str, str] | None, verdicts: _Verdicts) -> None:
+    """``quiet_hours_hold`` / ``held_until``: for every recipient, or per contact id."""
+    for key, expected in (("quiet_hours_hold", hold), ("held_until", until)):
+        if expected is None:
+            continue
+        table = expected if isinstance(expected, Mapping) else None
+        if table is None and not verdicts:
+            check.fail((key,), "no message is planned, so quiet hours cannot be checked")
+            continue
+        wanted = table.keys() if table is not None else sorted({c for c, _ in verdicts})
+        for contact_id in wanted:
+            path: Path_ = (key, contact_id) if table is not None else (key,)
+            value = table[contact_id] if table is not None else expected
+            mine = [(route, v) for (c, route), v in verdicts.items() if c == contact_id]
+            if not mine:
+                have = ", ".join(sorted({c for c, _ in verdicts})) or "none"
+                check.fail(path, f"no message for recipient {contact_id}",
+                           f"recipients with messages: {have}")
+                continue
+            for route, verdict in mine:
+                who = f"the message to {contact_id} (route {route})"
+                if isinstance(value, bool):
+                    if verdict.held != value:
+                        state = "hold" if verdict.held else "do not hold"
+                        check.fail(path, f"quiet hours {state} {who}, expected "
+                                   f"quiet_hours_hold: {str(value).lower()}",
+                                   verdict.describe())
+                    continue
+                assert isinstance(value, str)
+                _check_held_until(check, path, who, parse_time(value), verdict)
+
+
+def _check_held_until(check: _Checker, path: Path_, who: str, expected: datetime,
+                      verdict: QuietVerdict) -> None:
+    actual = verdict.held_until
+    if actual is None:
+        check.fail(path, f"quiet hours do not hold {who}", verdict.describe())
+    elif actual != expected:
+        check.fail(path, f"{who} is held until another time",
+                   f"expected: {_when(expected, verdict.timezone)}\n"
+                   f"actual:   {_when(actual, verdict.timezone)}")
 
 
 def _select(mexp: MessageExpect, deliveries: Sequence[NewDelivery]) -> list[NewDelivery]:

@@ -8,7 +8,10 @@ removes those: callers append their items to a list on the event loop and await 
 asyncio future; one flusher task hands the whole list to the writer as ONE job
 (``executemany``), and resolves every caller's future on the loop when it returns.
 Whatever arrives while a flush is in progress forms the next batch, so the batch size
-adapts to the load with no timer and no added latency when idle.
+adapts to the load with no timer and no added latency when idle. With
+``max_in_flight=2`` the next batch is handed to the writer while the previous one
+commits, so the writer never waits for the event loop between two transactions (its
+queue keeps jobs in order; each batch still gets its results only after its COMMIT).
 """
 
 from __future__ import annotations
@@ -37,11 +40,15 @@ class AsyncBatcher(Generic[ItemT, ResultT]):
         flush: Callable[[list[ItemT]], Awaitable[Sequence[ResultT]]],
         *,
         max_items: int = 5000,
+        max_in_flight: int = 1,
     ) -> None:
+        if max_in_flight < 1:
+            raise ValueError("max_in_flight must be >= 1")
         self._flush = flush
         self._max_items = max_items
+        self._max_in_flight = max_in_flight
         self._pending: deque[tuple[Sequence[ItemT], asyncio.Future[list[ResultT]]]] = deque()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def submit(self, items: Sequence[ItemT]) -> list[ResultT]:
         """Queue ``items`` for the next flush; return their results once committed."""
@@ -49,14 +56,18 @@ class AsyncBatcher(Generic[ItemT, ResultT]):
             return []
         future: asyncio.Future[list[ResultT]] = asyncio.get_running_loop().create_future()
         self._pending.append((items, future))
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run())
+        # A finished task may still be in the set until its done callback ran: count
+        # only live flushers, or an item could be left with nobody to flush it.
+        if sum(not task.done() for task in self._tasks) < self._max_in_flight:
+            task = asyncio.get_running_loop().create_task(self._run())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         return await future
 
     async def drain(self) -> None:
         """Wait until everything submitted so far has been flushed."""
-        while self._task is not None and not self._task.done():
-            await asyncio.shield(self._task)
+        while live := [task for task in self._tasks if not task.done()]:
+            await asyncio.wait(live)  # unlike gather, never cancels the flushers
 
     async def _run(self) -> None:
         while self._pending:

@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from router.incidents.engine import AlertEvent, classify, effective_status, next_flush
+import orjson
+
+from router.incidents.engine import AlertEvent, change_of, effective_status, next_flush
 from router.incidents.flush import FlushResult, PlannedNotice
 from router.incidents.grouping import incident_id
 from router.incidents.state import (
@@ -168,62 +170,121 @@ def _dumps(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
 
 
+def _fast_dumps(value: object) -> str:
+    """:func:`_dumps` through orjson (hot path of the intake); same JSON value.
+
+    Falls back to the standard encoder for what orjson refuses (lone surrogates).
+    """
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    except TypeError:
+        return _dumps(value)
+
+
+_INSERT_EVENT = "INSERT INTO incident_events (incident_id, at, kind, detail) VALUES (?,?,?,?)"
+
+#: Timeline rows collected during an intake batch: (incident id, at, kind, detail JSON).
+_Timeline = list[tuple[str, str, str, str]]
+
+
 def _event(conn: sqlite3.Connection, incident: str, at: str, kind: str,
            detail: Mapping[str, Any]) -> None:
-    conn.execute("INSERT INTO incident_events (incident_id, at, kind, detail) VALUES (?,?,?,?)",
-                 (incident, at, kind, _dumps(dict(detail))))
+    conn.execute(_INSERT_EVENT, (incident, at, kind, _dumps(dict(detail))))
 
 
 # --------------------------------------------------------------------------- intake
+
+# The open incident of a group and, joined, the incident's copy of one alert: everything
+# an intake event needs to classify the alert, in one indexed lookup.
+_OPEN_INCIDENT_AND_ALERT = (
+    "SELECT i.id, i.opened_at, i.flushed_at, i.due_at, i.started_at,"
+    " a.status, a.starts_at, a.sender FROM incidents i"
+    " LEFT JOIN incident_alerts a ON a.incident_id = i.id AND a.fingerprint = ?"
+    " WHERE i.group_key = ? AND i.state = 'open'"
+)
+_MARK_PROCESSED = (
+    "UPDATE intake SET processed_at = ? WHERE id BETWEEN ? AND ? AND processed_at IS NULL"
+)
 
 
 def apply_intake_job(
     conn: sqlite3.Connection, intake_ids: Sequence[int], events: Sequence[AlertEvent],
     sources: Sequence[SourceUpdate], now: datetime,
 ) -> datetime | None:
-    """Apply every event to its incident, update inhibition sources, mark intake processed."""
+    """Apply every event to its incident, update inhibition sources, mark intake processed.
+
+    Cost matters here (one call per intake batch, in the writer thread, per alert): one
+    indexed lookup per event, timeline rows written together at the end (nothing in the
+    batch reads them, so their order and content are those of one-by-one inserts), one
+    statement for the inhibition sources of the whole batch and one per run of
+    consecutive intake ids.
+    """
     now_s = ts(now)
     earliest: datetime | None = None
+    timeline: _Timeline = []
+    cursor = conn.cursor()
+    cursor.row_factory = None  # plain tuples: no sqlite3.Row per lookup
     for event in events:
-        due = _apply_event(conn, event, now, now_s)
+        due = _apply_event(cursor, event, now, now_s, timeline)
         if due is not None and (earliest is None or due < earliest):
             earliest = due
-    for update in sources:
-        conn.execute("DELETE FROM inhibit_sources WHERE fingerprint = ?", (update.fingerprint,))
-        if update.firing:
-            conn.executemany(
-                "INSERT OR REPLACE INTO inhibit_sources (rule_key, equal_hash, fingerprint,"
-                " both_sides) VALUES (?, ?, ?, ?)",
-                [(k.rule_key, k.equal, update.fingerprint, int(k.both)) for k in update.keys])
-    conn.executemany("UPDATE intake SET processed_at = ? WHERE id = ? AND processed_at IS NULL",
-                     [(now_s, i) for i in intake_ids])
+    if timeline:
+        cursor.executemany(_INSERT_EVENT, timeline)
+    _apply_sources(cursor, sources)
+    cursor.executemany(_MARK_PROCESSED, [(now_s, first, last)
+                                         for first, last in _id_runs(intake_ids)])
     return earliest
 
 
-def _apply_event(conn: sqlite3.Connection, event: AlertEvent, now: datetime,
-                 now_s: str) -> datetime | None:
+def _apply_sources(cursor: sqlite3.Cursor, sources: Sequence[SourceUpdate]) -> None:
+    """Replace the inhibition sources of every fingerprint of the batch (last update wins)."""
+    if not sources:
+        return
+    last = {update.fingerprint: update for update in sources}
+    cursor.execute("DELETE FROM inhibit_sources WHERE fingerprint IN"
+                   " (SELECT value FROM json_each(?))", (orjson.dumps(list(last)).decode(),))
+    rows = [(k.rule_key, k.equal, fp, int(k.both))
+            for fp, update in last.items() if update.firing for k in update.keys]
+    if rows:
+        cursor.executemany(
+            "INSERT OR REPLACE INTO inhibit_sources (rule_key, equal_hash, fingerprint,"
+            " both_sides) VALUES (?, ?, ?, ?)", rows)
+
+
+def _id_runs(ids: Sequence[int]) -> list[tuple[int, int]]:
+    """``[(first, last), ...]`` runs of consecutive ids (intake batches are mostly one)."""
+    runs: list[tuple[int, int]] = []
+    for i in sorted(set(ids)):
+        if runs and runs[-1][1] == i - 1:
+            runs[-1] = (runs[-1][0], i)
+        else:
+            runs.append((i, i))
+    return runs
+
+
+def _apply_event(cursor: sqlite3.Cursor, event: AlertEvent, now: datetime, now_s: str,
+                 timeline: _Timeline) -> datetime | None:
     alert = event.alert
     policy = event.decision.policy
-    row = conn.execute(
-        "SELECT id, opened_at, flushed_at, due_at, started_at FROM incidents"
-        " WHERE group_key = ? AND state = 'open'", (event.group_key,)).fetchone()
+    row = cursor.execute(_OPEN_INCIDENT_AND_ALERT,
+                         (alert.fingerprint, event.group_key)).fetchone()
     status = effective_status(alert, now)
     if row is None:
         if status == "resolved":
-            late = conn.execute(
+            late = cursor.execute(
                 "SELECT i.id FROM incidents i JOIN incident_alerts a ON a.incident_id = i.id"
                 " AND a.fingerprint = ? WHERE i.group_key = ? ORDER BY i.opened_at DESC"
                 " LIMIT 1", (alert.fingerprint, event.group_key)).fetchone()
             if late is not None:
-                _event(conn, late[0], now_s, "duplicate", {
+                timeline.append((late[0], now_s, "duplicate", _fast_dumps({
                     "fingerprint": alert.fingerprint, "sender": event.sender,
-                    "why": "resolved alert for an incident already resolved"})
+                    "why": "resolved alert for an incident already resolved"})))
             return None
-        sequence = conn.execute("SELECT COUNT(*) FROM incidents WHERE group_key = ?",
-                                (event.group_key,)).fetchone()[0]
+        sequence = cursor.execute("SELECT COUNT(*) FROM incidents WHERE group_key = ?",
+                                  (event.group_key,)).fetchone()[0]
         iid = incident_id(event.group_key, int(sequence))
         due = next_flush(due_at=None, opened_at=now, flushed_at=None, policy=policy, now=now)
-        conn.execute(
+        cursor.execute(
             "INSERT INTO incidents (id, route_id, group_key, group_labels, state, severity,"
             " audiences, decision, meta, opened_at, started_at, updated_at, due_at, version)"
             " VALUES (?, ?, ?, ?, 'open', ?, ?, ?, ?, ?, ?, ?, ?, 1)",
@@ -231,31 +292,29 @@ def _apply_event(conn: sqlite3.Connection, event: AlertEvent, now: datetime,
              event.decision.severity, _dumps(list(event.decision.audiences)),
              decision_to_json(event.decision), _dumps(dict(event.meta)), now_s,
              ts(alert.starts_at), now_s, ts(due)))
-        _event(conn, iid, now_s, "opened", {"route_id": event.decision.route_id,
-                                           "group_labels": dict(event.group_labels)})
-        _insert_alert(conn, iid, event, status, now_s)
-        _event(conn, iid, now_s, "alert_joined", _alert_detail(event))
+        timeline.append((iid, now_s, "opened", _fast_dumps({
+            "route_id": event.decision.route_id, "group_labels": dict(event.group_labels)})))
+        _insert_alert(cursor, iid, event, status, now_s)
+        timeline.append((iid, now_s, "alert_joined", _fast_dumps(_alert_detail(event))))
         return due
-    iid = row["id"]
-    existing = _load_alert(conn, iid, alert.fingerprint)
-    change = classify(existing, alert, now)
+    iid, opened_at, flushed_at, due_at, started_at, known_status, known_start, known_sender = row
+    change = change_of(known_status, known_start == ts(alert.starts_at), status)
     if change == "duplicate":
-        assert existing is not None
-        conn.execute(
+        cursor.execute(
             "UPDATE incident_alerts SET last_seen_at = ?, annotations = ?, ends_at = ?"
             " WHERE incident_id = ? AND fingerprint = ?",
-            (now_s, _dumps(dict(alert.annotations)), ts_opt(alert.ends_at), iid,
+            (now_s, _fast_dumps(dict(alert.annotations)), ts_opt(alert.ends_at), iid,
              alert.fingerprint))
-        other = event.sender != existing.sender
-        _event(conn, iid, now_s, "duplicate", {
+        other = event.sender != known_sender
+        timeline.append((iid, now_s, "duplicate", _fast_dumps({
             "fingerprint": alert.fingerprint, "status": status, "sender": event.sender,
             "why": ("the same alert state from another sender (HA replica)" if other
-                    else "the same alert state received again (retry or redelivery)")})
+                    else "the same alert state received again (retry or redelivery)")})))
         return None
-    if existing is None:
-        _insert_alert(conn, iid, event, status, now_s)
+    if known_status is None:
+        _insert_alert(cursor, iid, event, status, now_s)
     else:
-        conn.execute(
+        cursor.execute(
             "UPDATE incident_alerts SET labels = ?, annotations = ?, status = ?, starts_at = ?,"
             " ends_at = ?, generator_url = ?, last_seen_at = ? WHERE incident_id = ?"
             " AND fingerprint = ?",
@@ -264,12 +323,12 @@ def _apply_event(conn: sqlite3.Connection, event: AlertEvent, now: datetime,
              alert.fingerprint))
     kind = {"new": "alert_joined", "resolved": "alert_resolved",
             "refired": "alert_refired"}[change]
-    _event(conn, iid, now_s, kind, _alert_detail(event))
-    due = next_flush(due_at=parse_ts_opt(row["due_at"]), opened_at=parse_ts(row["opened_at"]),
-                     flushed_at=parse_ts_opt(row["flushed_at"]), policy=policy, now=now)
-    started = min(parse_ts(row["started_at"]), alert.starts_at)
-    conn.execute("UPDATE incidents SET due_at = ?, updated_at = ?, started_at = ?,"
-                 " version = version + 1 WHERE id = ?", (ts(due), now_s, ts(started), iid))
+    timeline.append((iid, now_s, kind, _fast_dumps(_alert_detail(event))))
+    due = next_flush(due_at=parse_ts_opt(due_at), opened_at=parse_ts(opened_at),
+                     flushed_at=parse_ts_opt(flushed_at), policy=policy, now=now)
+    started = min(parse_ts(started_at), alert.starts_at)
+    cursor.execute("UPDATE incidents SET due_at = ?, updated_at = ?, started_at = ?,"
+                   " version = version + 1 WHERE id = ?", (ts(due), now_s, ts(started), iid))
     return due
 
 
@@ -280,10 +339,10 @@ def _alert_detail(event: AlertEvent) -> dict[str, Any]:
             "starts_at": ts(event.alert.starts_at)}
 
 
-def _insert_alert(conn: sqlite3.Connection, iid: str, event: AlertEvent, status: str,
+def _insert_alert(cursor: sqlite3.Cursor, iid: str, event: AlertEvent, status: str,
                   now_s: str) -> None:
     alert = event.alert
-    conn.execute(
+    cursor.execute(
         "INSERT INTO incident_alerts (incident_id, fingerprint, labels, annotations, status,"
         " starts_at, ends_at, generator_url, first_seen_at, last_seen_at, sender)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -300,12 +359,6 @@ def _alert_from_row(row: sqlite3.Row) -> IncidentAlert:
         generator_url=row["generator_url"], first_seen_at=parse_ts(row["first_seen_at"]),
         last_seen_at=parse_ts(row["last_seen_at"]), sender=row["sender"],
         inhibited=bool(row["inhibited"]))
-
-
-def _load_alert(conn: sqlite3.Connection, iid: str, fp: str) -> IncidentAlert | None:
-    row = conn.execute("SELECT * FROM incident_alerts WHERE incident_id = ? AND fingerprint = ?",
-                       (iid, fp)).fetchone()
-    return None if row is None else _alert_from_row(row)
 
 
 # --------------------------------------------------------------------------- timers

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -70,6 +71,9 @@ _STATUSES = frozenset({"pending", "sent", "failed"})
 
 #: (source, received_at, fingerprint, alert JSON, meta JSON)
 _IntakeRow = tuple[str, str, str, str, str]
+#: Accepted records kept in memory until routed, so that the intake processor need not
+#: decode again what the webhook just parsed (a miss reads the row: nothing depends on it).
+_FRESH_MAX = 10_000
 
 _INSERT_INTAKE = (
     "INSERT INTO intake (source, received_at, fingerprint, alert, meta) VALUES (?, ?, ?, ?, ?)"
@@ -114,9 +118,10 @@ class SqliteStore:
         self._synchronous = mode
         self._release_leases = release_leases_on_start
         self._writer = SqliteWriter(self._connect, on_open=self._on_open, max_batch=max_batch)
-        self._intake_batcher: AsyncBatcher[_IntakeRow, int] = AsyncBatcher(
-            self._insert_intake_rows
+        self._intake_batcher: AsyncBatcher[tuple[_IntakeRow, IntakeRecord], int] = (
+            AsyncBatcher(self._insert_intake_rows, max_in_flight=2)
         )
+        self._fresh: dict[int, IntakeRecord] = {}  # committed, not yet fetched (bounded)
         self._reader: concurrent.futures.ThreadPoolExecutor | None = None
         self._read_conn: sqlite3.Connection | None = None
         self._started = False
@@ -208,14 +213,18 @@ class SqliteStore:
         """
         if not records:
             return []
-        rows = [
-            (r.source, ts(r.received_at), r.alert.fingerprint, alert_to_json(r.alert),
-             meta_to_json(r.meta))
+        items = [
+            ((r.source, ts(r.received_at), r.alert.fingerprint, alert_to_json(r.alert),
+              meta_to_json(r.meta)), r)
             for r in records
         ]
-        return await self._intake_batcher.submit(rows)
+        return await self._intake_batcher.submit(items)
 
-    async def _insert_intake_rows(self, rows: list[_IntakeRow]) -> list[int]:
+    async def _insert_intake_rows(
+        self, items: list[tuple[_IntakeRow, IntakeRecord]]
+    ) -> list[int]:
+        rows = [row for row, _ in items]
+
         def job(conn: sqlite3.Connection) -> list[int]:
             conn.executemany(_INSERT_INTAKE, rows)
             # One writer, one statement, inside one transaction: the AUTOINCREMENT ids
@@ -223,7 +232,16 @@ class SqliteStore:
             last = int(conn.execute("SELECT last_insert_rowid()").fetchone()[0])
             return list(range(last - len(rows) + 1, last + 1))
 
-        return await self._writer.submit(job)
+        ids = await self._writer.submit(job)
+        self._remember(ids, [record for _, record in items])
+        return ids
+
+    def _remember(self, ids: Sequence[int], records: Sequence[IntakeRecord]) -> None:
+        """Keep committed records for :meth:`fetch_intake` (oldest dropped beyond the bound)."""
+        fresh = self._fresh
+        fresh.update(zip(ids, records, strict=True))
+        while len(fresh) > _FRESH_MAX:
+            del fresh[next(iter(fresh))]
 
     async def append_intake_at(
         self,
@@ -241,14 +259,17 @@ class SqliteStore:
 
         def job(conn: sqlite3.Connection) -> list[int]:
             ids: list[int] = []
-            for row in rows:
-                cursor = conn.execute(_INSERT_INTAKE, row)
-                assert cursor.lastrowid is not None
-                ids.append(cursor.lastrowid)
+            if rows:
+                conn.executemany(_INSERT_INTAKE, rows)
+                # One writer, one statement: consecutive ids ending at last_insert_rowid().
+                last = int(conn.execute("SELECT last_insert_rowid()").fetchone()[0])
+                ids = list(range(last - len(rows) + 1, last + 1))
             conn.executemany(_UPSERT_POSITION, marks)
             return ids
 
-        return await self._writer.submit(job)
+        ids = await self._writer.submit(job)
+        self._remember(ids, records)
+        return ids
 
     async def stream_positions(self, stream: str) -> dict[tuple[str, int], int]:
         """Next offsets per (topic, partition) recorded for ``stream``."""
@@ -262,16 +283,34 @@ class SqliteStore:
         return {(row[0], int(row[1])): int(row[2]) for row in await self._read(query)}
 
     async def fetch_intake(self, limit: int) -> list[tuple[int, IntakeRecord]]:
-        """Unprocessed intake rows, oldest first."""
+        """Unprocessed intake rows, oldest first.
 
-        def query(conn: sqlite3.Connection) -> list[sqlite3.Row]:
-            return conn.execute(
-                "SELECT id, source, received_at, alert, meta FROM intake"
-                " WHERE processed_at IS NULL ORDER BY id LIMIT ?",
+        The ids come from the database; records this process committed are taken from
+        memory, the others (written before a restart, or dropped from the bounded
+        memory) are read and decoded.
+        """
+
+        def pending(conn: sqlite3.Connection) -> list[int]:
+            return [int(row[0]) for row in conn.execute(
+                "SELECT id FROM intake WHERE processed_at IS NULL ORDER BY id LIMIT ?",
                 (limit,),
-            ).fetchall()
+            )]
 
-        return [intake_from_row(row) for row in await self._read(query)]
+        ids = await self._read(pending)
+        fresh = self._fresh
+        found = {i: fresh[i] for i in ids if i in fresh}  # taken now: the bound may evict
+        missing = [i for i in ids if i not in found]
+        if missing:
+
+            def query(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+                return conn.execute(
+                    "SELECT id, source, received_at, alert, meta FROM intake"
+                    " WHERE id IN (SELECT value FROM json_each(?))",
+                    (json.dumps(missing),),
+                ).fetchall()
+
+            found.update(intake_from_row(row) for row in await self._read(query))
+        return [(i, found[i]) for i in ids]
 
     async def commit_plan(
         self,
@@ -305,6 +344,8 @@ class SqliteStore:
             return inserted
 
         inserted = await self._writer.submit(job)
+        for intake_id in intake_ids:
+            self._fresh.pop(intake_id, None)
         for index in inserted:
             delivery = deliveries[index]
             PLANNED_DELIVERIES.labels(channel=delivery.channel, phase=delivery.phase).inc()
@@ -426,8 +467,11 @@ class SqliteStore:
     ) -> datetime | None:
         """Apply alerts to incidents and mark intake rows processed, in one transaction."""
         ids, evs, srcs = list(intake_ids), list(events), list(sources)
-        return await self._writer.submit(
+        earliest = await self._writer.submit(
             lambda conn: incident_store.apply_intake_job(conn, ids, evs, srcs, now))
+        for intake_id in ids:
+            self._fresh.pop(intake_id, None)
+        return earliest
 
     async def due_incidents(self, now: datetime, limit: int) -> list[str]:
         """Incidents whose timer is due, earliest first."""

@@ -69,3 +69,38 @@ async def test_empty_submit_does_not_flush() -> None:
         raise AssertionError("flush called")
 
     assert await AsyncBatcher(flush).submit([]) == []
+
+
+async def test_two_flushes_in_flight_keep_every_caller_result() -> None:
+    """With max_in_flight=2 a new batch is flushed while the first one is still running."""
+    calls: list[list[int]] = []
+    gate = asyncio.Event()
+
+    async def flush(items: list[int]) -> list[int]:
+        calls.append(list(items))
+        if len(calls) == 1:
+            await gate.wait()
+        return [i * 10 for i in items]
+
+    batcher: AsyncBatcher[int, int] = AsyncBatcher(flush, max_in_flight=2)
+    first = asyncio.ensure_future(batcher.submit([1]))
+    await asyncio.sleep(0)
+    second = asyncio.ensure_future(batcher.submit([2, 3]))
+    assert await second == [20, 30]  # not held behind the first flush
+    assert not first.done()
+    gate.set()
+    assert await first == [10]
+    await batcher.drain()
+    assert calls == [[1], [2, 3]]
+
+
+async def test_submits_after_flushers_finished_are_still_flushed() -> None:
+    """An item submitted right after every flusher ended starts a new one (never stranded)."""
+
+    async def flush(items: list[int]) -> list[int]:
+        return items
+
+    batcher: AsyncBatcher[int, int] = AsyncBatcher(flush, max_in_flight=2)
+    for round_ in range(5):
+        results = await asyncio.gather(*(batcher.submit([round_, i]) for i in range(3)))
+        assert results == [[round_, i] for i in range(3)]

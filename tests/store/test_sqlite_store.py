@@ -281,3 +281,27 @@ async def test_failing_job_fails_alone_in_its_batch(store: SqliteStore) -> None:
     assert len(errors) == 1
     assert isinstance(errors[0], sqlite3.OperationalError)
     assert (await store.counts())["intake_pending"] == 40
+
+
+async def test_fetch_intake_mixes_memory_and_disk_in_id_order(
+    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Records beyond the in-memory bound are read from disk; order and content unchanged."""
+    import router.store.sqlite as sqlite_module
+
+    monkeypatch.setattr(sqlite_module, "_FRESH_MAX", 3)
+    records = [make_record("A", n=str(i)) for i in range(6)]
+    ids = [i for r in records for i in await store.append_intake([r])]
+    fetched = await store.fetch_intake(10)
+    assert [i for i, _ in fetched] == ids
+    assert [r for _, r in fetched] == records
+
+
+async def test_append_intake_at_returns_the_ids_of_its_rows(store: SqliteStore) -> None:
+    """Stream hand-off ids are those of the rows, in order, positions stored with them."""
+    first = await store.append_intake([make_record("A")])
+    records = [make_record("B", n=str(i)) for i in range(3)]
+    ids = await store.append_intake_at(records, {("g", "t", 0): 7})
+    assert ids == [first[0] + 1, first[0] + 2, first[0] + 3]
+    assert dict(await store.fetch_intake(10))[ids[2]] == records[2]
+    assert await store.stream_positions("g") == {("t", 0): 7}
