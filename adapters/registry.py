@@ -1,11 +1,18 @@
-"""The explicit table of outbound channel adapters.
+"""The explicit table of Tocsin's edges: outbound channels and inbound sources.
 
-``router`` never imports a concrete adapter by name; the service wires channels through
-this module only. ``CHANNEL_KINDS`` is the set of channel names rule files may use.
+``router`` never imports a concrete adapter by name; it reaches every edge through this
+module only (``tests/test_architecture.py`` checks it). ``CHANNEL_KINDS`` is the set of
+channel names rule files may use; :func:`build_channels` instantiates the configured
+ones. The inbound edges (the Alertmanager webhook parser, the Kafka source and the
+cluster-ingest publisher) are re-exported below for the HTTP app and the service wiring.
 """
 
 from __future__ import annotations
 
+from adapters.alertmanager import SOURCE as ALERTMANAGER_SOURCE
+from adapters.alertmanager import WebhookPayloadError, count_alerts, parse_webhook
+from adapters.kafka_publisher import KafkaPublisher, PublishError
+from adapters.kafka_source import KafkaSource
 from adapters.smtp import SmtpChannel, SmtpSettings
 from adapters.sns import SmsSender, SnsClient, SnsSettings, SnsSmsChannel, SnsTopicChannel
 from adapters.webpush import SubscriptionStore, WebPushChannel, WebPushSettings
@@ -13,7 +20,21 @@ from router.channels_config import SnsConfig, WebPushConfig
 from router.dispatch.channel import Channel
 from router.sms import SmsPolicy
 
-__all__ = ["CHANNEL_KINDS", "build_channels", "sns_settings", "webpush_settings"]
+__all__ = [
+    "ALERTMANAGER_SOURCE",
+    "CHANNEL_KINDS",
+    "KafkaPublisher",
+    "KafkaSource",
+    "PublishError",
+    "SmtpSettings",
+    "SubscriptionStore",
+    "WebhookPayloadError",
+    "build_channels",
+    "count_alerts",
+    "parse_webhook",
+    "sns_settings",
+    "webpush_settings",
+]
 
 #: Channel names known to the rules (cross-reference checks) and to the dispatcher.
 CHANNEL_KINDS: frozenset[str] = frozenset({"email", "sms", "topic", "push"})

@@ -18,8 +18,7 @@ from typing import Final
 
 from aiohttp import hdrs, web
 
-from adapters.kafka_publisher import KafkaPublisher, PublishError
-from adapters.kafka_source import KafkaSource
+from adapters.registry import KafkaPublisher, KafkaSource, PublishError
 from router.http.responses import json_error
 from router.http.state import CLOCK, CONFIG, KAFKA_PUBLISHER, KAFKA_SOURCE, PROCESSOR, STORE
 from router.logging import get_logger

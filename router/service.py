@@ -23,9 +23,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
 
-from adapters.registry import build_channels, sns_settings, webpush_settings
-from adapters.smtp import SmtpSettings
-from adapters.webpush import SubscriptionStore
+from adapters.registry import (
+    SmtpSettings,
+    SubscriptionStore,
+    build_channels,
+    sns_settings,
+    webpush_settings,
+)
 from router import __version__
 from router.config import ServiceConfig
 from router.dispatch.channel import Channel

@@ -13,8 +13,7 @@ from router.config import ServiceConfig
 from router.store import Store
 
 if TYPE_CHECKING:
-    from adapters.kafka_publisher import KafkaPublisher
-    from adapters.kafka_source import KafkaSource
+    from adapters.registry import KafkaPublisher, KafkaSource
     from router.intake import IntakeProcessor
     from router.rules import RuleSet
 

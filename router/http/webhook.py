@@ -18,7 +18,8 @@ from typing import Final
 
 from aiohttp import hdrs, web
 
-from adapters.alertmanager import SOURCE, WebhookPayloadError, count_alerts, parse_webhook
+from adapters.registry import ALERTMANAGER_SOURCE as SOURCE
+from adapters.registry import WebhookPayloadError, count_alerts, parse_webhook
 from router.http.auth import WebhookAuth
 from router.http.responses import json_error
 from router.http.state import CLOCK, CONFIG, KAFKA_PUBLISHER, PROCESSOR, STORE
