@@ -34,7 +34,7 @@ from router.incidents.state import (
     RecipientLog,
     TimelineEvent,
 )
-from router.incidents.view import IncidentView, StormItem, incident_view
+from router.incidents.view import AlertList, IncidentView, StormItem, incident_view
 from router.masking import mask_address
 from router.models import Alert, Contact, NewDelivery, Phase, RenderedMessage, RouteDecision
 from router.planner import AudienceView, recipient_address
@@ -329,7 +329,10 @@ def _plan_recipients(
             continue
         seq = (log.seq if log else 0) + 1
         new = firing - (log.firing if log else frozenset())
-        view = replace(base_view, new=[a for a in base_view.alerts if a.fingerprint in new],
+        # New alerts are firing ones: taken from the complete ``firing`` list (``alerts``
+        # is capped at MAX_LISTED_ALERTS), in the same order.
+        view = replace(base_view, new=AlertList(a for a in base_view.firing
+                                                if a.fingerprint in new),
                        follow_up=result.follow_ups + 1 if phase == "follow_up" else 0)
         for channel, address, _locale in channels:
             delivery = _render(incident, rules, rcpt, representative, view, phase, channel,

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from router.models import Alert
 
 __all__ = [
+        "AlertList",
     "AlertView",
     "IncidentView",
     "LabelDict",
@@ -25,6 +26,13 @@ __all__ = [
     "parse_eta",
     "single_alert_view",
 ]
+
+
+#: ``incident.alerts`` lists at most this many alerts (the first by start, then
+#: fingerprint); ``incident.total`` and ``incident.count`` still count them all, and
+#: ``incident.firing`` / ``.resolved`` / ``.new`` stay complete. Like Alertmanager's
+#: ``max_alerts``: the cost of rendering a notice no longer grows with the incident.
+MAX_LISTED_ALERTS = 50
 
 
 class LabelDict(dict[str, str]):
@@ -45,6 +53,25 @@ class AlertView:
     ends_at: datetime | None
     fingerprint: str
     generator_url: str
+
+
+class AlertList(list[AlertView]):
+    """A list of alert views whose ``in`` test compares fingerprints, in O(1).
+
+    Templates write ``{% if a in incident.new %}`` inside a loop over the incident's
+    alerts; a plain list would compare every field of every item (quadratic in the
+    incident's size). Within one view an alert is identified by its fingerprint.
+    Read-only by convention (templates run in a sandbox).
+    """
+
+    __slots__ = ("_fingerprints",)
+
+    def __init__(self, items: Iterable[AlertView] = ()) -> None:
+        super().__init__(items)
+        self._fingerprints = frozenset(v.fingerprint for v in self)
+
+    def __contains__(self, item: object) -> bool:
+        return isinstance(item, AlertView) and item.fingerprint in self._fingerprints
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +175,10 @@ def incident_view(
     follow_up: int = 0,
     owner: str = "",
 ) -> IncidentView:
-    """Build the view; ``alerts`` sorted by start then fingerprint for stable messages."""
+    """Build the view; ``alerts`` sorted by start then fingerprint for stable messages.
+
+    ``incident.alerts`` holds the first :data:`MAX_LISTED_ALERTS` of them.
+    """
     ordered = sorted(alerts, key=lambda a: (a.starts_at, a.fingerprint))
     views = [alert_view(a) for a in ordered]
     firing = [v for v in views if v.status == "firing"]
@@ -165,10 +195,10 @@ def incident_view(
         state=state,
         count=len(firing),
         total=len(views),
-        alerts=views,
-        firing=firing,
-        resolved=resolved,
-        new=[v for v in views if v.fingerprint in new_set],
+        alerts=AlertList(views[:MAX_LISTED_ALERTS]),
+        firing=AlertList(firing),
+        resolved=AlertList(resolved),
+        new=AlertList(v for v in views if v.fingerprint in new_set),
         instances=sorted({t for v in firing if (t := _target(v.labels))}),
         group_labels=LabelDict(sorted(group_labels.items())),
         common_labels=_common(a.labels for a in ordered),

@@ -32,7 +32,10 @@ __all__ = [
 
 def ts(value: datetime) -> str:
     """Encode an aware datetime as fixed-width UTC ISO text."""
-    if value.tzinfo is None:
+    tzinfo = value.tzinfo
+    if tzinfo is UTC:  # the common case (clocks and parsers normalise to UTC): no copy
+        return value.isoformat(timespec="microseconds")
+    if tzinfo is None:
         raise ValueError(f"naive datetime {value!r}: the store only takes aware datetimes")
     return value.astimezone(UTC).isoformat(timespec="microseconds")
 
@@ -54,17 +57,35 @@ def parse_ts_opt(text: str | None) -> datetime | None:
 
 def alert_to_json(alert: Alert) -> str:
     """Serialise an alert for the intake log (orjson: this is on the webhook's hot path)."""
+    labels, annotations, ends_at = alert.labels, alert.annotations, alert.ends_at
     return orjson.dumps(
         {
-            "labels": dict(alert.labels),
-            "annotations": dict(alert.annotations),
+            "labels": labels if type(labels) is dict else dict(labels),
+            "annotations": annotations if type(annotations) is dict else dict(annotations),
             "status": alert.status,
-            "starts_at": ts(alert.starts_at),
-            "ends_at": ts_opt(alert.ends_at),
+            "starts_at": _starts_at_text(alert.starts_at),
+            "ends_at": None if ends_at is None else ts(ends_at),
             "generator_url": alert.generator_url,
             "fingerprint": alert.fingerprint,
         }
     ).decode()
+
+
+_STARTS_AT_TEXT: dict[datetime, str] = {}
+_STARTS_AT_TEXT_MAX = 4096
+
+
+def _starts_at_text(value: datetime) -> str:
+    """:func:`ts`, memoised: senders repeat an alert's ``startsAt`` on every resend.
+
+    Equal aware datetimes are the same instant, hence the same UTC text.
+    """
+    text = _STARTS_AT_TEXT.get(value)
+    if text is None:
+        if len(_STARTS_AT_TEXT) >= _STARTS_AT_TEXT_MAX:
+            _STARTS_AT_TEXT.clear()
+        text = _STARTS_AT_TEXT[value] = ts(value)
+    return text
 
 
 def alert_from_json(text: str) -> Alert:
