@@ -8,8 +8,12 @@ The idempotency key is ``sha256(route_id, fingerprint, startsAt, phase, channel,
 recipient)``: the same alert state received twice (Alertmanager HA pair, a retried
 webhook, a re-processed intake row after a crash) maps to the same key and the outbox
 ignores the duplicate; a resolve followed by a re-fire has a new ``startsAt`` and so
-notifies again. Incidents and grouping (issue 6) will replace the fingerprint as
-``incident_key``.
+notifies again.
+
+The running service plans per incident (:mod:`router.incidents.flush`, which shares
+:func:`recipient_address` and the audience view with this module); this per-alert
+planner is what rule test files and ``tocsin rules test --labels`` use to show who gets
+which message for one alert.
 """
 
 from __future__ import annotations
