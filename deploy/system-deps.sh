@@ -7,7 +7,6 @@ missing=()
 command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
 command -v amtool >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
-[ -x /usr/lib/postgresql/15/bin/initdb ] || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
