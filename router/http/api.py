@@ -8,11 +8,11 @@ addresses inside ``last_error`` are masked too.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Final
 
 from aiohttp import web
 
+from router.http.query import BadQuery, int_param, iso
 from router.http.responses import json_error
 from router.http.state import STORE
 from router.logging import mask_text
@@ -25,9 +25,6 @@ MAX_LIMIT: Final = 1000
 DEFAULT_LIMIT: Final = 100
 _STATUSES: Final = ("pending", "sent", "failed")
 
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
 
 
 def delivery_to_json(delivery: Delivery) -> dict[str, Any]:
@@ -44,10 +41,10 @@ def delivery_to_json(delivery: Delivery) -> dict[str, Any]:
         "severity": delivery.severity,
         "status": delivery.status,
         "attempts": delivery.attempts,
-        "created_at": _iso(delivery.created_at),
-        "updated_at": _iso(delivery.updated_at),
-        "sent_at": _iso(delivery.sent_at),
-        "next_attempt_at": _iso(delivery.next_attempt_at),
+        "created_at": iso(delivery.created_at),
+        "updated_at": iso(delivery.updated_at),
+        "sent_at": iso(delivery.sent_at),
+        "next_attempt_at": iso(delivery.next_attempt_at),
         # Provider errors often echo the address ("550 <bob@example.org>: no such user").
         "last_error": mask_text(delivery.last_error) if delivery.last_error else None,
         # A failed delivery is a dead letter: never retried unless replayed
@@ -60,23 +57,6 @@ def delivery_to_json(delivery: Delivery) -> dict[str, Any]:
     }
 
 
-def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise _BadQuery(name, f"must be an integer from {low} to {high}, got {raw!r}") from None
-    if not low <= value <= high:
-        raise _BadQuery(name, f"must be an integer from {low} to {high}, got {value}")
-    return value
-
-
-class _BadQuery(Exception):
-    def __init__(self, name: str, message: str) -> None:
-        super().__init__(f"query parameter {name} {message}")
-        self.location = f"query.{name}"
 
 
 async def handle_deliveries(request: web.Request) -> web.Response:
@@ -84,10 +64,10 @@ async def handle_deliveries(request: web.Request) -> web.Response:
     try:
         status = request.query.get("status") or None
         if status is not None and status not in _STATUSES:
-            raise _BadQuery("status", f"must be one of {', '.join(_STATUSES)}, got {status!r}")
-        limit = _int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-        offset = _int_param(request, "offset", 0, 0, 2**62)
-    except _BadQuery as exc:
+            raise BadQuery("status", f"must be one of {', '.join(_STATUSES)}, got {status!r}")
+        limit = int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+        offset = int_param(request, "offset", 0, 0, 2**62)
+    except BadQuery as exc:
         return json_error(400, str(exc), location=exc.location)
     rows = await request.app[STORE].list_deliveries(status=status, limit=limit, offset=offset)
     return web.json_response([delivery_to_json(row) for row in rows])

@@ -10,11 +10,11 @@ the post-mortem. Recipients and addresses in errors are masked.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Final, cast
 
 from aiohttp import web
 
+from router.http.query import BadQuery, int_param, iso
 from router.http.responses import json_error
 from router.http.state import STORE
 from router.logging import mask_text
@@ -27,9 +27,6 @@ _STATES: Final = ("open", "resolved")
 _MAX_LIMIT: Final = 1000
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
-
 
 def _iso_text(value: str | None) -> str | None:
     return value.replace("+00:00", "Z") if value else None
@@ -41,30 +38,13 @@ def summary_to_json(item: IncidentSummary) -> dict[str, Any]:
         "id": item.id, "state": item.state, "route_id": item.route_id,
         "severity": item.severity, "audiences": item.audiences,
         "group_labels": item.group_labels, "alerts_firing": item.alerts_firing,
-        "alerts_total": item.alerts_total, "opened_at": _iso(item.opened_at),
-        "started_at": _iso(item.started_at), "updated_at": _iso(item.updated_at),
-        "resolved_at": _iso(item.resolved_at), "next_timer_at": _iso(item.due_at),
+        "alerts_total": item.alerts_total, "opened_at": iso(item.opened_at),
+        "started_at": iso(item.started_at), "updated_at": iso(item.updated_at),
+        "resolved_at": iso(item.resolved_at), "next_timer_at": iso(item.due_at),
         "follow_ups": item.follow_ups,
     }
 
 
-class _BadQuery(Exception):
-    def __init__(self, name: str, message: str) -> None:
-        super().__init__(f"query parameter {name} {message}")
-        self.location = f"query.{name}"
-
-
-def _int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise _BadQuery(name, f"must be an integer from {low} to {high}, got {raw!r}") from None
-    if not low <= value <= high:
-        raise _BadQuery(name, f"must be an integer from {low} to {high}, got {value}")
-    return value
 
 
 def _store(request: web.Request) -> IncidentStore:
@@ -76,10 +56,10 @@ async def handle_incidents(request: web.Request) -> web.Response:
     try:
         state = request.query.get("state") or None
         if state is not None and state not in _STATES:
-            raise _BadQuery("state", f"must be one of {', '.join(_STATES)}, got {state!r}")
-        limit = _int(request, "limit", 100, 1, _MAX_LIMIT)
-        offset = _int(request, "offset", 0, 0, 2**62)
-    except _BadQuery as exc:
+            raise BadQuery("state", f"must be one of {', '.join(_STATES)}, got {state!r}")
+        limit = int_param(request, "limit", 100, 1, _MAX_LIMIT)
+        offset = int_param(request, "offset", 0, 0, 2**62)
+    except BadQuery as exc:
         return json_error(400, str(exc), location=exc.location)
     rows = await _store(request).list_incidents(
         state=state, route=request.query.get("route") or None,
@@ -96,11 +76,11 @@ async def handle_incident(request: web.Request) -> web.Response:
     body = summary_to_json(detail.summary)
     body["alerts"] = [
         {"fingerprint": a.fingerprint, "labels": dict(a.labels), "status": a.status,
-         "inhibited": a.inhibited, "starts_at": _iso(a.starts_at), "ends_at": _iso(a.ends_at),
-         "first_seen_at": _iso(a.first_seen_at), "last_seen_at": _iso(a.last_seen_at),
+         "inhibited": a.inhibited, "starts_at": iso(a.starts_at), "ends_at": iso(a.ends_at),
+         "first_seen_at": iso(a.first_seen_at), "last_seen_at": iso(a.last_seen_at),
          "sender": a.sender}
         for a in detail.alerts]
-    body["timeline"] = [{"at": _iso(e.at), "event": e.kind, **dict(e.detail)}
+    body["timeline"] = [{"at": iso(e.at), "event": e.kind, **dict(e.detail)}
                         for e in detail.events]
     body["notifications"] = [
         {"id": d["id"], "phase": d["phase"], "channel": d["channel"],
