@@ -515,8 +515,10 @@ def _audiences(ctx: _Ctx, out: Block) -> None:
 
 def _header(ctx: _Ctx, out: Block) -> None:
     placeholders = [p.name for p in ctx.plans.values() if p.contacts[0].placeholder]
-    out.comment(0, f"Imported from {ctx.src.path} by `tocsin rules import-alertmanager` "
-                f"(Tocsin {__version__}). Reference: docs/rules.md.")
+    # The source path is never wrapped: a long path must not push it onto its own line.
+    out.line(0, f"# Imported from {ctx.src.path}")
+    out.comment(0, f"by `tocsin rules import-alertmanager` (Tocsin {__version__}). "
+                "Reference: docs/rules.md.")
     out.comment(0, "Routing is Alertmanager's: the route tree, matchers, continue, group_by, "
                 "timers, time intervals and inhibit rules are kept (each route says the "
                 "Alertmanager line it comes from). Each receiver is an audience of the same "

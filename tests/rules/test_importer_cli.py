@@ -23,6 +23,17 @@ def test_prints_rules_to_stdout_and_report_to_stderr(capsys: pytest.CaptureFixtu
     assert err.endswith("5 receiver(s) became audiences\n")
 
 
+def test_header_names_a_long_source_path_on_its_first_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """However long the source path, the first line is `# Imported from PATH`."""
+    deep = tmp_path / ("a-rather-long-directory-name-" * 4) / "alertmanager.yml"
+    deep.parent.mkdir(parents=True)
+    deep.write_text(SIMPLE.read_text(encoding="utf-8"), encoding="utf-8")
+    assert main(["rules", "import-alertmanager", str(deep)]) == 0
+    out, _ = capsys.readouterr()
+    assert out.splitlines()[0] == f"# Imported from {deep}"
+
+
 def test_writes_output_file_that_passes_check(tmp_path: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     """-o writes the rule file (stdout stays empty); `tocsin rules check` accepts it."""
