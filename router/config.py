@@ -40,6 +40,7 @@ from router.channels_config import SnsConfig, WebPushConfig
 from router.errors import ConfigError
 from router.incidents.config import IncidentsConfig
 from router.kafka_config import KafkaConfig
+from router.retention import RetentionConfig
 
 __all__ = [
     "ENV_PREFIX",
@@ -149,6 +150,7 @@ class ServiceConfig(_Strict):
     dispatch: DispatchConfig = Field(default_factory=DispatchConfig)
     log: LogConfig = Field(default_factory=LogConfig)
     incidents: IncidentsConfig = Field(default_factory=IncidentsConfig)  # incident scheduler
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)  # history kept
     kafka: KafkaConfig | None = None  # Kafka source / cluster ingest (docs/kafka.md)
     sns: SnsConfig | None = None  # SMS and topics through AWS SNS (docs/channels.md)
     webpush: WebPushConfig | None = None  # Web Push (docs/channels.md)

@@ -30,6 +30,7 @@ __all__ = [
     "PLANNED_DELIVERIES",
     "RATE_LIMITED",
     "REGISTRY",
+    "RETENTION_DELETED",
     "RULES_LAST_RELOAD",
     "RULES_RELOAD_SUCCESS",
     "SMS_SEGMENTS",
@@ -185,5 +186,13 @@ INCIDENT_FLUSHES = Counter(
 INCIDENT_ALERT_EVENTS = Counter(
     "tocsin_incident_alert_events",
     "Alerts applied to incidents (one per alert and matched route).",
+    registry=REGISTRY,
+)
+
+# -- retention (router/retention.py) ----------------------------------------------------
+RETENTION_DELETED = Counter(
+    "tocsin_retention_deleted_rows",
+    "Rows deleted by retention, by kind (intake, deliveries, incidents).",
+    ["kind"],
     registry=REGISTRY,
 )

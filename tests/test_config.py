@@ -227,3 +227,16 @@ def test_every_key_has_an_env_name() -> None:
     assert "TOCSIN_DISPATCH__POLL_INTERVAL_S" in names
     assert len(names) == len(set(names))
     assert ServiceConfig.model_config.get("extra") == "forbid"
+
+
+def test_retention_section_defaults_and_env() -> None:
+    """Retention ages default to 7/90/90 days; TOCSIN_RETENTION__* overrides them and a
+    negative age is rejected with the key named."""
+    defaults = load_config(None, {}).retention
+    assert (defaults.intake_days, defaults.deliveries_days, defaults.incidents_days) == (
+        7, 90, 90)
+    config = load_config(None, {"TOCSIN_RETENTION__INTAKE_DAYS": "0.5",
+                                "TOCSIN_RETENTION__INCIDENTS_DAYS": "0"})
+    assert config.retention.intake_days == 0.5 and config.retention.incidents_days == 0
+    with pytest.raises(ConfigError, match="retention.deliveries_days"):
+        load_config(None, {"TOCSIN_RETENTION__DELIVERIES_DAYS": "-1"})

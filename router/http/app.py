@@ -74,6 +74,7 @@ def create_app(
         app.cleanup_ctx.append(_channels_ctx(channels))
         app.cleanup_ctx.append(_dispatcher_ctx)
         app.cleanup_ctx.append(_scheduler_ctx)  # incident timers → outbox
+        app.cleanup_ctx.append(_retention_ctx)  # old history pruned (retention section)
     app.cleanup_ctx.append(_intake_ctx(run_workers))
     app.cleanup_ctx.append(reloader_ctx)  # rule hot reload: file watcher + /-/reload
     if run_workers:
@@ -194,6 +195,18 @@ async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await worker.stop(scheduler.stop)
+
+
+async def _retention_ctx(app: web.Application) -> AsyncIterator[None]:
+    from router.retention import Prunes, RetentionWorker
+
+    worker_obj = RetentionWorker(cast("Prunes", app[STORE]), app[CONFIG].retention,
+                                 clock=app[CLOCK])
+    worker = _Worker(app, "retention", worker_obj.run())
+    try:
+        yield
+    finally:
+        await worker.stop(worker_obj.stop)
 
 
 def _intake_ctx(run: bool) -> Callable[[web.Application], AsyncIterator[None]]:

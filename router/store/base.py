@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Protocol
 
 from router.models import Delivery, IntakeRecord, NewDelivery, Receipt
+from router.store.retention import Prunable, PruneStep
 from router.store.subscriptions import PushSubscription
 
 __all__ = ["COUNT_KEYS", "Store"]
@@ -143,4 +144,9 @@ class Store(Protocol):
 
     async def ping(self) -> bool:
         """True when the store answers a trivial query (readiness)."""
+        ...
+
+    async def prune_step(self, kind: Prunable, cutoff: datetime, cursor: int,
+                         chunk: int) -> PruneStep:
+        """Retention: delete one bounded step of ``kind`` older than ``cutoff``."""
         ...

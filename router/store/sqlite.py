@@ -53,6 +53,7 @@ from router.store.outcomes import (
     requeue_failed,
     sent_delivery,
 )
+from router.store.retention import Prunable, PruneStep, prune_step
 from router.store.subscriptions import (
     PushSubscription,
     delete_subscription,
@@ -270,6 +271,13 @@ class SqliteStore:
         ids = await self._writer.submit(job)
         self._remember(ids, records)
         return ids
+
+    async def prune_step(self, kind: Prunable, cutoff: datetime, cursor: int,
+                         chunk: int) -> PruneStep:
+        """Retention: delete one bounded step of ``kind`` older than ``cutoff``."""
+        text = ts(cutoff)
+        return await self._writer.submit(
+            lambda conn: prune_step(conn, kind, text, cursor, chunk))
 
     async def stream_positions(self, stream: str) -> dict[tuple[str, int], int]:
         """Next offsets per (topic, partition) recorded for ``stream``."""

@@ -1,0 +1,149 @@
+"""Retention on a real SQLite store: what is old and ended goes, nothing else does."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from router.clock import FakeClock
+from router.models import Receipt
+from router.retention import RetentionConfig, RetentionWorker
+from router.store import SqliteStore
+from router.store.codec import ts
+from tests.store.factories import T0, make_delivery, make_record
+
+NOW = T0 + timedelta(days=100)
+OLD = T0  # 100 days before NOW
+RECENT = NOW - timedelta(days=1)
+
+
+def _count(db: Path, sql: str) -> int:
+    with sqlite3.connect(db) as conn:
+        return int(conn.execute(sql).fetchone()[0])
+
+
+def _worker(store: SqliteStore, **config: float) -> RetentionWorker:
+    settings = RetentionConfig(intake_days=7, deliveries_days=30, incidents_days=30,
+                               batch_rows=3, pause_s=0).model_copy(update=config)
+    return RetentionWorker(store, settings, clock=FakeClock(NOW))
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    """The file of the ``store`` fixture (tests/store/conftest.py)."""
+    return tmp_path / "state" / "tocsin.db"
+
+
+async def test_intake_only_routed_and_old_rows_go(store: SqliteStore, db: Path) -> None:
+    """Routed rows older than intake_days are deleted (in several bounded steps);
+    unrouted rows, however old, and recent routed rows stay."""
+    old = [replace(make_record(instance=f"h{i}"), received_at=OLD) for i in range(10)]
+    old_ids = await store.append_intake(old)
+    stuck = await store.append_intake([replace(make_record(instance="stuck"), received_at=OLD)])
+    recent = await store.append_intake([replace(make_record(instance="new"), received_at=RECENT)])
+    await store.commit_plan(old_ids + recent, [], now=NOW, deadline_s=60)
+
+    deleted = await _worker(store).run_pass()
+
+    assert deleted["intake"] == 10
+    with sqlite3.connect(db) as conn:
+        ids = [row[0] for row in conn.execute("SELECT id FROM intake ORDER BY id")]
+    assert ids == stuck + recent
+
+
+async def test_deliveries_only_ended_and_old_rows_go(store: SqliteStore, db: Path) -> None:
+    """Sent and dead-lettered deliveries that ended before the cutoff are deleted;
+    pending ones (however old) and recently ended ones stay."""
+    await store.commit_plan([], [make_delivery(f"k{i}") for i in range(6)], now=OLD,
+                            deadline_s=60)
+    await store.mark_sent(1, OLD, Receipt())
+    await store.mark_sent(2, OLD, Receipt())
+    await store.mark_failed(3, OLD, "550 no such user")
+    await store.mark_sent(4, RECENT, Receipt())
+    # 5 and 6 stay pending.
+
+    deleted = await _worker(store).run_pass()
+
+    assert deleted["deliveries"] == 3
+    with sqlite3.connect(db) as conn:
+        left = [(r[0], r[1]) for r in conn.execute("SELECT id, status FROM deliveries ORDER BY id")]
+    assert left == [(4, "sent"), (5, "pending"), (6, "pending")]
+
+
+def _insert_incident(db: Path, incident_id: str, *, state: str, opened: str,
+                     resolved: str | None) -> None:
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "INSERT INTO incidents (id, route_id, group_key, group_labels, state, severity,"
+            " audiences, decision, meta, opened_at, started_at, updated_at, resolved_at)"
+            " VALUES (?, 'root', ?, '{}', ?, 'critical', '[]', '{}', '{}', ?, ?, ?, ?)",
+            (incident_id, f"g-{incident_id}", state, opened, opened, opened, resolved))
+        conn.execute(
+            "INSERT INTO incident_alerts (incident_id, fingerprint, labels, annotations,"
+            " status, starts_at, generator_url, first_seen_at, last_seen_at, sender)"
+            " VALUES (?, 'fp', '{}', '{}', 'resolved', ?, '', ?, ?, 'am')",
+            (incident_id, opened, opened, opened))
+        conn.execute(
+            "INSERT INTO incident_recipients (incident_id, audience, contact_id, firing,"
+            " resolved, notified_at, seq, channels, announced, held)"
+            " VALUES (?, 'ops', 'alice', '[]', '[]', ?, 1, '[]', 1, '[]')",
+            (incident_id, opened))
+        conn.execute("INSERT INTO incident_events (incident_id, at, kind, detail)"
+                     " VALUES (?, ?, 'opened', '{}')", (incident_id, opened))
+        conn.execute("INSERT INTO storm_notices (audience, incident_id, at)"
+                     " VALUES ('ops', ?, ?)", (incident_id, opened))
+
+
+async def test_resolved_incidents_go_with_everything_attached(store: SqliteStore,
+                                                              db: Path) -> None:
+    """Incidents resolved before the cutoff go with their alerts, notification log,
+    timeline and storm notices; open and recently resolved incidents stay whole."""
+    for i in range(5):
+        _insert_incident(db, f"inc-old{i}", state="resolved", opened=ts(OLD),
+                         resolved=ts(OLD + timedelta(hours=1)))
+    _insert_incident(db, "inc-open", state="open", opened=ts(OLD), resolved=None)
+    _insert_incident(db, "inc-recent", state="resolved", opened=ts(OLD),
+                     resolved=ts(RECENT))
+
+    deleted = await _worker(store).run_pass()
+
+    assert deleted["incidents"] == 5
+    for table, column in (("incidents", "id"), ("incident_alerts", "incident_id"),
+                          ("incident_recipients", "incident_id"),
+                          ("incident_events", "incident_id"),
+                          ("storm_notices", "incident_id")):
+        with sqlite3.connect(db) as conn:
+            left = sorted(r[0] for r in conn.execute(f"SELECT {column} FROM {table}"))
+        assert left == ["inc-open", "inc-recent"], table
+
+
+async def test_zero_days_keeps_that_history_forever(store: SqliteStore, db: Path) -> None:
+    """An age of 0 disables retention for that kind only."""
+    ids = await store.append_intake([replace(make_record(), received_at=OLD)])
+    await store.commit_plan(ids, [make_delivery("k1")], now=OLD, deadline_s=60)
+    await store.mark_sent(1, OLD, Receipt())
+
+    deleted = await _worker(store, intake_days=0).run_pass()
+
+    assert "intake" not in deleted and deleted["deliveries"] == 1
+    assert _count(db, "SELECT count(*) FROM intake") == 1
+
+
+async def test_run_prunes_at_start_and_stops(store: SqliteStore, db: Path) -> None:
+    """The worker loop prunes once at start, then waits for the interval; stop() ends it."""
+    ids = await store.append_intake([replace(make_record(), received_at=OLD)])
+    await store.commit_plan(ids, [], now=OLD, deadline_s=60)
+    worker = _worker(store, interval_s=3600)
+    task = asyncio.create_task(worker.run())
+    for _ in range(200):
+        if _count(db, "SELECT count(*) FROM intake") == 0:
+            break
+        await asyncio.sleep(0.02)
+    assert _count(db, "SELECT count(*) FROM intake") == 0
+    await worker.stop()
+    await asyncio.wait_for(task, timeout=10)
