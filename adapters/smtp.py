@@ -5,8 +5,10 @@ Date, a Message-ID derived from the delivery's idempotency key so that a downstr
 system can recognise a resend, ``Auto-Submitted: auto-generated`` so that auto-responders
 stay quiet) and submits it with plain SMTP, STARTTLS or implicit TLS, with optional AUTH.
 
-One connection per message: simple and robust for the foundation (a dead pooled
-connection can never eat a message); a small connection pool is a later optimisation.
+Connections are reused (:mod:`adapters.smtp_pool`): up to ``pool_size`` idle connections
+wait ``pool_idle_s`` for the next message, which then costs MAIL, RCPT and DATA only.
+A pooled connection the server closed meanwhile (or answered 421 on) is replaced by a
+fresh one for the same message, once; ``pool_size: 0`` opens one connection per message.
 
 Errors are classified for the dispatcher: 5xx replies (recipient refused, message
 rejected) are permanent; 4xx replies, refused/reset connections and timeouts are
@@ -27,6 +29,7 @@ from typing import Literal
 import aiosmtplib
 import structlog
 
+from adapters.smtp_pool import SmtpPool
 from router.errors import DeliveryError
 from router.masking import mask_email
 from router.models import OutboundMessage, Receipt
@@ -51,6 +54,8 @@ class SmtpSettings:
     timeout_s: float = 10.0
     ca_file: str | None = None  # PEM bundle to trust (private CA); default: system CAs
     helo_name: str | None = None  # name sent in EHLO; default: the local host name
+    pool_size: int = 4  # idle connections kept for the next message (0: none)
+    pool_idle_s: float = 30.0  # how long an idle connection is kept
 
     def __post_init__(self) -> None:
         if self.security not in ("none", "starttls", "tls"):
@@ -59,6 +64,8 @@ class SmtpSettings:
             raise ValueError("smtp username and password must be given together")
         if self.timeout_s <= 0:
             raise ValueError("smtp timeout_s must be > 0")
+        if self.pool_size < 0 or self.pool_idle_s <= 0:
+            raise ValueError("smtp pool_size must be >= 0 and pool_idle_s > 0")
 
 
 def message_id(idempotency_key: str, from_address: str) -> str:
@@ -98,27 +105,15 @@ class SmtpChannel:
         if settings.security != "none":
             # Loaded once here (startup), never in the event loop's hot path.
             self._tls_context = ssl.create_default_context(cafile=settings.ca_file)
+        self._pool = SmtpPool(self._client, max_idle=settings.pool_size,
+                              idle_s=settings.pool_idle_s)
 
     async def send(self, message: OutboundMessage) -> Receipt:
         """Submit one email; raise DeliveryError (classified) when it is not accepted."""
         s = self._settings
         mail = build_email(message, s.from_address)
-        client = aiosmtplib.SMTP(
-            hostname=s.host,
-            port=s.port,
-            username=s.username,
-            password=s.password,
-            local_hostname=s.helo_name,
-            timeout=s.timeout_s,
-            use_tls=s.security == "tls",
-            start_tls=True if s.security == "starttls" else False,
-            tls_context=self._tls_context,
-        )
         try:
-            async with client:
-                _errors, reply = await client.send_message(
-                    mail, sender=s.from_address, recipients=[message.recipient]
-                )
+            reply = await self._submit(mail, message.recipient)
         except aiosmtplib.SMTPException as exc:
             raise self._classify(exc, message) from exc
         except ssl.SSLError as exc:
@@ -130,8 +125,43 @@ class SmtpChannel:
             ) from exc
         return Receipt(provider_id=str(mail["Message-ID"]), detail=reply)
 
+    async def _submit(self, mail: EmailMessage, recipient: str) -> str:
+        """Send on a pooled connection; on a stale one, once more on a fresh one."""
+        sender = self._settings.from_address
+        while True:
+            client, reused = await self._pool.acquire()
+            try:
+                _errors, reply = await client.send_message(mail, sender=sender,
+                                                           recipients=[recipient])
+            except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPResponseException,
+                    ConnectionError) as exc:
+                self._pool.discard(client)
+                if reused and _stale(exc):
+                    continue  # the server dropped the idle connection: use a new one
+                raise
+            except BaseException:
+                self._pool.discard(client)
+                raise
+            await self._pool.release(client)
+            return reply
+
+    def _client(self) -> aiosmtplib.SMTP:
+        s = self._settings
+        return aiosmtplib.SMTP(
+            hostname=s.host,
+            port=s.port,
+            username=s.username,
+            password=s.password,
+            local_hostname=s.helo_name,
+            timeout=s.timeout_s,
+            use_tls=s.security == "tls",
+            start_tls=True if s.security == "starttls" else False,
+            tls_context=self._tls_context,
+        )
+
     async def close(self) -> None:
-        """Nothing to release: connections are per message."""
+        """Close the idle pooled connections (QUIT)."""
+        await self._pool.close()
 
     def _classify(self, exc: aiosmtplib.SMTPException, message: OutboundMessage) -> DeliveryError:
         s = self._settings
@@ -183,3 +213,10 @@ class SmtpChannel:
             delivery_id=message.delivery_id,
         )
         return DeliveryError(text, retryable=False)
+
+
+def _stale(exc: BaseException) -> bool:
+    """A failure that means "this connection is gone", not "this message is refused"."""
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        return exc.code == 421  # service closing the transmission channel
+    return True

@@ -78,6 +78,8 @@ class SmtpConfig(_Strict):
     from_address: str = "tocsin@localhost"
     timeout_s: float = Field(default=10.0, gt=0)
     ca_file: str | None = None  # PEM bundle to trust for starttls/tls (default: system CAs)
+    pool_size: int = Field(default=4, ge=0)  # idle connections kept for reuse (0: none)
+    pool_idle_s: float = Field(default=30.0, gt=0)  # how long an idle connection is kept
 
     @_model_validator(mode="after")
     def _auth_pair(self) -> SmtpConfig:

@@ -61,6 +61,8 @@ def smtp_settings(config: ServiceConfig) -> SmtpSettings:
         from_address=smtp.from_address,
         timeout_s=smtp.timeout_s,
         ca_file=smtp.ca_file,
+        pool_size=smtp.pool_size,
+        pool_idle_s=smtp.pool_idle_s,
     )
 
 
