@@ -24,11 +24,8 @@ import argparse
 import asyncio
 import email
 import json
-import os
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -39,14 +36,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
 from aiohttp import web
 from aiosmtpd.controller import Controller
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.memory_p7 import free_port, http, wait_for  # noqa: E402 — after the sys.path tweak
+from bench.harness import alertmanager, free_port, tocsin, wait_for  # noqa: E402 — after sys.path
 
 RULES = """
 defaults: {locale: en, timezone: UTC}
@@ -193,16 +189,8 @@ def _labels(name: str) -> dict[str, str]:
 
 def run_alertmanager(binary: str, work: Path, receivers: Receivers, names: list[str],
                      rate: float) -> list[float]:
-    port = free_port()
-    (work / "am.yml").write_text(AM_CONFIG.replace("{port}", str(receivers.hook_port)))
-    log = (work / "am.log").open("wb")
-    proc = subprocess.Popen(
-        [binary, f"--config.file={work / 'am.yml'}", f"--storage.path={work / 'am-data'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=",
-         "--log.level=warn"], stdout=log, stderr=subprocess.STDOUT)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_for(lambda: http("GET", f"{url}/-/ready", timeout_s=2)[0] == 200, "alertmanager")
+    config = AM_CONFIG.replace("{port}", str(receivers.hook_port))
+    with alertmanager(binary, work, config) as (_, url):
         starts = datetime.now(UTC).isoformat()
 
         def body(name: str) -> bytes:
@@ -211,33 +199,10 @@ def run_alertmanager(binary: str, work: Path, receivers: Receivers, names: list[
 
         sent = send_steady(body, f"{url}/api/v2/alerts", names, rate)
         return latencies_ms(sent, receivers.arrivals)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
 
 
 def run_tocsin(work: Path, receivers: Receivers, names: list[str], rate: float) -> list[float]:
-    port = free_port()
-    rules = work / "rules"
-    rules.mkdir(exist_ok=True)
-    (rules / "rules.yaml").write_text(RULES)
-    config = {
-        "listen": f"127.0.0.1:{port}",
-        "state_url": f"sqlite:///{work / 'tocsin.db'}",
-        "rules": [str(rules)],
-        "smtp": {"host": "127.0.0.1", "port": receivers.smtp_port},
-        "log": {"level": "warning"},
-        "rules_poll_interval_s": 0,
-    }
-    (work / "tocsin.yaml").write_text(yaml.safe_dump(config))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TOCSIN_")}
-    log = (work / "tocsin.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "router", "serve", "--config", str(work / "tocsin.yaml")],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_for(lambda: http("GET", f"{url}/readyz", timeout_s=2)[0] == 200, "tocsin")
+    with tocsin(work, RULES, receivers.smtp_port) as (_, url):
         starts = datetime.now(UTC).isoformat()
 
         def body(name: str) -> bytes:
@@ -252,9 +217,6 @@ def run_tocsin(work: Path, receivers: Receivers, names: list[str], rate: float) 
 
         sent = send_steady(body, f"{url}/webhook/alertmanager", names, rate)
         return latencies_ms(sent, receivers.arrivals)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
 
 
 def main() -> int:

@@ -20,23 +20,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import yaml
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench.harness import alertmanager, free_port, http, tocsin, wait_for
 
 RULES = """
 defaults: {locale: en, timezone: UTC}
@@ -68,40 +62,12 @@ receivers:
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def rss_kib(pid: int) -> int:
     """The resident set size of ``pid`` in KiB (Linux /proc)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise RuntimeError(f"no VmRSS for pid {pid}")
-
-
-def http(method: str, url: str, body: Any = None, timeout_s: float = 60.0) -> tuple[int, str]:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout_s) as resp:
-            return resp.status, resp.read().decode()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode()
-    except (urllib.error.URLError, ConnectionError, TimeoutError) as err:
-        return 0, str(err)
-
-
-def wait_for(check: Any, what: str, timeout_s: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    raise SystemExit(f"timed out waiting for {what}")
 
 
 def make_alerts(count: int, groups: int) -> list[dict[str, Any]]:
@@ -124,16 +90,7 @@ def make_alerts(count: int, groups: int) -> list[dict[str, Any]]:
 
 def load_alertmanager(binary: str, workdir: Path, alerts: list[dict[str, Any]]) -> tuple[int, int]:
     """Start Alertmanager, load the alerts; return (baseline, loaded) RSS in KiB."""
-    port = free_port()
-    (workdir / "am.yml").write_text(AM_CONFIG)
-    log = (workdir / "am.log").open("wb")
-    proc = subprocess.Popen(
-        [binary, f"--config.file={workdir / 'am.yml'}", f"--storage.path={workdir / 'am'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=",
-         "--log.level=warn"], stdout=log, stderr=subprocess.STDOUT)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_for(lambda: http("GET", f"{url}/-/ready", timeout_s=2)[0] == 200, "alertmanager")
+    with alertmanager(binary, workdir, AM_CONFIG) as (proc, url):
         time.sleep(1)
         baseline = rss_kib(proc.pid)
         for start in range(0, len(alerts), 1000):
@@ -142,34 +99,14 @@ def load_alertmanager(binary: str, workdir: Path, alerts: list[dict[str, Any]]) 
                 raise SystemExit(f"alertmanager refused alerts: {status} {text[:200]}")
         time.sleep(3)
         return baseline, rss_kib(proc.pid)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
 
 
 def load_tocsin(workdir: Path, alerts: list[dict[str, Any]], groups: int) -> tuple[int, int]:
     """Start Tocsin, load the alerts through its webhook; return (baseline, loaded) KiB."""
-    port = free_port()
-    rules = workdir / "rules"
-    rules.mkdir()
-    (rules / "rules.yaml").write_text(RULES)
-    config = {
-        "listen": f"127.0.0.1:{port}",
-        "state_url": f"sqlite:///{workdir / 'tocsin.db'}?synchronous=normal",
-        "rules": [str(rules)],
-        "smtp": {"host": "127.0.0.1", "port": free_port()},
-        "log": {"level": "warning"},
-        "rules_poll_interval_s": 0,
-    }
-    (workdir / "tocsin.yaml").write_text(yaml.safe_dump(config))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TOCSIN_")}
-    log = (workdir / "tocsin.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "router", "serve", "--config", str(workdir / "tocsin.yaml")],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_for(lambda: http("GET", f"{url}/readyz", timeout_s=2)[0] == 200, "tocsin")
+    # synchronous=normal: memory is measured here, not durability; nothing is sent
+    # (group_wait 1h), so no SMTP server listens on the port.
+    with tocsin(workdir, RULES, smtp_port=free_port(),
+                state_query="?synchronous=normal") as (proc, url):
         time.sleep(1)
         baseline = rss_kib(proc.pid)
         ends = "0001-01-01T00:00:00Z"
@@ -198,9 +135,6 @@ def load_tocsin(workdir: Path, alerts: list[dict[str, Any]], groups: int) -> tup
         print(f"tocsin: incidents listed (first page, up to 1000): {open_incidents}; "
               f"expected groups: {groups}", file=sys.stderr)
         return baseline, loaded
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
 
 
 def main() -> int:
