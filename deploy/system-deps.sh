@@ -7,6 +7,7 @@ missing=()
 command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
 command -v amtool >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)  # promtool: alert rule tests
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi

@@ -164,6 +164,9 @@ def _build() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     from router.deliveries_cli import add_parsers
 
     add_parsers(commands, _FORMATTER)  # deliveries retry, push vapid-keys
+    from router.state_cli import add_parser as add_state_parser
+
+    add_state_parser(commands, _FORMATTER)  # state backup
     commands.add_parser(
         "version",
         help="print the version",
@@ -191,6 +194,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         code = run(args)
         return EXIT_USAGE if code is None else code
+    if args.command == "state":
+        from router.state_cli import run as run_state
+
+        return run_state(args)
     if args.command == "rules":
         if args.rules_command == "check":
             from router.rules.cli import check_command

@@ -238,5 +238,5 @@ def test_retention_section_defaults_and_env() -> None:
     config = load_config(None, {"TOCSIN_RETENTION__INTAKE_DAYS": "0.5",
                                 "TOCSIN_RETENTION__INCIDENTS_DAYS": "0"})
     assert config.retention.intake_days == 0.5 and config.retention.incidents_days == 0
-    with pytest.raises(ConfigError, match="retention.deliveries_days"):
+    with pytest.raises(ConfigError, match=r"retention\.deliveries_days"):
         load_config(None, {"TOCSIN_RETENTION__DELIVERIES_DAYS": "-1"})

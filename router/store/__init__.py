@@ -16,17 +16,13 @@ from router.errors import ConfigError
 from router.store.base import COUNT_KEYS, Store
 from router.store.sqlite import SYNCHRONOUS_MODES, SqliteStore
 
-__all__ = ["COUNT_KEYS", "SqliteStore", "Store", "open_store"]
+__all__ = ["COUNT_KEYS", "SqliteStore", "Store", "open_store", "sqlite_url"]
 
 _SQLITE = "sqlite:///"
 
 
-def open_store(url: str, *, release_leases_on_start: bool = True) -> Store:
-    """Build (not start) the store for ``url``; raise ConfigError if it is unusable.
-
-    ``release_leases_on_start=False`` for tools that open the store next to a running
-    service (``tocsin deliveries retry``): its in-flight leases must stay held.
-    """
+def sqlite_url(url: str) -> tuple[str, dict[str, str]]:
+    """The database path and the query options of a ``sqlite:///`` state URL."""
     if not url.startswith(_SQLITE):
         scheme = url.partition(":")[0] or url
         raise ConfigError(
@@ -36,7 +32,16 @@ def open_store(url: str, *, release_leases_on_start: bool = True) -> Store:
     path, _, query = url[len(_SQLITE):].partition("?")
     if not path:
         raise ConfigError(f"state_url {url!r} has no database path")
-    options = {key: values[-1] for key, values in parse_qs(query).items()}
+    return path, {key: values[-1] for key, values in parse_qs(query).items()}
+
+
+def open_store(url: str, *, release_leases_on_start: bool = True) -> Store:
+    """Build (not start) the store for ``url``; raise ConfigError if it is unusable.
+
+    ``release_leases_on_start=False`` for tools that open the store next to a running
+    service (``tocsin deliveries retry``): its in-flight leases must stay held.
+    """
+    path, options = sqlite_url(url)
     unknown = set(options) - {"synchronous", "max_batch"}
     if unknown:
         raise ConfigError(f"unknown state_url option(s): {', '.join(sorted(unknown))}")
