@@ -27,6 +27,7 @@ __all__ = [
     "KAFKA_PUBLISHED",
     "KAFKA_REDELIVERED",
     "OUTBOX_DEPTH",
+    "OUTBOX_STATUSES",
     "PLANNED_DELIVERIES",
     "RATE_LIMITED",
     "REGISTRY",
@@ -70,9 +71,12 @@ DISPATCH_LATENCY = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
     registry=REGISTRY,
 )
+#: The ``status`` values of :data:`OUTBOX_DEPTH` (sent ones are history, not depth).
+OUTBOX_STATUSES: tuple[str, ...] = ("pending", "due", "failed")
 OUTBOX_DEPTH = Gauge(
     "tocsin_outbox_depth",
-    "Deliveries in the outbox by status.",
+    "Deliveries in the outbox: pending (waiting, incl. held by quiet hours or backing "
+    "off), due (pending and due now: the send backlog), failed (dead letters).",
     ["status"],
     registry=REGISTRY,
 )

@@ -47,6 +47,7 @@ from router.metrics import (
     DISPATCH_LATENCY,
     FALLBACKS_PLANNED,
     OUTBOX_DEPTH,
+    OUTBOX_STATUSES,
     RATE_LIMITED,
     SMS_SEGMENTS,
 )
@@ -204,11 +205,11 @@ class Dispatcher:
             return
         self._gauges_refreshed_at = now
         try:
-            counts = await self._store.counts()
+            counts = await self._store.counts(self._clock.now())
         except Exception:  # noqa: BLE001 - a metric must not stop deliveries
             _log.exception("dispatch.gauge_refresh_failed")
             return
-        for status in ("pending", "sent", "failed"):
+        for status in OUTBOX_STATUSES:
             OUTBOX_DEPTH.labels(status=status).set(counts[status])
 
     # -- one delivery -----------------------------------------------------------------

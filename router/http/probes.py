@@ -19,7 +19,7 @@ from prometheus_client.exposition import choose_encoder
 
 from router.http.state import KAFKA_SOURCE, RULES, STATE, STORE
 from router.logging import get_logger
-from router.metrics import INTAKE_PENDING, OUTBOX_DEPTH, REGISTRY
+from router.metrics import INTAKE_PENDING, OUTBOX_DEPTH, OUTBOX_STATUSES, REGISTRY
 
 __all__ = ["PROBE_TIMEOUT_S", "handle_healthz", "handle_metrics", "handle_readyz"]
 
@@ -74,7 +74,7 @@ async def handle_metrics(request: web.Request) -> web.Response:
         _log.warning("store counts failed", error=str(exc), error_type=type(exc).__name__)
     else:
         INTAKE_PENDING.set(counts.get("intake_pending", 0))
-        for status in ("pending", "sent", "failed"):
+        for status in OUTBOX_STATUSES:
             OUTBOX_DEPTH.labels(status=status).set(counts.get(status, 0))
     # Negotiated like prometheus_client's own server: Prometheus text 0.0.4 by default,
     # OpenMetrics when the scraper asks for it.

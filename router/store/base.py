@@ -29,7 +29,7 @@ from router.store.subscriptions import PushSubscription
 __all__ = ["COUNT_KEYS", "Store"]
 
 #: Keys of :meth:`Store.counts`.
-COUNT_KEYS: tuple[str, ...] = ("intake_pending", "pending", "sent", "failed")
+COUNT_KEYS: tuple[str, ...] = ("intake_pending", "pending", "due", "failed")
 
 
 class Store(Protocol):
@@ -138,8 +138,11 @@ class Store(Protocol):
         """The notification history, newest first, optionally filtered by status."""
         ...
 
-    async def counts(self) -> dict[str, int]:
-        """``{"intake_pending": n, "pending": n, "sent": n, "failed": n}``."""
+    async def counts(self, now: datetime | None = None) -> dict[str, int]:
+        """The backlog, cheap enough to poll: unrouted intake rows, pending deliveries,
+        those of them due at ``now`` (default: the wall clock; held and backed-off ones
+        are pending but not due), and dead letters. Sent deliveries are not counted
+        (their number grows with history; ``tocsin_deliveries_total`` counts sends)."""
         ...
 
     async def ping(self) -> bool:

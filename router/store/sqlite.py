@@ -29,6 +29,7 @@ from router.metrics import PLANNED_DELIVERIES
 from router.models import Delivery, IntakeRecord, NewDelivery, Receipt
 from router.rules.inhibit import TargetKey
 from router.store import incidents as incident_store
+from router.store.base import COUNT_KEYS
 from router.store.batcher import AsyncBatcher
 from router.store.codec import (
     alert_to_json,
@@ -595,20 +596,21 @@ class SqliteStore:
 
         return [delivery_from_row(row) for row in await self._read(query)]
 
-    async def counts(self) -> dict[str, int]:
-        """Unrouted intake rows and deliveries per status."""
+    async def counts(self, now: datetime | None = None) -> dict[str, int]:
+        """Unrouted intake rows; pending, due and failed deliveries (indexed counts)."""
+        at = ts(now if now is not None else datetime.now(UTC))
 
         def query(conn: sqlite3.Connection) -> dict[str, int]:
-            result = {"intake_pending": 0, "pending": 0, "sent": 0, "failed": 0}
+            # Each count walks a (partial) index over its own rows only: the cost follows
+            # the backlog, not the history (sent rows are never visited).
             row = conn.execute(
-                "SELECT COUNT(*) FROM intake WHERE processed_at IS NULL"
+                "SELECT (SELECT COUNT(*) FROM intake WHERE processed_at IS NULL),"
+                " (SELECT COUNT(*) FROM deliveries WHERE status = 'pending'),"
+                " (SELECT COUNT(*) FROM deliveries WHERE status = 'pending'"
+                "  AND next_attempt_at <= ?),"
+                " (SELECT COUNT(*) FROM deliveries WHERE status = 'failed')", (at,)
             ).fetchone()
-            result["intake_pending"] = int(row[0])
-            for status, count in conn.execute(
-                "SELECT status, COUNT(*) FROM deliveries GROUP BY status"
-            ):
-                result[status] = int(count)
-            return result
+            return dict(zip(COUNT_KEYS, (int(v) for v in row), strict=True))
 
         return await self._read(query)
 

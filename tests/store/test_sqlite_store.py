@@ -104,7 +104,7 @@ async def test_commit_plan_ignores_duplicate_keys_and_marks_intake(store: Sqlite
     )
     assert again == 1
     assert await store.fetch_intake(10) == []
-    assert await store.counts() == {"intake_pending": 0, "pending": 2, "sent": 0, "failed": 0}
+    assert await store.counts(T0) == {"intake_pending": 0, "pending": 2, "due": 2, "failed": 0}
     rows = await store.list_deliveries()
     assert {d.idempotency_key for d in rows} == {"k1", "k2"}
     first = rows[-1]
@@ -177,7 +177,7 @@ async def test_mark_sent_and_failed_are_terminal(store: SqliteStore) -> None:
     assert by_key["s"].next_attempt_at is None
     assert by_key["f"].status == "failed"
     assert by_key["f"].last_error == "550 no such user"
-    assert await store.counts() == {"intake_pending": 0, "pending": 0, "sent": 1, "failed": 1}
+    assert await store.counts(T0) == {"intake_pending": 0, "pending": 0, "due": 0, "failed": 1}
 
 
 async def test_lease_survives_restart_when_not_released(tmp_path: Path) -> None:
@@ -234,7 +234,7 @@ async def test_list_deliveries_filters_and_pages_newest_first(store: SqliteStore
 async def test_ping_and_counts_on_empty_store(store: SqliteStore) -> None:
     """An empty started store answers ping and zero counts."""
     assert await store.ping()
-    assert await store.counts() == {"intake_pending": 0, "pending": 0, "sent": 0, "failed": 0}
+    assert await store.counts() == {"intake_pending": 0, "pending": 0, "due": 0, "failed": 0}
 
 
 async def test_closed_store_refuses_work(tmp_path: Path) -> None:
@@ -305,3 +305,14 @@ async def test_append_intake_at_returns_the_ids_of_its_rows(store: SqliteStore) 
     assert ids == [first[0] + 1, first[0] + 2, first[0] + 3]
     assert dict(await store.fetch_intake(10))[ids[2]] == records[2]
     assert await store.stream_positions("g") == {("t", 0): 7}
+
+
+async def test_counts_tell_due_from_waiting(store: SqliteStore) -> None:
+    """A delivery deferred to later (quiet hours, backoff) is pending but not due; the
+    backlog that matters (due) counts only what should be sending now."""
+    await store.commit_plan([], [make_delivery("now"), make_delivery("later")], now=T0,
+                            deadline_s=600)
+    later = next(d for d in await store.list_deliveries() if d.idempotency_key == "later")
+    await store.defer(later.id, T0 + timedelta(hours=8))
+    assert await store.counts(T0) == {"intake_pending": 0, "pending": 2, "due": 1, "failed": 0}
+    assert (await store.counts(T0 + timedelta(hours=9)))["due"] == 2
