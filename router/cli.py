@@ -238,14 +238,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve(config_path: Path | None) -> int:
-    from router.config import load_config
+    from router.config import load_command_config
     from router.errors import ConfigError
     from router.service import run_service
 
-    if config_path is None and os.environ.get("TOCSIN_CONFIG"):
-        config_path = Path(os.environ["TOCSIN_CONFIG"])
     try:
-        config = load_config(config_path, os.environ)
+        config = load_command_config(config_path, os.environ)
     except ConfigError as exc:
         sys.stderr.write(f"tocsin serve: {exc}\n")
         return EXIT_FAILURE

@@ -52,6 +52,7 @@ __all__ = [
     "SmtpConfig",
     "WebhookConfig",
     "env_names",
+    "load_command_config",
     "load_config",
     "parse_listen",
 ]
@@ -204,6 +205,14 @@ def parse_listen(value: str) -> tuple[str, int]:
 
 
 # --------------------------------------------------------------------------- loading
+
+
+def load_command_config(path: Path | None, environ: Mapping[str, str]) -> ServiceConfig:
+    """The config of a ``tocsin`` command: ``--config PATH``, else the file named by
+    ``TOCSIN_CONFIG``, else the built-in defaults; then ``environ`` overrides."""
+    if path is None and environ.get("TOCSIN_CONFIG"):
+        path = Path(environ["TOCSIN_CONFIG"])
+    return load_config(path, environ)
 
 
 def load_config(path: Path | str | None, environ: Mapping[str, str]) -> ServiceConfig:

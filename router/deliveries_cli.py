@@ -101,14 +101,11 @@ def run(args: argparse.Namespace) -> int | None:
     if bool(args.ids) == bool(args.failed):
         sys.stderr.write("tocsin deliveries retry: give delivery IDs or --failed (not both)\n")
         return 2
-    from router.config import load_config
+    from router.config import load_command_config
     from router.errors import ConfigError
 
-    path = args.config
-    if path is None and os.environ.get("TOCSIN_CONFIG"):
-        path = Path(os.environ["TOCSIN_CONFIG"])
     try:
-        config = load_config(path, os.environ)
+        config = load_command_config(args.config, os.environ)
     except ConfigError as exc:
         sys.stderr.write(f"tocsin deliveries retry: {exc}\n")
         return 1

@@ -122,13 +122,10 @@ def run(args: argparse.Namespace) -> int:
     if args.state_command != "backup":
         sys.stderr.write("tocsin state: a subcommand is required (backup)\n")
         return 2
-    from router.config import load_config
+    from router.config import load_command_config
 
-    path = args.config
-    if path is None and os.environ.get("TOCSIN_CONFIG"):
-        path = Path(os.environ["TOCSIN_CONFIG"])
     try:
-        config = load_config(path, os.environ)
+        config = load_command_config(args.config, os.environ)
     except ConfigError as exc:
         sys.stderr.write(f"tocsin state backup: {exc}\n")
         return 1
