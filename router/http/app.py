@@ -23,7 +23,7 @@ from router.http.incidents_api import add_incident_routes
 from router.http.probes import handle_healthz, handle_metrics, handle_readyz
 from router.http.push_api import add_push_routes
 from router.http.reload import handle_reload, reloader_ctx
-from router.http.responses import error_middleware
+from router.http.responses import add_unmatched_route, json_errors
 from router.http.state import CLOCK, CONFIG, PROCESSOR, RULES, STATE, STORE, RulesRef, ServiceState
 from router.http.webhook import AUTH, handle_alertmanager
 from router.logging import get_logger
@@ -60,9 +60,9 @@ def create_app(
     cleanup. ``run_workers=False`` runs neither the intake processor nor the dispatcher
     (HTTP-only tests: accepted alerts stay in the intake log).
     """
-    app = web.Application(
-        client_max_size=config.webhook.max_body_bytes, middlewares=[error_middleware]
-    )
+    # No middleware (see router.http.responses): the webhook answers its own errors,
+    # every other route is wrapped in json_errors, unmatched requests get a JSON 404/405.
+    app = web.Application(client_max_size=config.webhook.max_body_bytes)
     app[CONFIG] = config
     app[RULES] = RulesRef(rules)
     app[STATE] = state if state is not None else ServiceState()
@@ -81,14 +81,15 @@ def create_app(
         app.cleanup_ctx.append(_kafka_source_ctx)  # no-op without kafka.topics
     app.cleanup_ctx.append(_kafka_publisher_ctx)  # no-op without kafka.publish.topic
 
-    app.router.add_post("/webhook/alertmanager", handle_alertmanager)
-    app.router.add_get("/api/v1/deliveries", handle_deliveries)
-    app.router.add_get("/metrics", handle_metrics)
-    app.router.add_get("/healthz", handle_healthz)
-    app.router.add_get("/readyz", handle_readyz)
+    app.router.add_post("/webhook/alertmanager", handle_alertmanager)  # its own errors
+    app.router.add_get("/api/v1/deliveries", json_errors(handle_deliveries))
+    app.router.add_get("/metrics", json_errors(handle_metrics))
+    app.router.add_get("/healthz", json_errors(handle_healthz))
+    app.router.add_get("/readyz", json_errors(handle_readyz))
     add_incident_routes(app)  # /api/v1/incidents, /api/v1/incidents/{id}
     add_push_routes(app)  # /api/v1/push/subscriptions (404 without a webpush section)
-    app.router.add_post("/-/reload", handle_reload)
+    app.router.add_post("/-/reload", json_errors(handle_reload))
+    add_unmatched_route(app)  # last: JSON 404 / 405 for whatever no route above takes
     return app
 
 

@@ -15,7 +15,7 @@ from typing import Any, Final, cast
 from aiohttp import web
 
 from router.http.query import BadQuery, int_param, iso
-from router.http.responses import json_error
+from router.http.responses import json_error, json_errors
 from router.http.state import STORE
 from router.logging import mask_text
 from router.masking import mask_address
@@ -96,5 +96,5 @@ async def handle_incident(request: web.Request) -> web.Response:
 
 def add_incident_routes(app: web.Application) -> None:
     """Register the incident endpoints."""
-    app.router.add_get("/api/v1/incidents", handle_incidents)
-    app.router.add_get("/api/v1/incidents/{incident_id}", handle_incident)
+    app.router.add_get("/api/v1/incidents", json_errors(handle_incidents))
+    app.router.add_get("/api/v1/incidents/{incident_id}", json_errors(handle_incident))

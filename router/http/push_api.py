@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from router.http.responses import json_error
+from router.http.responses import json_error, json_errors
 from router.http.state import CLOCK, CONFIG, RULES, STORE
 from router.store.subscriptions import PushSubscription, SubscriptionError, parse_subscription
 
@@ -112,6 +112,6 @@ async def _delete(request: web.Request) -> web.Response:
 
 def add_push_routes(app: web.Application) -> None:
     """Register the subscription endpoints on ``app``."""
-    app.router.add_post(_PATH, _create)
-    app.router.add_get(_PATH, _list)
-    app.router.add_delete(_PATH + "/{id}", _delete)
+    app.router.add_post(_PATH, json_errors(_create))
+    app.router.add_get(_PATH, json_errors(_list))
+    app.router.add_delete(_PATH + "/{id}", json_errors(_delete))

@@ -30,7 +30,7 @@ from router.models import Delivery, IntakeRecord, NewDelivery, Receipt
 from router.rules.inhibit import TargetKey
 from router.store import incidents as incident_store
 from router.store.base import COUNT_KEYS
-from router.store.batcher import AsyncBatcher
+from router.store.batcher import WriterBatcher
 from router.store.codec import (
     alert_to_json,
     delivery_from_row,
@@ -101,6 +101,33 @@ _CLAIM = (
 )
 
 
+#: Rows per multi-row INSERT: one statement text (and prepared statement) per size.
+_ROWS_PER_INSERT = 32
+_INSERT_INTAKE_SQL = [
+    _INSERT_INTAKE + ", (?, ?, ?, ?, ?)" * (n - 1) for n in range(1, _ROWS_PER_INSERT + 1)
+]
+
+
+def _insert_intake_rows(
+    conn: sqlite3.Connection, items: Sequence[tuple[_IntakeRow, IntakeRecord]]
+) -> list[int]:
+    """Writer job of the intake batcher: insert the rows, return their ids in order.
+
+    One statement per ``_ROWS_PER_INSERT`` rows rather than ``executemany`` (one step, so
+    one GIL release and re-acquisition, per row). One writer, inside one transaction: the
+    AUTOINCREMENT ids of a statement are consecutive and end at its ``lastrowid``.
+    """
+    ids: list[int] = []
+    for start in range(0, len(items), _ROWS_PER_INSERT):
+        chunk = items[start:start + _ROWS_PER_INSERT]
+        params = [value for row, _ in chunk for value in row]
+        last = conn.execute(_INSERT_INTAKE_SQL[len(chunk) - 1], params).lastrowid
+        if last is None:  # pragma: no cover — SQLite sets it after every INSERT
+            raise RuntimeError("INSERT INTO intake returned no rowid")
+        ids.extend(range(last - len(chunk) + 1, last + 1))
+    return ids
+
+
 class SqliteStore:
     """:class:`~router.store.base.Store` on SQLite (WAL, one writer thread)."""
 
@@ -120,8 +147,8 @@ class SqliteStore:
         self._synchronous = mode
         self._release_leases = release_leases_on_start
         self._writer = SqliteWriter(self._connect, on_open=self._on_open, max_batch=max_batch)
-        self._intake_batcher: AsyncBatcher[tuple[_IntakeRow, IntakeRecord], int] = (
-            AsyncBatcher(self._insert_intake_rows, max_in_flight=2)
+        self._intake_batcher: WriterBatcher[tuple[_IntakeRow, IntakeRecord], int] = (
+            WriterBatcher(self._writer, _insert_intake_rows, on_committed=self._committed)
         )
         self._fresh: dict[int, IntakeRecord] = {}  # committed, not yet fetched (bounded)
         self._reader: concurrent.futures.ThreadPoolExecutor | None = None
@@ -210,8 +237,8 @@ class SqliteStore:
     async def append_intake(self, records: Sequence[IntakeRecord]) -> list[int]:
         """Persist accepted alerts; returns their ids after the group COMMIT.
 
-        Concurrent callers are coalesced on the event loop (:class:`AsyncBatcher`) into
-        one ``executemany`` job, itself group-committed by the writer thread.
+        Concurrent callers are coalesced (:class:`WriterBatcher`) into one writer job per
+        transaction, which inserts their rows with multi-row INSERTs.
         """
         if not records:
             return []
@@ -222,21 +249,10 @@ class SqliteStore:
         ]
         return await self._intake_batcher.submit(items)
 
-    async def _insert_intake_rows(
-        self, items: list[tuple[_IntakeRow, IntakeRecord]]
-    ) -> list[int]:
-        rows = [row for row, _ in items]
-
-        def job(conn: sqlite3.Connection) -> list[int]:
-            conn.executemany(_INSERT_INTAKE, rows)
-            # One writer, one statement, inside one transaction: the AUTOINCREMENT ids
-            # of the batch are consecutive and end at last_insert_rowid().
-            last = int(conn.execute("SELECT last_insert_rowid()").fetchone()[0])
-            return list(range(last - len(rows) + 1, last + 1))
-
-        ids = await self._writer.submit(job)
+    def _committed(
+        self, items: list[tuple[_IntakeRow, IntakeRecord]], ids: Sequence[int]
+    ) -> None:
         self._remember(ids, [record for _, record in items])
-        return ids
 
     def _remember(self, ids: Sequence[int], records: Sequence[IntakeRecord]) -> None:
         """Keep committed records for :meth:`fetch_intake` (oldest dropped beyond the bound)."""

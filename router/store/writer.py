@@ -70,11 +70,20 @@ class SqliteWriter:
 
     async def submit(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` in the writer thread, inside a group-committed transaction."""
+        return await asyncio.wrap_future(self.submit_nowait(fn))
+
+    def submit_nowait(self, fn: Callable[[sqlite3.Connection], T]) -> concurrent.futures.Future[T]:
+        """Queue ``fn`` like :meth:`submit`; its future resolves after the COMMIT.
+
+        For callers that collect results themselves (:class:`~router.store.batcher.
+        WriterBatcher`): no asyncio future, no event-loop wake-up per job. The future's
+        callbacks run in the writer thread. Raises RuntimeError when the store is closed.
+        """
         if self._closed:
             raise RuntimeError("store is closed")
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
         self._queue.put(_Job(fn, future))
-        return await asyncio.wrap_future(future)
+        return future
 
     async def close(self) -> None:
         """Finish every job already queued, then close the connection and the thread."""

@@ -92,6 +92,29 @@ async def test_one_call_with_many_records_is_one_transaction(store: SqliteStore)
     assert store.commits - before == 1
 
 
+async def test_returned_ids_name_the_rows_on_disk(tmp_path: Path) -> None:
+    """Ids of a batch inserted by several multi-row INSERTs are the ids of exactly its rows."""
+    path = tmp_path / "t.db"
+    store = await reopen(path)
+    try:
+        results = await asyncio.gather(
+            store.append_intake([make_record(n=f"a{i}") for i in range(70)]),  # 32 + 32 + 6
+            store.append_intake([make_record(n="b")]),
+            store.append_intake([make_record(n=f"c{i}") for i in range(33)]),
+        )
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as conn:
+        on_disk = {
+            row_id: fingerprint
+            for row_id, fingerprint in conn.execute("SELECT id, fingerprint FROM intake")
+        }
+    expected = [[f"a{i}" for i in range(70)], ["b"], [f"c{i}" for i in range(33)]]
+    assert len(on_disk) == 104
+    for ids, names in zip(results, expected, strict=True):
+        assert [on_disk[i] for i in ids] == [make_record(n=n).alert.fingerprint for n in names]
+
+
 async def test_commit_plan_ignores_duplicate_keys_and_marks_intake(store: SqliteStore) -> None:
     """A delivery whose idempotency key exists is not inserted twice; intake is marked."""
     ids = await store.append_intake([make_record(), make_record("B")])
