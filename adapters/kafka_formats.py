@@ -107,7 +107,7 @@ def decode_message(
     now: datetime,
 ) -> list[IntakeRecord]:
     """Decode one message into intake records (raises KafkaMessageError)."""
-    if value is None or not value.strip():
+    if not value or value.isspace():  # (not .strip(): that copies every message)
         raise KafkaMessageError("the message value is empty", reason="empty")
     fmt = _format(meta, default_format)
     received_at = _received_at(meta, now)
@@ -153,10 +153,20 @@ def _format(meta: MessageMeta, default: MessageFormat) -> MessageFormat:
     return default
 
 
+_LAST_TIMESTAMP: list[tuple[int, datetime]] = [(0, datetime.fromtimestamp(0, tz=UTC))]
+
+
 def _received_at(meta: MessageMeta, now: datetime) -> datetime:
-    if meta.timestamp_ms is None or meta.timestamp_ms <= 0:
+    """The message's timestamp (``now`` without one); consecutive messages of a batch
+    often share their millisecond, so the last conversion is kept."""
+    stamp = meta.timestamp_ms
+    if stamp is None or stamp <= 0:
         return now
-    return datetime.fromtimestamp(meta.timestamp_ms / 1000, tz=UTC)
+    last_stamp, last = _LAST_TIMESTAMP[0]
+    if stamp != last_stamp:
+        last = datetime.fromtimestamp(stamp / 1000, tz=UTC)
+        _LAST_TIMESTAMP[0] = (stamp, last)
+    return last
 
 
 def _ends(value: datetime | None) -> datetime | None:
@@ -235,7 +245,7 @@ def _finish(
 ) -> IntakeRecord:
     meta = {**record.meta, **context}
     alert = record.alert
-    added = {k: v for k, v in extra.items() if k not in alert.labels}
+    added = {k: v for k, v in extra.items() if k not in alert.labels} if extra else None
     if added:
         labels = {**alert.labels, **added}
         identity = alert.fingerprint if keep_fingerprint else fingerprint(labels)

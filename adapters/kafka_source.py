@@ -6,6 +6,12 @@ the next offset of each partition to the intake in one durable transaction
 (``store.append_intake_at``). Offsets are committed to Kafka only after that, in
 batches (every ``commit_interval_s``), on partition revocation and at shutdown.
 
+Pipelined: while a batch's write (and its fsync'ed group commit) runs in the store's
+writer thread, the loop fetches and decodes the next batch; at most one write is in
+flight, and the next one starts only after it committed, so writes, positions and
+commits stay in fetch order. If a write fails, its batch and the one decoded behind it
+are both fetched again (after ``dead_letter_retry_s``).
+
 Why both: the Kafka commit tells the group where to resume; the positions in the store
 tell *this* intake what it already holds. A message redelivered after a crash (handed
 off, not yet committed) is recognised by its offset and skipped, so every message is
@@ -118,6 +124,8 @@ class KafkaSource:
         self._depth = 0  # intake backlog + pending deliveries at the last check
         self._added_since_check = 0
         self._hold_until = 0.0
+        # The batch whose durable write is running, and what its messages were.
+        self._in_flight: tuple[asyncio.Task[bool], dict[Any, _Scan]] | None = None
 
     # ------------------------------------------------------------------ public surface
 
@@ -191,6 +199,11 @@ class KafkaSource:
         health = asyncio.create_task(self._health_loop(consumer), name="tocsin-kafka-health")
         try:
             while not self._stopping:
+                if self._in_flight is not None and self._in_flight[0].done():
+                    async with self._lock:  # a failed write is rewound even if no batch follows
+                        failed = await self._settle()
+                        if failed is not None:
+                            self._rewind(consumer, [failed])
                 await self._backpressure(consumer)
                 if self._hold_until > time.monotonic():
                     await self._sleep(self._hold_until - time.monotonic())
@@ -213,6 +226,12 @@ class KafkaSource:
     async def _hand_off(
         self, consumer: Any, batch: Mapping[Any, Sequence[Any]], sink: DeadLetterSink
     ) -> None:
+        """Decode ``batch``, then start its durable write once the previous one is done.
+
+        Decoding (and dead-lettering) this batch overlaps the previous batch's write; the
+        writes themselves run one after the other, in fetch order, so the positions in
+        the store and the offsets committed only ever move forward over durable rows.
+        """
         started = time.monotonic()
         now = self._clock.now()
         records: list[IntakeRecord] = []
@@ -221,29 +240,67 @@ class KafkaSource:
             if tp not in self._assigned or not messages:
                 continue  # revoked since the fetch: the new owner consumes it
             scans[tp] = await self._scan(tp, messages, sink, now, records)
+        for tp, scan in scans.items():
+            if scan.hold is not None:  # nothing at or after it is handed off: fetch it again
+                consumer.seek(tp, scan.hold)
+                self._hold_until = time.monotonic() + self._config.dead_letter_retry_s
+        failed = await self._settle()
+        if failed is not None:
+            # The previous write failed and holds its partitions: this batch, fetched
+            # after it, must not be written either. Both are fetched again after the hold.
+            self._rewind(consumer, [failed, scans])
+            return
         positions = {
             (self._config.group_id, tp.topic, tp.partition): scan.handed
             for tp, scan in scans.items()
             if scan.handed is not None
         }
-        if positions:
-            try:
-                await self._store.append_intake_at(records, positions)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - any store failure holds the batch
-                _log.error("kafka.intake_write_failed", error=str(exc),
-                           error_type=type(exc).__name__, alerts=len(records))
-                for tp, scan in scans.items():
-                    consumer.seek(tp, scan.first)
-                self._hold_until = time.monotonic() + self._config.dead_letter_retry_s
-                return
-            KAFKA_HANDOFF_LATENCY.observe(time.monotonic() - started)
-        self._after_hand_off(consumer, scans, len(records))
-        for tp, scan in scans.items():
-            if scan.hold is not None:
-                consumer.seek(tp, scan.hold)  # fetch it again: retried after the hold
-                self._hold_until = time.monotonic() + self._config.dead_letter_retry_s
+        if not positions:  # only redelivered messages: nothing to write
+            self._after_hand_off(consumer, scans, 0)
+            return
+        write = self._write(consumer, records, positions, scans, started)
+        self._in_flight = (asyncio.create_task(write, name="tocsin-kafka-handoff"), scans)
+
+    async def _write(
+        self,
+        consumer: Any,
+        records: Sequence[IntakeRecord],
+        positions: Mapping[tuple[str, str, int], int],
+        scans: Mapping[Any, _Scan],
+        started: float,
+    ) -> bool:
+        """The durable write of one batch and, once committed, its bookkeeping."""
+        try:
+            await self._store.append_intake_at(records, positions)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any store failure holds the batch
+            _log.error("kafka.intake_write_failed", error=str(exc),
+                       error_type=type(exc).__name__, alerts=len(records))
+            self._hold_until = time.monotonic() + self._config.dead_letter_retry_s
+            return False
+        KAFKA_HANDOFF_LATENCY.observe(time.monotonic() - started)
+        self._after_hand_off(consumer, scans, len(records))  # now committable
+        return True
+
+    async def _settle(self) -> Mapping[Any, _Scan] | None:
+        """Wait for the write in flight; the scans of its batch if it failed, else None."""
+        flight = self._in_flight
+        if flight is None:
+            return None
+        self._in_flight = None
+        task, scans = flight
+        return None if await task else scans
+
+    def _rewind(self, consumer: Any, batches: Sequence[Mapping[Any, _Scan]]) -> None:
+        """Fetch again from the first message of each partition in ``batches`` (oldest first)."""
+        firsts: dict[Any, int] = {}
+        for scans in batches:
+            for tp, scan in scans.items():
+                firsts.setdefault(tp, scan.first)
+        for tp, offset in firsts.items():
+            if tp in self._assigned:
+                consumer.seek(tp, offset)
 
     async def _scan(
         self,
@@ -344,16 +401,20 @@ class KafkaSource:
         }
         if not offsets:
             return
+        # Taken before the await: a write completing meanwhile adds its own messages.
+        counts = {tp: self._uncommitted.pop(tp, 0) for tp in offsets}
         try:
             await consumer.commit(offsets)
         except KafkaError as exc:
             # Not fatal: the positions in the store keep redelivered messages out.
             _log.warning("kafka.commit_failed", error=repr(exc), partitions=len(offsets))
+            for tp, count in counts.items():
+                self._uncommitted[tp] = self._uncommitted.get(tp, 0) + count
             return
         self._last_contact = time.monotonic()
         for tp, offset in offsets.items():
             self._committed[tp] = offset
-            KAFKA_COMMITTED.labels(topic=tp.topic).inc(self._uncommitted.pop(tp, 0))
+            KAFKA_COMMITTED.labels(topic=tp.topic).inc(counts[tp])
         _log.debug("kafka.committed", partitions=len(offsets))
 
     # ------------------------------------------------------------------ rebalance
@@ -361,7 +422,10 @@ class KafkaSource:
     async def _on_revoked(self, revoked: Iterable[Any]) -> None:
         gone = set(revoked)
         async with self._lock:  # let an in-flight hand-off finish, then commit it
+            failed = await self._settle()
             if self._consumer is not None:
+                if failed is not None:
+                    self._rewind(self._consumer, [failed])
                 await self._commit(self._consumer, gone & self._assigned)
             self._assigned -= gone
         for tp in gone:
@@ -456,6 +520,7 @@ class KafkaSource:
     async def _shutdown(self, consumer: Any, producer: Any) -> None:
         try:
             async with self._lock:
+                await self._settle()  # a failed write is simply not committed
                 await self._commit(consumer, self._assigned)
         finally:
             self._started = False

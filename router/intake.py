@@ -6,7 +6,8 @@ group, then apply the events to the incidents (open, join, resolve, duplicate, t
 update the inhibition sources and mark the rows processed in ONE store transaction, then
 wake the scheduler. Messages are planned by the scheduler when an incident's timer fires
 (``group_wait`` after it opened, ``group_interval`` after a change). A batch uses one
-rule set from start to end (a hot reload swaps the reference between batches).
+rule set from start to end (a hot reload swaps the reference between batches). The
+service loop routes the next batch while the previous one commits (see :meth:`run`).
 
 Crash safety: a crash after the intake commit and before the incident commit leaves the
 rows unprocessed; they are applied again after the restart (nothing was written).
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -27,7 +28,7 @@ from router.incidents.engine import AlertEvent, sender_of
 from router.incidents.flush import FlushRules
 from router.incidents.grouping import group_key, group_labels
 from router.metrics import INCIDENT_ALERT_EVENTS, INTAKE_PENDING
-from router.models import IncidentPolicy, RouteDecision
+from router.models import IncidentPolicy, IntakeRecord, RouteDecision
 from router.rules.inhibit import SourceKey, source_keys
 from router.store.incidents import IncidentStore, SourceUpdate
 
@@ -44,6 +45,15 @@ _GAUGE_REFRESH_S = 0.5
 _BUSY_ROWS = 16
 _COALESCE_S = 0.005
 _ROUTE_MEMO_MAX = 16_384
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """A routed batch, ready to commit: its intake ids, incident events, inhibition sources."""
+
+    intake_ids: list[int]
+    events: list[AlertEvent]
+    sources: list[SourceUpdate]
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,16 +112,35 @@ class IntakeProcessor:
         self._wake.set()
 
     async def run(self) -> None:
-        """Process until :meth:`stop`; on notify, or every ``poll_interval_s``."""
+        """Process until :meth:`stop`; on notify, or every ``poll_interval_s``.
+
+        Pipelined: the next batch is fetched and routed while the previous one commits
+        in the store's writer thread. Commits still happen one at a time, in id order:
+        a batch is handed to the store only after the one before it committed, and if
+        that one failed, the batch routed behind it is dropped and both are fetched
+        again (their rows are still unprocessed).
+        """
         self._running = True
         self._stopped.clear()
+        in_flight: asyncio.Task[bool] | None = None
+        last_id = 0
         try:
             while not self._stopping:
+                processed = 0
                 try:
-                    processed = await self.process_once()
+                    rows = await self._store.fetch_intake(
+                        self._batch_size, after_id=last_id if in_flight is not None else 0)
+                    plan = await self._plan(rows) if rows else None
+                    if in_flight is not None:
+                        committed, in_flight = await in_flight, None
+                        if not committed:
+                            plan = None  # fetched again, in order, from the first unprocessed
+                    if plan is not None:
+                        in_flight = asyncio.create_task(self._commit_logged(plan))
+                        last_id = plan.intake_ids[-1]
+                        processed = len(plan.intake_ids)
                 except Exception:  # noqa: BLE001 - logged with traceback; the loop must live on
                     _log.exception("intake.batch_failed")
-                    processed = 0
                 await self._refresh_gauge()
                 if processed >= self._batch_size or self._stopping:
                     continue  # a backlog: go on at once (or leave the loop)
@@ -119,6 +148,8 @@ class IntakeProcessor:
                 if processed >= _BUSY_ROWS and not self._stopping:
                     await asyncio.sleep(_COALESCE_S)
         finally:
+            if in_flight is not None:
+                await asyncio.gather(in_flight, return_exceptions=True)
             self._running = False
             self._stopped.set()
 
@@ -134,7 +165,13 @@ class IntakeProcessor:
         rows = await self._store.fetch_intake(self._batch_size)
         if not rows:
             return 0
-        rules = self._rules()  # one rule set for the whole batch
+        plan = await self._plan(rows)
+        await self._commit(plan)
+        return len(plan.intake_ids)
+
+    async def _plan(self, rows: Sequence[tuple[int, IntakeRecord]]) -> _Plan:
+        """Route ``rows`` (one rule set for the whole batch) into incident events."""
+        rules = self._rules()
         inhibit = rules.incident.inhibit_rules
         log = _log.bind()  # one logger per batch (binding per row costs more than routing)
         debug = log.is_enabled_for(logging.DEBUG)
@@ -165,14 +202,26 @@ class IntakeProcessor:
                           routes=[d.route_id for d, _, _ in routed.groups])
             if index % _YIELD_EVERY == _YIELD_EVERY - 1:
                 await asyncio.sleep(0)  # routing is CPU work: let requests in
+        return _Plan([intake_id for intake_id, _ in rows], events, sources)
+
+    async def _commit(self, plan: _Plan) -> None:
+        """Apply a routed batch to the incidents and mark its rows processed (one commit)."""
         earliest = await self._store.commit_intake(
-            [intake_id for intake_id, _ in rows], events, sources, now=self._clock.now())
-        INCIDENT_ALERT_EVENTS.inc(len(events))
-        log.info("intake.batch_applied", alerts=len(rows), events=len(events),
+            plan.intake_ids, plan.events, plan.sources, now=self._clock.now())
+        INCIDENT_ALERT_EVENTS.inc(len(plan.events))
+        _log.info("intake.batch_applied", alerts=len(plan.intake_ids), events=len(plan.events),
                   next_due_at=earliest.isoformat() if earliest else None)
         if earliest is not None and self.on_planned is not None:
             self.on_planned()
-        return len(rows)
+
+    async def _commit_logged(self, plan: _Plan) -> bool:
+        """:meth:`_commit` for the pipelined loop: False (logged) when it failed."""
+        try:
+            await self._commit(plan)
+        except Exception:  # noqa: BLE001 - logged with traceback; the rows stay unprocessed
+            _log.exception("intake.batch_failed")
+            return False
+        return True
 
     def _route(self, rules: RoutingRules, fingerprint: str,
                labels: Mapping[str, str]) -> _Routed:

@@ -2,11 +2,11 @@
 
 Each ``*_job`` function takes the connection and runs inside one transaction (the
 writer's group commit), so an intake batch, its incidents and its timeline commit
-together, and a flush (deliveries, notification log, cancelled held notices, timeline,
-next timer) is all or nothing. A flush is optimistic: it was computed from a snapshot,
-and :func:`commit_flush_job` applies it only if the incident's ``version`` is unchanged
-and every held delivery it replaces can still be cancelled; otherwise it writes nothing
-and returns False (the scheduler recomputes).
+together (:mod:`router.store.incident_intake`), and a flush (deliveries, notification
+log, cancelled held notices, timeline, next timer) is all or nothing. A flush is
+optimistic: it was computed from a snapshot, and :func:`commit_flush_job` applies it only
+if the incident's ``version`` is unchanged and every held delivery it replaces can still
+be cancelled; otherwise it writes nothing and returns False (the scheduler recomputes).
 """
 
 from __future__ import annotations
@@ -18,11 +18,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-import orjson
-
-from router.incidents.engine import AlertEvent, change_of, effective_status, next_flush
+from router.incidents.engine import AlertEvent
 from router.incidents.flush import FlushResult, PlannedNotice
-from router.incidents.grouping import incident_id
 from router.incidents.state import (
     HeldNotice,
     Incident,
@@ -32,10 +29,11 @@ from router.incidents.state import (
     decision_from_json,
     decision_to_json,
 )
-from router.models import NewDelivery
-from router.rules.inhibit import SourceKey, TargetKey
+from router.models import IntakeRecord, NewDelivery
+from router.rules.inhibit import TargetKey
 from router.store.base import Store
 from router.store.codec import parse_ts, parse_ts_opt, ts, ts_opt
+from router.store.incident_intake import SourceUpdate, apply_intake_job
 
 __all__ = [
     "DueStorm",
@@ -58,15 +56,6 @@ __all__ = [
 
 #: Inserts one delivery, returns its id (None when its idempotency key already existed).
 InsertDelivery = Callable[[sqlite3.Connection, NewDelivery], int | None]
-
-
-@dataclass(frozen=True, slots=True)
-class SourceUpdate:
-    """Inhibition sources of one received alert: its keys while firing, none once resolved."""
-
-    fingerprint: str
-    firing: bool
-    keys: tuple[SourceKey, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +101,12 @@ class IncidentDetail:
 
 class IncidentStore(Store, Protocol):
     """The store methods the incident engine needs (SQLite implements them)."""
+
+    async def fetch_intake(
+        self, limit: int, *, after_id: int = 0
+    ) -> list[tuple[int, IntakeRecord]]:
+        """Unprocessed intake rows with an id above ``after_id``, oldest first."""
+        ...
 
     async def commit_intake(
         self, intake_ids: Sequence[int], events: Sequence[AlertEvent],
@@ -170,185 +165,12 @@ def _dumps(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
 
 
-def _fast_dumps(value: object) -> str:
-    """:func:`_dumps` through orjson (hot path of the intake); same JSON value.
-
-    Falls back to the standard encoder for what orjson refuses (lone surrogates).
-    """
-    try:
-        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
-    except TypeError:
-        return _dumps(value)
-
-
 _INSERT_EVENT = "INSERT INTO incident_events (incident_id, at, kind, detail) VALUES (?,?,?,?)"
-
-#: Timeline rows collected during an intake batch: (incident id, at, kind, detail JSON).
-_Timeline = list[tuple[str, str, str, str]]
 
 
 def _event(conn: sqlite3.Connection, incident: str, at: str, kind: str,
            detail: Mapping[str, Any]) -> None:
     conn.execute(_INSERT_EVENT, (incident, at, kind, _dumps(dict(detail))))
-
-
-# --------------------------------------------------------------------------- intake
-
-# The open incident of a group and, joined, the incident's copy of one alert: everything
-# an intake event needs to classify the alert, in one indexed lookup.
-_OPEN_INCIDENT_AND_ALERT = (
-    "SELECT i.id, i.opened_at, i.flushed_at, i.due_at, i.started_at,"
-    " a.status, a.starts_at, a.sender FROM incidents i"
-    " LEFT JOIN incident_alerts a ON a.incident_id = i.id AND a.fingerprint = ?"
-    " WHERE i.group_key = ? AND i.state = 'open'"
-)
-_MARK_PROCESSED = (
-    "UPDATE intake SET processed_at = ? WHERE id BETWEEN ? AND ? AND processed_at IS NULL"
-)
-
-
-def apply_intake_job(
-    conn: sqlite3.Connection, intake_ids: Sequence[int], events: Sequence[AlertEvent],
-    sources: Sequence[SourceUpdate], now: datetime,
-) -> datetime | None:
-    """Apply every event to its incident, update inhibition sources, mark intake processed.
-
-    Cost matters here (one call per intake batch, in the writer thread, per alert): one
-    indexed lookup per event, timeline rows written together at the end (nothing in the
-    batch reads them, so their order and content are those of one-by-one inserts), one
-    statement for the inhibition sources of the whole batch and one per run of
-    consecutive intake ids.
-    """
-    now_s = ts(now)
-    earliest: datetime | None = None
-    timeline: _Timeline = []
-    cursor = conn.cursor()
-    cursor.row_factory = None  # plain tuples: no sqlite3.Row per lookup
-    for event in events:
-        due = _apply_event(cursor, event, now, now_s, timeline)
-        if due is not None and (earliest is None or due < earliest):
-            earliest = due
-    if timeline:
-        cursor.executemany(_INSERT_EVENT, timeline)
-    _apply_sources(cursor, sources)
-    cursor.executemany(_MARK_PROCESSED, [(now_s, first, last)
-                                         for first, last in _id_runs(intake_ids)])
-    return earliest
-
-
-def _apply_sources(cursor: sqlite3.Cursor, sources: Sequence[SourceUpdate]) -> None:
-    """Replace the inhibition sources of every fingerprint of the batch (last update wins)."""
-    if not sources:
-        return
-    last = {update.fingerprint: update for update in sources}
-    cursor.execute("DELETE FROM inhibit_sources WHERE fingerprint IN"
-                   " (SELECT value FROM json_each(?))", (orjson.dumps(list(last)).decode(),))
-    rows = [(k.rule_key, k.equal, fp, int(k.both))
-            for fp, update in last.items() if update.firing for k in update.keys]
-    if rows:
-        cursor.executemany(
-            "INSERT OR REPLACE INTO inhibit_sources (rule_key, equal_hash, fingerprint,"
-            " both_sides) VALUES (?, ?, ?, ?)", rows)
-
-
-def _id_runs(ids: Sequence[int]) -> list[tuple[int, int]]:
-    """``[(first, last), ...]`` runs of consecutive ids (intake batches are mostly one)."""
-    runs: list[tuple[int, int]] = []
-    for i in sorted(set(ids)):
-        if runs and runs[-1][1] == i - 1:
-            runs[-1] = (runs[-1][0], i)
-        else:
-            runs.append((i, i))
-    return runs
-
-
-def _apply_event(cursor: sqlite3.Cursor, event: AlertEvent, now: datetime, now_s: str,
-                 timeline: _Timeline) -> datetime | None:
-    alert = event.alert
-    policy = event.decision.policy
-    row = cursor.execute(_OPEN_INCIDENT_AND_ALERT,
-                         (alert.fingerprint, event.group_key)).fetchone()
-    status = effective_status(alert, now)
-    if row is None:
-        if status == "resolved":
-            late = cursor.execute(
-                "SELECT i.id FROM incidents i JOIN incident_alerts a ON a.incident_id = i.id"
-                " AND a.fingerprint = ? WHERE i.group_key = ? ORDER BY i.opened_at DESC"
-                " LIMIT 1", (alert.fingerprint, event.group_key)).fetchone()
-            if late is not None:
-                timeline.append((late[0], now_s, "duplicate", _fast_dumps({
-                    "fingerprint": alert.fingerprint, "sender": event.sender,
-                    "why": "resolved alert for an incident already resolved"})))
-            return None
-        sequence = cursor.execute("SELECT COUNT(*) FROM incidents WHERE group_key = ?",
-                                  (event.group_key,)).fetchone()[0]
-        iid = incident_id(event.group_key, int(sequence))
-        due = next_flush(due_at=None, opened_at=now, flushed_at=None, policy=policy, now=now)
-        cursor.execute(
-            "INSERT INTO incidents (id, route_id, group_key, group_labels, state, severity,"
-            " audiences, decision, meta, opened_at, started_at, updated_at, due_at, version)"
-            " VALUES (?, ?, ?, ?, 'open', ?, ?, ?, ?, ?, ?, ?, ?, 1)",
-            (iid, event.decision.route_id, event.group_key, _dumps(dict(event.group_labels)),
-             event.decision.severity, _dumps(list(event.decision.audiences)),
-             decision_to_json(event.decision), _dumps(dict(event.meta)), now_s,
-             ts(alert.starts_at), now_s, ts(due)))
-        timeline.append((iid, now_s, "opened", _fast_dumps({
-            "route_id": event.decision.route_id, "group_labels": dict(event.group_labels)})))
-        _insert_alert(cursor, iid, event, status, now_s)
-        timeline.append((iid, now_s, "alert_joined", _fast_dumps(_alert_detail(event))))
-        return due
-    iid, opened_at, flushed_at, due_at, started_at, known_status, known_start, known_sender = row
-    change = change_of(known_status, known_start == ts(alert.starts_at), status)
-    if change == "duplicate":
-        cursor.execute(
-            "UPDATE incident_alerts SET last_seen_at = ?, annotations = ?, ends_at = ?"
-            " WHERE incident_id = ? AND fingerprint = ?",
-            (now_s, _fast_dumps(dict(alert.annotations)), ts_opt(alert.ends_at), iid,
-             alert.fingerprint))
-        other = event.sender != known_sender
-        timeline.append((iid, now_s, "duplicate", _fast_dumps({
-            "fingerprint": alert.fingerprint, "status": status, "sender": event.sender,
-            "why": ("the same alert state from another sender (HA replica)" if other
-                    else "the same alert state received again (retry or redelivery)")})))
-        return None
-    if known_status is None:
-        _insert_alert(cursor, iid, event, status, now_s)
-    else:
-        cursor.execute(
-            "UPDATE incident_alerts SET labels = ?, annotations = ?, status = ?, starts_at = ?,"
-            " ends_at = ?, generator_url = ?, last_seen_at = ? WHERE incident_id = ?"
-            " AND fingerprint = ?",
-            (_dumps(dict(alert.labels)), _dumps(dict(alert.annotations)), status,
-             ts(alert.starts_at), ts_opt(alert.ends_at), alert.generator_url, now_s, iid,
-             alert.fingerprint))
-    kind = {"new": "alert_joined", "resolved": "alert_resolved",
-            "refired": "alert_refired"}[change]
-    timeline.append((iid, now_s, kind, _fast_dumps(_alert_detail(event))))
-    due = next_flush(due_at=parse_ts_opt(due_at), opened_at=parse_ts(opened_at),
-                     flushed_at=parse_ts_opt(flushed_at), policy=policy, now=now)
-    started = min(parse_ts(started_at), alert.starts_at)
-    cursor.execute("UPDATE incidents SET due_at = ?, updated_at = ?, started_at = ?,"
-                   " version = version + 1 WHERE id = ?", (ts(due), now_s, ts(started), iid))
-    return due
-
-
-def _alert_detail(event: AlertEvent) -> dict[str, Any]:
-    labels = event.alert.labels
-    return {"fingerprint": event.alert.fingerprint, "alertname": labels.get("alertname", ""),
-            "instance": labels.get("instance", ""), "sender": event.sender,
-            "starts_at": ts(event.alert.starts_at)}
-
-
-def _insert_alert(cursor: sqlite3.Cursor, iid: str, event: AlertEvent, status: str,
-                  now_s: str) -> None:
-    alert = event.alert
-    cursor.execute(
-        "INSERT INTO incident_alerts (incident_id, fingerprint, labels, annotations, status,"
-        " starts_at, ends_at, generator_url, first_seen_at, last_seen_at, sender)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (iid, alert.fingerprint, _dumps(dict(alert.labels)), _dumps(dict(alert.annotations)),
-         status, ts(alert.starts_at), ts_opt(alert.ends_at), alert.generator_url, now_s, now_s,
-         event.sender))
 
 
 def _alert_from_row(row: sqlite3.Row) -> IncidentAlert:

@@ -255,11 +255,18 @@ class SqliteStore:
         self._remember(ids, [record for _, record in items])
 
     def _remember(self, ids: Sequence[int], records: Sequence[IntakeRecord]) -> None:
-        """Keep committed records for :meth:`fetch_intake` (oldest dropped beyond the bound)."""
+        """Keep committed records for :meth:`fetch_intake`, up to the bound.
+
+        Beyond it the newest are not kept (read from disk when their turn comes): rows are
+        routed oldest first, so dropping the oldest would evict exactly the rows needed
+        next, and a sustained backlog would miss on every row.
+        """
         fresh = self._fresh
-        fresh.update(zip(ids, records, strict=True))
-        while len(fresh) > _FRESH_MAX:
-            del fresh[next(iter(fresh))]
+        room = _FRESH_MAX - len(fresh)
+        if room >= len(ids):
+            fresh.update(zip(ids, records, strict=True))
+        elif room > 0:
+            fresh.update(zip(ids[:room], records[:room], strict=True))
 
     async def append_intake_at(
         self,
@@ -307,18 +314,22 @@ class SqliteStore:
 
         return {(row[0], int(row[1])): int(row[2]) for row in await self._read(query)}
 
-    async def fetch_intake(self, limit: int) -> list[tuple[int, IntakeRecord]]:
-        """Unprocessed intake rows, oldest first.
+    async def fetch_intake(
+        self, limit: int, *, after_id: int = 0
+    ) -> list[tuple[int, IntakeRecord]]:
+        """Unprocessed intake rows with an id above ``after_id``, oldest first.
 
         The ids come from the database; records this process committed are taken from
         memory, the others (written before a restart, or dropped from the bounded
-        memory) are read and decoded.
+        memory) are read and decoded. ``after_id`` lets the intake processor fetch the
+        next batch while the previous one is still being committed.
         """
 
         def pending(conn: sqlite3.Connection) -> list[int]:
             return [int(row[0]) for row in conn.execute(
-                "SELECT id FROM intake WHERE processed_at IS NULL ORDER BY id LIMIT ?",
-                (limit,),
+                "SELECT id FROM intake WHERE processed_at IS NULL AND id > ?"
+                " ORDER BY id LIMIT ?",
+                (after_id, limit),
             )]
 
         ids = await self._read(pending)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -111,6 +111,7 @@ def test_format_header_overrides_the_topic_format() -> None:
     ("value", "fmt", "reason"),
     [
         (b"", "alertmanager_webhook", "empty"),
+        (b" \n\t ", "event", "empty"),
         (b"{not json", "alertmanager_webhook", "malformed_json"),
         (b"{not json", "event", "malformed_json"),
         ({"alerts": []}, "alertmanager_webhook", "empty_alerts"),
@@ -127,3 +128,17 @@ def test_unacceptable_messages_raise_with_a_reason(
         _decode(value, fmt)
     assert info.value.reason == reason
     assert str(info.value)
+
+
+def test_each_message_timestamp_stands_in_for_its_missing_start() -> None:
+    """Alternating timestamps decode to their own times (the kept last one never leaks)."""
+    stamps = [MESSAGE_TS, MESSAGE_TS + timedelta(seconds=1), MESSAGE_TS]
+    starts = [
+        _decode({"alerts": [{"labels": {"alertname": "A"}}]}, "alertmanager_webhook",
+                meta=_meta(timestamp_ms=int(at.timestamp() * 1000)))[0].alert.starts_at
+        for at in stamps
+    ]
+    assert starts == stamps
+    [record] = _decode({"alerts": [{"labels": {"alertname": "A"}}]}, "alertmanager_webhook",
+                       meta=_meta(timestamp_ms=None))
+    assert record.alert.starts_at == NOW
