@@ -23,8 +23,9 @@ topic; if that produce fails, the partition is held at that offset (earlier mess
 are handed off, nothing after it is committed) and retried after
 ``dead_letter_retry_s``. A failing intake write holds the whole batch the same way.
 
-Back-pressure: when the intake backlog plus pending deliveries exceed ``pause_depth``,
-every assigned partition is paused; they resume at ``resume_depth``.
+Back-pressure: when the intake backlog plus the deliveries due now (the send backlog; not
+those held for quiet hours or backing off) exceed ``pause_depth``, every assigned
+partition is paused; they resume at ``resume_depth``.
 
 Readiness (:meth:`KafkaSource.not_ready_reason`): the consumer has an assignment and
 the broker answered within ``unreachable_grace_s``.
@@ -87,7 +88,7 @@ class IntakeSink(Protocol):
 
     async def stream_positions(self, stream: str) -> dict[tuple[str, int], int]: ...
 
-    async def counts(self) -> dict[str, int]: ...
+    async def counts(self, now: datetime | None = None) -> dict[str, int]: ...
 
 
 class KafkaSource:
@@ -121,7 +122,7 @@ class KafkaSource:
         self._last_contact: float | None = None
         self._paused = False
         self._depth_checked = float("-inf")
-        self._depth = 0  # intake backlog + pending deliveries at the last check
+        self._depth = 0  # intake backlog + deliveries due, at the last check
         self._added_since_check = 0
         self._hold_until = 0.0
         # The batch whose durable write is running, and what its messages were.
@@ -474,13 +475,15 @@ class KafkaSource:
         self._depth_checked = now
         self._added_since_check = 0
         try:
-            counts = await self._store.counts()
+            counts = await self._store.counts(self._clock.now())
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - unknown depth: keep the current state
             _log.warning("kafka.depth_unknown", error=str(exc))
             return
-        depth = counts.get("intake_pending", 0) + counts.get("pending", 0)
+        # Deliveries held until later (quiet hours, backoff) are not a backlog: a night of
+        # held notices must not stop consumption.
+        depth = counts.get("intake_pending", 0) + counts.get("due", 0)
         self._depth = depth
         if not self._paused and depth > self._config.pause_depth:
             self._paused = True

@@ -139,7 +139,7 @@ class KafkaConfig(_Strict):
     unreachable_grace_s: float = Field(default=30.0, gt=0)
     health_interval_s: float = Field(default=5.0, gt=0)
 
-    # back-pressure: pause when intake backlog + pending deliveries exceed pause_depth
+    # back-pressure: pause when intake backlog + deliveries due now exceed pause_depth
     pause_depth: int = Field(default=10_000, ge=1)
     resume_depth: int | None = Field(default=None, ge=0)  # default: pause_depth // 2
     depth_check_interval_s: float = Field(default=0.5, gt=0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from router.metrics import REGISTRY
 from router.store.sqlite import SqliteStore
 from tests.kafka.broker import FAST_GROUP, Tansu
 from tests.kafka.kafkahelp import committed, eventually, produce, read_topic, webhook_body
+from tests.store.factories import make_delivery
 
 pytestmark = pytest.mark.integration
 
@@ -154,6 +156,26 @@ async def test_backpressure_pauses_then_resumes_when_the_intake_catches_up(
         await eventually(lambda: _routed_total(store, 30), "all 30 handed off", timeout_s=60)
         # The last batch may have been handed off after the probe routed: keep routing.
         await eventually(lambda: _resumed(source, store), "resumed at the end")
+
+
+async def test_deliveries_held_for_later_do_not_pause_the_consumer(
+    tansu: Tansu, store: SqliteStore
+) -> None:
+    """A night of notices held by quiet hours (pending, due in the morning) is not a
+    backlog: with many more of them than pause_depth the consumer keeps consuming."""
+    now = SystemClock().now()
+    await store.commit_plan([], [make_delivery(f"held-{i}") for i in range(10)], now=now,
+                            deadline_s=86_400)
+    for delivery in await store.list_deliveries(limit=100):
+        await store.defer(delivery.id, now + timedelta(hours=8))
+    tansu.create_topic("alerts", partitions=1)
+    await produce(tansu.bootstrap, "alerts", [webhook_body(f"Night{i}") for i in range(3)])
+    source = KafkaSource(_config(tansu, pause_depth=4, resume_depth=0), store,
+                         clock=SystemClock())
+    async with running(source):
+        await eventually(lambda: _is(_pending(store), 3), "all 3 handed off")
+        assert not source.paused
+        assert _sample("tocsin_kafka_paused", {}) == 0
 
 
 async def _route_everything(store: SqliteStore) -> None:
