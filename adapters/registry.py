@@ -9,16 +9,39 @@ cluster-ingest publisher) are re-exported below for the HTTP app and the service
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING
+
 from adapters.alertmanager import SOURCE as ALERTMANAGER_SOURCE
 from adapters.alertmanager import WebhookPayloadError, count_alerts, parse_webhook
-from adapters.kafka_publisher import KafkaPublisher, PublishError
-from adapters.kafka_source import KafkaSource
 from adapters.smtp import SmtpChannel, SmtpSettings
-from adapters.sns import SmsSender, SnsClient, SnsSettings, SnsSmsChannel, SnsTopicChannel
-from adapters.webpush import SubscriptionStore, WebPushChannel, WebPushSettings
 from router.channels_config import SnsConfig, WebPushConfig
 from router.dispatch.channel import Channel
 from router.sms import SmsPolicy
+
+if TYPE_CHECKING:
+    from adapters.kafka_publisher import KafkaPublisher, PublishError
+    from adapters.kafka_source import KafkaSource
+    from adapters.sns import SnsSettings
+    from adapters.webpush import SubscriptionStore, WebPushSettings
+
+#: Edges whose client libraries (aiokafka, boto3, pywebpush + cryptography) weigh tens of
+#: MiB: their modules load on first use, so a service that does not configure them never
+#: pays for them (memory, start time).
+_LAZY: dict[str, str] = {
+    "KafkaPublisher": "adapters.kafka_publisher",
+    "PublishError": "adapters.kafka_publisher",
+    "KafkaSource": "adapters.kafka_source",
+    "SubscriptionStore": "adapters.webpush",
+}
+
+
+def __getattr__(name: str) -> object:
+    """Load a lazily imported edge on first access (PEP 562)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
 
 __all__ = [
     "ALERTMANAGER_SOURCE",
@@ -52,16 +75,22 @@ def build_channels(smtp: SmtpSettings | None, sns: SnsSettings | None = None,
     if smtp is not None:
         channels["email"] = SmtpChannel(smtp)
     if sns is not None:
+        from adapters.sns import SnsClient, SnsSmsChannel, SnsTopicChannel
+
         client = SnsClient(sns)  # one client and thread pool for both SNS channels
         channels["sms"] = SnsSmsChannel(client, owns_client=True)
         channels["topic"] = SnsTopicChannel(client, owns_client=False)
     if webpush is not None and subscriptions is not None:
+        from adapters.webpush import WebPushChannel
+
         channels["push"] = WebPushChannel(webpush, subscriptions)
     return channels
 
 
 def sns_settings(config: SnsConfig) -> SnsSettings:
     """The SNS adapter settings from the ``sns`` section (secret unwrapped here only)."""
+    from adapters.sns import SmsSender, SnsSettings
+
     secret = config.secret_access_key
     return SnsSettings(
         region=config.region,
@@ -84,5 +113,7 @@ def sns_settings(config: SnsConfig) -> SnsSettings:
 
 def webpush_settings(config: WebPushConfig) -> WebPushSettings:
     """The Web Push adapter settings from the ``webpush`` section."""
+    from adapters.webpush import WebPushSettings
+
     return WebPushSettings(vapid_private_key=config.vapid_private_key.get_secret_value(),
                            vapid_subject=config.vapid_subject, timeout_s=config.timeout_s)

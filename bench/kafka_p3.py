@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import importlib.util
 import json
 import shutil
@@ -166,6 +167,7 @@ async def tocsin_run(bootstrap: str, group: str, total: int, partitions: int,
     updated, row marked processed: one durable transaction).
     """
     from router.config import ServiceConfig
+    from router.gctune import tune_gc
     from router.http.app import create_app
     from router.http.state import KAFKA_SOURCE, STORE
     from router.kafka_config import KafkaConfig
@@ -188,6 +190,10 @@ async def tocsin_run(bootstrap: str, group: str, total: int, partitions: int,
 
         configure_logging("warning", "json")
         app = create_app(config, rules=load_rules(config.rules), channels={})
+        # The GC settings `tocsin serve` applies at startup (router/gctune.py), undone
+        # after the run so that the reference runs of this process keep the defaults.
+        threshold = gc.get_threshold()
+        tune_gc()
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await runner.setup()
         try:
@@ -211,6 +217,8 @@ async def tocsin_run(bootstrap: str, group: str, total: int, partitions: int,
                 await asyncio.sleep(0.02)
         finally:
             await runner.cleanup()
+            gc.unfreeze()
+            gc.set_threshold(*threshold)
         assert assigned_at is not None and committed_at is not None
         handoff = total / (committed_at - assigned_at)
         routed = total / (done - assigned_at)

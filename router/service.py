@@ -18,27 +18,25 @@ import asyncio
 import signal
 import sys
 import time
-from typing import Final
+from typing import TYPE_CHECKING, Final
 from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
 
-from adapters.registry import (
-    SmtpSettings,
-    SubscriptionStore,
-    build_channels,
-    sns_settings,
-    webpush_settings,
-)
+from adapters.registry import SmtpSettings, build_channels, sns_settings, webpush_settings
 from router import __version__
 from router.config import ServiceConfig
 from router.dispatch.channel import Channel
 from router.errors import RuleError
+from router.gctune import tune_gc
 from router.http import ServiceState, create_app
 from router.http.reload import RELOADER
 from router.logging import configure_logging, get_logger
 from router.metrics import RULES_LAST_RELOAD, RULES_RELOAD_SUCCESS
 from router.rules import load_rules
+
+if TYPE_CHECKING:
+    from adapters.registry import SubscriptionStore
 
 __all__ = ["DRAIN_TIMEOUT_S", "build_service_channels", "channel_rate_limits", "redact_url",
            "run_service", "smtp_settings"]
@@ -122,6 +120,7 @@ async def run_service(config: ServiceConfig, *, ready: asyncio.Event | None = No
     for warning in rules.warnings:
         _log.warning("rule warning", problem=str(warning))
 
+    tune_gc()  # after the rules are loaded: they are frozen with the rest
     state = ServiceState()
     # Channels are built by the app once the store is open: Web Push needs the store's
     # subscriptions.

@@ -245,6 +245,10 @@ def _intake_ctx(run: bool) -> Callable[[web.Application], AsyncIterator[None]]:
 
 
 async def _kafka_source_ctx(app: web.Application) -> AsyncIterator[None]:
+    kafka = app[CONFIG].kafka
+    if kafka is None or not kafka.consumer_enabled:
+        yield  # no Kafka source: its client library is never loaded
+        return
     from router.ingest_kafka import build_kafka_source  # lazy: it imports router.http
 
     source = build_kafka_source(app)
@@ -259,6 +263,10 @@ async def _kafka_source_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _kafka_publisher_ctx(app: web.Application) -> AsyncIterator[None]:
+    kafka = app[CONFIG].kafka
+    if kafka is None or kafka.publish.topic is None:
+        yield  # no cluster ingest: its client library is never loaded
+        return
     from router.ingest_kafka import kafka_publisher_ctx  # lazy: it imports router.http
 
     async for _ in kafka_publisher_ctx(app):
