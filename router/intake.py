@@ -114,11 +114,12 @@ class IntakeProcessor:
     async def run(self) -> None:
         """Process until :meth:`stop`; on notify, or every ``poll_interval_s``.
 
-        Pipelined: the next batch is fetched and routed while the previous one commits
-        in the store's writer thread. Commits still happen one at a time, in id order:
-        a batch is handed to the store only after the one before it committed, and if
-        that one failed, the batch routed behind it is dropped and both are fetched
-        again (their rows are still unprocessed).
+        Pipelined under a backlog (a full batch): the next batch is fetched and routed
+        while the previous one commits in the store's writer thread; below a full batch
+        the commit is awaited before waiting for new rows. Commits still happen one at
+        a time, in id order: a batch is handed to the store only after the one before it
+        committed, and if that one failed, the batch routed behind it is dropped and both
+        are fetched again (their rows are still unprocessed).
         """
         self._running = True
         self._stopped.clear()
@@ -143,7 +144,13 @@ class IntakeProcessor:
                     _log.exception("intake.batch_failed")
                 await self._refresh_gauge()
                 if processed >= self._batch_size or self._stopping:
-                    continue  # a backlog: go on at once (or leave the loop)
+                    continue  # a backlog: go on at once, overlapped (or leave the loop)
+                if in_flight is not None:
+                    # No backlog: let the commit finish before waiting, so that rows
+                    # arriving meanwhile join the next batch instead of making small
+                    # overlapped ones (each commit costs its fsync).
+                    await in_flight
+                    in_flight = None
                 await self._wait()
                 if processed >= _BUSY_ROWS and not self._stopping:
                     await asyncio.sleep(_COALESCE_S)

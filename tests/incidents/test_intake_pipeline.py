@@ -108,3 +108,31 @@ async def test_a_backlog_beyond_the_memory_bound_keeps_its_oldest_rows_in_memory
     sources = [record.source for _, record in await store.fetch_intake(10)]
     assert sources == ["alertmanager"] * 3 + ["from-disk"] * 3
     assert [i for i, _ in await store.fetch_intake(10)] == ids
+
+
+async def test_below_a_full_batch_the_commit_finishes_before_the_next_fetch(
+    store: SqliteStore, tmp_path: Path,
+) -> None:
+    """Without a backlog (a batch smaller than batch_size) nothing is fetched while the
+    commit runs: rows arriving meanwhile wait and join the next batch, not a small
+    overlapped one with a commit of its own."""
+    watched = _WatchedStore(store, failures=0)
+    rules = load(tmp_path)
+    processor = IntakeProcessor(cast(IncidentStore, watched), lambda: rules,
+                                clock=FakeClock(T_MON_10), deadline_s=3600, batch_size=50,
+                                poll_interval_s=0.01)
+    task = asyncio.create_task(processor.run())
+    try:
+        for burst in range(3):
+            await store.append_intake(_records(3)[burst:burst + 1])
+            processor.notify()
+            await asyncio.sleep(0.02)  # lands while the previous commit (50 ms) runs
+        for _ in range(600):  # generous: a loaded machine
+            if not (await store.counts())["intake_pending"]:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await processor.stop()
+        await task
+    assert not watched.fetched_while_committing
+    assert sum(len(batch) for batch in watched.committed) == 3
