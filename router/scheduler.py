@@ -7,6 +7,14 @@ deliveries, notification log, next timer) in one transaction. A flush computed f
 snapshot that changed meanwhile (an alert arrived, a held delivery was claimed) is not
 applied; the incident is read and computed again.
 
+When a dispatcher is attached, a flush that plans deliveries also claims due ones in its
+own transaction, up to the send slots the dispatcher reserved for it, and hands them over
+in memory (:meth:`~router.dispatch.dispatcher.Dispatcher.offer`): the alert's path skips
+a separate claim transaction (one fsync) and the dispatcher's wake-up. The dispatcher is
+told to claim by itself only when the flush could not claim everything it planned (no
+free slot, or the claim filled every reserved slot). A crash after the commit leaves the
+rows leased, claimed again when the lease runs out, as after a crash mid-send.
+
 The clock is injected: tests drive :meth:`Scheduler.flush_due` with a
 :class:`~router.clock.FakeClock`; the running loop sleeps until the next timer, at most
 ``poll_interval_s``, or until :meth:`notify` (an intake batch set a timer).
@@ -15,8 +23,9 @@ The clock is injected: tests drive :meth:`Scheduler.flush_due` with a
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from typing import Protocol
 
 import structlog
 
@@ -25,14 +34,32 @@ from router.incidents.flush import FlushRules, plan_flush, plan_storm
 from router.incidents.state import decision_from_json
 from router.incidents.view import StormItem
 from router.metrics import INCIDENT_FLUSHES
+from router.models import Delivery
 from router.rules.inhibit import TargetKey, target_keys
-from router.store.incidents import IncidentStore
+from router.store.incidents import FlushClaim, IncidentStore
 
-__all__ = ["Scheduler"]
+__all__ = ["Scheduler", "SlotClaimer"]
 
 _log = structlog.get_logger(__name__)
 
 _ATTEMPTS = 5  # recomputations of one flush after conflicts before leaving it for later
+
+
+class SlotClaimer(Protocol):
+    """The dispatcher's side of a claim made in a flush's transaction."""
+
+    @property
+    def lease_s(self) -> float:
+        """How long a claimed delivery is leased."""
+        ...
+
+    def reserve(self) -> int:
+        """Reserve the free send slots; the claim takes at most that many deliveries."""
+        ...
+
+    def offer(self, deliveries: Sequence[Delivery], reserved: int) -> None:
+        """Send the claimed deliveries and release the reservation."""
+        ...
 
 
 class Scheduler:
@@ -48,8 +75,10 @@ class Scheduler:
         poll_interval_s: float = 1.0,
         batch_size: int = 200,
         on_planned: Callable[[], None] | None = None,
+        dispatcher: SlotClaimer | None = None,
     ) -> None:
         self._store = store
+        self._dispatcher = dispatcher
         self._rules = rules
         self._clock = clock
         self._deadline_s = deadline_s
@@ -94,18 +123,25 @@ class Scheduler:
         """Flush every incident due now (up to ``batch_size``); return how many."""
         now = self._clock.now()
         due = await self._store.due_incidents(now, self._batch_size)
-        planned = 0
+        unclaimed = False  # planned deliveries the dispatcher must claim by itself
         for incident_id in due:
             if self._stopping:
                 break
-            planned += await self.flush_one(incident_id, now)
-        planned += await self._flush_storms(now)
-        if planned and self.on_planned is not None:
+            planned, claimed_all = await self._flush(incident_id, now)
+            unclaimed = unclaimed or (planned > 0 and not claimed_all)
+        if await self._flush_storms(now):
+            unclaimed = True
+        if unclaimed and self.on_planned is not None:
             self.on_planned()
         return len(due)
 
     async def flush_one(self, incident_id: str, now: datetime) -> int:
         """Flush one incident; return the number of deliveries planned."""
+        planned, _ = await self._flush(incident_id, now)
+        return planned
+
+    async def _flush(self, incident_id: str, now: datetime) -> tuple[int, bool]:
+        """Flush one incident: (deliveries planned, every due one handed to the dispatcher)."""
         rules = self._rules()
         inhibit = rules.incident.inhibit_rules
 
@@ -117,25 +153,46 @@ class Scheduler:
             snapshot = await self._store.load_incident(
                 incident_id, now, keys, storm.window if storm is not None else None)
             if snapshot is None:
-                return 0
+                return 0, True
             due = snapshot.incident.due_at
             if due is None or due > now:
-                return 0  # flushed meanwhile
+                return 0, True  # flushed meanwhile
             result = plan_flush(snapshot.incident, snapshot.alerts, snapshot.logs,
                                 snapshot.inhibited, rules, now,
                                 storm_recent=snapshot.storm_recent)
-            if await self._store.commit_flush(
+            claim = self._reserve_claim(now) if result.notices else None
+            claimed: list[Delivery] | None = None
+            try:
+                claimed = await self._store.commit_flush(
                     snapshot, result, now=now, deadline_s=self._deadline_s,
-                    storm_window_s=storm.window if storm is not None else None):
+                    storm_window_s=storm.window if storm is not None else None, claim=claim)
+            finally:
+                if claim is not None and self._dispatcher is not None:
+                    self._dispatcher.offer(claimed or [], claim.limit)  # even after a failure
+            if claimed is not None:
                 INCIDENT_FLUSHES.labels(result="applied").inc()
                 _log.info("incident.flushed", incident=incident_id, state=result.state,
                           deliveries=len(result.notices), cancelled=len(result.cancel),
+                          claimed=len(claimed),
                           next_due_at=result.due_at.isoformat() if result.due_at else None)
-                return len(result.notices)
+                # A claim that stopped short of its slots took every delivery then due.
+                return len(result.notices), claim is not None and len(claimed) < claim.limit
             INCIDENT_FLUSHES.labels(result="conflict").inc()
             await asyncio.sleep(0)
         _log.warning("scheduler.flush_conflicts", incident=incident_id)
-        return 0
+        return 0, True
+
+    def _reserve_claim(self, now: datetime) -> FlushClaim | None:
+        """The dispatcher's free send slots, as a claim for the flush's transaction."""
+        if self._dispatcher is None:
+            return None
+        slots = self._dispatcher.reserve()
+        if slots <= 0:
+            return None
+        # The lease starts at the commit, not at the flush's (older) ``now``; never before
+        # ``now``, so the flush's own rows (due at ``now``) are due for the claim.
+        return FlushClaim(limit=slots, lease_s=self._dispatcher.lease_s,
+                          at=max(now, self._clock.now()))
 
     async def _flush_storms(self, now: datetime) -> int:
         rules = self._rules()

@@ -23,13 +23,19 @@ without counting an attempt.
 
 A delivery is always attempted at least once, even if it is claimed after its deadline
 (e.g. the service was down): the deadline bounds retries, not the first try.
+
+Claims made elsewhere: the scheduler claims the deliveries of a flush inside the flush's
+own transaction (one fsync'ed transaction less on the alert's path) and hands them over
+with :meth:`Dispatcher.offer`. Every claimer first reserves free send slots
+(:meth:`Dispatcher.reserve`) and claims at most that many, so the dispatcher's own loop
+and the scheduler together never hold more than ``concurrency`` leases in flight.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -108,6 +114,9 @@ class Dispatcher:
         self._drain_timeout_s = drain_timeout_s if drain_timeout_s is not None else timeout_s + 5
         self._rng = rng if rng is not None else random.Random()
         self._inflight: set[asyncio.Task[None]] = set()
+        self._reserved = 0  # slots reserved by claims in progress (ours or the scheduler's)
+        self._starved = False  # the loop found every free slot reserved: wake it on release
+        self._draining = False  # the loop has stopped: nothing new is started
         self._wake = asyncio.Event()
         self._backlog = False
         self._stopping = False
@@ -141,6 +150,7 @@ class Dispatcher:
         finally:
             await self._drain()
             self._running = False
+            self._draining = False
             self._stopped.set()
 
     async def stop(self) -> None:
@@ -149,6 +159,35 @@ class Dispatcher:
         self._wake.set()
         if self._running:
             await self._stopped.wait()
+
+    @property
+    def lease_s(self) -> float:
+        """How long a claim leases a delivery (claimers outside the loop use it too)."""
+        return self._lease_s
+
+    def reserve(self) -> int:
+        """Reserve every free send slot for one claim; return how many (0: claim nothing).
+
+        The caller claims at most that many deliveries, then passes them to :meth:`offer`
+        with the same count, which starts them and releases the reservation, whatever
+        happened in between (pass an empty list when the claim failed). Nothing is
+        reserved while the dispatcher is not running: a lease taken then would only be
+        claimed again after it ran out.
+        """
+        if not self._running or self._stopping:
+            return 0
+        free = self._concurrency - len(self._inflight) - self._reserved
+        if free <= 0:
+            return 0
+        self._reserved += free
+        return free
+
+    def offer(self, deliveries: Sequence[Delivery], reserved: int) -> None:
+        """Send ``deliveries``, claimed elsewhere under a reservation of ``reserved`` slots."""
+        self._release(deliveries, reserved)
+        if reserved and len(deliveries) == reserved:
+            self._backlog = True  # the claim was cut short by the slots: more may be due
+            self._wake.set()
 
     async def dispatch_once(self) -> int:
         """Claim what is due now (up to ``concurrency``), send it all, return the count."""
@@ -159,21 +198,42 @@ class Dispatcher:
     # -- loop internals ---------------------------------------------------------------
 
     async def _claim_and_start(self) -> bool:
-        free = self._concurrency - len(self._inflight)
+        free = self.reserve()
         if free <= 0:
+            self._starved = self._reserved > 0  # another claim holds the slots
             return False
+        batch: list[Delivery] = []
         try:
             batch = await self._store.claim_due(self._clock.now(), free, self._lease_s)
         except Exception:  # noqa: BLE001 - logged; the next poll tries again
             _log.exception("dispatch.claim_failed")
             return False
-        for delivery in batch:
-            task = asyncio.create_task(self._deliver(delivery),
-                                       name=f"tocsin-delivery-{delivery.id}")
-            self._inflight.add(task)
-            task.add_done_callback(self._task_done)
+        finally:
+            self._release(batch, free)
         self._backlog = len(batch) == free
         return self._backlog
+
+    def _release(self, deliveries: Sequence[Delivery], reserved: int) -> None:
+        """Start the claimed deliveries and give back the ``reserved`` slots."""
+        if len(deliveries) > reserved or reserved > self._reserved:
+            raise ValueError(f"{len(deliveries)} deliveries for {reserved} slots "
+                             f"({self._reserved} reserved)")
+        self._reserved -= reserved
+        if deliveries and self._draining:
+            # Leased and not sent: claimed again when the lease runs out (as after a crash).
+            _log.warning("dispatch.claimed_while_stopping", deliveries=len(deliveries))
+        else:
+            for delivery in deliveries:
+                self._start(delivery)
+        if self._starved and not self._reserved:
+            self._starved = False
+            self._wake.set()  # the loop found no free slot while they were reserved
+
+    def _start(self, delivery: Delivery) -> None:
+        task = asyncio.create_task(self._deliver(delivery),
+                                   name=f"tocsin-delivery-{delivery.id}")
+        self._inflight.add(task)
+        task.add_done_callback(self._task_done)
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
@@ -188,6 +248,7 @@ class Dispatcher:
         self._wake.clear()
 
     async def _drain(self) -> None:
+        self._draining = True
         if not self._inflight:
             return
         pending = set(self._inflight)

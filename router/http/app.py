@@ -31,6 +31,7 @@ from router.store import Store, open_store
 
 if TYPE_CHECKING:
     from router.dispatch.channel import Channel
+    from router.dispatch.dispatcher import Dispatcher
     from router.rules import RuleSet
     from router.store.incidents import IncidentStore
 
@@ -94,7 +95,7 @@ def create_app(
 
 
 _CHANNELS: web.AppKey[Mapping[str, Channel]] = web.AppKey("channels")
-_DISPATCHER_NOTIFY: web.AppKey[Callable[[], None]] = web.AppKey("dispatcher_notify")
+_DISPATCHER: web.AppKey[Dispatcher] = web.AppKey("dispatcher")
 
 
 def _store_ctx(
@@ -159,7 +160,7 @@ async def _dispatcher_ctx(app: web.Application) -> AsyncIterator[None]:
         poll_interval_s=config.poll_interval_s,
         rate_limits=channel_rate_limits(app[CONFIG]),
     )
-    app[_DISPATCHER_NOTIFY] = dispatcher.notify
+    app[_DISPATCHER] = dispatcher
     worker = _Worker(app, "dispatcher", dispatcher.run())
     try:
         yield
@@ -181,6 +182,7 @@ async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
         return ref.current
 
     config = app[CONFIG]
+    dispatcher = app.get(_DISPATCHER)
     scheduler = Scheduler(
         cast("IncidentStore", app[STORE]),
         current_rules,
@@ -188,7 +190,8 @@ async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
         deadline_s=config.dispatch.deadline_s,
         poll_interval_s=config.incidents.poll_interval_s,
         batch_size=config.incidents.batch_size,
-        on_planned=app.get(_DISPATCHER_NOTIFY),
+        on_planned=dispatcher.notify if dispatcher is not None else None,
+        dispatcher=dispatcher,  # a flush claims its deliveries and hands them over
     )
     app[_SCHEDULER_NOTIFY] = scheduler.notify
     worker = _Worker(app, "scheduler", scheduler.run())

@@ -29,7 +29,7 @@ from router.incidents.state import (
     decision_from_json,
     decision_to_json,
 )
-from router.models import IntakeRecord, NewDelivery
+from router.models import Delivery, IntakeRecord, NewDelivery
 from router.rules.inhibit import TargetKey
 from router.store.base import Store
 from router.store.codec import parse_ts, parse_ts_opt, ts, ts_opt
@@ -37,6 +37,7 @@ from router.store.incident_intake import SourceUpdate, apply_intake_job
 
 __all__ = [
     "DueStorm",
+    "FlushClaim",
     "IncidentDetail",
     "IncidentSnapshot",
     "IncidentStore",
@@ -56,6 +57,19 @@ __all__ = [
 
 #: Inserts one delivery, returns its id (None when its idempotency key already existed).
 InsertDelivery = Callable[[sqlite3.Connection, NewDelivery], int | None]
+
+
+@dataclass(frozen=True, slots=True)
+class FlushClaim:
+    """Claim due deliveries in a flush's own transaction, as ``Store.claim_due`` would.
+
+    ``limit``: the dispatcher's reserved free send slots; ``at``: the claim's clock
+    (due means ``next_attempt_at <= at``; leased until ``at + lease_s``).
+    """
+
+    limit: int
+    lease_s: float
+    at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,8 +150,13 @@ class IncidentStore(Store, Protocol):
     async def commit_flush(
         self, snapshot: IncidentSnapshot, result: FlushResult, *, now: datetime,
         deadline_s: float, storm_window_s: float | None = None,
-    ) -> bool:
-        """Apply a flush computed from ``snapshot``; False (nothing written) on conflict."""
+        claim: FlushClaim | None = None,
+    ) -> list[Delivery] | None:
+        """Apply a flush computed from ``snapshot``; None (nothing written) on conflict.
+
+        With ``claim``, the same transaction then leases up to ``claim.limit`` due
+        deliveries (the flush's own and any other due one, oldest due first) and returns
+        them; otherwise it returns an empty list."""
         ...
 
     async def due_storms(self, now: datetime) -> list[DueStorm]:

@@ -560,17 +560,32 @@ class SqliteStore:
     async def commit_flush(
         self, snapshot: IncidentSnapshot, result: FlushResult, *, now: datetime,
         deadline_s: float, storm_window_s: float | None = None,
-    ) -> bool:
-        """Apply a flush if the incident did not change since ``snapshot``."""
+        claim: incident_store.FlushClaim | None = None,
+    ) -> list[Delivery] | None:
+        """Apply a flush if the incident did not change since ``snapshot``.
+
+        With ``claim``, lease due deliveries in the same transaction (``_CLAIM``, as
+        :meth:`claim_due`) and return them; None when the flush conflicted."""
         insert = self._delivery_inserter(now, deadline_s)
-        inserted = await self._writer.submit(
-            lambda conn: incident_store.commit_flush_job(conn, snapshot, result, now,
-                                                         deadline_s, insert, storm_window_s))
-        if inserted is None:
-            return False
+        params = None if claim is None or claim.limit <= 0 else {
+            "now": ts(claim.at), "lease": ts(claim.at + timedelta(seconds=claim.lease_s)),
+            "limit": claim.limit}
+
+        def job(conn: sqlite3.Connection) -> tuple[list[NewDelivery], list[sqlite3.Row]] | None:
+            inserted = incident_store.commit_flush_job(conn, snapshot, result, now,
+                                                       deadline_s, insert, storm_window_s)
+            if inserted is None:
+                return None
+            claimed = [] if params is None else conn.execute(_CLAIM, params).fetchall()
+            return inserted, claimed
+
+        done = await self._writer.submit(job)
+        if done is None:
+            return None
+        inserted, rows = done
         for delivery in inserted:
             PLANNED_DELIVERIES.labels(channel=delivery.channel, phase=delivery.phase).inc()
-        return True
+        return sorted((delivery_from_row(row) for row in rows), key=lambda d: d.id)
 
     async def due_storms(self, now: datetime) -> list[DueStorm]:
         """Storm summaries due now."""
