@@ -3,50 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from datetime import datetime
 
 import pytest
 
 from router.clock import FakeClock
-from router.dispatch import Dispatcher
-from router.models import Delivery
 from router.store import SqliteStore
 from tests.dispatch.channels import ScriptedChannel
+from tests.dispatch.loop import count_claims, running
 from tests.dispatch.test_dispatcher import dispatcher, eventually, plan
 from tests.store.factories import T0
-
-
-@asynccontextmanager
-async def running(d: Dispatcher, concurrency: int = 8) -> AsyncIterator[Dispatcher]:
-    """Run the loop; enter once its first claim is done and every slot is free."""
-    task = asyncio.create_task(d.run())
-
-    def idle() -> bool:
-        slots = d.reserve()
-        d.offer([], slots)
-        return slots == concurrency
-
-    await eventually(idle, "dispatcher idle")
-    try:
-        yield d
-    finally:
-        await d.stop()
-        await task
-
-
-def count_claims(store: SqliteStore, monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Spy on the claim transactions (``claim_due``): one entry (its limit) per call."""
-    calls: list[int] = []
-    real = store.claim_due
-
-    async def spy(now: datetime, limit: int, lease_s: float) -> list[Delivery]:
-        calls.append(limit)
-        return await real(now, limit, lease_s)
-
-    monkeypatch.setattr(store, "claim_due", spy)
-    return calls
 
 
 async def test_reserve_takes_every_free_slot_once(store: SqliteStore, clock: FakeClock) -> None:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from router.scheduler import Scheduler
 from router.store import SqliteStore
 from router.store.incidents import FlushClaim
 from tests.dispatch.channels import ScriptedChannel
+from tests.dispatch.loop import count_claims, running
 from tests.dispatch.test_dispatcher import eventually
 from tests.incidents.harness import RULES, T_SUN_0030, Harness, load, make_alert
 from tests.store.factories import make_delivery
@@ -35,37 +35,6 @@ def attach(h: Harness, channel: ScriptedChannel, *, concurrency: int = 8) -> Dis
     h.scheduler = Scheduler(h.store, lambda: h.rules, clock=h.clock, deadline_s=3600,
                             on_planned=d.notify, dispatcher=d)
     return d
-
-
-@asynccontextmanager
-async def running(d: Dispatcher, concurrency: int = 8) -> AsyncIterator[None]:
-    """Run the dispatcher's loop; enter once its first claim is done (every slot free)."""
-    task = asyncio.create_task(d.run())
-
-    def idle() -> bool:
-        slots = d.reserve()
-        d.offer([], slots)
-        return slots == concurrency
-
-    await eventually(idle, "dispatcher idle")
-    try:
-        yield
-    finally:
-        await d.stop()
-        await task
-
-
-def count_claims(store: SqliteStore, monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Spy on the dispatcher's own claim transactions (``claim_due``)."""
-    calls: list[int] = []
-    real = store.claim_due
-
-    async def spy(now: datetime, limit: int, lease_s: float) -> list[Delivery]:
-        calls.append(limit)
-        return await real(now, limit, lease_s)
-
-    monkeypatch.setattr(store, "claim_due", spy)
-    return calls
 
 
 async def test_flush_claims_and_sends_without_a_claim_transaction(
