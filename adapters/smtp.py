@@ -140,6 +140,9 @@ class SmtpChannel:
                     continue  # the server dropped the idle connection: use a new one
                 raise
             except BaseException:
+                # Anything else (refused recipient, timeout, cancellation mid-command)
+                # leaves the session in an unknown state: close it, never pool it, and
+                # let the caller see the error unchanged.
                 self._pool.discard(client)
                 raise
             await self._pool.release(client)
