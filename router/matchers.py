@@ -9,11 +9,11 @@ When both fail, the UTF-8 parser's positioned error is raised as a
 :class:`MatcherParseError` whose ``offset`` is the 0-based character index of the problem
 inside the matcher string (callers map it to a file column).
 
-Regular expressions are compiled once, fully anchored (``fullmatch`` of ``(?:re)``, the
-Python spelling of Go's ``^(?:re)$``). Go RE2 inline flags at the very start of the value
-(``(?s)``, ``(?i)``, ``(?ms)``) are hoisted into a scoped group; anything else Python's
-``re`` rejects is reported with the regex and the reason. A label missing from the alert
-is matched as the empty string.
+Regular expressions are Alertmanager's: compiled once by :mod:`router.regex` with RE2
+(the engine Go's ``regexp`` follows) as ``^(?:re)$``, so the syntax is Go's and matching
+is linear-time in the label value. A regex Alertmanager rejects raises
+:class:`MatcherParseError` naming the regex and giving Go's reason. A label missing from
+the alert is matched as the empty string.
 """
 
 from __future__ import annotations
@@ -24,11 +24,14 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from router.errors import TocsinError
+from router.regex import Regex, RegexError
+from router.regex import compile_anchored as compile_regex
 
 __all__ = [
     "MatchType",
     "Matcher",
     "MatcherParseError",
+    "RegexParseError",
     "parse_matcher",
     "parse_matchers",
     "parse_matchers_classic",
@@ -67,53 +70,47 @@ class MatchType(StrEnum):
         return self.value
 
 
-_RE2_FLAGS = re.compile(r"\(\?([imsU]+)\)")
 _PLAIN_NAME = re.compile(r"[^\s{}!=~,\\\"'`]+")
 # A regex that is a plain alternation of literals, e.g. ``critical|page``.
 _LITERAL_ALT = re.compile(r"[A-Za-z0-9_\-:/ @%]*(?:\|[A-Za-z0-9_\-:/ @%]*)*")
 
 
-def compile_anchored(value: str, *, text: str | None = None, offset: int = 0) -> re.Pattern[str]:
-    """Compile an Alertmanager regex value for full (anchored) matching with ``fullmatch``.
+class RegexParseError(MatcherParseError):
+    """A regex matcher value Alertmanager's regexp (RE2) rejects.
 
-    Leading RE2 inline flags are hoisted into a scoped group ``(?flags:...)``; errors are
-    raised as :class:`MatcherParseError` naming the regex and saying Python's ``re``
-    rejected it.
+    ``described`` names the regex and gives Go's reason (Tocsin's wording, the default
+    ``message``); ``go_message`` is the text of Go's ``regexp.Compile`` error, which the
+    classic parser port reports as upstream does.
     """
-    body = value
-    flags = ""
-    m = _RE2_FLAGS.match(body)
-    if m:
-        flags = m.group(1)
-        body = body[m.end() :]
-        if "U" in flags:
-            raise MatcherParseError(
-                f"invalid regular expression {value!r}: the RE2 flag (?U) (ungreedy) has no "
-                "equivalent in Python's re module",
-                text=text if text is not None else value,
-                offset=offset,
-            )
-    pattern = f"(?{flags}:{body})" if flags else f"(?:{body})"
+
+    def __init__(self, message: str, *, text: str, offset: int = 0, described: str,
+                 go_message: str) -> None:
+        self.described = described
+        self.go_message = go_message
+        super().__init__(message, text=text, offset=offset)
+
+    def at(self, *, text: str, offset: int, go_wording: bool = False) -> RegexParseError:
+        """The same error, positioned in ``text`` (optionally worded as Go's)."""
+        return RegexParseError(self.go_message if go_wording else self.described, text=text,
+                               offset=offset, described=self.described,
+                               go_message=self.go_message)
+
+
+def compile_anchored(value: str, *, text: str | None = None, offset: int = 0,
+                     twice: bool = False) -> Regex:
+    """Compile an Alertmanager regex value as ``^(?:value)$`` (Go syntax, RE2 engine).
+
+    ``twice``: anchored as Alertmanager's ``match_re`` tables are (see
+    :func:`router.regex.compile_anchored`). Errors are raised as :class:`RegexParseError`
+    naming the regex and giving Go's reason.
+    """
     try:
-        return re.compile(pattern)
-    except re.error as exc:
-        hint = ""
-        if "global flags not at the start" in str(exc):
-            hint = (
-                "; inline flags such as (?i) are only supported at the very start of the "
-                "value (Go RE2 accepts them anywhere, Python's re does not)"
-            )
-        raise MatcherParseError(
-            f"invalid regular expression {value!r}: Python's re module rejected it: {exc}{hint}",
-            text=text if text is not None else value,
-            offset=offset,
-        ) from None
-    except (RecursionError, OverflowError, ValueError) as exc:
-        raise MatcherParseError(
-            f"invalid regular expression {value!r}: Python's re module rejected it: {exc}",
-            text=text if text is not None else value,
-            offset=offset,
-        ) from None
+        return compile_regex(value, twice=twice)
+    except RegexError as exc:
+        described = f"invalid regular expression {value!r}: {exc.reason}"
+        raise RegexParseError(described, text=text if text is not None else value,
+                              offset=offset, described=described,
+                              go_message=exc.go_message) from None
 
 
 def _literal_alternatives(value: str) -> frozenset[str] | None:
@@ -130,18 +127,23 @@ class Matcher:
     name: str
     type: MatchType
     value: str
-    _regex: re.Pattern[str] | None = field(default=None, compare=False, hash=False, repr=False)
+    _regex: Regex | None = field(default=None, compare=False, hash=False, repr=False)
     #: For ``=`` the value; for a regex made only of literal alternatives, those literals.
     literals: frozenset[str] | None = field(default=None, compare=False, hash=False, repr=False)
 
     @classmethod
-    def create(cls, name: str, type: MatchType | str, value: str) -> Matcher:
-        """Build a matcher, compiling its regex; raises MatcherParseError on a bad regex."""
+    def create(cls, name: str, type: MatchType | str, value: str, *,
+               match_re: bool = False) -> Matcher:
+        """Build a matcher, compiling its regex; raises MatcherParseError on a bad regex.
+
+        ``match_re``: the value comes from a ``match_re`` table, whose regexes
+        Alertmanager anchors twice (it matters only for values such as ``a)|(b``).
+        """
         mtype = MatchType(type)
         regex = None
         literals: frozenset[str] | None = None
         if mtype in (MatchType.REGEX, MatchType.NOT_REGEX):
-            regex = compile_anchored(value)
+            regex = compile_anchored(value, twice=match_re)
             literals = _literal_alternatives(value)
         else:
             literals = frozenset((value,))
@@ -154,8 +156,11 @@ class Matcher:
             return label_value == self.value
         if t is MatchType.NOT_EQUAL:
             return label_value != self.value
-        assert self._regex is not None  # always set for regex types by create()
-        found = self._regex.fullmatch(label_value) is not None
+        if self.literals is not None:  # literal alternatives: a set lookup is exact
+            found = label_value in self.literals
+        else:
+            assert self._regex is not None  # always set for regex types by create()
+            found = self._regex.matches(label_value)
         return found if t is MatchType.REGEX else not found
 
     def matches(self, labels: Mapping[str, str]) -> bool:
@@ -163,9 +168,10 @@ class Matcher:
         return self.matches_value(labels.get(self.name, ""))
 
     @property
-    def pattern(self) -> str | None:
-        """The compiled (anchorable) regex source of a regex matcher, else None."""
-        return self._regex.pattern if self._regex is not None else None
+    def regex(self) -> Regex | None:
+        """The compiled regex (``^(?:value)$``) of a regex matcher, else None."""
+        return self._regex
+
 
     @property
     def is_positive_literal(self) -> bool:
@@ -242,8 +248,8 @@ def _classic_one(token: str, base: int) -> Matcher:
         )
     try:
         return Matcher.create(m.group(1), m.group(2), "".join(value))
-    except MatcherParseError as exc:
-        raise MatcherParseError(exc.message, text=token, offset=base + m.start(3)) from None
+    except RegexParseError as exc:  # upstream returns Go's regexp error text as is
+        raise exc.at(text=token, offset=base + m.start(3), go_wording=True) from None
 
 
 def parse_matchers_classic(text: str) -> list[Matcher]:
@@ -461,8 +467,8 @@ def parse_matchers_utf8(text: str) -> list[Matcher]:
         pos += 1
         try:
             result.append(Matcher.create(name, _OPERATORS[op.value], value))
-        except MatcherParseError as exc:
-            raise MatcherParseError(exc.message, text=text, offset=val.start) from None
+        except RegexParseError as exc:
+            raise exc.at(text=text, offset=val.start) from None
         sep = peek()
         if sep.kind == ",":
             pos += 1
@@ -515,10 +521,8 @@ def parse_matchers(text: str) -> list[Matcher]:
         return classic
     # Both failed. A regex error is best reported as such; otherwise the positioned one.
     assert utf8_err is not None and classic_err is not None
-    if "regular expression" in classic_err.message and "regular expression" not in (
-        utf8_err.message
-    ):
-        raise classic_err
+    if isinstance(classic_err, RegexParseError) and not isinstance(utf8_err, RegexParseError):
+        raise classic_err.at(text=classic_err.text, offset=classic_err.offset)
     raise utf8_err
 
 

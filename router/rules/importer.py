@@ -5,9 +5,8 @@ commented) that routes alerts exactly as Alertmanager's route tree does:
 
 * the route tree: ``matchers`` (every syntax), ``match``, ``match_re`` (anchored),
   ``continue``, ``group_by`` (also ``'...'``), ``group_wait`` / ``group_interval`` /
-  ``repeat_interval``, ``mute_time_intervals`` / ``active_time_intervals``. RE2 regexes
-  that Python's ``re`` would read differently are rewritten (see
-  :mod:`router.rules.importer_re2`), with the original kept in a comment;
+  ``repeat_interval``, ``mute_time_intervals`` / ``active_time_intervals``. Matchers and
+  regexes are kept verbatim: Tocsin's regexes are RE2, as Alertmanager's;
 * ``time_intervals`` (and the deprecated top-level ``mute_time_intervals``) and
   ``inhibit_rules`` (new and old matcher styles);
 * each receiver becomes an audience named after it (:mod:`router.rules.importer_receivers`),
@@ -16,7 +15,7 @@ commented) that routes alerts exactly as Alertmanager's route tree does:
   ``tocsin rules check`` on its own.
 
 Everything else (Slack/PagerDuty/... integrations, ``global`` settings, Go ``templates``,
-route ``labels``, regexes Python cannot express) is listed in ``ImportResult.report``
+route ``labels``) is listed in ``ImportResult.report``
 with its line in the Alertmanager file. An invalid configuration raises
 :class:`AlertmanagerConfigError` with positioned problems.
 """
@@ -33,11 +32,7 @@ from pydantic import ValidationError
 from router import __version__
 from router.errors import Problem, TocsinError
 from router.rules.durations import parse_duration_s
-from router.rules.importer_matchers import (
-    InvalidMatcher,
-    convert_matcher_text,
-    convert_regex,
-)
+from router.rules.importer_matchers import InvalidMatcher, check_matcher_text, check_regex
 from router.rules.importer_receivers import AudiencePlan, plan_audiences
 from router.rules.importer_template import template_block
 from router.rules.importer_yaml import Block, flow_list, scalar
@@ -72,9 +67,9 @@ class AlertmanagerConfigError(TocsinError):
 class ReportItem:
     """One thing of the Alertmanager configuration that was not imported as is.
 
-    ``kind`` is ``"not imported"`` (dropped or replaced by a placeholder),
-    ``"rewritten"`` (imported with an equivalent spelling, e.g. an RE2 regex) or
-    ``"differs"`` (imported, but Tocsin may match differently in a documented corner).
+    ``kind`` is ``"not imported"`` (dropped or replaced by a placeholder) or
+    ``"rewritten"`` (imported with an equivalent spelling, e.g. the deprecated top-level
+    ``mute_time_intervals``).
     """
 
     line: int  # 1-based line in the Alertmanager file; 0 when unknown
@@ -106,10 +101,9 @@ class ImportResult:
         """The report as text, one item per line, and a summary line."""
         lines = [item.format(self.source) for item in self.report]
         counts = {k: sum(1 for i in self.report if i.kind == k)
-                  for k in ("not imported", "rewritten", "differs")}
+                  for k in ("not imported", "rewritten")}
         lines.append(f"{counts['not imported']} item(s) not imported, {counts['rewritten']} "
-                     f"rewritten, {counts['differs']} may differ; {len(self.audiences)} "
-                     "receiver(s) became audiences")
+                     f"rewritten; {len(self.audiences)} receiver(s) became audiences")
         return "\n".join(lines) + "\n"
 
 
@@ -130,9 +124,6 @@ class _Ctx:
 
     def not_imported(self, path: Path_, message: str) -> None:
         self.report.append(ReportItem(self.line(path), "not imported", message))
-
-    def differs(self, path: Path_, message: str) -> None:
-        self.report.append(ReportItem(self.line(path), "differs", message))
 
     def rewritten(self, path: Path_, message: str) -> None:
         self.report.append(ReportItem(self.line(path), "rewritten", message))
@@ -169,7 +160,7 @@ def _str_map(ctx: _Ctx, value: Any, path: Path_, what: str) -> dict[str, str] | 
 
 
 def _matchers(ctx: _Ctx, out: Block, indent: int, key: str, value: Any, path: Path_) -> None:
-    """Write a ``matchers``-style list (route or inhibit rule), converting regexes."""
+    """Write a ``matchers``-style list (route or inhibit rule), each entry verbatim."""
     items = _str_list(ctx, value, path, key)
     if items is None:
         return
@@ -177,24 +168,11 @@ def _matchers(ctx: _Ctx, out: Block, indent: int, key: str, value: Any, path: Pa
     for i, text in enumerate(items):
         ipath = (*path, i)
         try:
-            conv = convert_matcher_text(text)
+            check_matcher_text(text)
         except InvalidMatcher as exc:
             ctx.error(ipath, f"bad matcher {text!r}: {exc}")
             continue
-        for bad in conv.untranslatable:
-            ctx.not_imported(ipath, f"matcher {text!r}: {bad}; kept unchanged, so "
-                             "'tocsin rules check' flags it: rewrite it by hand")
-            out.comment(indent + 1, f"FIX: {bad}")
-        if conv.notes:
-            ctx.rewritten(ipath, f"matcher {text!r} written "
-                          f"{', '.join(repr(e) for e in conv.entries)}: "
-                          + "; ".join(conv.notes))
-            out.comment(indent + 1, f"Alertmanager (line {ctx.line(ipath)}): {text}")
-            out.comment(indent + 1, "rewritten for Python's re: " + "; ".join(conv.notes))
-        for caveat in conv.caveats:
-            ctx.differs(ipath, f"matcher {text!r}: {caveat}")
-        for entry in conv.entries:
-            out.line(indent + 1, f"- {scalar(entry)}")
+        out.line(indent + 1, f"- {scalar(text)}")
 
 
 def _match_map(ctx: _Ctx, out: Block, indent: int, key: str, value: Any, path: Path_,
@@ -208,22 +186,10 @@ def _match_map(ctx: _Ctx, out: Block, indent: int, key: str, value: Any, path: P
         vpath = (*path, name)
         if regex:
             try:
-                conv = convert_regex(text)
+                check_regex(text)
             except InvalidMatcher as exc:
                 ctx.error(vpath, f"{key} '{name}': {exc}")
                 continue
-            if conv.untranslatable:
-                ctx.not_imported(vpath, f"{key} {name}: {conv.untranslatable}; kept "
-                                 "unchanged, so 'tocsin rules check' flags it: rewrite it")
-                out.comment(indent + 1, f"FIX: {conv.untranslatable}")
-            elif conv.notes:
-                ctx.rewritten(vpath, f"{key} {name}: {text!r} written {conv.value!r}: "
-                              + "; ".join(conv.notes))
-                out.comment(indent + 1, f"Alertmanager (line {ctx.line(vpath)}): {text}")
-                out.comment(indent + 1, "rewritten for Python's re: " + "; ".join(conv.notes))
-            for caveat in conv.caveats:
-                ctx.differs(vpath, f"{key} {name}: {caveat}")
-            text = conv.value
         out.line(indent + 1, f"{scalar(name)}: {scalar(text)}")
 
 

@@ -24,8 +24,8 @@ def add_import_parser(rule_commands: Any, formatter: type[argparse.HelpFormatter
             "A minimal 'default' template is included, so the file passes\n"
             "'tocsin rules check' on its own.\n\n"
             "The rule file goes to stdout (or -o FILE); the report of what was not\n"
-            "imported (integrations, global settings, Go templates, route labels,\n"
-            "regexes Python cannot express), with Alertmanager line numbers, to stderr.\n"
+            "imported (integrations, global settings, Go templates, route labels),\n"
+            "with Alertmanager line numbers, to stderr.\n"
             "Exit 0 ok, 1 when the input is not a valid Alertmanager configuration."
         ),
         epilog=(

@@ -118,7 +118,7 @@ def _matchers(src: SourceFile, path: Path_, texts: list[str] | None,
         for label, value in (table or {}).items():
             try:
                 mtype = MatchType.EQUAL if kind == "match" else MatchType.REGEX
-                out.append(Matcher.create(label, mtype, value))
+                out.append(Matcher.create(label, mtype, value, match_re=kind == "match_re"))
             except MatcherParseError as exc:
                 ctx.error(src, (*path[:-1], f"{path[-1]}_{kind}", label), exc.message)
                 ok = False

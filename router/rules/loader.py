@@ -414,7 +414,7 @@ def _route_matchers(model: RouteModel, src: SourceFile, path: Path_,
         for label, value in (table or {}).items():
             try:
                 mtype = MatchType.EQUAL if kind == "match" else MatchType.REGEX
-                out.append(Matcher.create(label, mtype, value))
+                out.append(Matcher.create(label, mtype, value, match_re=kind == "match_re"))
             except MatcherParseError as exc:
                 ctx.error(src, (*path, kind, label), exc.message)
     return out

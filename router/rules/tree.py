@@ -16,12 +16,12 @@ is exactly the naive one.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from router.matchers import Matcher, MatchType
 from router.models import IncidentPolicy, RouteDecision
+from router.regex import Regex, compile_union
 
 __all__ = ["ChildIndex", "MatcherTrace", "RegexScreen", "Route", "SeverityRule", "Trace",
            "evaluate"]
@@ -54,20 +54,16 @@ class SeverityRule:
         return f"from label '{self.label}' ({how}, default {self.default})"
 
 
-#: Regex sources that cannot be joined into one alternation (back-references).
-_BACKREF = re.compile(r"\\[1-9]|\(\?P=")
-
-
 @dataclass(frozen=True, slots=True)
 class RegexScreen:
     """Children keyed by a positive regex on one label, screened by one combined regex.
 
-    ``combined`` is the alternation of their anchored regexes: when the alert's value
-    does not fully match it, none of ``members`` can match and all are skipped at once.
+    ``combined`` is the union of their anchored regexes: when the alert's value does not
+    match it, none of ``members`` can match and all are skipped at once.
     """
 
     label: str
-    combined: re.Pattern[str]
+    combined: Regex
     members: tuple[int, ...]
 
 
@@ -88,7 +84,7 @@ class ChildIndex:
         """
         unindexed: list[int] = []
         by_label: dict[str, dict[str, list[int]]] = {}
-        by_regex: dict[str, list[tuple[int, str]]] = {}
+        by_regex: dict[str, list[tuple[int, Regex]]] = {}
         for i, child in enumerate(children):
             key = next((m for m in child.matchers if m.is_positive_literal), None)
             if key is not None and key.literals is not None:
@@ -96,10 +92,10 @@ class ChildIndex:
                 for value in key.literals:
                     per_value.setdefault(value, []).append(i)
                 continue
-            rx = next((m for m in child.matchers if m.type is MatchType.REGEX
-                       and m.pattern is not None and not _BACKREF.search(m.pattern)), None)
-            if rx is not None and rx.pattern is not None:
-                by_regex.setdefault(rx.name, []).append((i, rx.pattern))
+            rx = next((m for m in child.matchers
+                       if m.type is MatchType.REGEX and m.regex is not None), None)
+            if rx is not None and rx.regex is not None:
+                by_regex.setdefault(rx.name, []).append((i, rx.regex))
             else:
                 unindexed.append(i)
         screens: list[RegexScreen] = []
@@ -107,9 +103,8 @@ class ChildIndex:
             if len(items) < 2:  # one regex alone is as cheap as a screen
                 unindexed.extend(i for i, _ in items)
                 continue
-            try:
-                combined = re.compile("|".join(p for _, p in items))
-            except re.error:  # pragma: no cover — each part compiled alone already
+            combined = compile_union([r for _, r in items])
+            if combined is None:  # beyond RE2's memory budget: check each on its own
                 unindexed.extend(i for i, _ in items)
                 continue
             screens.append(RegexScreen(label, combined, tuple(i for i, _ in items)))
@@ -127,7 +122,7 @@ class ChildIndex:
             if found:
                 hits.extend(found)
         for screen in self.screens:
-            if screen.combined.fullmatch(labels.get(screen.label, "")) is not None:
+            if screen.combined.matches(labels.get(screen.label, "")):
                 hits.extend(screen.members)
         if not hits:
             return self.unindexed

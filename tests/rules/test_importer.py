@@ -126,8 +126,8 @@ def test_deprecated_mute_time_intervals_is_reported_as_rewritten() -> None:
                for i in result.report)
 
 
-def test_match_re_is_anchored_and_regex_rewritten_with_comment(tmp_path: Path) -> None:
-    """match_re stays anchored; an RE2-only spelling is rewritten, commented and reported."""
+def test_match_re_is_anchored_and_regexes_are_kept_verbatim(tmp_path: Path) -> None:
+    """match_re stays anchored; RE2 spellings (\\d, POSIX classes, \\pL) are kept as written."""
     result = _import("""\
         route:
           receiver: a
@@ -136,7 +136,9 @@ def test_match_re_is_anchored_and_regex_rewritten_with_comment(tmp_path: Path) -
               receiver: b
             - matchers: ['zone=~"[[:alpha:]]+"']
               receiver: c
-        receivers: [{name: a}, {name: b}, {name: c}]
+            - matchers: ['name=~"\\\\p{Greek}+"']
+              receiver: d
+        receivers: [{name: a}, {name: b}, {name: c}, {name: d}]
         """)
     rules = _load(result, tmp_path)
     assert _receivers(rules, result, {"build": "v12"}) == ["b"]
@@ -144,28 +146,11 @@ def test_match_re_is_anchored_and_regex_rewritten_with_comment(tmp_path: Path) -
     assert _receivers(rules, result, {"build": "xv12"}) == ["a"]
     assert _receivers(rules, result, {"zone": "eu"}) == ["c"]
     assert _receivers(rules, result, {"zone": "é"}) == ["a"]
-    assert "# Alertmanager (line 4): v\\d+" in result.rules_yaml
-    rewritten = [i for i in result.report if i.kind == "rewritten"]
-    assert [i.line for i in rewritten] == [4, 6]
-    assert "ASCII" in rewritten[0].message and "POSIX" in rewritten[1].message
-
-
-def test_untranslatable_regex_is_reported_and_flagged(tmp_path: Path) -> None:
-    """A regex Python cannot express is kept, reported with its line, and fails check."""
-    result = _import("""\
-        route:
-          receiver: a
-          routes:
-            - matchers: ['name=~"\\\\p{Greek}+"']
-              receiver: b
-        receivers: [{name: a}, {name: b}]
-        """)
-    item = next(i for i in result.not_imported if "Greek" in i.message)
-    assert item.line == 4 and "rewrite it by hand" in item.message
-    assert "# FIX:" in result.rules_yaml
-    out = tmp_path / "r.yaml"
-    out.write_text(result.rules_yaml, encoding="utf-8")
-    assert check_command([str(out)], io.StringIO()) == 1
+    assert _receivers(rules, result, {"name": "αβγ"}) == ["d"]
+    assert _receivers(rules, result, {"name": "abc"}) == ["a"]
+    text = result.rules_yaml
+    assert "v\\d+" in text and "[[:alpha:]]+" in text and "\\\\p{Greek}+" in text, text
+    assert all("has no integrations" in i.message for i in result.report), result.report
 
 
 RECEIVERS = """\
@@ -285,7 +270,8 @@ def test_every_corpus_config_imports_and_passes_check(name: str, tmp_path: Path)
     ("route: {receiver: a, routes: [{matchers: ['a=~\"(\"']}]}\nreceivers: [{name: a}]\n",
      "am.yml:1:43: error: bad matcher"),
     ("route: {receiver: a, routes: [{match_re: {a: '(?=x)y'}}]}\nreceivers: [{name: a}]\n",
-     "look-around '(?=x' is not supported by RE2"),
+     "am.yml:1:46: error: match_re 'a': invalid regular expression '(?=x)y': invalid or "
+     "unsupported Perl syntax: `(?=` (look-around assertions are not supported"),
     ("route: {receiver: a, routes: [{mute_time_intervals: [night]}]}\n"
      "receivers: [{name: a}]\n", "undefined time interval 'night' used in route"),
     ("route: {receiver: a, repeat_interval: 0s}\nreceivers: [{name: a}]\n",
@@ -317,8 +303,8 @@ def test_receiver_without_name_is_an_error() -> None:
         "am.yml:2:24: error: a receiver needs a 'name'"]
 
 
-def test_case_insensitive_caveat_is_reported() -> None:
-    """A (?i) regex that can meet 'i' is imported and reported as 'differs' with its line."""
+def test_case_insensitive_regex_folds_like_re2(tmp_path: Path) -> None:
+    """(?i) folds as Go RE2 does: 'ı' (U+0131) is not 'i' (Python's re said it was)."""
     result = _import("""\
         route:
           receiver: a
@@ -327,6 +313,8 @@ def test_case_insensitive_caveat_is_reported() -> None:
               receiver: b
         receivers: [{name: a}, {name: b}]
         """)
-    (item,) = [i for i in result.report if i.kind == "differs"]
-    assert item.line == 4 and "'ı' (U+0131)" in item.message
-    assert "1 may differ" in result.format_report()
+    assert all("has no integrations" in i.message for i in result.report), result.report
+    assert ", 0 rewritten;" in result.format_report()
+    rules = _load(result, tmp_path)
+    assert _receivers(rules, result, {"host": "DB-main"}) == ["b"]
+    assert _receivers(rules, result, {"host": "db-maın"}) == ["a"]

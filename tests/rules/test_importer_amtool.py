@@ -2,7 +2,7 @@
 
 For each Alertmanager config in tests/rules/am_configs/, label sets are generated from the
 values its matchers mention, near misses (prefix, suffix, case), empty values and missing
-labels, plus hand-picked probes for the RE2/Python dialect cases. Each label set goes to
+labels, plus hand-picked probes for the RE2 dialect cases. Each label set goes to
 ``amtool`` (Go, RE2: Alertmanager's own routing code) and to the imported Tocsin rule set;
 the receivers must be the same, in the same order.
 """
@@ -28,7 +28,7 @@ from tests.services.requirements import require_binary
 CONFIGS = Path(__file__).parent / "am_configs"
 FILES = sorted(p.name for p in CONFIGS.iterdir() if p.suffix in (".yml", ".yaml"))
 CASES_PER_CONFIG = 90
-#: Hand-picked values where Go RE2 and Python's re differ (tocsin__re2-dialect.yml) and
+#: Hand-picked values where Go RE2 and other engines differ (tocsin__re2-dialect.yml) and
 #: UTF-8 values; merged into the generated candidates.
 PROBES: dict[str, dict[str, list[str]]] = {
     "tocsin__re2-dialect.yml": {
@@ -45,6 +45,11 @@ PROBES: dict[str, dict[str, list[str]]] = {
                     "downé"],
         "code": ["123", "١٢٣", "12a", ""],
         "tag": ["x", "ab", "١", "1", "x١", "x1"],
+        "script": ["αβγ", "Ωμέγα", "abc", "αb"],
+        "login": ["ADMIN", "Admin", "admın", "admİn", "adm"],
+        "side": ["l", "r", "lx", "xr", "xl", "rx"],
+        "edge": ["l", "r", "lx", "xr", "xl", "rx"],
+        "run": ["a" * 40 + "c", "a" * 40 + "b", "b", "ab", ""],
     },
     "tocsin__platform-teams.yml": {
         "site": ["Zürich", "Zurich", "zürich"],
@@ -139,12 +144,15 @@ def _tocsin(name: str, tmp_path: Path) -> tuple[RuleSet, dict[str, str]]:
 @pytest.mark.integration
 @pytest.mark.parametrize("name", FILES)
 def test_imported_rules_route_like_amtool(name: str, tmp_path: Path) -> None:
-    """For ~90 generated label sets, Tocsin picks amtool's receivers, in the same order."""
+    """For ~90 generated label sets and each probe, Tocsin picks amtool's receivers, in order."""
     amtool = require_binary("amtool", "install the Debian package prometheus-alertmanager "
                             "(deploy/system-deps.sh)")
     src, _ = read_yaml(name, (CONFIGS / name).read_text(encoding="utf-8"))
     assert src is not None
     label_sets = _label_sets(name, _candidates(src.data, name))
+    # Every hand-picked probe alone too (the random sample may leave some out).
+    label_sets += [probe for label, values in PROBES.get(name, {}).items() for value in values
+                   if (probe := {label: value}) not in label_sets]
     rules, receiver_of = _tocsin(name, tmp_path)
     config = _amtool_config(name, tmp_path)
     with ThreadPoolExecutor(max_workers=2) as pool:
