@@ -96,8 +96,6 @@ def _hint(code: str, arg: str) -> str:
             return f"look-around assertions are not supported: {_RE2_SYNTAX}"
         if arg.startswith("(?>"):
             return f"atomic groups are not supported: {_RE2_SYNTAX}"
-        if arg.startswith("(?P="):
-            return f"back-references are not supported: {_RE2_SYNTAX}"
     if code == "invalid escape sequence" and _BACKREF.fullmatch(arg):
         return f"back-references are not supported: {_RE2_SYNTAX}"
     if code == "invalid nested repetition operator" and _POSSESSIVE.search(arg):

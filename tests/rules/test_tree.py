@@ -213,3 +213,18 @@ def test_regex_screen_skips_non_matching_regex_children(tmp_path: Path) -> None:
         labels = {"ns": ns}
         assert rules.evaluate(labels) == rules.evaluate_naive(labels)
         assert rules.evaluate(labels)[0].audiences == (audience,), ns
+
+
+def test_regex_children_too_large_to_screen_together_are_checked_one_by_one(
+        tmp_path: Path) -> None:
+    """When RE2 cannot hold the union of the regex keys, those children stay unindexed."""
+    routes = "\n".join(f"    - {{matchers: ['ns=~\"{i}\\\\pL{{250}}\"'], audiences: [b]}}"
+                       for i in range(6))
+    rules = load_text(tmp_path, "route:\n  audiences: [a]\n  template: t\n"
+                      "  channels: {default: [email]}\n  routes:\n" + routes + "\n")
+    index = rules.root.index
+    assert index is not None
+    assert (index.screens, index.unindexed) == ((), (0, 1, 2, 3, 4, 5))
+    for labels in ({"ns": "3" + "é" * 250}, {"ns": "3" + "é" * 249}, {}):
+        assert rules.evaluate(labels) == rules.evaluate_naive(labels)
+    assert rules.evaluate({"ns": "3" + "é" * 250})[0].audiences == ("b",)
