@@ -209,3 +209,13 @@ def test_union_matches_exactly_what_one_part_matches(chosen: list[str], text: st
     union = compile_union(parts)
     assert union is not None
     assert union.matches(text) is any(p.matches(text) for p in parts)
+
+
+@settings(max_examples=300, deadline=None)
+@given(alternatives=st.lists(st.text(alphabet="ab-: @%/_", max_size=3), min_size=1, max_size=4),
+       text=st.text(alphabet="ab-: @%/_|", max_size=4))
+def test_literal_alternatives_shortcut_equals_re2(alternatives: list[str], text: str) -> None:
+    """A regex of literal alternatives is checked by set lookup: the same answer as RE2."""
+    m = Matcher.create("x", "=~", "|".join(alternatives))
+    assert m.literals is not None and m.regex is not None
+    assert m.matches_value(text) is m.regex.matches(text)
