@@ -14,7 +14,7 @@ logs a warning at start), except the push subscription endpoints, which always n
 credential. A missing or unknown credential is a 401 with ``WWW-Authenticate``; a known
 one without the scope is a 403.
 
-Webhook authentication exactly as Alertmanager's ``http_config`` sends it:
+:class:`WebhookAuth`: webhook authentication exactly as Alertmanager's ``http_config`` sends it:
 
 ``authorization: {credentials: T}`` (type Bearer by default) sends
 ``Authorization: Bearer T``; ``basic_auth: {username: U, password: P}`` sends
