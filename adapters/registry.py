@@ -116,4 +116,5 @@ def webpush_settings(config: WebPushConfig) -> WebPushSettings:
     from adapters.webpush import WebPushSettings
 
     return WebPushSettings(vapid_private_key=config.vapid_private_key.get_secret_value(),
-                           vapid_subject=config.vapid_subject, timeout_s=config.timeout_s)
+                           vapid_subject=config.vapid_subject, timeout_s=config.timeout_s,
+                           allowed_endpoints=tuple(config.allowed_endpoints))

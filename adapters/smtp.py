@@ -30,7 +30,7 @@ import aiosmtplib
 import structlog
 
 from adapters.smtp_pool import SmtpPool
-from router.errors import DeliveryError
+from router.errors import DeliveryError, excerpt
 from router.masking import mask_email
 from router.models import OutboundMessage, Receipt
 
@@ -170,16 +170,16 @@ class SmtpChannel:
         s = self._settings
         if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
             codes = [r.code for r in exc.recipients]
-            detail = "; ".join(f"{r.code} {r.message}" for r in exc.recipients)
+            detail = "; ".join(f"{r.code} {excerpt(r.message)}" for r in exc.recipients)
             retryable = bool(codes) and all(400 <= c < 500 for c in codes)
             return DeliveryError(f"recipient refused: {detail}", retryable=retryable)
         if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
             if 400 <= exc.code < 500:
                 return DeliveryError(f"SMTP authentication temporarily failed: {exc.code} "
-                                     f"{exc.message}", retryable=True)
+                                     f"{excerpt(exc.message)}", retryable=True)
             return self._misconfigured(
                 f"SMTP authentication failed for {s.username!r} at {s.host}:{s.port}: "
-                f"{exc.code} {exc.message}", message)
+                f"{exc.code} {excerpt(exc.message)}", message)
         # aiosmtplib raises a bare SMTPException when the server lacks STARTTLS or AUTH
         # that the settings require; its message is the only way to tell.
         missing_extension = "STARTTLS" in str(exc) or "AUTH extension" in str(exc)
@@ -190,7 +190,7 @@ class SmtpChannel:
                 message)
         if isinstance(exc, aiosmtplib.SMTPResponseException):
             what = "sender refused" if isinstance(exc, aiosmtplib.SMTPSenderRefused) else "SMTP"
-            text = f"{what}: {exc.code} {exc.message}"
+            text = f"{what}: {exc.code} {excerpt(exc.message)}"
             if 500 <= exc.code < 600:
                 return DeliveryError(text, retryable=False)
             return DeliveryError(text, retryable=True)

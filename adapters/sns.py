@@ -34,7 +34,7 @@ import botocore.config
 import botocore.exceptions
 import botocore.parsers
 
-from router.errors import DeliveryError
+from router.errors import DeliveryError, excerpt
 from router.masking import mask_phone
 from router.models import OutboundMessage, Receipt
 from router.sms import SmsOverflowError, SmsPolicy, fit
@@ -153,7 +153,7 @@ def classify_sns_error(exc: Exception, what: str) -> DeliveryError:
     if isinstance(exc, botocore.exceptions.ClientError):
         error = exc.response.get("Error", {})
         code = str(error.get("Code", ""))
-        text = str(error.get("Message", "")) or str(exc)
+        text = excerpt(str(error.get("Message", "")) or str(exc))  # never the whole answer
         meta = exc.response.get("ResponseMetadata", {})
         status = int(meta.get("HTTPStatusCode", 0) or 0)
         headers = meta.get("HTTPHeaders", {}) or {}
@@ -176,7 +176,7 @@ def classify_sns_error(exc: Exception, what: str) -> DeliveryError:
     if isinstance(exc, botocore.parsers.ResponseParserError):
         # A proxy or load balancer in front of SNS answered (e.g. an HTML 503 page).
         return DeliveryError(f"SNS answered an unparseable response ({what}): "
-                             f"{str(exc).splitlines()[0]}", retryable=True)
+                             f"{excerpt(str(exc))}", retryable=True)
     if isinstance(exc, botocore.exceptions.BotoCoreError):
         return DeliveryError(f"SNS client error: {exc}", retryable=True)
     return DeliveryError(f"unexpected {type(exc).__name__} from SNS: {exc}", retryable=True)

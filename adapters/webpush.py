@@ -17,14 +17,22 @@ Answers: 2xx sent; 404/410 the subscription is gone: it is removed and counts as
 permanent failure for that subscription; 429 retryable with the push service's
 Retry-After; 5xx and connection errors retryable; other 4xx permanent (bad VAPID key,
 payload refused). A contact with no subscription fails permanently (a route fallback
-then applies). Subscriptions already served for a delivery are remembered (bounded), so
-a retry after a partial failure does not notify the same browser twice.
+then applies). Only a short single-line excerpt of a refusal's body is kept.
+Subscriptions already served for a delivery are remembered (bounded), so a retry after a
+partial failure does not notify the same browser twice.
+
+Before each request the endpoint is checked again (:mod:`router.push_endpoints`:
+``https`` on a public host unless ``allowed_endpoints`` lists it): a refused endpoint
+fails permanently for that subscription. The connector's resolver refuses non-public
+addresses too, so a host name that changes its answer between check and connect is not
+followed to a private address.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -35,12 +43,15 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import structlog
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
 from py_vapid import Vapid02  # type: ignore[import-untyped]
 from pywebpush import WebPusher, WebPushException  # type: ignore[import-untyped]
 
-from router.errors import DeliveryError
+from router.errors import DeliveryError, excerpt
 from router.masking import mask_address
 from router.models import OutboundMessage, Receipt
+from router.push_endpoints import EndpointPolicy, EndpointRefused, is_public_address
 from router.store.subscriptions import PushSubscription
 
 __all__ = [
@@ -91,6 +102,8 @@ class WebPushSettings:
     vapid_private_key: str  # base64url raw 32-byte key or base64 DER (one line)
     vapid_subject: str  # mailto:... or https://...
     timeout_s: float = 10.0
+    # URL prefixes exempt from the https + public-host check (router.push_endpoints).
+    allowed_endpoints: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.vapid_subject.startswith(("mailto:", "https://")):
@@ -156,6 +169,29 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     return max(0.0, (when - current).total_seconds())
 
 
+class _PublicOnlyResolver(AbstractResolver):
+    """Resolves like aiohttp's default, but refuses a host with a non-public address."""
+
+    def __init__(self, policy: EndpointPolicy) -> None:
+        self._policy = policy
+        self._inner = DefaultResolver()
+
+    async def resolve(self, host: str, port: int = 0,
+                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+        """The addresses of ``host``; OSError when one of them is not public."""
+        results = await self._inner.resolve(host, port, family)
+        if self._policy.allowlisted_host(host, port):
+            return results
+        private = [r["host"] for r in results if not is_public_address(r["host"])]
+        if private:
+            raise OSError(f"push endpoint host {host} resolves to a non-public address")
+        return results
+
+    async def close(self) -> None:
+        """Release the inner resolver."""
+        await self._inner.close()
+
+
 @dataclass(frozen=True, slots=True)
 class _Result:
     endpoint: str
@@ -176,6 +212,8 @@ class WebPushChannel:
         self._subscriptions = subscriptions
         # Parsed once at wiring time: a bad key fails the startup, not the first alert.
         self._vapid = Vapid02.from_string(private_key=settings.vapid_private_key)
+        self._policy = EndpointPolicy(settings.allowed_endpoints,
+                                      dns_timeout_s=min(settings.timeout_s, 5.0))
         self._session: aiohttp.ClientSession | None = None
         self._served: OrderedDict[int, set[str]] = OrderedDict()
 
@@ -222,7 +260,9 @@ class WebPushChannel:
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(resolver=_PublicOnlyResolver(self._policy))
             self._session = aiohttp.ClientSession(
+                connector=connector,
                 timeout=aiohttp.ClientTimeout(total=self._settings.timeout_s))
         return self._session
 
@@ -243,6 +283,18 @@ class WebPushChannel:
                     message: OutboundMessage) -> _Result:
         where = urlsplit(sub.endpoint).netloc
         try:
+            await self._policy.check(sub.endpoint)
+        except EndpointRefused as exc:
+            _log.warning("push.endpoint_refused", subscription_id=sub.id, reason=str(exc),
+                         contact=mask_address(sub.contact_id),
+                         delivery_id=message.delivery_id)
+            return _Result(sub.endpoint, ok=False,
+                           error=f"subscription {sub.id} endpoint refused: {exc}")
+        except (OSError, TimeoutError) as exc:
+            return _Result(sub.endpoint, ok=False, retryable=True,
+                           error=f"cannot resolve push service {where}: "
+                                 f"{excerpt(str(exc) or type(exc).__name__)}")
+        try:
             body: bytes = WebPusher(sub.info()).encode(payload, "aes128gcm")["body"]
         except (WebPushException, ValueError, TypeError) as exc:  # corrupt stored keys
             return _Result(sub.endpoint, ok=False,
@@ -257,13 +309,13 @@ class WebPushChannel:
                 status = resp.status
                 retry_after = parse_retry_after(resp.headers.get("Retry-After"))
                 location = resp.headers.get("Location")
-                text = (await resp.text(errors="replace"))[:200]
+                text = excerpt((await resp.content.read(4096)).decode(errors="replace"))
         except (aiohttp.ClientError, TimeoutError) as exc:
             return _Result(sub.endpoint, ok=False, retryable=True,
-                           error=f"cannot reach push service {where}: {exc!r}")
+                           error=f"cannot reach push service {where}: {excerpt(repr(exc))}")
         if 200 <= status < 300:
             return _Result(sub.endpoint, ok=True, location=location)
-        error = f"push service {where} answered {status}: {text.strip()}"
+        error = f"push service {where} answered {status}: {text}"
         if status in (404, 410):
             removed = await self._subscriptions.delete_push_endpoint(sub.endpoint)
             _log.info("push.subscription_gone", subscription_id=sub.id, status=status,

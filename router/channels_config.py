@@ -19,6 +19,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from router.push_endpoints import parse_allowed_endpoint
+
 __all__ = ["SnsAudienceConfig", "SnsConfig", "WebPushConfig"]
 
 _SENDER_ID = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9]{1,11}$")
@@ -110,6 +112,16 @@ class WebPushConfig(_Strict):
     api_token: SecretStr
     rate_per_s: float = Field(default=50.0, ge=0)  # 0 = unlimited
     timeout_s: float = Field(default=10.0, gt=0)
+    # URL prefixes exempt from the https + public-host rule (router.push_endpoints), e.g.
+    # the local demo push service: [http://127.0.0.1:8089/].
+    allowed_endpoints: list[str] = Field(default_factory=list)
+
+    @field_validator("allowed_endpoints")
+    @classmethod
+    def _allowed(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            parse_allowed_endpoint(entry)
+        return value
 
     @field_validator("vapid_subject")
     @classmethod

@@ -6,16 +6,38 @@ errors (a channel refused or failed) and from internal bugs (anything else).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from typing import Final
 
 __all__ = [
+    "EXCERPT_CHARS",
+    "STORED_ERROR_CHARS",
     "ConfigError",
     "DeliveryError",
     "PayloadError",
     "Problem",
     "RuleError",
     "TocsinError",
+    "excerpt",
 ]
+
+#: Longest excerpt of a provider's answer kept in an error (``last_error``, logs).
+EXCERPT_CHARS: Final = 200
+#: Longest error text stored for a delivery (several excerpts joined, e.g. Web Push).
+STORED_ERROR_CHARS: Final = 1000
+_WHITESPACE = re.compile(r"\s+")
+
+
+def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
+    """A provider's answer cut to one short line: never stored or shown whole.
+
+    Control characters and runs of whitespace become one space; longer than ``limit``
+    characters, it is cut with an ellipsis.
+    """
+    line = "".join(ch if ch.isprintable() else " " for ch in text)
+    line = _WHITESPACE.sub(" ", line).strip()
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
 
 
 class TocsinError(Exception):

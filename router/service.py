@@ -30,6 +30,7 @@ from router.dispatch.channel import Channel
 from router.errors import RuleError
 from router.gctune import tune_gc
 from router.http import ServiceState, create_app
+from router.http.auth import auth_warnings
 from router.http.reload import RELOADER
 from router.logging import configure_logging, get_logger
 from router.metrics import RULES_LAST_RELOAD, RULES_RELOAD_SUCCESS
@@ -153,7 +154,10 @@ async def run_service(config: ServiceConfig, *, ready: asyncio.Event | None = No
         state_url=redact_url(config.state_url),
         smtp=f"{config.smtp.host}:{config.smtp.port} ({config.smtp.security})",
         webhook_auth=_auth_mode(config),
+        api_tokens=[token.name for token in config.api.tokens],
     )
+    for auth_warning in auth_warnings(config):
+        _log.warning(auth_warning)
     if ready is not None:
         ready.set()
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -240,3 +241,56 @@ def test_retention_section_defaults_and_env() -> None:
     assert config.retention.intake_days == 0.5 and config.retention.incidents_days == 0
     with pytest.raises(ConfigError, match=r"retention\.deliveries_days"):
         load_config(None, {"TOCSIN_RETENTION__DELIVERIES_DAYS": "-1"})
+
+
+def test_api_tokens_from_file_and_env(tmp_path: Path) -> None:
+    """api.tokens: inline, token_file and token_sha256 give the digest requests match."""
+    secret = tmp_path / "reader.token"
+    secret.write_text("file-token-0123456789\n")
+    hashed = hashlib.sha256(b"hashed-token-0123456789").hexdigest()
+    path = _write(tmp_path, f"""
+api:
+  tokens:
+    - {{name: ci, token: inline-token-0123456789, scopes: [operate]}}
+    - {{name: grafana, token_file: {secret}, scopes: [read]}}
+    - {{name: root, token_sha256: {hashed}, scopes: [admin]}}
+""")
+    tokens = load_config(path, {}).api.tokens
+    assert [t.digest() for t in tokens] == [
+        hashlib.sha256(s).digest() for s in
+        (b"inline-token-0123456789", b"file-token-0123456789", b"hashed-token-0123456789")]
+    env = load_config(None, {"TOCSIN_API__TOKENS":
+                             "[{name: a, token: env-token-0123456789, scopes: [read]}]"})
+    assert env.api.tokens[0].scopes == ["read"]
+    assert "env-token" not in repr(env)
+
+
+@pytest.mark.parametrize(("token", "problem"), [
+    ({"name": "a", "scopes": ["read"]}, "exactly one of token, token_file, token_sha256"),
+    ({"name": "a", "token": "x" * 20, "token_sha256": "0" * 64, "scopes": ["read"]},
+     "exactly one of"),
+    ({"name": "a", "token": "short-secret", "scopes": ["read"]}, "at least 16 characters"),
+    ({"name": "a", "token_sha256": "ABC", "scopes": ["read"]}, "64 lowercase hex"),
+    ({"name": "a", "token_file": "/nonexistent/tok", "scopes": ["read"]},
+     "cannot read token_file"),
+    ({"name": "a", "token": "x" * 20, "scopes": []}, "at least 1 item"),
+    ({"name": "a", "token": "x" * 20, "scopes": ["write"]}, "must be one of"),
+])
+def test_bad_api_tokens_are_rejected_without_echoing_secrets(
+    token: dict[str, object], problem: str,
+) -> None:
+    """Each mistake in an api.tokens entry names the entry; the secret is never shown."""
+    import yaml
+
+    environ = {"TOCSIN_API__TOKENS": yaml.safe_dump([token], default_flow_style=True)}
+    with pytest.raises(ConfigError, match=problem) as info:
+        load_config(None, environ)
+    assert "short-secret" not in str(info.value)
+
+
+def test_api_token_names_are_unique() -> None:
+    """Two tokens with one name are rejected (403s and logs name them)."""
+    with pytest.raises(ConfigError, match="unique: a repeated"):
+        load_config(None, {"TOCSIN_API__TOKENS": "[{name: a, token: aaaaaaaaaaaaaaaaaa, "
+                           "scopes: [read]}, {name: a, token: bbbbbbbbbbbbbbbbbb, "
+                           "scopes: [read]}]"})

@@ -52,8 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     helpers.append(subprocess.Popen(
         [sys.executable, str(ROOT / "deploy/local/push_service.py"), "--port",
          str(args.push_port), "--subscriptions-file", str(subscription)], cwd=ROOT))
+    # The push service is on http://127.0.0.1: exempt from the https + public-host rule.
+    env = {**os.environ,
+           "TOCSIN_WEBPUSH__ALLOWED_ENDPOINTS": f"http://127.0.0.1:{args.push_port}/"}
     tocsin = subprocess.Popen(
-        [sys.executable, "-m", "router", "serve", "--config", args.config], cwd=ROOT
+        [sys.executable, "-m", "router", "serve", "--config", args.config], cwd=ROOT, env=env
     )
 
     def forward(signum: int, _frame: object) -> None:

@@ -45,7 +45,7 @@ from router.clock import Clock
 from router.dispatch.channel import Channel
 from router.dispatch.ratelimit import TokenBucket
 from router.dispatch.retry import RetryPolicy
-from router.errors import DeliveryError
+from router.errors import STORED_ERROR_CHARS, DeliveryError, excerpt
 from router.masking import mask_address
 from router.metrics import (
     DEAD_LETTERS,
@@ -337,7 +337,8 @@ class Dispatcher:
                 max(0.0, (now - delivery.created_at).total_seconds()))
             log.info("delivery.sent", provider_id=outcome.receipt.provider_id)
             return
-        error = outcome.error or "unknown error"
+        # Bounded, one line: an adapter's text never lands whole in last_error.
+        error = excerpt(outcome.error or "unknown error", limit=STORED_ERROR_CHARS)
         reason = outcome.dead_letter_reason
         if outcome.retryable:
             when = self._policy.next_attempt(delivery.attempts, now, delivery.deadline_at,

@@ -1,8 +1,10 @@
 """The HTTP surface of Tocsin (aiohttp): webhook intake, history API, probes, metrics.
 
-Routes: ``POST /webhook/alertmanager``, ``GET /api/v1/deliveries``, ``GET /metrics``,
-``GET /healthz``, ``GET /readyz``. Every error is a JSON body
-``{"status": "error", "error": "...", "location": "..."}``.
+Routes: ``POST /webhook/alertmanager``, ``GET /api/v1/incidents[/{id}]``,
+``GET /api/v1/deliveries``, ``/api/v1/push/subscriptions``, ``POST /-/reload``,
+``GET /metrics``, ``GET /healthz``, ``GET /readyz``; each but the probes needs an API
+scope when credentials are configured (:mod:`router.http.auth`). Every error is a JSON
+body ``{"status": "error", "error": "...", "location": "..."}``.
 """
 
 from router.http.app import create_app

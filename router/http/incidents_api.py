@@ -14,6 +14,7 @@ from typing import Any, Final, cast
 
 from aiohttp import web
 
+from router.http.auth import requires
 from router.http.query import BadQuery, int_param, iso
 from router.http.responses import json_error, json_errors
 from router.http.state import STORE
@@ -95,6 +96,7 @@ async def handle_incident(request: web.Request) -> web.Response:
 
 
 def add_incident_routes(app: web.Application) -> None:
-    """Register the incident endpoints."""
-    app.router.add_get("/api/v1/incidents", json_errors(handle_incidents))
-    app.router.add_get("/api/v1/incidents/{incident_id}", json_errors(handle_incident))
+    """Register the incident endpoints (scope ``read``)."""
+    app.router.add_get("/api/v1/incidents", json_errors(requires("read", handle_incidents)))
+    app.router.add_get("/api/v1/incidents/{incident_id}",
+                       json_errors(requires("read", handle_incident)))

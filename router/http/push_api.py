@@ -1,8 +1,9 @@
 """``/api/v1/push/subscriptions``: register, list and delete Web Push subscriptions.
 
 Every endpoint requires ``Authorization: Bearer <webpush.api_token>`` (the web app that
-subscribes browsers holds the token, not the browsers' users); without a ``webpush``
-section the endpoints answer 404.
+subscribes browsers holds the token, not the browsers' users) or an API token with scope
+``operate`` (``read`` is enough to list); without a ``webpush`` section the endpoints
+answer 404.
 
 - ``POST`` body ``{"contact_id": "ops", "subscription": <PushSubscription.toJSON()>}``
   → 201 with the stored subscription (id, contact_id, masked endpoint). Registering an
@@ -11,20 +12,23 @@ section the endpoints answer 404.
   bearer capability for sending to that browser).
 - ``DELETE /api/v1/push/subscriptions/{id}`` → 204, or 404.
 
-Contact ids are checked against the loaded rule set: an unknown contact is a 400.
+Contact ids are checked against the loaded rule set: an unknown contact is a 400. The
+endpoint must be ``https`` on a public host unless ``webpush.allowed_endpoints`` lists it
+(:mod:`router.push_endpoints`): otherwise a 400 says why.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 from typing import Any
 from urllib.parse import urlsplit
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
+from router.http.auth import API_AUTH, RouteScope
 from router.http.responses import json_error, json_errors
 from router.http.state import CLOCK, CONFIG, RULES, STORE
+from router.push_endpoints import EndpointPolicy, EndpointRefused
 from router.store.subscriptions import PushSubscription, SubscriptionError, parse_subscription
 
 __all__ = ["add_push_routes", "subscription_to_json"]
@@ -40,17 +44,27 @@ def subscription_to_json(sub: PushSubscription) -> dict[str, Any]:
             "created_at": sub.created_at.isoformat().replace("+00:00", "Z")}
 
 
-def _denied(request: web.Request) -> web.Response | None:
+def _denied(request: web.Request, scope: RouteScope = "push_operate") -> web.Response | None:
     webpush = request.app[CONFIG].webpush
     if webpush is None:
         return json_error(404, "Web Push is not configured (no 'webpush' section)")
-    expected = webpush.api_token.get_secret_value().encode()
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected):
-        response = json_error(401, "a valid 'Authorization: Bearer <webpush.api_token>' "
-                              "header is required")
-        response.headers["WWW-Authenticate"] = 'Bearer realm="tocsin-push"'
-        return response
+    denied = request.app[API_AUTH].check(request.headers.get(hdrs.AUTHORIZATION), scope)
+    return denied.response() if denied is not None else None
+
+
+async def _endpoint_refused(request: web.Request, endpoint: str) -> web.Response | None:
+    webpush = request.app[CONFIG].webpush
+    assert webpush is not None  # checked by _denied
+    policy = EndpointPolicy(webpush.allowed_endpoints)
+    try:
+        await policy.check(endpoint)
+    except EndpointRefused as exc:
+        return json_error(400, f"subscription.endpoint refused: {exc}",
+                          location="subscription.endpoint")
+    except (OSError, TimeoutError):
+        host = urlsplit(endpoint).hostname
+        return json_error(400, f"subscription.endpoint refused: its host {host} does not "
+                          "resolve", location="subscription.endpoint")
     return None
 
 
@@ -82,6 +96,9 @@ async def _create(request: web.Request) -> web.Response:
         endpoint, p256dh, auth = parse_subscription(body.get("subscription"))
     except SubscriptionError as exc:
         return json_error(400, str(exc), location="subscription")
+    refused = await _endpoint_refused(request, endpoint)
+    if refused is not None:
+        return refused
     store = request.app[STORE]
     existed = any(s.endpoint == endpoint for s in await store.push_subscriptions(None))
     sub = await store.add_push_subscription(contact_id, endpoint, p256dh, auth,
@@ -90,7 +107,7 @@ async def _create(request: web.Request) -> web.Response:
 
 
 async def _list(request: web.Request) -> web.Response:
-    denied = _denied(request)
+    denied = _denied(request, "push_read")
     if denied is not None:
         return denied
     contact_id = request.query.get("contact_id") or None

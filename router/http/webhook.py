@@ -20,15 +20,14 @@ from aiohttp import hdrs, web
 
 from adapters.registry import ALERTMANAGER_SOURCE as SOURCE
 from adapters.registry import WebhookPayloadError, count_alerts, parse_webhook
-from router.http.auth import WebhookAuth
+from router.http.auth import API_AUTH
 from router.http.responses import internal_error, json_error
 from router.http.state import CLOCK, CONFIG, KAFKA_PUBLISHER, PROCESSOR, STORE
 from router.logging import get_logger
 from router.metrics import ALERTS_RECEIVED, WEBHOOK_REJECTED
 
-__all__ = ["AUTH", "RETRY_AFTER_S", "handle_alertmanager"]
+__all__ = ["RETRY_AFTER_S", "handle_alertmanager"]
 
-AUTH: web.AppKey[WebhookAuth] = web.AppKey("webhook_auth")
 #: Seconds a sender is asked to wait when the store cannot take the alerts.
 RETRY_AFTER_S: Final = 5
 
@@ -78,11 +77,11 @@ async def handle_alertmanager(request: web.Request) -> web.Response:
 
 async def _handle(request: web.Request) -> web.Response:
     app = request.app
-    auth = app[AUTH]
-    if auth.enabled:
-        problem = auth.check(request.headers.get(hdrs.AUTHORIZATION))
-        if problem is not None:
-            return _reject(401, "unauthorized", problem, headers=auth.challenges())
+    auth = app[API_AUTH]
+    if auth.enabled:  # checked here, not in a middleware: the hot path of ingest
+        denied = auth.check(request.headers.get(hdrs.AUTHORIZATION), "ingest")
+        if denied is not None:
+            return _reject(denied.status, denied.reason, denied.error, headers=denied.headers)
 
     limit = app[CONFIG].webhook.max_body_bytes
     length = request.content_length

@@ -25,7 +25,9 @@ async def client(tmp_path: Path) -> AsyncIterator[TestClient[Any, Any]]:
     config = ServiceConfig.model_validate({
         "state_url": f"sqlite:///{tmp_path / 'tocsin.db'}",
         "webpush": {"vapid_private_key": generate_vapid_keys()[0],
-                    "vapid_subject": "mailto:ops@example.com", "api_token": TOKEN},
+                    "vapid_subject": "mailto:ops@example.com", "api_token": TOKEN,
+                    # push.example.net does not resolve offline: allowlisted, not looked up
+                    "allowed_endpoints": ["https://push.example.net/"]},
     })
     app = create_app(config, rules=load_rules([REPO / "rules"]), state=ServiceState(),
                      run_workers=False)
@@ -84,3 +86,25 @@ async def test_bad_bodies(client: TestClient[Any, Any], body: dict[str, Any],
     resp = await client.post("/api/v1/push/subscriptions", json=body, headers=AUTH)
     assert resp.status == 400
     assert (await resp.json())["location"] == location
+
+
+@pytest.mark.parametrize(("endpoint", "why"), [
+    ("http://127.0.0.1:9/push/x", "must use https"),
+    ("https://127.0.0.1:9/push/x", "not a public address"),
+    ("https://localhost:9/push/x", "not a public address"),
+    ("https://169.254.169.254/latest/meta-data/", "not a public address"),
+    ("http://push.example.net/push/x", "must use https"),  # allowlisted as https only
+])
+async def test_private_or_plain_http_endpoint_is_refused(
+    client: TestClient[Any, Any], endpoint: str, why: str,
+) -> None:
+    """Registering a loopback/metadata/plain-http endpoint is a 400 and stores nothing."""
+    sub = {**browser_subscription(), "endpoint": endpoint}
+    resp = await client.post("/api/v1/push/subscriptions",
+                             json={"contact_id": "ops", "subscription": sub}, headers=AUTH)
+    assert resp.status == 400
+    body = await resp.json()
+    assert body["location"] == "subscription.endpoint"
+    assert why in body["error"]
+    listed = await client.get("/api/v1/push/subscriptions", headers=AUTH)
+    assert await listed.json() == []

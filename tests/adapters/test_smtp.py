@@ -293,3 +293,14 @@ def test_free_port_helper_gives_unused_port() -> None:
     port = free_port()
     with socket.socket() as sock:
         assert sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+async def test_long_server_reply_is_kept_as_an_excerpt(plain_server: Server) -> None:
+    """A server's long refusal text is cut to a short excerpt in the error."""
+    plain_server.handler.refuse["bob@example.com"] = "550 5.1.1 " + "no such user here " * 30
+    with pytest.raises(DeliveryError) as info:
+        await SmtpChannel(settings(plain_server.port)).send(outbound("bob@example.com"))
+    text = str(info.value)
+    assert text.startswith("recipient refused: 550 5.1.1 no such user here")
+    assert text.endswith("…")
+    assert len(text) < 260

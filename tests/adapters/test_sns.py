@@ -199,3 +199,18 @@ def test_topic_subject_is_sns_safe() -> None:
     long = topic_subject("é" * 300)
     assert len(long) <= 99 and long.endswith("...")
     assert topic_subject("🔥") == "Tocsin notification"
+
+
+def test_long_provider_message_is_kept_as_an_excerpt() -> None:
+    """An SNS error message (e.g. a proxy's HTML page) is cut to a one-line excerpt."""
+    import botocore.exceptions
+
+    from adapters.sns import classify_sns_error
+
+    exc = botocore.exceptions.ClientError(
+        {"Error": {"Code": "InvalidParameter", "Message": "<html>\n" + "detail " * 500},
+         "ResponseMetadata": {"HTTPStatusCode": 400}}, "Publish")
+    error = classify_sns_error(exc, "SMS to +336******78")
+    assert error.retryable is False
+    assert str(error).startswith("SNS InvalidParameter: <html> detail detail")
+    assert "\n" not in str(error) and len(str(error)) < 260

@@ -47,7 +47,8 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     await store.start()
     private, _public = generate_vapid_keys()
     channel = WebPushChannel(WebPushSettings(vapid_private_key=private,
-                                             vapid_subject="mailto:ops@example.com"), store)
+                                             vapid_subject="mailto:ops@example.com",
+                                             allowed_endpoints=(service.origin,)), store)
     try:
         yield Rig(service, store, channel)
     finally:
@@ -165,3 +166,79 @@ def test_severity_headers_and_retry_after_parsing() -> None:
     assert parse_retry_after("12") == 12.0
     assert parse_retry_after("Wed, 01 May 2024 12:00:30 GMT", now=T0) == 30.0
     assert parse_retry_after("soon") is None
+
+
+async def test_endpoint_outside_the_allowlist_is_not_contacted(rig: Rig, tmp_path: Path) -> None:
+    """A stored http://127.0.0.1 subscription (older than the check) fails permanently
+    for a channel without allowlist, and the push service receives nothing."""
+    await subscribe(rig, "ops")
+    private, _public = generate_vapid_keys()
+    strict = WebPushChannel(WebPushSettings(vapid_private_key=private,
+                                            vapid_subject="mailto:ops@example.com"),
+                            rig.store)
+    try:
+        with pytest.raises(DeliveryError, match="endpoint refused: push endpoints must use "
+                           "https") as info:
+            await strict.send(message())
+    finally:
+        await strict.close()
+    assert info.value.retryable is False
+    assert rig.service.requests == [] and rig.service.received == []
+
+
+async def test_resolver_refuses_a_name_of_a_private_address() -> None:
+    """The connector's resolver refuses localhost (127.0.0.1) unless host:port is allowed."""
+    from adapters.webpush import _PublicOnlyResolver
+    from router.push_endpoints import EndpointPolicy
+
+    resolver = _PublicOnlyResolver(EndpointPolicy(["http://localhost:8089/"]))
+    try:
+        with pytest.raises(OSError, match="non-public address"):
+            await resolver.resolve("localhost", 443)
+        assert [r["host"] for r in await resolver.resolve("localhost", 8089)]
+    finally:
+        await resolver.close()
+
+
+@pytest.fixture
+async def chatty_service() -> AsyncIterator[str]:
+    """A push service that refuses with a long, multi-line body (a stack trace page)."""
+    async def refuse(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(status=400, text="Traceback (most recent call last):\n"
+                            + "  secret internal detail line\n" * 500)
+
+    app = web.Application()
+    app.router.add_post("/push/{token}", refuse)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+async def test_refusal_body_is_kept_as_a_short_single_line(
+    rig: Rig, chatty_service: str,
+) -> None:
+    """A provider's long multi-line answer is cut to a one-line excerpt in the error."""
+    info = rig.service.subscribe()
+    endpoint = f"{chatty_service}/push/abc"
+    await rig.store.add_push_subscription("ops", endpoint, info["keys"]["p256dh"],
+                                          info["keys"]["auth"], now=T0)
+    private, _public = generate_vapid_keys()
+    channel = WebPushChannel(WebPushSettings(vapid_private_key=private,
+                                             vapid_subject="mailto:ops@example.com",
+                                             allowed_endpoints=(chatty_service,)), rig.store)
+    try:
+        with pytest.raises(DeliveryError) as error:
+            await channel.send(message())
+    finally:
+        await channel.close()
+    text = str(error.value)
+    assert "answered 400: Traceback (most recent call last): secret internal" in text
+    assert "\n" not in text
+    assert text.count("secret internal detail line") < 10
+    assert len(text) < 320

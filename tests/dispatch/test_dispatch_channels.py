@@ -147,7 +147,8 @@ async def push_rig(tmp_path: Path) -> AsyncIterator[tuple[PushService, WebPushCh
     store = SqliteStore(str(tmp_path / "push.db"))
     await store.start()
     channel = WebPushChannel(WebPushSettings(vapid_private_key=generate_vapid_keys()[0],
-                                             vapid_subject="mailto:ops@example.com"), store)
+                                             vapid_subject="mailto:ops@example.com",
+                                             allowed_endpoints=(service.origin,)), store)
     try:
         yield service, channel, store
     finally:

@@ -12,7 +12,7 @@ from structlog.testing import capture_logs
 
 from router.clock import FakeClock
 from router.dispatch import Channel, Dispatcher, RetryPolicy
-from router.errors import DeliveryError
+from router.errors import STORED_ERROR_CHARS, DeliveryError
 from router.metrics import REGISTRY
 from router.models import Delivery, Receipt
 from router.store import SqliteStore
@@ -96,6 +96,18 @@ async def test_permanent_error_fails_without_retry(store: SqliteStore, clock: Fa
     assert await d.dispatch_once() == 0
     row = await only(store)
     assert (row.status, row.last_error, channel.calls) == ("failed", "550 no such user", 1)
+
+
+async def test_stored_error_is_one_bounded_line(store: SqliteStore, clock: FakeClock) -> None:
+    """However long and multi-line an adapter's error, last_error is one line of <= 1000."""
+    await plan(store, "k1")
+    channel = ScriptedChannel(script=[DeliveryError("refused:\n" + "<p>body</p>\n" * 2000,
+                                                    retryable=False)])
+    await dispatcher(store, clock, {"email": channel}).dispatch_once()
+    row = await only(store)
+    assert row.last_error is not None
+    assert row.last_error.startswith("refused: <p>body</p> <p>body</p>")
+    assert len(row.last_error) == STORED_ERROR_CHARS and "\n" not in row.last_error
 
 
 async def test_retry_after_is_honoured(store: SqliteStore, clock: FakeClock) -> None:

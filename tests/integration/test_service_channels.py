@@ -50,7 +50,8 @@ def test_served_process_sends_web_push_to_a_registered_subscription(
         smtp_port=smtp_server.port,
         extra={"webpush": {"vapid_private_key": private_key,
                            "vapid_subject": "mailto:ops@example.com",
-                           "api_token": API_TOKEN}},
+                           "api_token": API_TOKEN,
+                           "allowed_endpoints": [push_service]}},  # the local push service
     ).start()
     status, subscription = request("POST", f"{push_service}/subscriptions", {"label": "phone"})
     assert status == 201, subscription

@@ -147,12 +147,16 @@ async def test_post_reload_endpoint(folder: Path) -> None:
         await client.close()
 
 
-async def test_post_reload_needs_webhook_credentials_when_set(folder: Path) -> None:
-    """With a webhook bearer token, /-/reload requires it (401 without)."""
-    client = await _client(folder, webhook={"bearer_token": "s3cret"})
+async def test_post_reload_needs_scope_operate_when_credentials_are_set(folder: Path) -> None:
+    """With credentials configured, /-/reload needs scope operate (the webhook's: 403)."""
+    client = await _client(folder, webhook={"bearer_token": "s3cret"}, api={"tokens": [
+        {"name": "deploy", "token": "operate-token-0123456789", "scopes": ["operate"]}]})
     try:
         assert (await client.post("/-/reload")).status == 401
-        resp = await client.post("/-/reload", headers={"Authorization": "Bearer s3cret"})
+        webhook = await client.post("/-/reload", headers={"Authorization": "Bearer s3cret"})
+        assert webhook.status == 403
+        resp = await client.post("/-/reload",
+                                 headers={"Authorization": "Bearer operate-token-0123456789"})
         assert resp.status == 200
     finally:
         await client.close()

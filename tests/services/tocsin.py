@@ -15,6 +15,8 @@ from .http import request, wait_until
 from .ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
+#: With webhook credentials the API is closed: the helpers read with this token.
+READ_TOKEN = "tests-read-token-0123456789"
 
 
 class TocsinProcess:
@@ -58,8 +60,12 @@ class TocsinProcess:
             },
             "incidents": {"poll_interval_s": 0.1, "timer_scale": timer_scale},
         }
+        self.read_headers: dict[str, str] = {}
         if bearer_token:
             config["webhook"] = {"bearer_token": bearer_token}
+            config["api"] = {"tokens": [{"name": "tests", "token": READ_TOKEN,
+                                         "scopes": ["read"]}]}
+            self.read_headers = {"Authorization": f"Bearer {READ_TOKEN}"}
         for key, value in (extra or {}).items():
             if isinstance(value, dict) and isinstance(config.get(key), dict):
                 config[key].update(value)
@@ -118,14 +124,14 @@ class TocsinProcess:
         url = f"{self.url}/api/v1/deliveries"
         if status:
             url += f"?status={status}"
-        code, body = request("GET", url)
+        code, body = request("GET", url, headers=self.read_headers)
         assert code == 200, (code, body)
         assert isinstance(body, list), body
         return body
 
     def metric(self, name: str, labels: str = "") -> float | None:
         """Read one sample from ``/metrics`` (``labels`` as rendered, e.g. ``status="sent"``)."""
-        code, text = request("GET", f"{self.url}/metrics")
+        code, text = request("GET", f"{self.url}/metrics", headers=self.read_headers)
         assert code == 200, (code, text)
         wanted = f"{name}{{{labels}}}" if labels else name
         for line in str(text).splitlines():
