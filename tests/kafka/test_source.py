@@ -18,8 +18,8 @@ from router.clock import Clock, FakeClock, SystemClock
 from router.kafka_config import KafkaConfig
 from router.metrics import REGISTRY
 from router.store.sqlite import SqliteStore
-from tests.kafka.broker import FAST_GROUP, Tansu
 from tests.incidents.harness import Harness, load, make_alert
+from tests.kafka.broker import FAST_GROUP, Tansu
 from tests.kafka.kafkahelp import committed, eventually, produce, read_topic, webhook_body
 from tests.store.factories import make_delivery
 
