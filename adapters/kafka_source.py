@@ -23,9 +23,10 @@ topic; if that produce fails, the partition is held at that offset (earlier mess
 are handed off, nothing after it is committed) and retried after
 ``dead_letter_retry_s``. A failing intake write holds the whole batch the same way.
 
-Back-pressure: when the intake backlog plus the deliveries due now (the send backlog; not
-those held for quiet hours or backing off) exceed ``pause_depth``, every assigned
-partition is paused; they resume at ``resume_depth``.
+Back-pressure: the one decision of :mod:`router.backpressure`, shared with the webhook.
+While a backlog bound holds (unrouted intake rows, incidents overdue, deliveries due now:
+not those held for quiet hours or backing off), every assigned partition is paused; they
+resume once every stage is back under ``backpressure.resume_ratio`` of its bound.
 
 Readiness (:meth:`KafkaSource.not_ready_reason`): the consumer has an assignment and
 the broker answered within ``unreachable_grace_s``.
@@ -51,6 +52,7 @@ from adapters.kafka_deadletter import (
     ProducerDeadLetters,
 )
 from adapters.kafka_formats import SOURCE, KafkaMessageError, MessageMeta, decode_message
+from router.backpressure import Backpressure, BackpressureConfig
 from router.clock import Clock
 from router.kafka_config import KafkaConfig
 from router.logging import get_logger
@@ -66,6 +68,7 @@ from router.metrics import (
     KAFKA_REDELIVERED,
 )
 from router.models import IntakeRecord
+from router.store.base import Backlog
 
 __all__ = ["IntakeSink", "KafkaSource"]
 
@@ -88,7 +91,7 @@ class IntakeSink(Protocol):
 
     async def stream_positions(self, stream: str) -> dict[tuple[str, int], int]: ...
 
-    async def counts(self, now: datetime | None = None) -> dict[str, int]: ...
+    async def backlog(self, now: datetime, *, overdue_grace_s: float = 0.0) -> Backlog: ...
 
 
 class KafkaSource:
@@ -102,8 +105,13 @@ class KafkaSource:
         clock: Clock,
         on_handoff: Callable[[], None] | None = None,
         dead_letters: DeadLetterSink | None = None,
+        backpressure: Backpressure | None = None,
     ) -> None:
+        """``backpressure``: the service's shared decision (default: one of its own with
+        the default bounds, sampled by this source)."""
         self._config = config
+        self._pressure = (backpressure if backpressure is not None
+                          else Backpressure(store, BackpressureConfig(), clock=clock))
         self._store = store
         self._clock = clock
         self._on_handoff = on_handoff
@@ -121,9 +129,6 @@ class KafkaSource:
         self._last_commit = time.monotonic()
         self._last_contact: float | None = None
         self._paused = False
-        self._depth_checked = float("-inf")
-        self._depth = 0  # intake backlog + deliveries due, at the last check
-        self._added_since_check = 0
         self._hold_until = 0.0
         # The batch whose durable write is running, and what its messages were.
         self._in_flight: tuple[asyncio.Task[bool], dict[Any, _Scan]] | None = None
@@ -350,7 +355,7 @@ class KafkaSource:
                     max(0, highwater - scan.seen)
                 )
         if alerts:
-            self._added_since_check += alerts
+            self._pressure.note_intake(alerts)
             _ACCEPTED.inc(alerts)
             if self._on_handoff is not None:
                 self._on_handoff()
@@ -465,36 +470,20 @@ class KafkaSource:
     # ------------------------------------------------------------------ back-pressure, health
 
     async def _backpressure(self, consumer: Any) -> None:
-        now = time.monotonic()
-        # Between two checks the depth grows by at most what was handed off since: check
-        # early when that could cross the threshold, so a pause overshoots by one batch.
-        estimate = self._depth + self._added_since_check
-        due = now - self._depth_checked >= self._config.depth_check_interval_s
-        if not due and (self._paused or estimate <= self._config.pause_depth):
-            return
-        self._depth_checked = now
-        self._added_since_check = 0
-        try:
-            counts = await self._store.counts(self._clock.now())
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - unknown depth: keep the current state
-            _log.warning("kafka.depth_unknown", error=str(exc))
-            return
-        # Deliveries held until later (quiet hours, backoff) are not a backlog: a night of
-        # held notices must not stop consumption.
-        depth = counts.get("intake_pending", 0) + counts.get("due", 0)
-        self._depth = depth
-        if not self._paused and depth > self._config.pause_depth:
+        # Sampled every backpressure.check_interval_s, and early when what was handed off
+        # since could cross the intake bound: a pause overshoots by one batch at most.
+        bound = await self._pressure.refresh()
+        if bound is not None and not self._paused:
             self._paused = True
             consumer.pause(*self._assigned)
             KAFKA_PAUSED.set(1)
-            _log.warning("kafka.paused", depth=depth, pause_depth=self._config.pause_depth)
-        elif self._paused and depth <= self._config.effective_resume_depth:
+            _log.warning("kafka.paused", stage=bound.stage, items=bound.items,
+                         bound=bound.key, limit=bound.limit)
+        elif bound is None and self._paused:
             self._paused = False
             consumer.resume(*consumer.paused())
             KAFKA_PAUSED.set(0)
-            _log.info("kafka.resumed", depth=depth)
+            _log.info("kafka.resumed")
 
     async def _health_loop(self, consumer: Any) -> None:
         """Probe the broker (end offsets of the assignment) and refresh the lag gauges."""

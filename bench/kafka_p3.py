@@ -28,7 +28,7 @@ printed (target: P3 ≥ 0.5× the reference).
 alone (no routing, no back-pressure): where the hand-off path stands by itself.
 
 Usage: ``python bench/kafka_p3.py [--messages 100000] [--runs 3] [--partitions 4]
-[--pause-depth N] [--handoff-only]``
+[--max-intake-pending N] [--handoff-only]``
 """
 
 from __future__ import annotations
@@ -158,7 +158,7 @@ async def reference_run(bootstrap: str, group: str, total: int) -> float:
 
 
 async def tocsin_run(bootstrap: str, group: str, total: int, partitions: int,
-                     pause_depth: int) -> tuple[float, float]:
+                     max_intake_pending: int) -> tuple[float, float]:
     """The service pipeline in-process: (hand-off + commit, routed + committed) msgs/s.
 
     Both clocks start at the assignment. The first stops when every offset is committed
@@ -166,6 +166,7 @@ async def tocsin_run(bootstrap: str, group: str, total: int, partitions: int,
     addition, every intake row is routed (rules evaluated, incidents and timeline
     updated, row marked processed: one durable transaction).
     """
+    from router.backpressure import BackpressureConfig
     from router.config import ServiceConfig
     from router.gctune import tune_gc
     from router.http.app import create_app
@@ -180,9 +181,9 @@ async def tocsin_run(bootstrap: str, group: str, total: int, partitions: int,
             rules=[str(ROOT / "rules")],
             kafka=KafkaConfig(
                 bootstrap_servers=[bootstrap], topics=[TOPIC], group_id=group,
-                max_records=1000, commit_interval_s=0.2, pause_depth=pause_depth,
-                **FAST_GROUP,
+                max_records=1000, commit_interval_s=0.2, **FAST_GROUP,
             ),
+            backpressure=BackpressureConfig(max_intake_pending=max_intake_pending),
         )
         config = config.model_copy(update={"log": config.log.model_copy(
             update={"level": "warning"})})
@@ -252,6 +253,7 @@ async def handoff_run(bootstrap: str, group: str, total: int, partitions: int) -
     """``--handoff-only``: the Kafka source and the SQLite intake alone (no routing,
     no scheduler, no back-pressure); msgs/s from assignment to every offset committed."""
     from adapters.kafka_source import KafkaSource
+    from router.backpressure import Backpressure, BackpressureConfig
     from router.clock import SystemClock
     from router.kafka_config import KafkaConfig
     from router.logging import configure_logging
@@ -264,9 +266,10 @@ async def handoff_run(bootstrap: str, group: str, total: int, partitions: int) -
     try:
         source = KafkaSource(
             KafkaConfig(bootstrap_servers=[bootstrap], topics=[TOPIC], group_id=group,
-                        max_records=1000, commit_interval_s=0.2, pause_depth=10_000_000,
-                        **FAST_GROUP),
-            store, clock=SystemClock())
+                        max_records=1000, commit_interval_s=0.2, **FAST_GROUP),
+            store, clock=SystemClock(),
+            backpressure=Backpressure(store, BackpressureConfig(enabled=False),
+                                      clock=SystemClock()))
         task = asyncio.create_task(source.run())
         assigned_at: float | None = None
         while True:
@@ -303,7 +306,7 @@ async def measure(bootstrap: str, args: argparse.Namespace) -> None:
                   flush=True)
             continue
         both = await tocsin_run(bootstrap, f"tocsin-{run}", args.messages, args.partitions,
-                                args.pause_depth)
+                                args.max_intake_pending)
         handoff.append(both[0])
         routed.append(both[1])
         print(f"run {run + 1}: tocsin    {routed[-1]:,.0f} msg/s (routed)", flush=True)
@@ -353,15 +356,16 @@ def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    from router.kafka_config import KafkaConfig
+    from router.backpressure import BackpressureConfig
 
-    KAFKA_PAUSE_DEPTH = int(KafkaConfig.model_fields["pause_depth"].default)
+    MAX_INTAKE_PENDING = int(BackpressureConfig.model_fields["max_intake_pending"].default)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--partitions", type=int, default=4)
-    parser.add_argument("--pause-depth", type=int, default=KAFKA_PAUSE_DEPTH,
-                        help="kafka.pause_depth of Tocsin (default: the service default; "
+    parser.add_argument("--max-intake-pending", type=int, default=MAX_INTAKE_PENDING,
+                        help="backpressure.max_intake_pending of Tocsin (default: the "
+                             "service default; "
                              "a huge value measures the hand-off without back-pressure)")
     parser.add_argument("--handoff-only", action="store_true",
                         help="run only the Kafka source and the SQLite intake (no routing):"

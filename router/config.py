@@ -38,6 +38,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic import model_validator as _model_validator
 
+from router.backpressure import BackpressureConfig
 from router.channels_config import SnsConfig, WebPushConfig
 from router.errors import ConfigError
 from router.incidents.config import IncidentsConfig
@@ -241,6 +242,8 @@ class ServiceConfig(_Strict):
     log: LogConfig = Field(default_factory=LogConfig)
     incidents: IncidentsConfig = Field(default_factory=IncidentsConfig)  # incident scheduler
     retention: RetentionConfig = Field(default_factory=RetentionConfig)  # history kept
+    # backlog bounds above which ingest is held back (webhook 503, Kafka paused)
+    backpressure: BackpressureConfig = Field(default_factory=BackpressureConfig)
     kafka: KafkaConfig | None = None  # Kafka source / cluster ingest (docs/kafka.md)
     sns: SnsConfig | None = None  # SMS and topics through AWS SNS (docs/channels.md)
     webpush: WebPushConfig | None = None  # Web Push (docs/channels.md)

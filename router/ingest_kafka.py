@@ -20,7 +20,15 @@ from aiohttp import hdrs, web
 
 from adapters.registry import KafkaPublisher, KafkaSource, PublishError
 from router.http.responses import json_error
-from router.http.state import CLOCK, CONFIG, KAFKA_PUBLISHER, KAFKA_SOURCE, PROCESSOR, STORE
+from router.http.state import (
+    BACKPRESSURE,
+    CLOCK,
+    CONFIG,
+    KAFKA_PUBLISHER,
+    KAFKA_SOURCE,
+    PROCESSOR,
+    STORE,
+)
 from router.logging import get_logger
 from router.metrics import ALERTS_RECEIVED, KAFKA_PUBLISHED, WEBHOOK_REJECTED
 from router.models import IntakeRecord
@@ -48,7 +56,8 @@ def build_kafka_source(app: web.Application) -> KafkaSource | None:
     config = app[CONFIG].kafka
     if config is None or not config.consumer_enabled:
         return None
-    source = KafkaSource(config, app[STORE], clock=app[CLOCK], on_handoff=app[PROCESSOR].notify)
+    source = KafkaSource(config, app[STORE], clock=app[CLOCK], on_handoff=app[PROCESSOR].notify,
+                         backpressure=app[BACKPRESSURE])
     app[KAFKA_SOURCE] = source
     return source
 

@@ -105,6 +105,10 @@ class KafkaPublishConfig(_Strict):
     linger_ms: int = Field(default=5, ge=0)
 
 
+#: Keys of earlier versions, now in the ``backpressure`` section.
+_MOVED = frozenset({"pause_depth", "resume_depth", "depth_check_interval_s"})
+
+
 class KafkaConfig(_Strict):
     """Kafka connection, consumer group, message formats, dead letters, back-pressure."""
 
@@ -139,11 +143,6 @@ class KafkaConfig(_Strict):
     unreachable_grace_s: float = Field(default=30.0, gt=0)
     health_interval_s: float = Field(default=5.0, gt=0)
 
-    # back-pressure: pause when intake backlog + deliveries due now exceed pause_depth
-    pause_depth: int = Field(default=10_000, ge=1)
-    resume_depth: int | None = Field(default=None, ge=0)  # default: pause_depth // 2
-    depth_check_interval_s: float = Field(default=0.5, gt=0)
-
     publish: KafkaPublishConfig = Field(default_factory=KafkaPublishConfig)
 
     @field_validator("topic_pattern")
@@ -156,6 +155,19 @@ class KafkaConfig(_Strict):
                 raise ValueError(f"not a valid regular expression: {exc}") from None
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_keys(cls, data: object) -> object:
+        if isinstance(data, dict):
+            moved = sorted(key for key in _MOVED if key in data)
+            if moved:
+                raise ValueError(
+                    f"kafka.{moved[0]} was replaced by the backpressure section (one decision "
+                    "for the webhook and Kafka): set backpressure.max_intake_pending, "
+                    "max_overdue_incidents, max_due_deliveries, resume_ratio, check_interval_s"
+                )
+        return data
+
     @model_validator(mode="after")
     def _consistent(self) -> KafkaConfig:
         if self.topics and self.topic_pattern is not None:
@@ -167,8 +179,6 @@ class KafkaConfig(_Strict):
             )
         if self.security_protocol.startswith("SASL") and self.sasl is None:
             raise ValueError(f"kafka.security_protocol {self.security_protocol} needs kafka.sasl")
-        if self.resume_depth is not None and self.resume_depth > self.pause_depth:
-            raise ValueError("kafka.resume_depth must be <= kafka.pause_depth")
         if self.heartbeat_interval_ms >= self.session_timeout_ms:
             raise ValueError("kafka.heartbeat_interval_ms must be < kafka.session_timeout_ms")
         if self.dead_letter_topic in self.topics:
@@ -179,11 +189,6 @@ class KafkaConfig(_Strict):
     def consumer_enabled(self) -> bool:
         """True when there is something to consume."""
         return bool(self.topics) or self.topic_pattern is not None
-
-    @property
-    def effective_resume_depth(self) -> int:
-        """The depth at which paused partitions resume."""
-        return self.resume_depth if self.resume_depth is not None else self.pause_depth // 2
 
     def format_for(self, topic: str) -> MessageFormat:
         """The message format configured for ``topic``."""

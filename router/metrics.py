@@ -10,6 +10,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 __all__ = [
     "ALERTS_RECEIVED",
+    "BACKLOG_ITEMS",
+    "BACKLOG_OLDEST_AGE",
+    "BACKPRESSURE_ENGAGED",
     "DEAD_LETTERS",
     "DELIVERIES",
     "DISPATCH_LATENCY",
@@ -198,5 +201,26 @@ RETENTION_DELETED = Counter(
     "tocsin_retention_deleted_rows",
     "Rows deleted by retention, by kind (intake, deliveries, incidents).",
     ["kind"],
+    registry=REGISTRY,
+)
+
+# -- back-pressure (router/backpressure.py) -----------------------------------------------
+BACKLOG_ITEMS = Gauge(
+    "tocsin_backlog_items",
+    "Work due and not done, by stage: intake (accepted alerts not yet routed), incidents "
+    "(timers overdue: e.g. a first notice not yet planned), deliveries (due now, not sent).",
+    ["stage"],
+    registry=REGISTRY,
+)
+BACKLOG_OLDEST_AGE = Gauge(
+    "tocsin_backlog_oldest_age_seconds",
+    "Seconds the oldest due item of each stage has waited (0 when nothing waits).",
+    ["stage"],
+    registry=REGISTRY,
+)
+BACKPRESSURE_ENGAGED = Gauge(
+    "tocsin_backpressure_engaged",
+    "1 while the stage's backlog bound holds back ingest (webhook 503, Kafka paused).",
+    ["stage"],
     registry=REGISTRY,
 )

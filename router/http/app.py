@@ -1,10 +1,11 @@
 """The aiohttp application: routes, typed state, and one ``cleanup_ctx`` per resource.
 
-Resources are set up in this order and torn down in reverse: the store, the channels,
-the dispatcher task, the intake processor task. So on shutdown (after aiohttp stopped
-accepting and let in-flight requests finish) the intake processor finishes its batch
-first, then the dispatcher lets in-flight sends finish, then channels and the store
-close. Rows not yet sent stay pending in the outbox for the next start.
+Resources are set up in this order and torn down in reverse: the store, the
+back-pressure sampler, the channels, the dispatcher task, the intake processor task.
+So on shutdown (after aiohttp stopped accepting and let in-flight requests finish) the
+intake processor finishes its batch first, then the dispatcher lets in-flight sends
+finish, then channels and the store close. Rows not yet sent stay pending in the
+outbox for the next start.
 """
 
 from __future__ import annotations
@@ -24,7 +25,17 @@ from router.http.probes import handle_healthz, handle_metrics, handle_readyz
 from router.http.push_api import add_push_routes
 from router.http.reload import handle_reload, reloader_ctx
 from router.http.responses import add_unmatched_route, json_errors
-from router.http.state import CLOCK, CONFIG, PROCESSOR, RULES, STATE, STORE, RulesRef, ServiceState
+from router.http.state import (
+    BACKPRESSURE,
+    CLOCK,
+    CONFIG,
+    PROCESSOR,
+    RULES,
+    STATE,
+    STORE,
+    RulesRef,
+    ServiceState,
+)
 from router.http.webhook import handle_alertmanager
 from router.logging import get_logger
 from router.store import Store, open_store
@@ -71,6 +82,7 @@ def create_app(
     app[API_AUTH] = ApiAuth.from_config(config)  # every route checks its scope with it
 
     app.cleanup_ctx.append(_store_ctx(store))
+    app.cleanup_ctx.append(_backpressure_ctx)  # backlog sampled: webhook 503, Kafka pause
     if run_workers:
         app.cleanup_ctx.append(_channels_ctx(channels))
         app.cleanup_ctx.append(_dispatcher_ctx)
@@ -172,6 +184,19 @@ async def _dispatcher_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 _SCHEDULER_NOTIFY: web.AppKey[Callable[[], None]] = web.AppKey("scheduler_notify")
+
+
+async def _backpressure_ctx(app: web.Application) -> AsyncIterator[None]:
+    from router.backpressure import Backpressure
+
+    pressure = Backpressure(app[STORE], app[CONFIG].backpressure, clock=app[CLOCK])
+    await pressure.sample()  # decided before the first request is accepted
+    app[BACKPRESSURE] = pressure
+    worker = _Worker(app, "backpressure", pressure.run())
+    try:
+        yield
+    finally:
+        await worker.stop(pressure.stop)
 
 
 async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:

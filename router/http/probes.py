@@ -6,7 +6,9 @@
   broker; else 503 with the reasons (load balancers stop sending traffic).
 - ``/metrics``: Prometheus text format (or OpenMetrics if asked) from
   :data:`router.metrics.REGISTRY`; the outbox depth and intake backlog gauges are
-  refreshed from ``store.counts()`` at each scrape.
+  refreshed from ``store.counts()``, and the per-stage backlog gauges
+  (``tocsin_backlog_items``, ``tocsin_backlog_oldest_age_seconds``) from
+  ``store.backlog()``, at each scrape.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from typing import Final
 from aiohttp import web
 from prometheus_client.exposition import choose_encoder
 
-from router.http.state import KAFKA_SOURCE, RULES, STATE, STORE
+from router.backpressure import record_backlog
+from router.http.state import BACKPRESSURE, CLOCK, KAFKA_SOURCE, RULES, STATE, STORE
 from router.logging import get_logger
 from router.metrics import INTAKE_PENDING, OUTBOX_DEPTH, OUTBOX_STATUSES, REGISTRY
 
@@ -65,9 +68,13 @@ async def _store_ok(request: web.Request) -> bool:
 
 async def handle_metrics(request: web.Request) -> web.Response:
     """Prometheus exposition of every ``tocsin_*`` metric."""
+    app = request.app
+    now = app[CLOCK].now()
     try:
         async with asyncio.timeout(PROBE_TIMEOUT_S):
-            counts = await request.app[STORE].counts()
+            counts = await app[STORE].counts()
+            backlog = await app[STORE].backlog(
+                now, overdue_grace_s=app[BACKPRESSURE].config.overdue_grace_s)
     except asyncio.CancelledError:
         raise
     except Exception as exc:  # noqa: BLE001 — still expose the other metrics
@@ -76,6 +83,7 @@ async def handle_metrics(request: web.Request) -> web.Response:
         INTAKE_PENDING.set(counts.get("intake_pending", 0))
         for status in OUTBOX_STATUSES:
             OUTBOX_DEPTH.labels(status=status).set(counts.get(status, 0))
+        record_backlog(backlog, now)
     # Negotiated like prometheus_client's own server: Prometheus text 0.0.4 by default,
     # OpenMetrics when the scraper asks for it.
     encoder, content_type = choose_encoder(request.headers.get("Accept", ""))

@@ -14,10 +14,12 @@ from router.store import Store
 
 if TYPE_CHECKING:
     from adapters.registry import KafkaPublisher, KafkaSource
+    from router.backpressure import Backpressure
     from router.intake import IntakeProcessor
     from router.rules import RuleSet
 
 __all__ = [
+    "BACKPRESSURE",
     "CLOCK",
     "CONFIG",
     "KAFKA_PUBLISHER",
@@ -65,3 +67,4 @@ CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 PROCESSOR: web.AppKey[IntakeProcessor] = web.AppKey("processor")
 KAFKA_SOURCE: web.AppKey[KafkaSource] = web.AppKey("kafka_source")  # kafka.topics set
 KAFKA_PUBLISHER: web.AppKey[KafkaPublisher] = web.AppKey("kafka_publisher")  # cluster ingest
+BACKPRESSURE: web.AppKey[Backpressure] = web.AppKey("backpressure")  # ingest held back?

@@ -3,8 +3,9 @@
 The answer 200 means the alerts are durably in the intake log (``append_intake``
 returned); routing happens after, driven by the intake rows. Client mistakes get a 4xx
 with a JSON error naming the problem and where it is; a store failure gets 503 with
-``Retry-After`` so that Alertmanager retries (it retries 5xx, not 4xx). Nothing is
-persisted for a rejected request.
+``Retry-After`` so that Alertmanager retries (it retries 5xx, not 4xx), and so does a
+backlog over a ``backpressure`` bound (:mod:`router.backpressure`; checked before the
+body is read). Nothing is persisted for a rejected request.
 
 Content-Type: ``application/json`` (any parameters, e.g. ``charset=utf-8``) and
 ``application/*+json`` are accepted; a request without Content-Type is accepted when its
@@ -22,7 +23,7 @@ from adapters.registry import ALERTMANAGER_SOURCE as SOURCE
 from adapters.registry import WebhookPayloadError, count_alerts, parse_webhook
 from router.http.auth import API_AUTH
 from router.http.responses import internal_error, json_error
-from router.http.state import CLOCK, CONFIG, KAFKA_PUBLISHER, PROCESSOR, STORE
+from router.http.state import BACKPRESSURE, CLOCK, CONFIG, KAFKA_PUBLISHER, PROCESSOR, STORE
 from router.logging import get_logger
 from router.metrics import ALERTS_RECEIVED, WEBHOOK_REJECTED
 
@@ -82,6 +83,10 @@ async def _handle(request: web.Request) -> web.Response:
         denied = auth.check(request.headers.get(hdrs.AUTHORIZATION), "ingest")
         if denied is not None:
             return _reject(denied.status, denied.reason, denied.error, headers=denied.headers)
+    pressure = app[BACKPRESSURE]
+    if (bound := pressure.engaged) is not None:  # the backlog is over a bound: retry later
+        return _reject(503, "backpressure", bound.message(),
+                       headers=[(hdrs.RETRY_AFTER, pressure.retry_after)])
 
     limit = app[CONFIG].webhook.max_body_bytes
     length = request.content_length

@@ -13,10 +13,19 @@ from __future__ import annotations
 from urllib.parse import parse_qs
 
 from router.errors import ConfigError
-from router.store.base import COUNT_KEYS, Store
+from router.store.base import BACKLOG_STAGES, COUNT_KEYS, Backlog, StageBacklog, Store
 from router.store.sqlite import SYNCHRONOUS_MODES, SqliteStore
 
-__all__ = ["COUNT_KEYS", "SqliteStore", "Store", "open_store", "sqlite_url"]
+__all__ = [
+    "BACKLOG_STAGES",
+    "COUNT_KEYS",
+    "Backlog",
+    "SqliteStore",
+    "StageBacklog",
+    "Store",
+    "open_store",
+    "sqlite_url",
+]
 
 _SQLITE = "sqlite:///"
 

@@ -19,6 +19,7 @@ Semantics every implementation must keep:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -26,10 +27,46 @@ from router.models import Delivery, IntakeRecord, NewDelivery, Receipt
 from router.store.retention import Prunable, PruneStep
 from router.store.subscriptions import PushSubscription
 
-__all__ = ["COUNT_KEYS", "Store"]
+__all__ = ["BACKLOG_STAGES", "COUNT_KEYS", "Backlog", "StageBacklog", "Store"]
 
 #: Keys of :meth:`Store.counts`.
 COUNT_KEYS: tuple[str, ...] = ("intake_pending", "pending", "due", "failed")
+#: The stages of :meth:`Store.backlog`, in pipeline order.
+BACKLOG_STAGES: tuple[str, ...] = ("intake", "incidents", "deliveries")
+
+
+@dataclass(frozen=True, slots=True)
+class StageBacklog:
+    """What waits at one stage: how many items, and since when the oldest one is due."""
+
+    items: int
+    oldest: datetime | None  # when the oldest waiting item became due; None when empty
+
+    def age_s(self, now: datetime) -> float:
+        """Seconds the oldest item has waited at ``now`` (0 when nothing waits)."""
+        if self.oldest is None:
+            return 0.0
+        return max(0.0, (now - self.oldest).total_seconds())
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """The work due and not done, per stage (:meth:`Store.backlog`).
+
+    - ``intake``: accepted alerts not yet routed (oldest: when it was received);
+    - ``incidents``: incidents whose timer is due and not yet flushed, overdue by more
+      than the grace (oldest: its due time) — e.g. a first notice not yet planned;
+    - ``deliveries``: pending deliveries due now, not sent (oldest: its due time).
+    """
+
+    intake: StageBacklog
+    incidents: StageBacklog
+    deliveries: StageBacklog
+
+    def stage(self, name: str) -> StageBacklog:
+        """The backlog of the stage called ``name`` (one of :data:`BACKLOG_STAGES`)."""
+        value: StageBacklog = getattr(self, name)
+        return value
 
 
 class Store(Protocol):
@@ -143,6 +180,15 @@ class Store(Protocol):
         those of them due at ``now`` (default: the wall clock; held and backed-off ones
         are pending but not due), and dead letters. Sent deliveries are not counted
         (their number grows with history; ``tocsin_deliveries_total`` counts sends)."""
+        ...
+
+    async def backlog(self, now: datetime, *, overdue_grace_s: float = 0.0) -> Backlog:
+        """Work due at ``now`` and not done, per stage, with the oldest item's due time.
+
+        An incident counts once its timer is more than ``overdue_grace_s`` past due (a
+        flush a few milliseconds behind is not a backlog). As cheap as :meth:`counts`:
+        each part walks a partial index over the waiting rows only.
+        """
         ...
 
     async def ping(self) -> bool:

@@ -29,13 +29,14 @@ from router.metrics import PLANNED_DELIVERIES
 from router.models import Delivery, IntakeRecord, NewDelivery, Receipt
 from router.rules.inhibit import TargetKey
 from router.store import incidents as incident_store
-from router.store.base import COUNT_KEYS
+from router.store.base import COUNT_KEYS, Backlog, StageBacklog
 from router.store.batcher import WriterBatcher
 from router.store.codec import (
     alert_to_json,
     delivery_from_row,
     intake_from_row,
     meta_to_json,
+    parse_ts,
     ts,
 )
 from router.store.incidents import (
@@ -656,6 +657,35 @@ class SqliteStore:
 
         return await self._read(query)
 
+    async def backlog(self, now: datetime, *, overdue_grace_s: float = 0.0) -> Backlog:
+        """Per stage: items due and not done, and the oldest one's due time (indexed)."""
+        at = ts(now)
+        cutoff = ts(now - timedelta(seconds=overdue_grace_s))
+
+        def query(conn: sqlite3.Connection) -> Backlog:
+            # Each part walks a partial index (intake_unprocessed, incidents_due,
+            # deliveries_due) over the due rows only, or reads its first entry: the cost
+            # follows the backlog, not the history (nor the rows held until later).
+            row = conn.execute(
+                "SELECT (SELECT COUNT(*) FROM intake WHERE processed_at IS NULL),"
+                " (SELECT received_at FROM intake WHERE processed_at IS NULL"
+                "  ORDER BY id LIMIT 1),"
+                " (SELECT COUNT(*) FROM incidents WHERE due_at IS NOT NULL AND due_at <= ?),"
+                " (SELECT MIN(due_at) FROM incidents WHERE due_at IS NOT NULL),"
+                " (SELECT COUNT(*) FROM deliveries INDEXED BY deliveries_due"
+                "  WHERE status = 'pending' AND next_attempt_at <= ?),"
+                " (SELECT MIN(next_attempt_at) FROM deliveries INDEXED BY deliveries_due"
+                "  WHERE status = 'pending')",
+                (cutoff, at),
+            ).fetchone()
+            return Backlog(
+                intake=_stage(row[0], row[1]),
+                incidents=_stage(row[2], row[3]),
+                deliveries=_stage(row[4], row[5]),
+            )
+
+        return await self._read(query)
+
     async def ping(self) -> bool:
         """True when a trivial query answers."""
 
@@ -666,6 +696,12 @@ class SqliteStore:
             return await self._read(query)
         except (sqlite3.Error, RuntimeError):
             return False
+
+
+def _stage(items: int, oldest: str | None) -> StageBacklog:
+    """A stage's backlog; its oldest due time only when something waits."""
+    count = int(items)
+    return StageBacklog(items=count, oldest=parse_ts(oldest) if count and oldest else None)
 
 
 def _delivery_params(d: NewDelivery, now: str, deadline: str) -> tuple[object, ...]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from adapters.kafka_client import consumer_options
@@ -70,8 +72,8 @@ def test_consumer_never_auto_commits_and_passes_tuning_and_sasl() -> None:
         ({"TOCSIN_KAFKA__TOPICS": "a", "TOCSIN_KAFKA__TOPIC_PATTERN": "("}, "regular expression"),
         ({"TOCSIN_KAFKA__TOPICS": "a", "TOCSIN_KAFKA__LABELS__KEY": "kafka-key"}, "label name"),
         ({"TOCSIN_KAFKA__TOPICS": "a", "TOCSIN_KAFKA__DEFAULT_FORMAT": "xml"}, "must be one of"),
-        ({"TOCSIN_KAFKA__TOPICS": "a", "TOCSIN_KAFKA__PAUSE_DEPTH": "10",
-          "TOCSIN_KAFKA__RESUME_DEPTH": "20"}, "resume_depth"),
+        ({"TOCSIN_KAFKA__TOPICS": "a", "TOCSIN_KAFKA__PAUSE_DEPTH": "10"},
+         "TOCSIN_KAFKA__PAUSE_DEPTH: it sets no config key"),
     ],
 )
 def test_inconsistent_settings_are_refused(env: dict[str, str], words: str) -> None:
@@ -79,6 +81,17 @@ def test_inconsistent_settings_are_refused(env: dict[str, str], words: str) -> N
     with pytest.raises(ConfigError) as info:
         load_config(None, {"TOCSIN_KAFKA__BOOTSTRAP_SERVERS": "k:9092", **env})
     assert words in str(info.value)
+
+
+def test_moved_backpressure_keys_point_to_the_backpressure_section(tmp_path: Path) -> None:
+    """kafka.pause_depth of earlier versions is refused with where its bound went."""
+    path = tmp_path / "tocsin.yaml"
+    path.write_text("kafka:\n  bootstrap_servers: [k:9092]\n  topics: [a]\n"
+                    "  pause_depth: 5000\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, {})
+    assert "kafka.pause_depth was replaced by the backpressure section" in str(info.value)
+    assert "backpressure.max_intake_pending" in str(info.value)
 
 
 def test_no_kafka_section_by_default() -> None:

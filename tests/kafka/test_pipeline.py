@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from adapters.kafka_source import KafkaSource
 from router.clock import SystemClock
 from router.kafka_config import KafkaConfig
 from router.models import IntakeRecord
+from router.store.base import Backlog
 from router.store.sqlite import SqliteStore
 from tests.kafka.broker import FAST_GROUP, Tansu
 from tests.kafka.kafkahelp import committed, eventually, produce, webhook_body
@@ -56,8 +58,8 @@ class _SlowIntake:
     async def stream_positions(self, stream: str) -> dict[tuple[str, int], int]:
         return await self.store.stream_positions(stream)
 
-    async def counts(self) -> dict[str, int]:
-        return await self.store.counts()
+    async def backlog(self, now: datetime, *, overdue_grace_s: float = 0.0) -> Backlog:
+        return await self.store.backlog(now, overdue_grace_s=overdue_grace_s)
 
 
 class _WatchingSink:

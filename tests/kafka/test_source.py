@@ -13,10 +13,12 @@ import pytest
 
 from adapters.kafka_deadletter import DeadLetter, DeadLetterError
 from adapters.kafka_source import KafkaSource
-from router.clock import SystemClock
+from router.backpressure import Backpressure, BackpressureConfig
+from router.clock import Clock, FakeClock, SystemClock
 from router.kafka_config import KafkaConfig
 from router.metrics import REGISTRY
 from router.store.sqlite import SqliteStore
+from tests.incidents.harness import Harness, load, make_alert
 from tests.kafka.broker import FAST_GROUP, Tansu
 from tests.kafka.kafkahelp import committed, eventually, produce, read_topic, webhook_body
 from tests.store.factories import make_delivery
@@ -27,11 +29,17 @@ pytestmark = pytest.mark.integration
 def _config(tansu: Tansu, **changes: Any) -> KafkaConfig:
     fields: dict[str, Any] = {
         "bootstrap_servers": [tansu.bootstrap], "topics": ["alerts"], "group_id": "tocsin",
-        "commit_interval_s": 0.2, "health_interval_s": 0.5, "depth_check_interval_s": 0.05,
+        "commit_interval_s": 0.2, "health_interval_s": 0.5,
         "dead_letter_retry_s": 0.2, **FAST_GROUP,
     }
     fields.update(changes)
     return KafkaConfig(**fields)
+
+
+def _pressure(store: SqliteStore, clock: Clock | None = None, **bounds: Any) -> Backpressure:
+    """The back-pressure decision with small bounds, sampled every 50 ms."""
+    config = BackpressureConfig(**{"check_interval_s": 0.05, "resume_ratio": 0, **bounds})
+    return Backpressure(store, config, clock=clock if clock is not None else SystemClock())
 
 
 @pytest.fixture
@@ -140,11 +148,12 @@ async def test_failed_dead_letter_holds_the_partition_and_is_retried(
 async def test_backpressure_pauses_then_resumes_when_the_intake_catches_up(
     tansu: Tansu, store: SqliteStore
 ) -> None:
-    """Above pause_depth the partitions pause (no unbounded buffering); they resume after."""
+    """Above the intake bound the partitions pause (no unbounded buffering); they resume
+    after."""
     tansu.create_topic("alerts", partitions=1)
     await produce(tansu.bootstrap, "alerts", [webhook_body(f"Bp{i}") for i in range(30)])
-    source = KafkaSource(_config(tansu, max_records=2, pause_depth=4, resume_depth=0), store,
-                         clock=SystemClock())
+    source = KafkaSource(_config(tansu, max_records=2), store, clock=SystemClock(),
+                         backpressure=_pressure(store, max_intake_pending=4))
     async with running(source):
         await eventually(lambda: _true(source.paused), "paused")
         held = await _pending(store)
@@ -162,7 +171,7 @@ async def test_deliveries_held_for_later_do_not_pause_the_consumer(
     tansu: Tansu, store: SqliteStore
 ) -> None:
     """A night of notices held by quiet hours (pending, due in the morning) is not a
-    backlog: with many more of them than pause_depth the consumer keeps consuming."""
+    backlog: with many more of them than the bounds the consumer keeps consuming."""
     now = SystemClock().now()
     await store.commit_plan([], [make_delivery(f"held-{i}") for i in range(10)], now=now,
                             deadline_s=86_400)
@@ -170,12 +179,37 @@ async def test_deliveries_held_for_later_do_not_pause_the_consumer(
         await store.defer(delivery.id, now + timedelta(hours=8))
     tansu.create_topic("alerts", partitions=1)
     await produce(tansu.bootstrap, "alerts", [webhook_body(f"Night{i}") for i in range(3)])
-    source = KafkaSource(_config(tansu, pause_depth=4, resume_depth=0), store,
-                         clock=SystemClock())
+    source = KafkaSource(_config(tansu), store, clock=SystemClock(),
+                         backpressure=_pressure(store, max_intake_pending=4,
+                                                max_due_deliveries=4))
     async with running(source):
         await eventually(lambda: _is(_pending(store), 3), "all 3 handed off")
         assert not source.paused
         assert _sample("tocsin_kafka_paused", {}) == 0
+
+
+async def test_overdue_incidents_pause_the_consumer_until_the_scheduler_caught_up(
+    tansu: Tansu, store: SqliteStore, tmp_path: Path,
+) -> None:
+    """Reproducer of the flood on Kafka: incidents overdue (the scheduler behind, intake
+    and outbox empty) pause the partitions; once they are flushed, consumption resumes."""
+    harness = Harness(store, load(tmp_path), FakeClock(SystemClock().now()))
+    await harness.receive(*(make_alert(f"Late{i}", starts_at=harness.clock.now())
+                            for i in range(3)))
+    harness.clock.advance(60)  # due at +30 s: overdue, nothing flushed them
+    tansu.create_topic("alerts", partitions=1)
+    await produce(tansu.bootstrap, "alerts", [webhook_body(f"Held{i}") for i in range(5)])
+    source = KafkaSource(_config(tansu), store, clock=SystemClock(),
+                         backpressure=_pressure(store, harness.clock, max_overdue_incidents=2,
+                                                resume_ratio=0.5))
+    async with running(source):
+        await eventually(lambda: _true(source.paused and bool(source.assignment)),
+                         "paused with its partition assigned")
+        assert _sample("tocsin_kafka_paused", {}) == 1
+        assert await _pending(store) == 0  # paused before the first fetch
+        await harness.tick(0)  # the scheduler flushes the overdue incidents
+        await eventually(lambda: _is(_pending(store), 5), "all 5 handed off after the resume")
+        assert not source.paused
 
 
 async def _route_everything(store: SqliteStore) -> None:
