@@ -9,6 +9,12 @@ wake the scheduler. Messages are planned by the scheduler when an incident's tim
 rule set from start to end (a hot reload swaps the reference between batches). The
 service loop routes the next batch while the previous one commits (see :meth:`run`).
 
+A row whose routing raises (a bug, a value the rules cannot handle) is set aside: it is
+dead-lettered (``intake.dead_at``, ``dead_letter_reason``) in the batch's transaction,
+not marked processed, counted in ``tocsin_pipeline_item_failures_total{stage="intake"}``,
+listed by ``GET /api/v1/intake?status=dead`` and replayed with ``tocsin intake retry``;
+the other rows of the batch are routed as usual.
+
 Crash safety: a crash after the intake commit and before the incident commit leaves the
 rows unprocessed; they are applied again after the restart (nothing was written).
 """
@@ -18,16 +24,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import structlog
 
 from router.clock import Clock
 from router.incidents.engine import AlertEvent, sender_of
-from router.incidents.flush import FlushRules
+from router.incidents.flush import FlushRules, failure_reason
 from router.incidents.grouping import group_key, group_labels
-from router.metrics import INCIDENT_ALERT_EVENTS, INTAKE_PENDING
+from router.metrics import INCIDENT_ALERT_EVENTS, INTAKE_PENDING, PIPELINE_ITEM_FAILURES
 from router.models import IncidentPolicy, IntakeRecord, RouteDecision
 from router.rules.inhibit import SourceKey, source_keys
 from router.store.incidents import IncidentStore, SourceUpdate
@@ -51,9 +57,21 @@ _ROUTE_MEMO_MAX = 16_384
 class _Plan:
     """A routed batch, ready to commit: its intake ids, incident events, inhibition sources."""
 
-    intake_ids: list[int]
+    intake_ids: list[int]  # routed: marked processed
     events: list[AlertEvent]
     sources: list[SourceUpdate]
+    dead: list[tuple[int, str]] = field(default_factory=list)  # routing raised: (id, reason)
+
+    @property
+    def rows(self) -> int:
+        """Rows this batch settles (routed or dead-lettered)."""
+        return len(self.intake_ids) + len(self.dead)
+
+    @property
+    def last_id(self) -> int:
+        """The highest intake id of the batch."""
+        return max(self.intake_ids[-1] if self.intake_ids else 0,
+                   max((i for i, _ in self.dead), default=0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,8 +156,8 @@ class IntakeProcessor:
                             plan = None  # fetched again, in order, from the first unprocessed
                     if plan is not None:
                         in_flight = asyncio.create_task(self._commit_logged(plan))
-                        last_id = plan.intake_ids[-1]
-                        processed = len(plan.intake_ids)
+                        last_id = plan.last_id
+                        processed = plan.rows
                 except Exception:  # noqa: BLE001 - logged with traceback; the loop must live on
                     _log.exception("intake.batch_failed")
                 await self._refresh_gauge()
@@ -174,7 +192,7 @@ class IntakeProcessor:
             return 0
         plan = await self._plan(rows)
         await self._commit(plan)
-        return len(plan.intake_ids)
+        return plan.rows
 
     async def _plan(self, rows: Sequence[tuple[int, IntakeRecord]]) -> _Plan:
         """Route ``rows`` (one rule set for the whole batch) into incident events."""
@@ -184,24 +202,32 @@ class IntakeProcessor:
         debug = log.is_enabled_for(logging.DEBUG)
         events: list[AlertEvent] = []
         sources: list[SourceUpdate] = []
+        routed_ids: list[int] = []
+        dead: list[tuple[int, str]] = []
         for index, (intake_id, record) in enumerate(rows):
             alert = record.alert
             try:
                 routed = self._route(rules, alert.fingerprint, alert.labels)
                 sender = sender_of(record.source, record.meta)
-                for decision, key, labels in routed.groups:
-                    events.append(AlertEvent(
-                        decision=decision, group_key=key, group_labels=labels, alert=alert,
-                        source=record.source, sender=sender, meta=record.meta))
-                if inhibit:
-                    sources.append(SourceUpdate(
-                        alert.fingerprint, alert.status == "firing", routed.sources))
-            except Exception:  # a bug must not block the intake forever
-                # The row is still marked processed: re-trying a deterministic failure
-                # would wedge every alert behind it. The traceback says what to fix.
-                log.exception("intake.route_failed", intake_id=intake_id,
-                              fingerprint=alert.fingerprint)
+                row_events = [AlertEvent(
+                    decision=decision, group_key=key, group_labels=labels, alert=alert,
+                    source=record.source, sender=sender, meta=record.meta)
+                    for decision, key, labels in routed.groups]
+            except Exception as exc:
+                # Dead-lettered, not processed: retrying a deterministic failure would wedge
+                # every alert behind it; marking it processed would lose it silently.
+                reason = failure_reason(exc)
+                dead.append((intake_id, f"{reason}: {exc}"[:500]))
+                PIPELINE_ITEM_FAILURES.labels(stage="intake", reason=reason).inc()
+                log.error("intake.route_failed", intake_id=intake_id,
+                          fingerprint=alert.fingerprint, reason=reason, error=str(exc)[:200],
+                          exc_info=True)
                 continue
+            events.extend(row_events)
+            if inhibit:
+                sources.append(SourceUpdate(
+                    alert.fingerprint, alert.status == "firing", routed.sources))
+            routed_ids.append(intake_id)
             if not routed.groups:
                 log.warning("intake.unrouted", fingerprint=alert.fingerprint)
             if debug:
@@ -209,14 +235,15 @@ class IntakeProcessor:
                           routes=[d.route_id for d, _, _ in routed.groups])
             if index % _YIELD_EVERY == _YIELD_EVERY - 1:
                 await asyncio.sleep(0)  # routing is CPU work: let requests in
-        return _Plan([intake_id for intake_id, _ in rows], events, sources)
+        return _Plan(routed_ids, events, sources, dead)
 
     async def _commit(self, plan: _Plan) -> None:
         """Apply a routed batch to the incidents and mark its rows processed (one commit)."""
         earliest = await self._store.commit_intake(
-            plan.intake_ids, plan.events, plan.sources, now=self._clock.now())
+            plan.intake_ids, plan.events, plan.sources, now=self._clock.now(), dead=plan.dead)
         INCIDENT_ALERT_EVENTS.inc(len(plan.events))
         _log.info("intake.batch_applied", alerts=len(plan.intake_ids), events=len(plan.events),
+                  dead_lettered=len(plan.dead),
                   next_due_at=earliest.isoformat() if earliest else None)
         if earliest is not None and self.on_planned is not None:
             self.on_planned()
