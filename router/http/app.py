@@ -17,7 +17,7 @@ from aiohttp import web
 
 from router.clock import Clock, SystemClock
 from router.config import ServiceConfig
-from router.http.api import handle_deliveries
+from router.http.api import handle_deliveries, handle_intake
 from router.http.auth import WebhookAuth
 from router.http.incidents_api import add_incident_routes
 from router.http.probes import handle_healthz, handle_metrics, handle_readyz
@@ -84,6 +84,7 @@ def create_app(
 
     app.router.add_post("/webhook/alertmanager", handle_alertmanager)  # its own errors
     app.router.add_get("/api/v1/deliveries", json_errors(handle_deliveries))
+    app.router.add_get("/api/v1/intake", json_errors(handle_intake))
     app.router.add_get("/metrics", json_errors(handle_metrics))
     app.router.add_get("/healthz", json_errors(handle_healthz))
     app.router.add_get("/readyz", json_errors(handle_readyz))
