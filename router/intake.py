@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
@@ -61,6 +62,10 @@ class _Plan:
     events: list[AlertEvent]
     sources: list[SourceUpdate]
     dead: list[tuple[int, str]] = field(default_factory=list)  # routing raised: (id, reason)
+    #: Per routed row: (intake id, its events, its inhibition source update), to commit
+    #: rows one by one when the batch's commit raised.
+    parts: list[tuple[int, tuple[AlertEvent, ...], SourceUpdate | None]] = field(
+        default_factory=list)
 
     @property
     def rows(self) -> int:
@@ -191,7 +196,12 @@ class IntakeProcessor:
         if not rows:
             return 0
         plan = await self._plan(rows)
-        await self._commit(plan)
+        try:
+            await self._commit(plan)
+        except Exception as exc:
+            # As in the loop: a row the store cannot apply is set aside, row by row.
+            if isinstance(exc, sqlite3.OperationalError) or not await self._commit_rows(plan):
+                raise
         return plan.rows
 
     async def _plan(self, rows: Sequence[tuple[int, IntakeRecord]]) -> _Plan:
@@ -204,6 +214,7 @@ class IntakeProcessor:
         sources: list[SourceUpdate] = []
         routed_ids: list[int] = []
         dead: list[tuple[int, str]] = []
+        parts: list[tuple[int, tuple[AlertEvent, ...], SourceUpdate | None]] = []
         for index, (intake_id, record) in enumerate(rows):
             alert = record.alert
             try:
@@ -224,10 +235,13 @@ class IntakeProcessor:
                           exc_info=True)
                 continue
             events.extend(row_events)
+            source = None
             if inhibit:
-                sources.append(SourceUpdate(
-                    alert.fingerprint, alert.status == "firing", routed.sources))
+                source = SourceUpdate(alert.fingerprint, alert.status == "firing",
+                                      routed.sources)
+                sources.append(source)
             routed_ids.append(intake_id)
+            parts.append((intake_id, tuple(row_events), source))
             if not routed.groups:
                 log.warning("intake.unrouted", fingerprint=alert.fingerprint)
             if debug:
@@ -235,7 +249,7 @@ class IntakeProcessor:
                           routes=[d.route_id for d, _, _ in routed.groups])
             if index % _YIELD_EVERY == _YIELD_EVERY - 1:
                 await asyncio.sleep(0)  # routing is CPU work: let requests in
-        return _Plan(routed_ids, events, sources, dead)
+        return _Plan(routed_ids, events, sources, dead, parts)
 
     async def _commit(self, plan: _Plan) -> None:
         """Apply a routed batch to the incidents and mark its rows processed (one commit)."""
@@ -249,10 +263,40 @@ class IntakeProcessor:
             self.on_planned()
 
     async def _commit_logged(self, plan: _Plan) -> bool:
-        """:meth:`_commit` for the pipelined loop: False (logged) when it failed."""
+        """:meth:`_commit` for the pipelined loop: False (logged) when it failed.
+
+        A batch whose commit raised for another reason than the store itself
+        (``sqlite3.OperationalError``: disk, lock) is committed again row by row, so
+        that one row the store cannot apply is dead-lettered instead of wedging the
+        intake; False when that fails too (the rows stay unprocessed)."""
         try:
             await self._commit(plan)
-        except Exception:  # noqa: BLE001 - logged with traceback; the rows stay unprocessed
+        except Exception as exc:  # noqa: BLE001 - logged with traceback
+            _log.exception("intake.batch_failed")
+            if isinstance(exc, sqlite3.OperationalError) or plan.rows == 0:
+                return False
+            return await self._commit_rows(plan)
+        return True
+
+    async def _commit_rows(self, plan: _Plan) -> bool:
+        """Commit each row of a failed batch alone; dead-letter the rows that fail."""
+        try:
+            if plan.dead:
+                await self._store.dead_letter_intake(plan.dead, now=self._clock.now())
+            for intake_id, events, source in plan.parts:
+                one = _Plan([intake_id], list(events), [source] if source else [])
+                try:
+                    await self._commit(one)
+                except Exception as exc:
+                    if isinstance(exc, sqlite3.OperationalError):
+                        raise
+                    reason = failure_reason(exc)
+                    PIPELINE_ITEM_FAILURES.labels(stage="intake", reason=reason).inc()
+                    _log.error("intake.apply_failed", intake_id=intake_id, reason=reason,
+                               error=str(exc)[:200])
+                    await self._store.dead_letter_intake(
+                        [(intake_id, f"{reason}: {exc}"[:500])], now=self._clock.now())
+        except Exception:  # noqa: BLE001 - the store itself fails: retried later
             _log.exception("intake.batch_failed")
             return False
         return True

@@ -259,3 +259,28 @@ async def test_a_recipient_whose_planning_raises_is_a_dead_letter(
     assert metric("tocsin_dead_letters_total", channel="email", reason="plan") == before + 1
     failed = [d for k, d in await events_of(h, "HostDown") if k == "notice_failed"]
     assert failed[0]["contact_id"] == "bob" and failed[0]["reason"] == "ValueError"
+
+
+async def test_a_row_the_store_cannot_apply_is_dead_lettered_alone(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch whose commit raises because of one row is committed again row by row: that
+    row is dead-lettered, the others are applied (the intake is not wedged)."""
+    import router.store.incidents as incident_store
+
+    real = incident_store.apply_intake_job
+
+    def apply_intake_job(conn: Any, ids: Any, events: Any, *args: Any) -> Any:
+        if any(e.alert.labels.get("alertname") == "Poison" for e in events):
+            raise ValueError("cannot store this alert")
+        return real(conn, ids, events, *args)
+
+    monkeypatch.setattr(incident_store, "apply_intake_job", apply_intake_job)
+    await h.store.append_intake([
+        IntakeRecord(source="alertmanager", received_at=T_MON_10, meta={},
+                     alert=make_alert(name, starts_at=T_MON_10)) for name in ("Poison", "H")])
+    assert await h.processor.process_once() == 2
+    assert await h.processor.process_once() == 0
+    (dead,) = await h.store.list_intake(status="dead")
+    assert dead["dead_letter_reason"] == "ValueError: cannot store this alert"
+    assert [i.group_labels["alertname"] for i in await h.store.list_incidents()] == ["H"]
