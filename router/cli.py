@@ -163,7 +163,7 @@ def _build() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
 
     from router.deliveries_cli import add_parsers
 
-    add_parsers(commands, _FORMATTER)  # deliveries retry, push vapid-keys
+    add_parsers(commands, _FORMATTER)  # deliveries/intake retry, push vapid-keys
     from router.state_cli import add_parser as add_state_parser
 
     add_state_parser(commands, _FORMATTER)  # state backup
@@ -189,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "version":
         print(f"tocsin {__version__}")
         return EXIT_OK
-    if args.command in ("deliveries", "push"):
+    if args.command in ("deliveries", "intake", "push"):
         from router.deliveries_cli import run
 
         code = run(args)

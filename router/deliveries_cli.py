@@ -1,4 +1,5 @@
-"""``tocsin deliveries retry ID... | --failed`` (replay dead letters), ``tocsin push vapid-keys``.
+"""``tocsin deliveries retry ID... | --failed`` (replay dead letters), ``tocsin intake retry
+ID... | --dead`` (route dead-lettered intake rows again), ``tocsin push vapid-keys``.
 
 The command opens the state store of the service config directly (``state_url``), with
 no HTTP round trip, so it works whether the service runs or not: the replayed rows turn
@@ -23,7 +24,7 @@ from router.clock import SystemClock
 from router.config import ServiceConfig
 from router.store import open_store
 
-__all__ = ["add_parsers", "retry_command", "run"]
+__all__ = ["add_parsers", "intake_retry_command", "retry_command", "run"]
 
 
 async def _requeue(config: ServiceConfig, ids: Sequence[int] | None) -> list[int]:
@@ -54,6 +55,34 @@ def retry_command(config: ServiceConfig, ids: Sequence[int] | None, out: TextIO,
     return 0
 
 
+async def _requeue_intake(config: ServiceConfig, ids: Sequence[int] | None) -> list[int]:
+    store = open_store(config.state_url, release_leases_on_start=False)
+    await store.start()
+    try:
+        return await store.requeue_intake(ids)
+    finally:
+        await store.close()
+
+
+def intake_retry_command(config: ServiceConfig, ids: Sequence[int] | None, out: TextIO,
+                         err: TextIO) -> int:
+    """Route dead-lettered intake rows again (all when ``ids`` is None); 1 when an id was
+    not one."""
+    replayed = asyncio.run(_requeue_intake(config, ids))
+    if replayed:
+        out.write(f"replayed {len(replayed)} intake row{'' if len(replayed) == 1 else 's'}: "
+                  f"{', '.join(str(i) for i in replayed)}\n")
+    else:
+        out.write("no dead-lettered intake rows to replay\n")
+    if ids is not None:
+        missing = sorted(set(ids) - set(replayed))
+        if missing:
+            err.write("not replayed (no such intake row, or not dead-lettered): "
+                      f"{', '.join(str(i) for i in missing)}\n")
+            return 1
+    return 0
+
+
 def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser],
                 formatter: type[argparse.HelpFormatter]) -> None:
     """Add ``deliveries retry`` and ``push vapid-keys`` to the ``tocsin`` parser."""
@@ -73,6 +102,24 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser],
     retry.add_argument("--failed", action="store_true", help="replay every dead letter")
     retry.add_argument("--config", "-c", metavar="FILE", type=Path,
                        help="service config file (default: TOCSIN_CONFIG, then built-ins)")
+    intake = commands.add_parser(
+        "intake", help="act on the intake log (replay dead-lettered rows)",
+        formatter_class=formatter,
+        description="Act on the intake log of the configured state store.")
+    intake_sub = intake.add_subparsers(dest="intake_command", metavar="SUBCOMMAND")
+    intake_retry = intake_sub.add_parser(
+        "retry", help="route dead-lettered intake rows again", formatter_class=formatter,
+        description=(
+            "Turn intake rows set aside because routing them raised (GET\n"
+            "/api/v1/intake?status=dead) back to unrouted: a running service routes them at\n"
+            "its next poll. Exit 1 when a given ID was not dead-lettered."),
+        epilog=("examples:\n  tocsin intake retry 7 --config deploy/local/tocsin.yaml\n"
+                "  tocsin intake retry --dead"))
+    intake_retry.add_argument("ids", nargs="*", type=int, metavar="ID", help="intake ids")
+    intake_retry.add_argument("--dead", action="store_true",
+                              help="replay every dead-lettered row")
+    intake_retry.add_argument("--config", "-c", metavar="FILE", type=Path,
+                              help="service config file (default: TOCSIN_CONFIG, then built-ins)")
     push = commands.add_parser(
         "push", help="Web Push helpers", formatter_class=formatter,
         description="Web Push helpers.")
@@ -93,6 +140,8 @@ def run(args: argparse.Namespace) -> int | None:
             return vapid_keys_command(sys.stdout)
         sys.stderr.write("tocsin push: a subcommand is required (vapid-keys)\n")
         return 2
+    if args.command == "intake":
+        return _run_intake(args)
     if args.command != "deliveries":
         return None
     if args.deliveries_command != "retry":
@@ -111,3 +160,22 @@ def run(args: argparse.Namespace) -> int | None:
         return 1
     return retry_command(config, None if args.failed else list(args.ids), sys.stdout,
                          sys.stderr)
+
+
+def _run_intake(args: argparse.Namespace) -> int:
+    if args.intake_command != "retry":
+        sys.stderr.write("tocsin intake: a subcommand is required (retry)\n")
+        return 2
+    if bool(args.ids) == bool(args.dead):
+        sys.stderr.write("tocsin intake retry: give intake IDs or --dead (not both)\n")
+        return 2
+    from router.config import load_command_config
+    from router.errors import ConfigError
+
+    try:
+        config = load_command_config(args.config, os.environ)
+    except ConfigError as exc:
+        sys.stderr.write(f"tocsin intake retry: {exc}\n")
+        return 1
+    return intake_retry_command(config, None if args.dead else list(args.ids), sys.stdout,
+                                sys.stderr)

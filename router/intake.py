@@ -9,6 +9,12 @@ wake the scheduler. Messages are planned by the scheduler when an incident's tim
 rule set from start to end (a hot reload swaps the reference between batches). The
 service loop routes the next batch while the previous one commits (see :meth:`run`).
 
+A row whose routing raises (a bug, a value the rules cannot handle) is set aside: it is
+dead-lettered (``intake.dead_at``, ``dead_letter_reason``) in the batch's transaction,
+not marked processed, counted in ``tocsin_pipeline_item_failures_total{stage="intake"}``,
+listed by ``GET /api/v1/intake?status=dead`` and replayed with ``tocsin intake retry``;
+the other rows of the batch are routed as usual.
+
 Crash safety: a crash after the intake commit and before the incident commit leaves the
 rows unprocessed; they are applied again after the restart (nothing was written).
 """
@@ -17,17 +23,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import structlog
 
 from router.clock import Clock
 from router.incidents.engine import AlertEvent, sender_of
-from router.incidents.flush import FlushRules
+from router.incidents.flush import FlushRules, failure_reason
 from router.incidents.grouping import group_key, group_labels
-from router.metrics import INCIDENT_ALERT_EVENTS, INTAKE_PENDING
+from router.metrics import INCIDENT_ALERT_EVENTS, INTAKE_PENDING, PIPELINE_ITEM_FAILURES
 from router.models import IncidentPolicy, IntakeRecord, RouteDecision
 from router.rules.inhibit import SourceKey, source_keys
 from router.store.incidents import IncidentStore, SourceUpdate
@@ -51,9 +58,25 @@ _ROUTE_MEMO_MAX = 16_384
 class _Plan:
     """A routed batch, ready to commit: its intake ids, incident events, inhibition sources."""
 
-    intake_ids: list[int]
+    intake_ids: list[int]  # routed: marked processed
     events: list[AlertEvent]
     sources: list[SourceUpdate]
+    dead: list[tuple[int, str]] = field(default_factory=list)  # routing raised: (id, reason)
+    #: Per routed row: (intake id, its events, its inhibition source update), to commit
+    #: rows one by one when the batch's commit raised.
+    parts: list[tuple[int, tuple[AlertEvent, ...], SourceUpdate | None]] = field(
+        default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        """Rows this batch settles (routed or dead-lettered)."""
+        return len(self.intake_ids) + len(self.dead)
+
+    @property
+    def last_id(self) -> int:
+        """The highest intake id of the batch."""
+        return max(self.intake_ids[-1] if self.intake_ids else 0,
+                   max((i for i, _ in self.dead), default=0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,8 +161,8 @@ class IntakeProcessor:
                             plan = None  # fetched again, in order, from the first unprocessed
                     if plan is not None:
                         in_flight = asyncio.create_task(self._commit_logged(plan))
-                        last_id = plan.intake_ids[-1]
-                        processed = len(plan.intake_ids)
+                        last_id = plan.last_id
+                        processed = plan.rows
                 except Exception:  # noqa: BLE001 - logged with traceback; the loop must live on
                     _log.exception("intake.batch_failed")
                 await self._refresh_gauge()
@@ -173,8 +196,13 @@ class IntakeProcessor:
         if not rows:
             return 0
         plan = await self._plan(rows)
-        await self._commit(plan)
-        return len(plan.intake_ids)
+        try:
+            await self._commit(plan)
+        except Exception as exc:
+            # As in the loop: a row the store cannot apply is set aside, row by row.
+            if isinstance(exc, sqlite3.OperationalError) or not await self._commit_rows(plan):
+                raise
+        return plan.rows
 
     async def _plan(self, rows: Sequence[tuple[int, IntakeRecord]]) -> _Plan:
         """Route ``rows`` (one rule set for the whole batch) into incident events."""
@@ -184,24 +212,36 @@ class IntakeProcessor:
         debug = log.is_enabled_for(logging.DEBUG)
         events: list[AlertEvent] = []
         sources: list[SourceUpdate] = []
+        routed_ids: list[int] = []
+        dead: list[tuple[int, str]] = []
+        parts: list[tuple[int, tuple[AlertEvent, ...], SourceUpdate | None]] = []
         for index, (intake_id, record) in enumerate(rows):
             alert = record.alert
             try:
                 routed = self._route(rules, alert.fingerprint, alert.labels)
                 sender = sender_of(record.source, record.meta)
-                for decision, key, labels in routed.groups:
-                    events.append(AlertEvent(
-                        decision=decision, group_key=key, group_labels=labels, alert=alert,
-                        source=record.source, sender=sender, meta=record.meta))
-                if inhibit:
-                    sources.append(SourceUpdate(
-                        alert.fingerprint, alert.status == "firing", routed.sources))
-            except Exception:  # a bug must not block the intake forever
-                # The row is still marked processed: re-trying a deterministic failure
-                # would wedge every alert behind it. The traceback says what to fix.
-                log.exception("intake.route_failed", intake_id=intake_id,
-                              fingerprint=alert.fingerprint)
+                row_events = [AlertEvent(
+                    decision=decision, group_key=key, group_labels=labels, alert=alert,
+                    source=record.source, sender=sender, meta=record.meta)
+                    for decision, key, labels in routed.groups]
+            except Exception as exc:
+                # Dead-lettered, not processed: retrying a deterministic failure would wedge
+                # every alert behind it; marking it processed would lose it silently.
+                reason = failure_reason(exc)
+                dead.append((intake_id, f"{reason}: {exc}"[:500]))
+                PIPELINE_ITEM_FAILURES.labels(stage="intake", reason=reason).inc()
+                log.error("intake.route_failed", intake_id=intake_id,
+                          fingerprint=alert.fingerprint, reason=reason, error=str(exc)[:200],
+                          exc_info=True)
                 continue
+            events.extend(row_events)
+            source = None
+            if inhibit:
+                source = SourceUpdate(alert.fingerprint, alert.status == "firing",
+                                      routed.sources)
+                sources.append(source)
+            routed_ids.append(intake_id)
+            parts.append((intake_id, tuple(row_events), source))
             if not routed.groups:
                 log.warning("intake.unrouted", fingerprint=alert.fingerprint)
             if debug:
@@ -209,23 +249,54 @@ class IntakeProcessor:
                           routes=[d.route_id for d, _, _ in routed.groups])
             if index % _YIELD_EVERY == _YIELD_EVERY - 1:
                 await asyncio.sleep(0)  # routing is CPU work: let requests in
-        return _Plan([intake_id for intake_id, _ in rows], events, sources)
+        return _Plan(routed_ids, events, sources, dead, parts)
 
     async def _commit(self, plan: _Plan) -> None:
         """Apply a routed batch to the incidents and mark its rows processed (one commit)."""
         earliest = await self._store.commit_intake(
-            plan.intake_ids, plan.events, plan.sources, now=self._clock.now())
+            plan.intake_ids, plan.events, plan.sources, now=self._clock.now(), dead=plan.dead)
         INCIDENT_ALERT_EVENTS.inc(len(plan.events))
         _log.info("intake.batch_applied", alerts=len(plan.intake_ids), events=len(plan.events),
+                  dead_lettered=len(plan.dead),
                   next_due_at=earliest.isoformat() if earliest else None)
         if earliest is not None and self.on_planned is not None:
             self.on_planned()
 
     async def _commit_logged(self, plan: _Plan) -> bool:
-        """:meth:`_commit` for the pipelined loop: False (logged) when it failed."""
+        """:meth:`_commit` for the pipelined loop: False (logged) when it failed.
+
+        A batch whose commit raised for another reason than the store itself
+        (``sqlite3.OperationalError``: disk, lock) is committed again row by row, so
+        that one row the store cannot apply is dead-lettered instead of wedging the
+        intake; False when that fails too (the rows stay unprocessed)."""
         try:
             await self._commit(plan)
-        except Exception:  # noqa: BLE001 - logged with traceback; the rows stay unprocessed
+        except Exception as exc:  # noqa: BLE001 - logged with traceback
+            _log.exception("intake.batch_failed")
+            if isinstance(exc, sqlite3.OperationalError) or plan.rows == 0:
+                return False
+            return await self._commit_rows(plan)
+        return True
+
+    async def _commit_rows(self, plan: _Plan) -> bool:
+        """Commit each row of a failed batch alone; dead-letter the rows that fail."""
+        try:
+            if plan.dead:
+                await self._store.dead_letter_intake(plan.dead, now=self._clock.now())
+            for intake_id, events, source in plan.parts:
+                one = _Plan([intake_id], list(events), [source] if source else [])
+                try:
+                    await self._commit(one)
+                except Exception as exc:
+                    if isinstance(exc, sqlite3.OperationalError):
+                        raise
+                    reason = failure_reason(exc)
+                    PIPELINE_ITEM_FAILURES.labels(stage="intake", reason=reason).inc()
+                    _log.error("intake.apply_failed", intake_id=intake_id, reason=reason,
+                               error=str(exc)[:200])
+                    await self._store.dead_letter_intake(
+                        [(intake_id, f"{reason}: {exc}"[:500])], now=self._clock.now())
+        except Exception:  # noqa: BLE001 - the store itself fails: retried later
             _log.exception("intake.batch_failed")
             return False
         return True

@@ -31,6 +31,7 @@ __all__ = [
     "KAFKA_REDELIVERED",
     "OUTBOX_DEPTH",
     "OUTBOX_STATUSES",
+    "PIPELINE_ITEM_FAILURES",
     "PLANNED_DELIVERIES",
     "RATE_LIMITED",
     "REGISTRY",
@@ -193,6 +194,14 @@ INCIDENT_FLUSHES = Counter(
 INCIDENT_ALERT_EVENTS = Counter(
     "tocsin_incident_alert_events",
     "Alerts applied to incidents (one per alert and matched route).",
+    registry=REGISTRY,
+)
+PIPELINE_ITEM_FAILURES = Counter(
+    "tocsin_pipeline_item_failures",
+    "Items that failed one pipeline step and were set aside while the others went on, by "
+    "stage (intake: a row dead-lettered; flush: an incident quarantined with back-off; "
+    "plan, render: a notice dead-lettered; send) and reason (the exception's class).",
+    ["stage", "reason"],
     registry=REGISTRY,
 )
 

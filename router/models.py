@@ -149,6 +149,9 @@ class NewDelivery:
     failed_reason: str | None = None
     # The delivery to plan for the same contact if this one fails permanently.
     fallback: NewDelivery | None = None
+    # With ``failed_reason``: the dead-letter reason, ``render`` (the template failed) or
+    # ``plan`` (planning the recipient's notice failed).
+    dead_letter_reason: str = "render"
 
 
 @dataclass(frozen=True, slots=True)

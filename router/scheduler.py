@@ -15,6 +15,13 @@ told to claim by itself only when the flush could not claim everything it planne
 free slot, or the claim filled every reserved slot). A crash after the commit leaves the
 rows leased, claimed again when the lease runs out, as after a crash mid-send.
 
+One incident's failure is its own: a flush that raises (a bug, a value out of range)
+quarantines that incident — the reason on its timeline (``flush_failed``), its timer
+pushed out with exponential back-off (``quarantine_base_s`` doubling up to
+``quarantine_cap_s``), one log line, ``tocsin_pipeline_item_failures_total{stage="flush"}``
+— and the pass goes on with the next due incident. The next successful flush ends the
+quarantine. A storm summary that fails to plan is postponed the same way.
+
 The clock is injected: tests drive :meth:`Scheduler.flush_due` with a
 :class:`~router.clock.FakeClock`; the running loop sleeps until the next timer, at most
 ``poll_interval_s``, or until :meth:`notify` (an intake batch set a timer).
@@ -24,16 +31,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 import structlog
 
 from router.clock import Clock
-from router.incidents.flush import FlushRules, plan_flush, plan_storm
+from router.incidents.flush import FlushRules, failure_reason, plan_flush, plan_storm
 from router.incidents.state import decision_from_json
 from router.incidents.view import StormItem
-from router.metrics import INCIDENT_FLUSHES
+from router.metrics import INCIDENT_FLUSHES, PIPELINE_ITEM_FAILURES
 from router.models import Delivery
 from router.rules.inhibit import TargetKey, target_keys
 from router.store.incidents import FlushClaim, IncidentStore
@@ -76,8 +83,16 @@ class Scheduler:
         batch_size: int = 200,
         on_planned: Callable[[], None] | None = None,
         dispatcher: SlotClaimer | None = None,
+        quarantine_base_s: float = 60.0,
+        quarantine_cap_s: float = 3600.0,
     ) -> None:
+        """``quarantine_base_s`` / ``quarantine_cap_s``: the back-off of an incident whose
+        flush raised (the first retry after ``base``, doubling, at most ``cap``)."""
         self._store = store
+        self._quarantine_base_s = quarantine_base_s
+        self._quarantine_cap_s = quarantine_cap_s
+        self._storm_failures: dict[int, int] = {}
+        self._stalled = False  # the last pass set nothing aside and flushed nothing
         self._dispatcher = dispatcher
         self._rules = rules
         self._clock = clock
@@ -124,11 +139,18 @@ class Scheduler:
         now = self._clock.now()
         due = await self._store.due_incidents(now, self._batch_size)
         unclaimed = False  # planned deliveries the dispatcher must claim by itself
+        stuck = 0  # due incidents that failed and could not even be set aside
         for incident_id in due:
             if self._stopping:
                 break
-            planned, claimed_all = await self._flush(incident_id, now)
+            try:
+                planned, claimed_all = await self._flush(incident_id, now)
+            except Exception as exc:  # noqa: BLE001 - quarantined, counted, logged once
+                if not await self._quarantine(incident_id, now, exc):
+                    stuck += 1
+                continue
             unclaimed = unclaimed or (planned > 0 and not claimed_all)
+        self._stalled = bool(due) and stuck == len(due)
         if await self._flush_storms(now):
             unclaimed = True
         if unclaimed and self.on_planned is not None:
@@ -171,6 +193,8 @@ class Scheduler:
                     self._dispatcher.offer(claimed or [], claim.limit)  # even after a failure
             if claimed is not None:
                 INCIDENT_FLUSHES.labels(result="applied").inc()
+                for stage, reason in result.failures:  # notices dead-lettered at plan time
+                    PIPELINE_ITEM_FAILURES.labels(stage=stage, reason=reason).inc()
                 _log.info("incident.flushed", incident=incident_id, state=result.state,
                           deliveries=len(result.notices), cancelled=len(result.cancel),
                           claimed=len(claimed),
@@ -181,6 +205,26 @@ class Scheduler:
             await asyncio.sleep(0)
         _log.warning("scheduler.flush_conflicts", incident=incident_id)
         return 0, True
+
+    async def _quarantine(self, incident_id: str, now: datetime, exc: Exception) -> bool:
+        """Set an incident whose flush raised aside (back-off); False if that failed too."""
+        reason = failure_reason(exc)
+        error = f"{reason}: {exc}"[:500]
+        PIPELINE_ITEM_FAILURES.labels(stage="flush", reason=reason).inc()
+        try:
+            done = await self._store.quarantine_incident(
+                incident_id, now=now, reason=reason, error=error,
+                base_s=self._quarantine_base_s, cap_s=self._quarantine_cap_s)
+        except Exception as store_exc:  # noqa: BLE001 - the store failed too: poll later
+            _log.error("scheduler.flush_failed", incident=incident_id, reason=reason,
+                       error=error, quarantined=False, store_error=repr(store_exc)[:200])
+            return False
+        failures, retry_at = done if done is not None else (0, None)
+        # One line per failure; the traceback only with the first of a series.
+        _log.error("scheduler.flush_failed", incident=incident_id, reason=reason, error=error,
+                   failures=failures, retry_at=retry_at.isoformat() if retry_at else None,
+                   exc_info=exc if failures == 1 else None)
+        return True
 
     def _reserve_claim(self, now: datetime) -> FlushClaim | None:
         """The dispatcher's free send slots, as a claim for the flush's transaction."""
@@ -200,17 +244,38 @@ class Scheduler:
             return 0
         planned = 0
         for storm in await self._store.due_storms(now):
-            items = tuple(StormItem(
-                id=s.id, title=s.group_labels.get("alertname") or s.id,
-                count=s.alerts_firing, started_at=s.started_at, state=s.state)
-                for s in storm.incidents)
-            notices = plan_storm(storm.id, storm.audience, decision_from_json(storm.decision_json),
-                                 items, rules, now)
-            planned += await self._store.commit_storm(storm.id, notices, now=now,
-                                                      deadline_s=self._deadline_s)
+            try:
+                items = tuple(StormItem(
+                    id=s.id, title=s.group_labels.get("alertname") or s.id,
+                    count=s.alerts_firing, started_at=s.started_at, state=s.state)
+                    for s in storm.incidents)
+                notices = plan_storm(storm.id, storm.audience,
+                                     decision_from_json(storm.decision_json), items, rules, now)
+                planned += await self._store.commit_storm(storm.id, notices, now=now,
+                                                          deadline_s=self._deadline_s)
+            except Exception as exc:  # noqa: BLE001 - postponed with back-off, counted, logged
+                await self._postpone_storm(storm.id, now, exc)
+                continue
+            self._storm_failures.pop(storm.id, None)
             _log.info("incident.storm_summary", audience=storm.audience,
                       incidents=len(items), deliveries=len(notices))
         return planned
+
+    async def _postpone_storm(self, storm_id: int, now: datetime, exc: Exception) -> None:
+        reason = failure_reason(exc)
+        PIPELINE_ITEM_FAILURES.labels(stage="flush", reason=reason).inc()
+        failures = self._storm_failures[storm_id] = self._storm_failures.get(storm_id, 0) + 1
+        delay = min(self._quarantine_cap_s,
+                    self._quarantine_base_s * 2.0 ** min(failures - 1, 30))
+        retry_at = now + timedelta(seconds=delay)
+        _log.error("scheduler.storm_failed", storm=storm_id, reason=reason,
+                   error=f"{reason}: {exc}"[:500], failures=failures,
+                   retry_at=retry_at.isoformat(), exc_info=exc if failures == 1 else None)
+        try:
+            await self._store.postpone_storm(storm_id, retry_at)
+        except Exception as store_exc:  # noqa: BLE001 - retried at the next pass
+            _log.error("scheduler.storm_postpone_failed", storm=storm_id,
+                       store_error=repr(store_exc)[:200])
 
     async def _sleep(self) -> None:
         timeout = self._poll_interval_s
@@ -219,7 +284,8 @@ class Scheduler:
         except Exception:  # noqa: BLE001 - a read failure: poll again later
             _log.exception("scheduler.next_due_failed")
             next_due = None
-        if next_due is not None:
+        if next_due is not None and not self._stalled:
+            # (A stalled pass could set nothing aside: wait a poll interval, never spin.)
             timeout = min(timeout, max(0.0, (next_due - self._clock.now()).total_seconds()))
         if timeout > 0:
             try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,48 @@ def _run(
         cwd=cwd, env={**base, **(env or {})}, capture_output=True, text=True, timeout=60,
         check=False,
     )
+
+
+def test_intake_retry_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`tocsin intake retry ID` and `--dead` turn dead-lettered intake rows back to unrouted."""
+    import asyncio
+
+    from router.fingerprint import fingerprint
+    from router.models import Alert, IntakeRecord
+    from router.store import SqliteStore
+
+    db = tmp_path / "state.db"
+    config = tmp_path / "tocsin.yaml"
+    config.write_text(f"state_url: sqlite:///{db}\n")
+    now = datetime(2026, 11, 29, 6, 0, tzinfo=UTC)
+
+    async def setup() -> list[int]:
+        store = SqliteStore(str(db))
+        await store.start()
+        records = [IntakeRecord(source="alertmanager", received_at=now, meta={}, alert=Alert(
+            labels={"alertname": n}, annotations={}, status="firing", starts_at=now,
+            ends_at=None, generator_url="", fingerprint=fingerprint({"alertname": n})))
+            for n in ("A", "B")]
+        ids = await store.append_intake(records)
+        await store.dead_letter_intake([(i, "ZeroDivisionError: bug") for i in ids], now=now)
+        assert (await store.counts())["intake_pending"] == 0
+        await store.close()
+        return sorted(ids)
+
+    async def pending() -> int:
+        store = SqliteStore(str(db))
+        await store.start()
+        try:
+            return (await store.counts())["intake_pending"]
+        finally:
+            await store.close()
+
+    first, second = asyncio.run(setup())
+    assert main(["intake", "retry", str(first), "--config", str(config)]) == 0
+    assert f"replayed 1 intake row: {first}" in capsys.readouterr().out
+    assert asyncio.run(pending()) == 1
+    assert main(["intake", "retry", str(first), "--config", str(config)]) == 1
+    assert "not replayed" in capsys.readouterr().err
+    assert main(["intake", "retry", "--dead", "--config", str(config)]) == 0
+    assert f"replayed 1 intake row: {second}" in capsys.readouterr().out
+    assert main(["intake", "retry", "--config", str(config)]) == 2

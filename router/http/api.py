@@ -1,4 +1,5 @@
-"""``GET /api/v1/deliveries``: the notification history, recipients masked.
+"""``GET /api/v1/deliveries``: the notification history, recipients masked; and
+``GET /api/v1/intake?status=dead``: intake rows set aside because routing them raised.
 
 Query: ``status`` (pending|sent|failed, optional), ``limit`` (1..1000, default 100),
 ``offset`` (>= 0, default 0). Answer: a JSON list, newest first. Message bodies are not
@@ -19,7 +20,7 @@ from router.logging import mask_text
 from router.masking import mask_address
 from router.models import Delivery
 
-__all__ = ["MAX_LIMIT", "delivery_to_json", "handle_deliveries"]
+__all__ = ["MAX_LIMIT", "delivery_to_json", "handle_deliveries", "handle_intake"]
 
 MAX_LIMIT: Final = 1000
 DEFAULT_LIMIT: Final = 100
@@ -71,3 +72,41 @@ async def handle_deliveries(request: web.Request) -> web.Response:
         return json_error(400, str(exc), location=exc.location)
     rows = await request.app[STORE].list_deliveries(status=status, limit=limit, offset=offset)
     return web.json_response([delivery_to_json(row) for row in rows])
+
+
+def _masked(values: object) -> dict[str, str]:
+    if not isinstance(values, dict):
+        return {}
+    return {str(k): mask_text(str(v)) for k, v in values.items()}
+
+
+async def handle_intake(request: web.Request) -> web.Response:
+    """Dead-lettered intake rows (``status=dead``, the default), newest first.
+
+    Each row: ``id``, ``source``, ``received_at``, ``fingerprint``, ``dead_at``,
+    ``dead_letter_reason`` and the alert's ``labels``, ``annotations``, ``status``,
+    ``starts_at`` (addresses in values masked). Replay with ``tocsin intake retry``.
+    """
+    try:
+        status = request.query.get("status") or "dead"
+        if status != "dead":
+            raise BadQuery("status", f"must be dead, got {status!r}")
+        limit = int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+        offset = int_param(request, "offset", 0, 0, 2**62)
+    except BadQuery as exc:
+        return json_error(400, str(exc), location=exc.location)
+    rows = await request.app[STORE].list_intake(status=status, limit=limit, offset=offset)
+    out = []
+    for row in rows:
+        alert = row.get("alert")
+        alert = alert if isinstance(alert, dict) else {}
+        reason = row.get("dead_letter_reason")
+        out.append({
+            "id": row["id"], "source": row["source"], "received_at": row["received_at"],
+            "fingerprint": row["fingerprint"], "dead_at": row["dead_at"],
+            "dead_letter_reason": mask_text(str(reason)) if reason is not None else None,
+            "labels": _masked(alert.get("labels")),
+            "annotations": _masked(alert.get("annotations")),
+            "status": alert.get("status"), "starts_at": alert.get("starts_at"),
+        })
+    return web.json_response(out)

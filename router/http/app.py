@@ -18,7 +18,7 @@ from aiohttp import web
 
 from router.clock import Clock, SystemClock
 from router.config import ServiceConfig
-from router.http.api import handle_deliveries
+from router.http.api import handle_deliveries, handle_intake
 from router.http.auth import API_AUTH, ApiAuth, requires
 from router.http.incidents_api import add_incident_routes
 from router.http.probes import handle_healthz, handle_metrics, handle_readyz
@@ -98,6 +98,7 @@ def create_app(
     # test_route_scopes.py fails for a route left out of its table.
     app.router.add_post("/webhook/alertmanager", handle_alertmanager)  # ingest, in-handler
     app.router.add_get("/api/v1/deliveries", json_errors(requires("read", handle_deliveries)))
+    app.router.add_get("/api/v1/intake", json_errors(requires("read", handle_intake)))
     metrics = handle_metrics if config.api.public_metrics else requires("read", handle_metrics)
     app.router.add_get("/metrics", json_errors(metrics))
     app.router.add_get("/healthz", json_errors(handle_healthz))  # open: liveness probe

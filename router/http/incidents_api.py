@@ -43,6 +43,9 @@ def summary_to_json(item: IncidentSummary) -> dict[str, Any]:
         "started_at": iso(item.started_at), "updated_at": iso(item.updated_at),
         "resolved_at": iso(item.resolved_at), "next_timer_at": iso(item.due_at),
         "follow_ups": item.follow_ups,
+        # Quarantined while > 0: the last flushes raised (retried with back-off).
+        "flush_failures": item.flush_failures,
+        "flush_error": mask_text(item.flush_error) if item.flush_error else None,
     }
 
 

@@ -47,6 +47,7 @@ __all__ = [
     "FlushRules",
     "PlannedNotice",
     "alert_of",
+    "failure_reason",
     "follow_up_due",
     "muted",
     "notice_key",
@@ -101,6 +102,9 @@ class FlushResult:
     follow_ups: int = 0
     storm_counted: list[str] = field(default_factory=list)  # audiences: first notice sent
     storm_folded: list[str] = field(default_factory=list)  # audiences: folded into a storm
+    #: Per-item failures isolated by this flush, ``(stage, reason)`` with stage ``plan`` or
+    #: ``render`` (counted in ``tocsin_pipeline_item_failures_total`` once committed).
+    failures: list[tuple[str, str]] = field(default_factory=list)
 
 
 def notice_key(incident_id: str, audience: str, contact_id: str, channel: str, address: str,
@@ -132,13 +136,16 @@ def follow_up_due(incident: Incident, eta: datetime | None) -> datetime | None:
             or incident.follow_ups >= policy.max_follow_ups):
         return None
     after = policy.follow_up_after_s
-    if eta is not None:
-        step = timedelta(seconds=after) if after else eta - incident.started_at
-        if step <= timedelta(0):
-            return eta if incident.follow_ups == 0 else None
-        return eta + step * incident.follow_ups
-    if after:
-        return incident.started_at + timedelta(seconds=after) * (incident.follow_ups + 1)
+    try:
+        if eta is not None:
+            step = timedelta(seconds=after) if after else eta - incident.started_at
+            if step <= timedelta(0):
+                return eta if incident.follow_ups == 0 else None
+            return eta + step * incident.follow_ups
+        if after:
+            return incident.started_at + timedelta(seconds=after) * (incident.follow_ups + 1)
+    except OverflowError:  # a start time at the end of the calendar (untrusted startsAt)
+        return None
     return None
 
 
@@ -233,6 +240,8 @@ def plan_flush(
         group_labels=incident.group_labels, started_at=incident.started_at,
         resolved_at=result.resolved_at, now=now, owner=owner)
     representative = _representative(view_alerts)
+    if base_view.notes:
+        result.events.append(TimelineEvent(now, "value_ignored", {"notes": list(base_view.notes)}))
 
     mute_reason = muted(rules.incident, decision, now)
     follow_at = follow_up_due(replace(incident, state=result.state), base_view.eta)
@@ -274,83 +283,107 @@ def _plan_recipients(
     representative: Alert, follow_now: bool, now: datetime, result: FlushResult,
     storm_recent: Mapping[str, int],
 ) -> None:
-    decision = incident.decision
-    policy = decision.policy
-    storm = rules.incident.storm_control
     counts: dict[tuple[str, str, bool], int] = {}
     for rcpt in _recipients(incident, rules, logs):
-        log = rcpt.log
-        entry = NotifiedEntry(log.firing, log.resolved, log.notified_at) if log else None
-        reason: Reason | None = needs_notice(entry, firing, resolved,
-                                             policy.repeat_interval_s, now)
-        cancellable = [h for h in (log.held if log else ()) if h.cancellable]
-        announced = log.announced if log else False
-        phase: Phase | None
-        if reason is None and follow_now and announced and firing:
-            phase = "follow_up"
-        elif reason is None:
-            continue
-        else:
-            phase = _phase(reason, announced)
-        # A newer notice replaces the notices still held by quiet hours.
-        if cancellable:
-            result.cancel.extend(h.delivery_id for h in cancellable)
-            if any(h.phase in ("firing", "storm") for h in cancellable):
-                announced = False
-            phase = _collapse(phase, announced, cancellable, firing, policy)
-        kept = tuple(h for h in (log.held if log else ()) if not h.cancellable)
-        if phase is None:  # dropped by `on_resolved_during_quiet_hours: drop`
-            result.logs.append(_log_entry(rcpt, log, firing, resolved, now, announced, kept,
-                                          bump=False))
-            counts[("dropped", rcpt.audience, False)] = counts.get(
-                ("dropped", rcpt.audience, False), 0) + 1
-            continue
-        if phase == "firing" and storm is not None and not announced:
-            recent = storm_recent.get(rcpt.audience, 0)
-            if recent >= storm.max_incidents:
-                # Folded into the audience's storm summary: told there, not one by one.
-                if rcpt.audience not in result.storm_folded:
-                    result.storm_folded.append(rcpt.audience)
-                channels = _first_channels(rcpt.contact, decision)
-                result.logs.append(_log_entry(rcpt, log, firing, resolved, now, True, kept,
-                                              channels=channels, bump=False))
-                counts[("storm", rcpt.audience, False)] = counts.get(
-                    ("storm", rcpt.audience, False), 0) + 1
-                continue
-            if rcpt.audience not in result.storm_counted:
-                result.storm_counted.append(rcpt.audience)
-        # The one quiet-hours verdict (router/rules/quiet.py), shared with explanations
-        # and rule tests.
-        held_until = quiet_verdict(rules.incident, policy, decision.severity, rcpt.contact,
-                                   now).held_until
-        channels = (_first_channels(rcpt.contact, decision)
-                    if phase == "firing" or log is None or not log.channels else log.channels)
-        if not channels:
-            continue
-        seq = (log.seq if log else 0) + 1
-        new = firing - (log.firing if log else frozenset())
-        # New alerts are firing ones: taken from the complete ``firing`` list (``alerts``
-        # is capped at MAX_LISTED_ALERTS), in the same order.
-        view = replace(base_view, new=AlertList(a for a in base_view.firing
-                                                if a.fingerprint in new),
-                       follow_up=result.follow_ups + 1 if phase == "follow_up" else 0)
-        for channel, address, _locale in channels:
-            delivery = _render(incident, rules, rcpt, representative, view, phase, channel,
-                               address, seq)
-            result.notices.append(PlannedNotice(rcpt.audience, rcpt.contact.id, delivery,
-                                                held_until))
-        if phase == "firing" and result.first_notice_at is None:
-            result.first_notice_at = now
-        result.logs.append(_log_entry(rcpt, log, firing, resolved, now,
-                                      announced or phase in ("firing", "storm"), kept,
-                                      channels=channels, seq=seq))
-        key = (phase, rcpt.audience, held_until is not None)
-        counts[key] = counts.get(key, 0) + 1
+        # One recipient's failure (a bug, a value out of range) is theirs alone: it becomes
+        # a dead letter with the reason and the other recipients are planned as usual.
+        mark = (len(result.notices), len(result.logs), len(result.cancel),
+                len(result.storm_counted), len(result.storm_folded), len(result.failures),
+                result.first_notice_at)
+        try:
+            _plan_recipient(incident, rules, rcpt, firing, resolved, base_view,
+                            representative, follow_now, now, result, storm_recent, counts)
+        except Exception as exc:  # noqa: BLE001 - recorded on the incident, counted, logged
+            (n_notices, n_logs, n_cancel, n_counted, n_folded, n_failures,
+             result.first_notice_at) = mark
+            del result.notices[n_notices:], result.logs[n_logs:], result.cancel[n_cancel:]
+            del result.storm_counted[n_counted:], result.storm_folded[n_folded:]
+            del result.failures[n_failures:]
+            _plan_failed(incident, rcpt, representative, exc, now, result)
     for (phase_name, audience, held), n in sorted(counts.items()):
         kind = {"dropped": "notice_dropped", "storm": "storm_folded"}.get(
             phase_name, "notice_deferred" if held else "notice_planned")
         detail: dict[str, Any] = {"phase": phase_name, "audience": audience, "recipients": n}
         result.events.append(TimelineEvent(now, kind, detail))
+
+
+def _plan_recipient(
+    incident: Incident, rules: FlushRules, rcpt: _Recipient, firing: frozenset[str],
+    resolved: frozenset[str], base_view: IncidentView, representative: Alert,
+    follow_now: bool, now: datetime, result: FlushResult, storm_recent: Mapping[str, int],
+    counts: dict[tuple[str, str, bool], int],
+) -> None:
+    """Plan one recipient's notice (see :func:`_plan_recipients`)."""
+    decision = incident.decision
+    policy = decision.policy
+    storm = rules.incident.storm_control
+    log = rcpt.log
+    entry = NotifiedEntry(log.firing, log.resolved, log.notified_at) if log else None
+    reason: Reason | None = needs_notice(entry, firing, resolved,
+                                         policy.repeat_interval_s, now)
+    cancellable = [h for h in (log.held if log else ()) if h.cancellable]
+    announced = log.announced if log else False
+    phase: Phase | None
+    if reason is None and follow_now and announced and firing:
+        phase = "follow_up"
+    elif reason is None:
+        return
+    else:
+        phase = _phase(reason, announced)
+    # A newer notice replaces the notices still held by quiet hours.
+    if cancellable:
+        result.cancel.extend(h.delivery_id for h in cancellable)
+        if any(h.phase in ("firing", "storm") for h in cancellable):
+            announced = False
+        phase = _collapse(phase, announced, cancellable, firing, policy)
+    kept = tuple(h for h in (log.held if log else ()) if not h.cancellable)
+    if phase is None:  # dropped by `on_resolved_during_quiet_hours: drop`
+        result.logs.append(_log_entry(rcpt, log, firing, resolved, now, announced, kept,
+                                      bump=False))
+        counts[("dropped", rcpt.audience, False)] = counts.get(
+            ("dropped", rcpt.audience, False), 0) + 1
+        return
+    if phase == "firing" and storm is not None and not announced:
+        recent = storm_recent.get(rcpt.audience, 0)
+        if recent >= storm.max_incidents:
+            # Folded into the audience's storm summary: told there, not one by one.
+            if rcpt.audience not in result.storm_folded:
+                result.storm_folded.append(rcpt.audience)
+            channels = _first_channels(rcpt.contact, decision)
+            result.logs.append(_log_entry(rcpt, log, firing, resolved, now, True, kept,
+                                          channels=channels, bump=False))
+            counts[("storm", rcpt.audience, False)] = counts.get(
+                ("storm", rcpt.audience, False), 0) + 1
+            return
+        if rcpt.audience not in result.storm_counted:
+            result.storm_counted.append(rcpt.audience)
+    # The one quiet-hours verdict (router/rules/quiet.py), shared with explanations
+    # and rule tests.
+    held_until = quiet_verdict(rules.incident, policy, decision.severity, rcpt.contact,
+                               now).held_until
+    channels = (_first_channels(rcpt.contact, decision)
+                if phase == "firing" or log is None or not log.channels else log.channels)
+    if not channels:
+        return
+    seq = (log.seq if log else 0) + 1
+    new = firing - (log.firing if log else frozenset())
+    # New alerts are firing ones: taken from the complete ``firing`` list (``alerts``
+    # is capped at MAX_LISTED_ALERTS), in the same order.
+    view = replace(base_view, new=AlertList(a for a in base_view.firing
+                                            if a.fingerprint in new),
+                   follow_up=result.follow_ups + 1 if phase == "follow_up" else 0)
+    for channel, address, _locale in channels:
+        delivery = _render(incident, rules, rcpt, representative, view, phase, channel,
+                           address, seq, result.failures)
+        result.notices.append(PlannedNotice(rcpt.audience, rcpt.contact.id, delivery,
+                                            held_until))
+    if phase == "firing" and result.first_notice_at is None:
+        result.first_notice_at = now
+    result.logs.append(_log_entry(rcpt, log, firing, resolved, now,
+                                  announced or phase in ("firing", "storm"), kept,
+                                  channels=channels, seq=seq))
+    key = (phase, rcpt.audience, held_until is not None)
+    counts[key] = counts.get(key, 0) + 1
 
 
 def _phase(reason: Reason, announced: bool) -> Phase:
@@ -397,20 +430,66 @@ def _log_entry(rcpt: _Recipient, log: RecipientLog | None, firing: frozenset[str
         announced=announced, held=held)
 
 
+def failure_reason(exc: BaseException) -> str:
+    """The ``reason`` label of a pipeline failure: the exception's class name (bounded)."""
+    return type(exc).__name__[:64]
+
+
+def _plan_failed(incident: Incident, rcpt: _Recipient, alert: Alert, exc: Exception,
+                 now: datetime, result: FlushResult) -> None:
+    """Record a recipient whose planning raised: a dead letter per channel, the reason on
+    the timeline. Its notification log is left as it was: the next flush tries again
+    (with the same idempotency keys, so no second dead letter for the same notice)."""
+    decision = incident.decision
+    reason = failure_reason(exc)
+    error = f"planning the notice failed: {reason}: {exc}"[:500]
+    result.failures.append(("plan", reason))
+    result.events.append(TimelineEvent(now, "notice_failed", {
+        "stage": "plan", "audience": rcpt.audience, "contact_id": rcpt.contact.id,
+        "reason": reason, "error": error}))
+    _log.error("incident.plan_failed", incident=incident.id, audience=rcpt.audience,
+               contact_id=rcpt.contact.id, reason=reason, error=str(exc)[:200])
+    log = rcpt.log
+    phase: Phase = "update" if log is not None and log.announced else "firing"
+    seq = (log.seq if log else 0) + 1
+    try:
+        channels = _first_channels(rcpt.contact, decision)
+    except Exception:  # noqa: BLE001 - the timeline event above already says it
+        return
+    for channel, address, _locale in channels:
+        result.notices.append(PlannedNotice(rcpt.audience, rcpt.contact.id, NewDelivery(
+            idempotency_key=notice_key(incident.id, rcpt.audience, rcpt.contact.id, channel,
+                                       address, "plan_failed:" + phase, seq),
+            incident_key=incident.id, fingerprint=alert.fingerprint,
+            route_id=decision.route_id, phase=phase, channel=channel, recipient=address,
+            contact_id=rcpt.contact.id, audience=rcpt.audience, severity=decision.severity,
+            locale=rcpt.contact.locale,
+            message=RenderedMessage(
+                subject=f"[plan failed] {alert.labels.get('alertname', '')}", text=""),
+            failed_reason=error, dead_letter_reason="plan")))
+
+
 def _render(incident: Incident, rules: FlushRules, rcpt: _Recipient, alert: Alert,
             view: IncidentView, phase: Phase, channel: str, address: str,
-            seq: int) -> NewDelivery:
+            seq: int, failures: list[tuple[str, str]] | None = None) -> NewDelivery:
     decision = incident.decision
     failed_reason: str | None = None
     try:
         message = rules.render(decision, alert, rcpt.contact, channel, phase, incident.meta,
                                incident=view)
-    except RenderError as exc:
+    except Exception as exc:  # noqa: BLE001 - a RenderError, or a bug: a dead letter either way
+        reason = "RenderError" if isinstance(exc, RenderError) else failure_reason(exc)
         failed_reason = f"template '{decision.template}' failed to render for {channel}: {exc}"
+        if not isinstance(exc, RenderError):
+            failed_reason = f"{failed_reason} ({reason})"
+        failed_reason = failed_reason[:1000]
+        if failures is not None:
+            failures.append(("render", reason))
         message = RenderedMessage(subject=f"[render failed] {alert.labels.get('alertname', '')}",
                                   text="")
-        _log.error("incident.render_failed", error=str(exc), template=decision.template,
-                   channel=channel, recipient=mask_address(address), incident=incident.id)
+        _log.error("incident.render_failed", error=str(exc)[:500], reason=reason,
+                   template=decision.template, channel=channel,
+                   recipient=mask_address(address), incident=incident.id)
     delivery = NewDelivery(
         idempotency_key=notice_key(incident.id, rcpt.audience, rcpt.contact.id, channel,
                                    address, phase, seq),
@@ -433,7 +512,8 @@ def _render(incident: Incident, rules: FlushRules, rcpt: _Recipient, alert: Aler
     backup_address = recipient_address(rcpt.contact, backup) if backup else None
     if backup is None or backup_address is None or backup == channel:
         return delivery
-    fallback = _render(incident, rules, rcpt, alert, view, phase, backup, backup_address, seq)
+    fallback = _render(incident, rules, rcpt, alert, view, phase, backup, backup_address, seq,
+                       failures)
     return replace(delivery, fallback=replace(fallback, fallback=None))
 
 
@@ -493,9 +573,13 @@ def plan_storm(
             try:
                 message = rules.render(decision, alert, contact, channel, "storm", {},
                                        storm=tuple(items))
-            except RenderError as exc:
-                failed_reason = f"template '{decision.template}' failed to render: {exc}"
+            except Exception as exc:  # noqa: BLE001 - a RenderError or a bug: a dead letter
+                failed_reason = f"template '{decision.template}' failed to render: {exc}"[:1000]
                 message = RenderedMessage(subject="[render failed] storm", text="")
+                _log.error("incident.render_failed", error=str(exc)[:500],
+                           reason=failure_reason(exc), template=decision.template,
+                           channel=channel, recipient=mask_address(address),
+                           incident=incident_key)
             delivery = NewDelivery(
                 idempotency_key=notice_key(incident_key, audience, contact.id, channel,
                                            address, "storm", 1),

@@ -7,6 +7,7 @@ one-alert incident so every template renders the same way everywhere.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from datetime import datetime, timedelta
 from router.models import Alert
 
 __all__ = [
-        "AlertList",
+    "AlertList",
     "AlertView",
     "IncidentView",
     "LabelDict",
@@ -24,6 +25,7 @@ __all__ = [
     "format_duration",
     "incident_view",
     "parse_eta",
+    "read_eta",
     "single_alert_view",
 ]
 
@@ -97,6 +99,8 @@ class IncidentView:
     temporary_fix: bool
     follow_up: int = 0
     owner: str = ""
+    #: Untrusted values the view ignored, each with why (e.g. an ``eta`` out of range).
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,22 +148,49 @@ def _temporary(annotations: Iterable[Mapping[str, str]]) -> bool:
     return False
 
 
-def parse_eta(text: str, started_at: datetime) -> datetime | None:
-    """An ``eta`` annotation: RFC 3339 time, or an Alertmanager duration after the start."""
+#: An ``eta`` further than this from the incident's start is ignored (a typo such as
+#: ``999999999d``, or a start time far in the future): follow-up arithmetic stays in range.
+MAX_ETA = timedelta(days=366)
+
+
+def read_eta(text: str, started_at: datetime) -> tuple[datetime | None, str | None]:
+    """An ``eta`` annotation and, when it was given but ignored, why (never raises).
+
+    RFC 3339 time, or an Alertmanager duration after the start; a value that is neither,
+    or lies more than :data:`MAX_ETA` from the start (or outside the calendar), is
+    ignored with a note.
+    """
     value = text.strip()
     if not value:
-        return None
+        return None, None
     from router.rules.durations import parse_duration_s
 
+    shown = value if len(value) <= 64 else value[:61] + "..."
     try:
-        return started_at + timedelta(seconds=parse_duration_s(value))
+        seconds = parse_duration_s(value)
     except ValueError:
-        pass
+        seconds = None
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else None
+        if seconds is not None:
+            if seconds > MAX_ETA.total_seconds():
+                return None, f"eta {shown!r} ignored: more than {MAX_ETA.days} days"
+            return started_at + timedelta(seconds=seconds), None
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None, f"eta {shown!r} ignored: neither a duration nor an RFC 3339 time"
+        if parsed.tzinfo is None:
+            return None, f"eta {shown!r} ignored: a time needs an offset (Z or +02:00)"
+        if abs(parsed - started_at) > MAX_ETA:
+            return None, f"eta {shown!r} ignored: more than {MAX_ETA.days} days from the start"
+        return parsed, None
+    except (OverflowError, ValueError):  # outside the calendar (year 1 .. 9999)
+        return None, f"eta {shown!r} ignored: out of range"
+
+
+def parse_eta(text: str, started_at: datetime) -> datetime | None:
+    """An ``eta`` annotation (see :func:`read_eta`); None when absent or ignored."""
+    return read_eta(text, started_at)[0]
 
 
 def incident_view(
@@ -186,10 +217,17 @@ def incident_view(
     new_set = set(new)
     end = resolved_at if resolved_at is not None else now
     eta = None
+    notes: list[str] = []
     for alert in ordered:
-        eta = parse_eta(alert.annotations.get("eta", ""), started_at)
+        eta, note = read_eta(alert.annotations.get("eta", ""), started_at)
+        if note is not None and note not in notes:
+            notes.append(note)
         if eta is not None:
             break
+    try:
+        duration_s = max(0, int((end - started_at).total_seconds()))
+    except OverflowError:  # pragma: no cover - aware datetimes subtract within range
+        duration_s = 0
     return IncidentView(
         id=incident_id,
         state=state,
@@ -205,11 +243,12 @@ def incident_view(
         common_annotations=_common(a.annotations for a in ordered),
         started_at=started_at,
         resolved_at=resolved_at,
-        duration_s=max(0, int((end - started_at).total_seconds())),
+        duration_s=duration_s,
         eta=eta,
         temporary_fix=_temporary(a.annotations for a in ordered),
         follow_up=follow_up,
         owner=owner,
+        notes=tuple(notes),
     )
 
 
@@ -230,8 +269,8 @@ _UNITS = {"en": ("d", "h", "min"), "fr": ("j", "h", "min")}
 
 def format_duration(seconds: float | timedelta, locale: str = "en") -> str:
     """``1 h 38 min`` (en), ``1 h 38`` (fr), ``45 min``, ``2 d 3 h``; under a minute: ``0 min``."""
-    total = int(seconds.total_seconds() if isinstance(seconds, timedelta) else seconds)
-    total = max(0, total)
+    raw = seconds.total_seconds() if isinstance(seconds, timedelta) else seconds
+    total = max(0, int(raw)) if math.isfinite(raw) else 0  # inf/NaN from a template: 0
     lang = re.split(r"[-_]", locale)[0].lower()
     day_u, hour_u, min_u = _UNITS.get(lang, _UNITS["en"])
     days, rest = divmod(total, 86400)

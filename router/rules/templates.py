@@ -14,11 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import jinja2
+import structlog
 from jinja2 import StrictUndefined, nodes, pass_context
 from jinja2.meta import find_undeclared_variables
 from jinja2.runtime import Context
@@ -42,6 +43,8 @@ __all__ = [
     "format_date",
     "render_message",
 ]
+
+_log = structlog.get_logger(__name__)
 
 #: The top-level names a template may use.
 CONTEXT_FIELDS: frozenset[str] = frozenset(
@@ -88,7 +91,10 @@ def format_date(value: datetime, locale: str, tz: str, fmt: str | None = None) -
     """
     if value.tzinfo is None:
         raise RenderError("the date filter needs a time-zone-aware datetime")
-    local = value.astimezone(ZoneInfo(tz))
+    try:
+        local = value.astimezone(ZoneInfo(tz))
+    except OverflowError:  # at the edge of the calendar (an untrusted time): shown in UTC
+        local, tz = value.astimezone(UTC), "UTC"
     if fmt is not None:
         return local.strftime(fmt)
     lang = _lang(locale)
@@ -105,13 +111,17 @@ def _date_filter(ctx: Context, value: Any, fmt: str | None = None) -> str:
     if value is None or value == "":
         return ""
     if isinstance(value, str):  # an RFC 3339 annotation such as maintenance_start
+        # Untrusted text (an annotation): what it cannot read as a time with an offset is
+        # shown as written ("tomorrow 10:00") rather than failing the whole message.
+        text = value
         try:
-            value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+            value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
         except ValueError:
-            raise RenderError(f"the date filter cannot read {value!r}: expected RFC 3339 "
-                              "such as 2024-05-04T22:00:00Z") from None
+            _log.warning("template.date_unreadable", value=text[:64])
+            return text
         if value.tzinfo is None:
-            raise RenderError("the date filter needs a time with an offset (Z or +02:00)")
+            _log.warning("template.date_without_offset", value=text[:64])
+            return text
     if not isinstance(value, datetime):
         raise RenderError(f"the date filter expects a date, got {type(value).__name__}")
     recipient = ctx.get("recipient")

@@ -175,6 +175,15 @@ class Store(Protocol):
         """The notification history, newest first, optionally filtered by status."""
         ...
 
+    async def list_intake(self, *, status: str = "dead", limit: int = 100,
+                          offset: int = 0) -> list[dict[str, object]]:
+        """Intake rows by status (``dead``: set aside because routing raised), newest first."""
+        ...
+
+    async def requeue_intake(self, ids: Sequence[int] | None) -> list[int]:
+        """Replay dead-lettered intake rows (all when ``ids`` is None); return their ids."""
+        ...
+
     async def counts(self, now: datetime | None = None) -> dict[str, int]:
         """The backlog, cheap enough to poll: unrouted intake rows, pending deliveries,
         those of them due at ``now`` (default: the wall clock; held and backed-off ones

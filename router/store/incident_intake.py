@@ -37,7 +37,7 @@ from router.incidents.state import decision_to_json
 from router.rules.inhibit import SourceKey
 from router.store.codec import parse_ts, parse_ts_opt, ts, ts_opt
 
-__all__ = ["SourceUpdate", "apply_intake_job"]
+__all__ = ["SourceUpdate", "apply_intake_job", "dead_letter_intake_job", "requeue_intake_job"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +97,11 @@ _MARK_PROCESSED: Final = (
     "UPDATE intake SET processed_at = ? WHERE id BETWEEN ? AND ? AND processed_at IS NULL"
 )
 
+_MARK_DEAD: Final = (
+    "UPDATE intake SET dead_at = ?, dead_letter_reason = ? WHERE id = ?"
+    " AND processed_at IS NULL"
+)
+
 _CHANGE_KIND: Final = {"new": "alert_joined", "resolved": "alert_resolved",
                        "refired": "alert_refired"}
 
@@ -138,13 +143,39 @@ def _json(value: object) -> str:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
 
 
+def dead_letter_intake_job(conn: sqlite3.Connection, dead: Sequence[tuple[int, str]],
+                           now: datetime) -> None:
+    """Set intake rows aside: ``(id, reason)`` dead-lettered, not processed (never fetched
+    again until replayed with :func:`requeue_intake_job`)."""
+    if dead:
+        conn.executemany(_MARK_DEAD, [(ts(now), reason[:500], intake_id)
+                                      for intake_id, reason in dead])
+
+
+def requeue_intake_job(conn: sqlite3.Connection, ids: Sequence[int] | None) -> list[int]:
+    """Dead-lettered intake rows back to unprocessed (all of them when ``ids`` is None)."""
+    where = "dead_at IS NOT NULL"
+    params: list[object] = []
+    if ids is not None:
+        if not ids:
+            return []
+        where += " AND id IN (SELECT value FROM json_each(?))"
+        params.append(orjson.dumps(list(ids)).decode())
+    rows = conn.execute("UPDATE intake SET dead_at = NULL, dead_letter_reason = NULL"
+                        f" WHERE {where} RETURNING id", params).fetchall()
+    return sorted(int(r[0]) for r in rows)
+
+
 def apply_intake_job(
     conn: sqlite3.Connection, intake_ids: Sequence[int], events: Sequence[AlertEvent],
     sources: Sequence[SourceUpdate], now: datetime,
+    dead: Sequence[tuple[int, str]] = (),
 ) -> datetime | None:
     """Apply every event to its incident, update inhibition sources, mark intake processed.
 
-    Returns the earliest timer this batch set (None when no timer changed).
+    ``dead``: rows whose routing raised, ``(id, reason)``, dead-lettered in the same
+    transaction (not in ``intake_ids``). Returns the earliest timer this batch set (None
+    when no timer changed).
     """
     cursor = conn.cursor()
     cursor.row_factory = None  # plain tuples
@@ -157,6 +188,7 @@ def apply_intake_job(
     _apply_sources(cursor, sources)
     cursor.executemany(_MARK_PROCESSED, [(batch.now_s, first, last)
                                          for first, last in _id_runs(intake_ids)])
+    dead_letter_intake_job(conn, dead, now)
     return batch.earliest
 
 

@@ -51,8 +51,11 @@ __all__ = [
     "fold_into_storm",
     "get_incident_query",
     "list_incidents_query",
+    "list_intake_query",
     "load_snapshot_query",
     "next_due_query",
+    "postpone_storm_job",
+    "quarantine_job",
 ]
 
 #: Inserts one delivery, returns its id (None when its idempotency key already existed).
@@ -101,6 +104,8 @@ class IncidentSummary:
     alerts_firing: int
     alerts_total: int
     follow_ups: int
+    flush_failures: int = 0  # failed flushes in a row (quarantined while > 0)
+    flush_error: str | None = None  # why the last flush failed
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,10 +130,28 @@ class IncidentStore(Store, Protocol):
     async def commit_intake(
         self, intake_ids: Sequence[int], events: Sequence[AlertEvent],
         sources: Sequence[SourceUpdate], *, now: datetime,
+        dead: Sequence[tuple[int, str]] = (),
     ) -> datetime | None:
         """Apply alerts to incidents and mark the intake rows processed, atomically.
 
+        ``dead``: rows whose routing raised, ``(id, reason)``, dead-lettered instead.
         Returns the earliest timer set by this batch (None when no timer changed)."""
+        ...
+
+    async def dead_letter_intake(self, dead: Sequence[tuple[int, str]], *,
+                                 now: datetime) -> None:
+        """Set intake rows aside, ``(id, reason)``: dead-lettered, not processed."""
+        ...
+
+    async def quarantine_incident(
+        self, incident_id: str, *, now: datetime, reason: str, error: str,
+        base_s: float, cap_s: float,
+    ) -> tuple[int, datetime] | None:
+        """A flush raised: back off the incident's timer (see :func:`quarantine_job`)."""
+        ...
+
+    async def postpone_storm(self, storm_id: int, until: datetime) -> None:
+        """A storm summary failed to plan: due again at ``until``."""
         ...
 
     async def due_incidents(self, now: datetime, limit: int) -> list[str]:
@@ -355,11 +378,55 @@ def commit_flush_job(
         _event(conn, incident.id, now_s, "storm", {"audiences": result.storm_folded})
     conn.execute(
         "UPDATE incidents SET state = ?, resolved_at = ?, due_at = ?, flushed_at = ?,"
-        " first_notice_at = ?, follow_ups = ?, updated_at = ?, version = version + 1"
-        " WHERE id = ?",
+        " first_notice_at = ?, follow_ups = ?, updated_at = ?, version = version + 1,"
+        " flush_failures = 0, flush_error = NULL WHERE id = ?",
         (result.state, ts_opt(result.resolved_at), ts_opt(result.due_at), now_s,
          ts_opt(result.first_notice_at), result.follow_ups, now_s, incident.id))
     return inserted
+
+
+def quarantine_job(conn: sqlite3.Connection, iid: str, now: datetime, reason: str,
+                   error: str, base_s: float, cap_s: float) -> tuple[int, datetime] | None:
+    """A flush of ``iid`` raised: push its timer out with exponential back-off.
+
+    The ``n``-th failure in a row waits ``base_s * 2**(n-1)``, at most ``cap_s``; the reason
+    goes on the timeline (``flush_failed``). Returns ``(n, retry_at)``, None when the
+    incident is gone or no longer has a timer."""
+    row = conn.execute("SELECT flush_failures FROM incidents WHERE id = ? AND due_at IS NOT NULL",
+                       (iid,)).fetchone()
+    if row is None:
+        return None
+    failures = int(row[0]) + 1
+    delay = min(cap_s, base_s * 2.0 ** min(failures - 1, 30))
+    retry_at = now + timedelta(seconds=delay)
+    now_s = ts(now)
+    conn.execute("UPDATE incidents SET due_at = ?, flush_failures = ?, flush_error = ?,"
+                 " updated_at = ? WHERE id = ?", (ts(retry_at), failures, error, now_s, iid))
+    _event(conn, iid, now_s, "flush_failed", {
+        "reason": reason, "error": error, "failures": failures,
+        "retry_at": retry_at.isoformat()})
+    return failures, retry_at
+
+
+def postpone_storm_job(conn: sqlite3.Connection, storm_id: int, until: datetime) -> None:
+    """A storm summary failed to plan: due again at ``until``."""
+    conn.execute("UPDATE storms SET due_at = ? WHERE id = ? AND sent_at IS NULL",
+                 (ts(until), storm_id))
+
+
+def list_intake_query(conn: sqlite3.Connection, *, status: str, limit: int,
+                      offset: int) -> list[dict[str, Any]]:
+    """Intake rows by status (``dead``: set aside because routing raised), newest first."""
+    if status != "dead":
+        raise ValueError(f"unknown intake status {status!r} (known: dead)")
+    return [
+        {"id": int(r["id"]), "source": r["source"], "received_at": r["received_at"],
+         "fingerprint": r["fingerprint"], "dead_at": r["dead_at"],
+         "dead_letter_reason": r["dead_letter_reason"], "alert": json.loads(r["alert"])}
+        for r in conn.execute(
+            "SELECT id, source, received_at, fingerprint, alert, dead_at, dead_letter_reason"
+            " FROM intake WHERE dead_at IS NOT NULL ORDER BY id DESC LIMIT ? OFFSET ?",
+            (limit, offset))]
 
 
 # --------------------------------------------------------------------------- API reads
@@ -379,7 +446,8 @@ def _summary(row: sqlite3.Row) -> IncidentSummary:
         opened_at=parse_ts(row["opened_at"]), started_at=parse_ts(row["started_at"]),
         updated_at=parse_ts(row["updated_at"]), resolved_at=parse_ts_opt(row["resolved_at"]),
         due_at=parse_ts_opt(row["due_at"]), alerts_firing=int(row["firing"]),
-        alerts_total=int(row["total"]), follow_ups=int(row["follow_ups"]))
+        alerts_total=int(row["total"]), follow_ups=int(row["follow_ups"]),
+        flush_failures=int(row["flush_failures"]), flush_error=row["flush_error"])
 
 
 def list_incidents_query(

@@ -26,6 +26,7 @@ from router.store.codec import parse_ts, ts
 
 __all__ = [
     "DEAD_LETTER_REASONS",
+    "UNREPLAYABLE_REASONS",
     "defer_delivery",
     "fail_delivery",
     "plan_fallbacks",
@@ -33,8 +34,11 @@ __all__ = [
     "sent_delivery",
 ]
 
-#: Why a delivery is a dead letter.
-DEAD_LETTER_REASONS: Final = ("permanent", "deadline", "unconfigured")
+#: Why a delivery is a dead letter: at send time (permanent, deadline, unconfigured) or
+#: at plan time (render: the template failed; plan: planning the notice failed).
+DEAD_LETTER_REASONS: Final = ("permanent", "deadline", "unconfigured", "render", "plan")
+#: Plan-time dead letters: no message was made, so there is nothing to replay.
+UNREPLAYABLE_REASONS: Final = ("render", "plan")
 
 _INSERT_PLANNED = (
     "INSERT INTO planned_fallbacks (primary_key, idempotency_key, channel, recipient,"
@@ -127,9 +131,13 @@ def sent_delivery(conn: sqlite3.Connection, delivery_id: int, at: datetime,
 def requeue_failed(conn: sqlite3.Connection, ids: Sequence[int] | None, now: datetime,
                    deadline_s: float) -> list[int]:
     """failed → pending, due now, with a fresh deadline; ``ids=None`` replays every dead
-    letter. Attempts are kept (the history stays true); returns the replayed ids."""
+    letter. Attempts are kept (the history stays true); returns the replayed ids.
+
+    Plan-time dead letters (:data:`UNREPLAYABLE_REASONS`) are skipped: their message was
+    never rendered, so a replay would send an empty notice."""
     params: list[object] = [ts(now), ts(now), ts(now + timedelta(seconds=deadline_s))]
-    where = "status = 'failed'"
+    where = ("status = 'failed' AND COALESCE(dead_letter_reason, '') NOT IN"
+             f" ({', '.join(repr(r) for r in UNREPLAYABLE_REASONS)})")
     if ids is not None:
         if not ids:
             return []

@@ -25,7 +25,7 @@ from typing import TypeVar
 
 from router.incidents.engine import AlertEvent
 from router.incidents.flush import FlushResult, PlannedNotice
-from router.metrics import PLANNED_DELIVERIES
+from router.metrics import DEAD_LETTERS, PLANNED_DELIVERIES
 from router.models import Delivery, IntakeRecord, NewDelivery, Receipt
 from router.rules.inhibit import TargetKey
 from router.store import incidents as incident_store
@@ -39,6 +39,7 @@ from router.store.codec import (
     parse_ts,
     ts,
 )
+from router.store.incident_intake import dead_letter_intake_job, requeue_intake_job
 from router.store.incidents import (
     DueStorm,
     IncidentDetail,
@@ -84,8 +85,9 @@ _INSERT_INTAKE = (
 _INSERT_DELIVERY = (
     "INSERT INTO deliveries (idempotency_key, incident_key, fingerprint, route_id, phase,"
     " channel, recipient, contact_id, audience, severity, locale, subject, text, html,"
-    " status, attempts, created_at, updated_at, next_attempt_at, deadline_at, last_error)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)"
+    " status, attempts, created_at, updated_at, next_attempt_at, deadline_at, last_error,"
+    " dead_letter_reason)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (idempotency_key) DO NOTHING"
 )
 _UPSERT_POSITION = (
@@ -328,7 +330,8 @@ class SqliteStore:
 
         def pending(conn: sqlite3.Connection) -> list[int]:
             return [int(row[0]) for row in conn.execute(
-                "SELECT id FROM intake WHERE processed_at IS NULL AND id > ?"
+                "SELECT id FROM intake WHERE processed_at IS NULL AND dead_at IS NULL"
+                " AND id > ?"
                 " ORDER BY id LIMIT ?",
                 (after_id, limit),
             )]
@@ -385,7 +388,7 @@ class SqliteStore:
             self._fresh.pop(intake_id, None)
         for index in inserted:
             delivery = deliveries[index]
-            PLANNED_DELIVERIES.labels(channel=delivery.channel, phase=delivery.phase).inc()
+            _count_planned(delivery)
         return len(inserted)
 
     # -- outbox -----------------------------------------------------------------------
@@ -501,14 +504,52 @@ class SqliteStore:
     async def commit_intake(
         self, intake_ids: Sequence[int], events: Sequence[AlertEvent],
         sources: Sequence[SourceUpdate], *, now: datetime,
+        dead: Sequence[tuple[int, str]] = (),
     ) -> datetime | None:
-        """Apply alerts to incidents and mark intake rows processed, in one transaction."""
-        ids, evs, srcs = list(intake_ids), list(events), list(sources)
+        """Apply alerts to incidents and mark intake rows processed, in one transaction;
+        ``dead`` rows (routing raised) are dead-lettered in it instead."""
+        ids, evs, srcs, gone = list(intake_ids), list(events), list(sources), list(dead)
         earliest = await self._writer.submit(
-            lambda conn: incident_store.apply_intake_job(conn, ids, evs, srcs, now))
+            lambda conn: incident_store.apply_intake_job(conn, ids, evs, srcs, now, gone))
         for intake_id in ids:
             self._fresh.pop(intake_id, None)
+        for intake_id, _ in gone:
+            self._fresh.pop(intake_id, None)
         return earliest
+
+    async def dead_letter_intake(self, dead: Sequence[tuple[int, str]], *,
+                                 now: datetime) -> None:
+        """Set intake rows aside, ``(id, reason)``: dead-lettered, not processed."""
+        gone = list(dead)
+        await self._writer.submit(lambda conn: dead_letter_intake_job(conn, gone, now))
+        for intake_id, _ in gone:
+            self._fresh.pop(intake_id, None)
+
+    async def requeue_intake(self, ids: Sequence[int] | None) -> list[int]:
+        """Replay dead-lettered intake rows (all when ``ids`` is None); return their ids."""
+        chosen = None if ids is None else list(ids)
+        return await self._writer.submit(lambda conn: requeue_intake_job(conn, chosen))
+
+    async def list_intake(self, *, status: str = "dead", limit: int = 100,
+                          offset: int = 0) -> list[dict[str, object]]:
+        """Intake rows by status (``dead`` only), newest first."""
+        if limit < 0 or offset < 0:
+            raise ValueError("limit and offset must be >= 0")
+        return await self._read(lambda conn: incident_store.list_intake_query(
+            conn, status=status, limit=limit, offset=offset))
+
+    async def quarantine_incident(
+        self, incident_id: str, *, now: datetime, reason: str, error: str,
+        base_s: float, cap_s: float,
+    ) -> tuple[int, datetime] | None:
+        """A flush raised: back off the incident's timer, note why on its timeline."""
+        return await self._writer.submit(lambda conn: incident_store.quarantine_job(
+            conn, incident_id, now, reason, error, base_s, cap_s))
+
+    async def postpone_storm(self, storm_id: int, until: datetime) -> None:
+        """A storm summary failed to plan: due again at ``until``."""
+        await self._writer.submit(
+            lambda conn: incident_store.postpone_storm_job(conn, storm_id, until))
 
     async def due_incidents(self, now: datetime, limit: int) -> list[str]:
         """Incidents whose timer is due, earliest first."""
@@ -585,7 +626,7 @@ class SqliteStore:
             return None
         inserted, rows = done
         for delivery in inserted:
-            PLANNED_DELIVERIES.labels(channel=delivery.channel, phase=delivery.phase).inc()
+            _count_planned(delivery)
         return sorted((delivery_from_row(row) for row in rows), key=lambda d: d.id)
 
     async def due_storms(self, now: datetime) -> list[DueStorm]:
@@ -600,7 +641,7 @@ class SqliteStore:
             lambda conn: incident_store.commit_storm_job(conn, storm_id, notices, now,
                                                          deadline_s, insert))
         for delivery in inserted:
-            PLANNED_DELIVERIES.labels(channel=delivery.channel, phase=delivery.phase).inc()
+            _count_planned(delivery)
         return len(inserted)
 
     async def list_incidents(
@@ -647,7 +688,8 @@ class SqliteStore:
             # Each count walks a (partial) index over its own rows only: the cost follows
             # the backlog, not the history (sent rows are never visited).
             row = conn.execute(
-                "SELECT (SELECT COUNT(*) FROM intake WHERE processed_at IS NULL),"
+                "SELECT (SELECT COUNT(*) FROM intake WHERE processed_at IS NULL"
+                "  AND dead_at IS NULL),"
                 " (SELECT COUNT(*) FROM deliveries WHERE status = 'pending'),"
                 " (SELECT COUNT(*) FROM deliveries WHERE status = 'pending'"
                 "  AND next_attempt_at <= ?),"
@@ -711,4 +753,12 @@ def _delivery_params(d: NewDelivery, now: str, deadline: str) -> tuple[object, .
         d.recipient, d.contact_id, d.audience, d.severity, d.locale, d.message.subject,
         d.message.text, d.message.html, "failed" if failed else "pending", now, now,
         None if failed else now, deadline, d.failed_reason,
+        d.dead_letter_reason if failed else None,
     )
+
+
+def _count_planned(delivery: NewDelivery) -> None:
+    """Count a delivery written to the outbox; a plan-time failure is also a dead letter."""
+    PLANNED_DELIVERIES.labels(channel=delivery.channel, phase=delivery.phase).inc()
+    if delivery.failed_reason is not None:
+        DEAD_LETTERS.labels(channel=delivery.channel, reason=delivery.dead_letter_reason).inc()

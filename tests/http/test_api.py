@@ -179,3 +179,31 @@ async def test_wrong_method_is_json_405_with_allow(client: TestClient[Any, Any])
     assert response.headers["Allow"] == "POST"
     answer = await response.json()
     assert answer["error"] == "method GET not allowed on /webhook/alertmanager (allowed: POST)"
+
+
+async def test_intake_lists_dead_lettered_rows_masked(client: TestClient[Any, Any]) -> None:
+    """GET /api/v1/intake?status=dead lists rows whose routing raised, with the reason,
+    addresses in values masked; other statuses are a 400."""
+    from router.fingerprint import fingerprint
+    from router.models import Alert, IntakeRecord
+    from router.store import SqliteStore
+
+    store = store_of(client)
+    assert isinstance(store, SqliteStore)
+    labels = {"alertname": "Boom", "owner": "alice.martin@example.com"}
+    alert = Alert(labels=labels, annotations={"eta": "999999999d"}, status="firing",
+                  starts_at=NOW, ends_at=None, generator_url="",
+                  fingerprint=fingerprint(labels))
+    (row_id,) = await store.append_intake([
+        IntakeRecord(source="alertmanager", received_at=NOW, alert=alert, meta={})])
+    assert (await client.get("/api/v1/intake")).status == 200
+    assert await (await client.get("/api/v1/intake")).json() == []
+    await store.dead_letter_intake([(row_id, "ZeroDivisionError: bug")], now=NOW)
+    resp = await client.get("/api/v1/intake?status=dead")
+    assert resp.status == 200
+    (row,) = await resp.json()
+    assert row["id"] == row_id and row["dead_letter_reason"] == "ZeroDivisionError: bug"
+    assert row["labels"]["owner"] != "alice.martin@example.com"
+    assert "alice.martin" not in str(row)
+    assert row["annotations"] == {"eta": "999999999d"}
+    assert (await client.get("/api/v1/intake?status=pending")).status == 400

@@ -28,6 +28,7 @@ FIXTURE = Path(__file__).resolve().parents[1] / "fixtures/alertmanager/02-firing
 SCOPED: dict[tuple[str, str], str] = {
     ("POST", "/webhook/alertmanager"): "ingest",
     ("GET", "/api/v1/deliveries"): "read",
+    ("GET", "/api/v1/intake"): "read",
     ("GET", "/api/v1/incidents"): "read",
     ("GET", "/api/v1/incidents/{incident_id}"): "read",
     ("GET", "/metrics"): "read",

@@ -39,15 +39,16 @@ class _WatchedStore:
         return await self.store.fetch_intake(limit, after_id=after_id)
 
     async def commit_intake(self, intake_ids: Sequence[int], events: Sequence[AlertEvent],
-                            sources: Sequence[SourceUpdate], *, now: datetime
-                            ) -> datetime | None:
+                            sources: Sequence[SourceUpdate], *, now: datetime,
+                            dead: Sequence[tuple[int, str]] = ()) -> datetime | None:
         self.committing = True
         try:
             await asyncio.sleep(0.05)
             if self.failures > 0:
                 self.failures -= 1
                 raise sqlite3.OperationalError("injected: database is locked")
-            earliest = await self.store.commit_intake(intake_ids, events, sources, now=now)
+            earliest = await self.store.commit_intake(intake_ids, events, sources, now=now,
+                                                      dead=dead)
             self.committed.append(list(intake_ids))
             return earliest
         finally:
