@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 from router.models import Delivery
@@ -57,23 +58,47 @@ class LaneSlots:
         return self.other > 0 and taken[None] >= self.other
 
 
+_PENDING = "FROM deliveries{hint} WHERE status = 'pending'"
+_INDEX = " INDEXED BY deliveries_lane_due"  # migration 0007: walked in claim order
+
+
 def claim_sql(slots: LaneSlots, now: str, lease: str) -> tuple[str, list[Any]] | None:
-    """The statement leasing what ``slots`` allows at ``now`` (None: nothing to claim)."""
+    """The statement leasing what ``slots`` allows at ``now`` (None: nothing to claim).
+
+    Each lane's part walks the index ``deliveries_lane_due`` of its channel in claim
+    order and stops at its limit; the ``other`` part reads only the index ranges
+    between the lanes' channels (rows of channels without a lane), so neither visits
+    another lane's backlog.
+    """
     parts: list[str] = []
     params: list[Any] = [lease, lease, now]
     order = f"ORDER BY {SEVERITY_RANK_SQL}, next_attempt_at, id"
     for channel, limit in sorted(slots.per_channel.items()):
         if limit <= 0:
             continue
-        parts.append("SELECT id FROM (SELECT id FROM deliveries WHERE status = 'pending'"
+        parts.append(f"SELECT id FROM (SELECT id {_PENDING.format(hint=_INDEX)}"
                      f" AND channel = ? AND next_attempt_at <= ? {order} LIMIT ?)")
         params += [channel, now, limit]
     if slots.other > 0:
         lanes = sorted(slots.per_channel)
-        excluded = f" AND channel NOT IN ({', '.join('?' * len(lanes))})" if lanes else ""
-        parts.append("SELECT id FROM (SELECT id FROM deliveries WHERE status = 'pending'"
-                     f"{excluded} AND next_attempt_at <= ? {order} LIMIT ?)")
-        params += [*lanes, now, slots.other]
+        if not lanes:
+            parts.append(f"SELECT id FROM (SELECT id {_PENDING.format(hint='')}"
+                         f" AND next_attempt_at <= ? {order} LIMIT ?)")
+            params += [now, slots.other]
+        else:
+            ranges: list[tuple[str, list[str]]] = [("channel < ?", [lanes[0]])]
+            ranges += [("channel > ? AND channel < ?", [low, high])
+                       for low, high in pairwise(lanes)]
+            ranges.append(("channel > ?", [lanes[-1]]))
+            selects: list[str] = []
+            for condition, bounds in ranges:
+                selects.append(f"SELECT id, {SEVERITY_RANK_SQL} AS rank, next_attempt_at AS due"
+                               f" {_PENDING.format(hint=_INDEX)} AND {condition}"
+                               " AND next_attempt_at <= ?")
+                params += [*bounds, now]
+            parts.append(f"SELECT id FROM (SELECT id FROM ({' UNION ALL '.join(selects)})"
+                         " ORDER BY rank, due, id LIMIT ?)")
+            params.append(slots.other)
     if not parts:
         return None
     sql = ("UPDATE deliveries SET lease_until = ?, next_attempt_at = ?,"

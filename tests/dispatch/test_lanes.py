@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sqlite3
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import replace
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from router.clock import FakeClock
 from router.dispatch import Dispatcher, RetryPolicy
@@ -16,7 +19,7 @@ from router.errors import DeliveryError
 from router.metrics import REGISTRY
 from router.models import NewDelivery
 from router.store import SqliteStore
-from router.store.lanes import LaneSlots, severity_rank
+from router.store.lanes import LaneSlots, claim_sql, severity_rank
 from tests.dispatch.channels import ScriptedChannel
 from tests.dispatch.test_dispatcher import eventually
 from tests.store.factories import T0, make_delivery
@@ -54,10 +57,34 @@ async def test_claim_takes_each_lanes_slots_whatever_the_other_backlog(
 
 
 async def test_claim_other_slots_take_only_channels_without_a_lane(store: SqliteStore) -> None:
-    """``other`` slots take channels that have no lane, not a lane's backlog."""
-    await plan_at(store, [delivery("e1"), delivery("f1", channel="fax")])
-    claimed = await store.claim_lanes(T0, LaneSlots({"email": 0}, other=5), 60)
+    """``other`` slots take channels that have no lane (sorting before, between or after
+    the lanes' names), most severe first, not a lane's backlog."""
+    await plan_at(store, [delivery("e1"), delivery("p1", channel="push"),
+                          delivery("f1", channel="fax", severity="info"),
+                          delivery("a1", channel="aaa", severity="warning"),
+                          delivery("z1", channel="zzz")])
+    claimed = await store.claim_lanes(T0, LaneSlots({"email": 0, "push": 0, "sms": 0},
+                                                    other=2), 60)
+    assert sorted(d.idempotency_key for d in claimed) == ["a1", "z1"]
+    claimed = await store.claim_lanes(T0, LaneSlots({"email": 0, "push": 0}, other=5), 60)
     assert [d.idempotency_key for d in claimed] == ["f1"]
+
+
+async def test_claim_reads_only_each_lanes_index_range(tmp_path: Path) -> None:
+    """The claim's plan searches the lane index per channel (and between the channels
+    for ``other``): no scan, so one lane's backlog is never read by another's claim."""
+    path = tmp_path / "plan.db"
+    s = SqliteStore(str(path))
+    await s.start()
+    await s.close()
+    statement = claim_sql(LaneSlots({"email": 4, "sms": 2}, other=3), "t0", "t1")
+    assert statement is not None
+    sql, params = statement
+    with closing(sqlite3.connect(path)) as conn:
+        plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params)]
+    reads = [step for step in plan if step.startswith(("SEARCH", "SCAN deliveries"))]
+    assert reads and all("deliveries_lane_due" in step or "PRIMARY KEY" in step
+                         for step in reads), plan
 
 
 async def test_claim_within_a_lane_is_critical_then_warning_then_info(
