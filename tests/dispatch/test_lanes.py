@@ -301,3 +301,35 @@ async def test_breaker_can_be_turned_off(store: SqliteStore) -> None:
                    breaker_failures=0)
     assert await d.dispatch_once() == 6
     assert d.breaker_state("email") == "closed"
+
+
+async def test_a_claim_that_found_a_lane_full_is_followed_up_when_a_slot_frees(
+    store: SqliteStore,
+) -> None:
+    """A flush's claim got no slot of the full e-mail lane (and claimed the free SMS
+    lane short): the e-mail it planned is claimed as soon as the lane's send ends, with
+    no poll (poll_interval 1 h) and no notify."""
+    gate = asyncio.Event()
+    email, sms = ScriptedChannel(gate=gate), ScriptedChannel(name="sms")
+    d = Dispatcher(store, {"email": email, "sms": sms}, clock=FakeClock(T0),
+                   policy=RetryPolicy(), concurrency=1, poll_interval_s=3600)
+    task = asyncio.create_task(d.run())
+    try:
+        await eventually(_idle(d), "first claim done")
+        await plan_at(store, [delivery("first")])
+        slots = d.reserve()
+        d.offer(await store.claim_lanes(T0, slots, 60), slots)
+        await eventually(lambda: email.in_flight == 1, "the first e-mail is sending")
+        await plan_at(store, [delivery("second")])  # as a flush: the lane is full
+        slots = d.reserve()
+        assert slots.per_channel == {"email": 0, "sms": 1}
+        claimed = await store.claim_lanes(T0, slots, 60)
+        d.offer(claimed, slots)
+        assert claimed == [] and not slots.filled(claimed)  # the scheduler won't notify
+        gate.set()
+        await eventually(lambda: [m.idempotency_key for m in email.sent] == ["first", "second"],
+                         "the second e-mail sent once the first is done")
+    finally:
+        gate.set()
+        await d.stop()
+        await task
