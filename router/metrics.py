@@ -13,6 +13,10 @@ __all__ = [
     "BACKLOG_ITEMS",
     "BACKLOG_OLDEST_AGE",
     "BACKPRESSURE_ENGAGED",
+    "CHANNEL_IN_FLIGHT",
+    "CHANNEL_QUEUED",
+    "CIRCUIT_OPEN",
+    "CIRCUIT_OPENED",
     "DEAD_LETTERS",
     "DELIVERIES",
     "DISPATCH_LATENCY",
@@ -125,6 +129,32 @@ RATE_LIMITED = Counter(
     "tocsin_rate_limited",
     "Sends delayed by a channel's rate limit, by channel and action (waited, deferred).",
     ["channel", "action"],
+    registry=REGISTRY,
+)
+CHANNEL_IN_FLIGHT = Gauge(
+    "tocsin_channel_in_flight",
+    "Deliveries claimed by a channel's lane and not yet recorded (sending, or waiting "
+    "for the rate limit), by channel (\"other\": channels without an adapter).",
+    ["channel"],
+    registry=REGISTRY,
+)
+CHANNEL_QUEUED = Gauge(
+    "tocsin_channel_queued",
+    "Pending deliveries due now and not claimed, by channel: each lane's backlog.",
+    ["channel"],
+    registry=REGISTRY,
+)
+CIRCUIT_OPEN = Gauge(
+    "tocsin_channel_circuit_open",
+    "1 while a channel's circuit breaker is open or half-open (its deliveries wait, "
+    "unattempted, for the cool-down and a probe), 0 when closed.",
+    ["channel"],
+    registry=REGISTRY,
+)
+CIRCUIT_OPENED = Counter(
+    "tocsin_channel_circuit_opened",
+    "Times a channel's circuit breaker opened (consecutive failures, or a failed probe).",
+    ["channel"],
     registry=REGISTRY,
 )
 

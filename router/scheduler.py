@@ -8,12 +8,14 @@ snapshot that changed meanwhile (an alert arrived, a held delivery was claimed) 
 applied; the incident is read and computed again.
 
 When a dispatcher is attached, a flush that plans deliveries also claims due ones in its
-own transaction, up to the send slots the dispatcher reserved for it, and hands them over
-in memory (:meth:`~router.dispatch.dispatcher.Dispatcher.offer`): the alert's path skips
-a separate claim transaction (one fsync) and the dispatcher's wake-up. The dispatcher is
-told to claim by itself only when the flush could not claim everything it planned (no
-free slot, or the claim filled every reserved slot). A crash after the commit leaves the
-rows leased, claimed again when the lease runs out, as after a crash mid-send.
+own transaction, up to the send slots the dispatcher reserved for it in each channel's
+lane, and hands them over in memory
+(:meth:`~router.dispatch.dispatcher.Dispatcher.offer`): the alert's path skips a separate
+claim transaction (one fsync) and the dispatcher's wake-up. The dispatcher is told to
+claim by itself only when the flush could not claim everything it planned (no free slot,
+or a lane's claim filled every slot reserved for it; a lane found full claims again as
+soon as one of its sends ends). A crash after the commit leaves the rows leased, claimed
+again when the lease runs out, as after a crash mid-send.
 
 One incident's failure is its own: a flush that raises (a bug, a value out of range)
 quarantines that incident — the reason on its timeline (``flush_failed``), its timer
@@ -44,6 +46,7 @@ from router.metrics import INCIDENT_FLUSHES, PIPELINE_ITEM_FAILURES
 from router.models import Delivery
 from router.rules.inhibit import TargetKey, target_keys
 from router.store.incidents import FlushClaim, IncidentStore
+from router.store.lanes import LaneSlots
 
 __all__ = ["Scheduler", "SlotClaimer"]
 
@@ -60,11 +63,12 @@ class SlotClaimer(Protocol):
         """How long a claimed delivery is leased."""
         ...
 
-    def reserve(self) -> int:
-        """Reserve the free send slots; the claim takes at most that many deliveries."""
+    def reserve(self) -> LaneSlots:
+        """Reserve the free send slots of every lane; the claim takes at most that many
+        deliveries per lane."""
         ...
 
-    def offer(self, deliveries: Sequence[Delivery], reserved: int) -> None:
+    def offer(self, deliveries: Sequence[Delivery], reserved: LaneSlots) -> None:
         """Send the claimed deliveries and release the reservation."""
         ...
 
@@ -190,7 +194,7 @@ class Scheduler:
                     storm_window_s=storm.window if storm is not None else None, claim=claim)
             finally:
                 if claim is not None and self._dispatcher is not None:
-                    self._dispatcher.offer(claimed or [], claim.limit)  # even after a failure
+                    self._dispatcher.offer(claimed or [], claim.slots)  # even after a failure
             if claimed is not None:
                 INCIDENT_FLUSHES.labels(result="applied").inc()
                 for stage, reason in result.failures:  # notices dead-lettered at plan time
@@ -200,7 +204,7 @@ class Scheduler:
                           claimed=len(claimed),
                           next_due_at=result.due_at.isoformat() if result.due_at else None)
                 # A claim that stopped short of its slots took every delivery then due.
-                return len(result.notices), claim is not None and len(claimed) < claim.limit
+                return len(result.notices), claim is not None and not claim.slots.filled(claimed)
             INCIDENT_FLUSHES.labels(result="conflict").inc()
             await asyncio.sleep(0)
         _log.warning("scheduler.flush_conflicts", incident=incident_id)
@@ -231,11 +235,11 @@ class Scheduler:
         if self._dispatcher is None:
             return None
         slots = self._dispatcher.reserve()
-        if slots <= 0:
+        if slots.total <= 0:
             return None
         # The lease starts at the commit, not at the flush's (older) ``now``; never before
         # ``now``, so the flush's own rows (due at ``now``) are due for the claim.
-        return FlushClaim(limit=slots, lease_s=self._dispatcher.lease_s,
+        return FlushClaim(slots=slots, lease_s=self._dispatcher.lease_s,
                           at=max(now, self._clock.now()))
 
     async def _flush_storms(self, now: datetime) -> int:

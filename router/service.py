@@ -25,8 +25,9 @@ from aiohttp import web
 
 from adapters.registry import SmtpSettings, build_channels, sns_settings, webpush_settings
 from router import __version__
-from router.config import ServiceConfig
+from router.config import LaneConfig, LanesConfig, ServiceConfig
 from router.dispatch.channel import Channel
+from router.dispatch.dispatcher import LaneSettings
 from router.errors import RuleError
 from router.gctune import tune_gc
 from router.http import ServiceState, create_app
@@ -39,8 +40,8 @@ from router.rules import load_rules
 if TYPE_CHECKING:
     from adapters.registry import SubscriptionStore
 
-__all__ = ["DRAIN_TIMEOUT_S", "build_service_channels", "channel_rate_limits", "redact_url",
-           "run_service", "smtp_settings"]
+__all__ = ["DRAIN_TIMEOUT_S", "build_service_channels", "channel_lanes", "channel_rate_limits",
+           "redact_url", "run_service", "smtp_settings"]
 
 #: How long in-flight HTTP requests may take to finish once draining started.
 DRAIN_TIMEOUT_S: Final = 10.0
@@ -88,6 +89,28 @@ def channel_rate_limits(config: ServiceConfig) -> dict[str, float]:
     if config.webpush is not None:
         limits["push"] = config.webpush.rate_per_s
     return limits
+
+
+def channel_lanes(config: ServiceConfig) -> dict[str, LaneSettings]:
+    """Every channel's dispatch lane: ``dispatch.lanes.<channel>`` over the ``dispatch``
+    defaults, the rate limit of the channel's own section when the lane sets none."""
+    dispatch = config.dispatch
+    rates = channel_rate_limits(config)
+    lanes: dict[str, LaneSettings] = {}
+    for channel in LanesConfig.model_fields:
+        lane: LaneConfig = getattr(dispatch.lanes, channel)
+        lanes[channel] = LaneSettings(
+            concurrency=lane.concurrency if lane.concurrency is not None
+            else dispatch.concurrency,
+            rate_per_s=lane.rate_per_s if lane.rate_per_s is not None
+            else rates.get(channel, 0.0),
+            burst=lane.burst,
+            breaker_failures=lane.breaker_failures if lane.breaker_failures is not None
+            else dispatch.breaker_failures,
+            breaker_cooldown_s=lane.breaker_cooldown_s if lane.breaker_cooldown_s is not None
+            else dispatch.breaker_cooldown_s,
+        )
+    return lanes
 
 
 def redact_url(url: str) -> str:

@@ -1,7 +1,16 @@
 """The dispatcher: sends due outbox deliveries through their channel, with retries.
 
-Loop: claim due deliveries with a lease (at most as many as free send slots), send each
-concurrently (``asyncio.wait_for`` bounds every send), then record the outcome:
+Lanes: every channel with an adapter is a *lane* with its own send slots
+(``concurrency``), rate limit, claim and circuit breaker, so a channel that hangs, is
+rate limited or is down never delays another: an SMTP server that accepts connections
+and never answers holds the e-mail lane's slots only, and e-mail is not sent at the
+SMS rate. Deliveries of channels without an adapter go through one more lane
+(``other``) that dead-letters them. Within a lane the most severe delivery goes first
+(critical, warning, info), then the oldest due.
+
+Loop: reserve each lane's free slots, claim due deliveries with a lease (at most that
+many per lane, in one store transaction), send each concurrently (``asyncio.wait_for``
+bounds every send), then record the outcome:
 
 - success → ``mark_sent`` (written *after* the send: a crash mid-send resends, never
   suppresses);
@@ -16,38 +25,47 @@ or ``unconfigured``), counted in ``tocsin_dead_letters``; in the same store tran
 the delivery's planned fallback (``route.fallback: {sms: email}``) becomes a new pending
 delivery to the same contact. Replay dead letters with ``tocsin deliveries retry``.
 
-Rate limits: a channel with a limit (``rate_limits``, sends per second) takes a token
+Rate limits: a lane with a limit (sends per second, bursts of ``burst``) takes a token
 from its :class:`TokenBucket` before each send and waits for it; when the wait would be
 longer than the lease allows, the row is handed back (``defer``) to be claimed later,
 without counting an attempt.
+
+Circuit breaker (:class:`~router.dispatch.breaker.CircuitBreaker`): after
+``breaker_failures`` consecutive retryable failures or timeouts of a channel, its lane
+claims nothing for ``breaker_cooldown_s``, then one probe; rows it had claimed and not
+yet sent are handed back unattempted. Its deliveries stay pending, never dropped.
 
 A delivery is always attempted at least once, even if it is claimed after its deadline
 (e.g. the service was down): the deadline bounds retries, not the first try.
 
 Claims made elsewhere: the scheduler claims the deliveries of a flush inside the flush's
 own transaction (one fsync'ed transaction less on the alert's path) and hands them over
-with :meth:`Dispatcher.offer`. Every claimer first reserves free send slots
-(:meth:`Dispatcher.reserve`) and claims at most that many, so the dispatcher's own loop
-and the scheduler together never hold more than ``concurrency`` leases in flight.
+with :meth:`Dispatcher.offer`. Every claimer first reserves the free send slots of every
+lane (:meth:`Dispatcher.reserve`) and claims at most that many per lane, so the
+dispatcher's own loop and the scheduler together never hold more than a lane's
+``concurrency`` leases in flight.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import timedelta
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 import structlog
 
 from router.clock import Clock
+from router.dispatch.breaker import CircuitBreaker
 from router.dispatch.channel import Channel
 from router.dispatch.ratelimit import TokenBucket
 from router.dispatch.retry import RetryPolicy
 from router.errors import STORED_ERROR_CHARS, DeliveryError, excerpt
 from router.masking import mask_address
 from router.metrics import (
+    CHANNEL_IN_FLIGHT,
+    CHANNEL_QUEUED,
     DEAD_LETTERS,
     DELIVERIES,
     DISPATCH_LATENCY,
@@ -59,12 +77,61 @@ from router.metrics import (
 )
 from router.models import Delivery, OutboundMessage, Receipt
 from router.store.base import Store
+from router.store.lanes import LaneSlots
 
-__all__ = ["Dispatcher", "Outcome"]
+__all__ = ["OTHER_LANE", "Dispatcher", "LaneSettings", "Outcome"]
 
 _log = structlog.get_logger(__name__)
 
 _GAUGE_REFRESH_S = 1.0
+
+#: The lane (and metric label) of deliveries whose channel has no adapter.
+OTHER_LANE = "other"
+
+
+@dataclass(frozen=True, slots=True)
+class LaneSettings:
+    """One channel's lane: send slots, rate limit and circuit breaker.
+
+    ``rate_per_s`` 0: unlimited. ``breaker_failures`` 0: no circuit breaker.
+    """
+
+    concurrency: int = 8
+    rate_per_s: float = 0.0
+    burst: float = 1.0
+    breaker_failures: int = 5
+    breaker_cooldown_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ValueError("a lane's concurrency must be >= 1")
+        if self.rate_per_s < 0 or self.burst < 1:
+            raise ValueError("a lane needs rate_per_s >= 0 and burst >= 1")
+        if self.breaker_failures < 0 or self.breaker_cooldown_s <= 0:
+            raise ValueError("a lane needs breaker_failures >= 0 and breaker_cooldown_s > 0")
+
+
+@dataclass(eq=False)
+class _Lane:
+    """The live state of one lane."""
+
+    name: str
+    concurrency: int
+    bucket: TokenBucket | None = None
+    breaker: CircuitBreaker | None = None
+    inflight: set[asyncio.Task[None]] = field(default_factory=set)
+    reserved: int = 0  # slots reserved by claims in progress (ours or the scheduler's)
+    backlog: bool = False  # its last claim filled its slots: more is probably due
+
+    def free(self) -> int:
+        """Slots a claim may take now: none while the breaker is open, one probe when
+        it is half-open (and nothing else of the lane is out)."""
+        state = "closed" if self.breaker is None else self.breaker.state
+        limit = {"closed": self.concurrency, "half_open": 1, "open": 0}[state]
+        return max(0, limit - len(self.inflight) - self.reserved)
+
+    def gauge(self) -> None:
+        CHANNEL_IN_FLIGHT.labels(channel=self.name).set(len(self.inflight))
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +146,7 @@ class Outcome:
 
 
 class Dispatcher:
-    """Claims due deliveries and sends them, ``concurrency`` at a time."""
+    """Claims due deliveries and sends them, lane by lane (one lane per channel)."""
 
     def __init__(
         self,
@@ -95,7 +162,12 @@ class Dispatcher:
         drain_timeout_s: float | None = None,
         rng: random.Random | None = None,
         rate_limits: Mapping[str, float] | None = None,
+        lanes: Mapping[str, LaneSettings] | None = None,
+        breaker_failures: int = 5,
+        breaker_cooldown_s: float = 30.0,
     ) -> None:
+        """``concurrency``, ``rate_limits`` and the ``breaker_*`` values are the defaults
+        of every channel's lane; ``lanes`` sets a channel's lane in full."""
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
         timeout_s = send_timeout_s if send_timeout_s is not None else min(30.0, lease_s / 2)
@@ -113,20 +185,40 @@ class Dispatcher:
         self._send_timeout_s = timeout_s
         self._drain_timeout_s = drain_timeout_s if drain_timeout_s is not None else timeout_s + 5
         self._rng = rng if rng is not None else random.Random()
-        self._inflight: set[asyncio.Task[None]] = set()
-        self._reserved = 0  # slots reserved by claims in progress (ours or the scheduler's)
         self._starved = False  # the loop found every free slot reserved: wake it on release
         self._draining = False  # the loop has stopped: nothing new is started
         self._wake = asyncio.Event()
-        self._backlog = False
         self._stopping = False
         self._running = False
         self._stopped = asyncio.Event()
         self._gauges_refreshed_at = float("-inf")
-        self._buckets = {channel: TokenBucket(rate) for channel, rate
-                         in (rate_limits or {}).items() if rate > 0}
+        self._lanes: dict[str, _Lane] = {}
+        for name in channels:
+            settings = (lanes or {}).get(name) or LaneSettings(
+                concurrency=concurrency, rate_per_s=(rate_limits or {}).get(name, 0.0),
+                breaker_failures=breaker_failures, breaker_cooldown_s=breaker_cooldown_s)
+            self._lanes[name] = self._lane(name, settings)
+        # Channels without an adapter: dead-lettered at once, no rate limit or breaker.
+        self._other = _Lane(OTHER_LANE, concurrency)
+        for lane in self._all_lanes():
+            lane.gauge()
         # Longest wait for a token while holding a lease (the send must still fit in it).
         self._max_rate_wait_s = max(0.0, lease_s - timeout_s - 1.0)
+
+    def _lane(self, name: str, settings: LaneSettings) -> _Lane:
+        bucket = (TokenBucket(settings.rate_per_s, burst=settings.burst)
+                  if settings.rate_per_s > 0 else None)
+        breaker = (CircuitBreaker(name, failures=settings.breaker_failures,
+                                  cooldown_s=settings.breaker_cooldown_s, clock=self._clock)
+                   if settings.breaker_failures > 0 else None)
+        return _Lane(name, settings.concurrency, bucket=bucket, breaker=breaker)
+
+    def _all_lanes(self) -> Iterator[_Lane]:
+        yield from self._lanes.values()
+        yield self._other
+
+    def _lane_of(self, channel: str) -> _Lane:
+        return self._lanes.get(channel, self._other)
 
     # -- control ----------------------------------------------------------------------
 
@@ -144,7 +236,7 @@ class Dispatcher:
                 await self._refresh_gauges()
                 if self._stopping:
                     break
-                if full and len(self._inflight) < self._concurrency:
+                if full and any(lane.free() > 0 for lane in self._all_lanes()):
                     continue  # more may be due right now
                 await self._wait()
         finally:
@@ -165,80 +257,126 @@ class Dispatcher:
         """How long a claim leases a delivery (claimers outside the loop use it too)."""
         return self._lease_s
 
-    def reserve(self) -> int:
-        """Reserve every free send slot for one claim; return how many (0: claim nothing).
+    def breaker_state(self, channel: str) -> str:
+        """``closed``, ``open`` or ``half_open`` (``closed`` for a lane without one)."""
+        breaker = self._lane_of(channel).breaker
+        return "closed" if breaker is None else breaker.state
 
-        The caller claims at most that many deliveries, then passes them to :meth:`offer`
-        with the same count, which starts them and releases the reservation, whatever
-        happened in between (pass an empty list when the claim failed). Nothing is
-        reserved while the dispatcher is not running: a lease taken then would only be
-        claimed again after it ran out.
+    def reserve(self) -> LaneSlots:
+        """Reserve every lane's free send slots for one claim; return them per lane.
+
+        The caller claims at most that many deliveries per lane, then passes them to
+        :meth:`offer` with the same slots, which starts them and releases the
+        reservation, whatever happened in between (pass an empty list when the claim
+        failed). Nothing is reserved while the dispatcher is not running (a lease taken
+        then would only be claimed again after it ran out), nor for a lane whose
+        circuit breaker is open.
         """
         if not self._running or self._stopping:
-            return 0
-        free = self._concurrency - len(self._inflight) - self._reserved
-        if free <= 0:
-            return 0
-        self._reserved += free
-        return free
+            return LaneSlots({name: 0 for name in self._lanes})
+        per_channel: dict[str, int] = {}
+        for lane in self._lanes.values():
+            free = lane.free()
+            if free <= 0 and lane.inflight:
+                lane.backlog = True  # full: claim again as soon as one of its sends ends
+            if free <= 0 and lane.reserved:
+                self._starved = True  # another claim holds it: claim again on release
+            lane.reserved += free
+            per_channel[lane.name] = free
+        other = self._other.free()
+        self._other.reserved += other
+        return LaneSlots(per_channel, other)
 
-    def offer(self, deliveries: Sequence[Delivery], reserved: int) -> None:
-        """Send ``deliveries``, claimed elsewhere under a reservation of ``reserved`` slots."""
+    def offer(self, deliveries: Sequence[Delivery], reserved: LaneSlots) -> None:
+        """Send ``deliveries``, claimed elsewhere under the reservation ``reserved``."""
         self._release(deliveries, reserved)
-        if reserved and len(deliveries) == reserved:
-            self._backlog = True  # the claim was cut short by the slots: more may be due
-            self._wake.set()
+        if self._mark_backlog(deliveries, reserved):
+            self._wake.set()  # a lane's claim was cut short by its slots: more may be due
 
     async def dispatch_once(self) -> int:
-        """Claim what is due now (up to ``concurrency``), send it all, return the count."""
-        batch = await self._store.claim_due(self._clock.now(), self._concurrency, self._lease_s)
+        """Claim what is due now (each lane's free slots), send it all, return the count."""
+        slots = LaneSlots({name: lane.free() for name, lane in self._lanes.items()},
+                          self._other.free())
+        batch = await self._store.claim_lanes(self._clock.now(), slots, self._lease_s)
         await asyncio.gather(*(self._deliver(d) for d in batch))
         return len(batch)
 
     # -- loop internals ---------------------------------------------------------------
 
     async def _claim_and_start(self) -> bool:
-        free = self.reserve()
-        if free <= 0:
-            self._starved = self._reserved > 0  # another claim holds the slots
+        """One claim for every lane's free slots; True when a lane filled its slots."""
+        slots = self.reserve()
+        if slots.total <= 0:
+            self._starved = self._starved or any(lane.reserved for lane in self._all_lanes())
             return False
         batch: list[Delivery] = []
         try:
-            batch = await self._store.claim_due(self._clock.now(), free, self._lease_s)
+            batch = await self._store.claim_lanes(self._clock.now(), slots, self._lease_s)
         except Exception:  # noqa: BLE001 - logged; the next poll tries again
             _log.exception("dispatch.claim_failed")
             return False
         finally:
-            self._release(batch, free)
-        self._backlog = len(batch) == free
-        return self._backlog
+            self._release(batch, slots)
+        return self._mark_backlog(batch, slots)
 
-    def _release(self, deliveries: Sequence[Delivery], reserved: int) -> None:
+    def _mark_backlog(self, claimed: Sequence[Delivery], slots: LaneSlots) -> bool:
+        """Flag the lanes whose claim took all their slots; True if any did."""
+        taken: dict[str, int] = {}
+        for delivery in claimed:
+            name = self._lane_of(delivery.channel).name
+            taken[name] = taken.get(name, 0) + 1
+        full = False
+        for lane, limit in self._reservations(slots):
+            if limit > 0:
+                lane.backlog = taken.get(lane.name, 0) >= limit
+                full = full or lane.backlog
+        return full
+
+    def _reservations(self, slots: LaneSlots) -> Iterator[tuple[_Lane, int]]:
+        for name, limit in slots.per_channel.items():
+            lane = self._lanes.get(name)
+            if lane is None:
+                raise ValueError(f"no lane for channel '{name}'")
+            yield lane, limit
+        yield self._other, slots.other
+
+    def _release(self, deliveries: Sequence[Delivery], reserved: LaneSlots) -> None:
         """Start the claimed deliveries and give back the ``reserved`` slots."""
-        if len(deliveries) > reserved or reserved > self._reserved:
-            raise ValueError(f"{len(deliveries)} deliveries for {reserved} slots "
-                             f"({self._reserved} reserved)")
-        self._reserved -= reserved
+        reservations = list(self._reservations(reserved))
+        counts: dict[str, int] = {}
+        for delivery in deliveries:
+            name = self._lane_of(delivery.channel).name
+            counts[name] = counts.get(name, 0) + 1
+        for lane, limit in reservations:
+            if counts.get(lane.name, 0) > limit or limit > lane.reserved:
+                raise ValueError(f"{counts.get(lane.name, 0)} deliveries for {limit} slots "
+                                 f"of lane '{lane.name}' ({lane.reserved} reserved)")
+        for lane, limit in reservations:
+            lane.reserved -= limit
         if deliveries and self._draining:
             # Leased and not sent: claimed again when the lease runs out (as after a crash).
             _log.warning("dispatch.claimed_while_stopping", deliveries=len(deliveries))
         else:
             for delivery in deliveries:
                 self._start(delivery)
-        if self._starved and not self._reserved:
+        if self._starved and not any(lane.reserved for lane in self._all_lanes()):
             self._starved = False
             self._wake.set()  # the loop found no free slot while they were reserved
 
     def _start(self, delivery: Delivery) -> None:
+        lane = self._lane_of(delivery.channel)
         task = asyncio.create_task(self._deliver(delivery),
                                    name=f"tocsin-delivery-{delivery.id}")
-        self._inflight.add(task)
-        task.add_done_callback(self._task_done)
+        lane.inflight.add(task)
+        lane.gauge()
 
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._inflight.discard(task)
-        if self._backlog:
-            self._wake.set()  # a slot is free and more work is probably due
+        def done(task: asyncio.Task[None]) -> None:
+            lane.inflight.discard(task)
+            lane.gauge()
+            if lane.backlog:
+                self._wake.set()  # a slot of the lane is free and more is probably due
+
+        task.add_done_callback(done)
 
     async def _wait(self) -> None:
         try:
@@ -249,9 +387,9 @@ class Dispatcher:
 
     async def _drain(self) -> None:
         self._draining = True
-        if not self._inflight:
+        pending = {task for lane in self._all_lanes() for task in lane.inflight}
+        if not pending:
             return
-        pending = set(self._inflight)
         _, late = await asyncio.wait(pending, timeout=self._drain_timeout_s)
         for task in late:
             task.cancel()
@@ -267,27 +405,45 @@ class Dispatcher:
         self._gauges_refreshed_at = now
         try:
             counts = await self._store.counts(self._clock.now())
+            queued = await self._store.due_by_channel(self._clock.now())
         except Exception:  # noqa: BLE001 - a metric must not stop deliveries
             _log.exception("dispatch.gauge_refresh_failed")
             return
         for status in OUTBOX_STATUSES:
             OUTBOX_DEPTH.labels(status=status).set(counts[status])
+        other = 0
+        for channel, count in queued.items():
+            if channel in self._lanes:
+                continue
+            other += count
+        for lane in self._lanes.values():
+            CHANNEL_QUEUED.labels(channel=lane.name).set(queued.get(lane.name, 0))
+        CHANNEL_QUEUED.labels(channel=OTHER_LANE).set(other)
 
     # -- one delivery -----------------------------------------------------------------
 
     async def _deliver(self, delivery: Delivery) -> None:
         try:
-            if not await self._take_token(delivery):
+            lane = self._lane_of(delivery.channel)
+            if not await self._take_token(delivery, lane):
                 return
             outcome = await self._attempt(delivery)
+            if lane.breaker is not None:
+                if outcome.retryable:
+                    lane.breaker.record_failure()
+                else:
+                    lane.breaker.record_success()  # sent, or refused: the channel answers
             await self._record(delivery, outcome)
         except Exception:  # noqa: BLE001 - the lease expires and the row is retried
             _log.exception("dispatch.record_failed", delivery_id=delivery.id)
 
-    async def _take_token(self, delivery: Delivery) -> bool:
-        """Wait for the channel's rate limit; False when the row was handed back."""
-        bucket = self._buckets.get(delivery.channel)
-        if bucket is None or delivery.channel not in self._channels:
+    async def _take_token(self, delivery: Delivery, lane: _Lane) -> bool:
+        """Wait for the lane's rate limit; False when the row was handed back (rate
+        limit, or the lane's breaker opened since the claim)."""
+        if await self._held_by_breaker(delivery, lane):
+            return False
+        bucket = lane.bucket
+        if bucket is None:
             return True
         wait_s = bucket.reserve()
         if wait_s <= 0:
@@ -300,6 +456,14 @@ class Dispatcher:
             return False
         RATE_LIMITED.labels(channel=delivery.channel, action="waited").inc()
         await asyncio.sleep(wait_s)
+        return not await self._held_by_breaker(delivery, lane)
+
+    async def _held_by_breaker(self, delivery: Delivery, lane: _Lane) -> bool:
+        """Hand the row back unattempted, due at the probe, if the breaker is open."""
+        reopens_at: datetime | None = None if lane.breaker is None else lane.breaker.reopens_at
+        if reopens_at is None:
+            return False
+        await self._store.defer(delivery.id, reopens_at)
         return True
 
     async def _attempt(self, delivery: Delivery) -> Outcome:

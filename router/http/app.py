@@ -160,7 +160,7 @@ def _channels_ctx(
 async def _dispatcher_ctx(app: web.Application) -> AsyncIterator[None]:
     from router.dispatch.dispatcher import Dispatcher
     from router.dispatch.retry import RetryPolicy
-    from router.service import channel_rate_limits  # lazy: service imports this module
+    from router.service import channel_lanes  # lazy: service imports this module
 
     config = app[CONFIG].dispatch
     dispatcher = Dispatcher(
@@ -174,7 +174,9 @@ async def _dispatcher_ctx(app: web.Application) -> AsyncIterator[None]:
         concurrency=config.concurrency,
         lease_s=config.lease_s,
         poll_interval_s=config.poll_interval_s,
-        rate_limits=channel_rate_limits(app[CONFIG]),
+        breaker_failures=config.breaker_failures,
+        breaker_cooldown_s=config.breaker_cooldown_s,
+        lanes=channel_lanes(app[CONFIG]),
     )
     app[_DISPATCHER] = dispatcher
     worker = _Worker(app, "dispatcher", dispatcher.run())

@@ -11,7 +11,9 @@ Semantics every implementation must keep:
   delivery whose ``idempotency_key`` already exists is ignored (not an error).
 - ``claim_due`` leases due pending deliveries: a claimed row is not returned again
   until ``lease_s`` has passed, so a crash mid-send resends it once after the lease.
-  Each claim counts one attempt.
+  Each claim counts one attempt. ``claim_lanes`` does the same with a limit per channel
+  (:class:`~router.store.lanes.LaneSlots`); both take the most severe first (critical,
+  warning, info), then the oldest due.
 - ``mark_*`` only change rows that are still ``pending`` (a late mark after another
   worker finished the row is a no-op).
 """
@@ -24,6 +26,7 @@ from datetime import datetime
 from typing import Protocol
 
 from router.models import Delivery, IntakeRecord, NewDelivery, Receipt
+from router.store.lanes import LaneSlots
 from router.store.retention import Prunable, PruneStep
 from router.store.subscriptions import PushSubscription
 
@@ -115,6 +118,15 @@ class Store(Protocol):
 
     async def claim_due(self, now: datetime, limit: int, lease_s: float) -> list[Delivery]:
         """Lease up to ``limit`` pending deliveries due at ``now`` for ``lease_s``."""
+        ...
+
+    async def claim_lanes(self, now: datetime, slots: LaneSlots,
+                          lease_s: float) -> list[Delivery]:
+        """Lease due deliveries, at most ``slots`` per channel lane; one transaction."""
+        ...
+
+    async def due_by_channel(self, now: datetime) -> dict[str, int]:
+        """Pending deliveries due at ``now`` and not leased, per channel."""
         ...
 
     async def mark_sent(self, delivery_id: int, at: datetime, receipt: Receipt) -> None:

@@ -34,6 +34,7 @@ from router.rules.inhibit import TargetKey
 from router.store.base import Store
 from router.store.codec import parse_ts, parse_ts_opt, ts, ts_opt
 from router.store.incident_intake import SourceUpdate, apply_intake_job
+from router.store.lanes import LaneSlots
 
 __all__ = [
     "DueStorm",
@@ -64,15 +65,20 @@ InsertDelivery = Callable[[sqlite3.Connection, NewDelivery], int | None]
 
 @dataclass(frozen=True, slots=True)
 class FlushClaim:
-    """Claim due deliveries in a flush's own transaction, as ``Store.claim_due`` would.
+    """Claim due deliveries in a flush's own transaction, as ``Store.claim_lanes`` would.
 
-    ``limit``: the dispatcher's reserved free send slots; ``at``: the claim's clock
-    (due means ``next_attempt_at <= at``; leased until ``at + lease_s``).
+    ``slots``: the dispatcher's reserved free send slots, per channel lane; ``at``: the
+    claim's clock (due means ``next_attempt_at <= at``; leased until ``at + lease_s``).
     """
 
-    limit: int
+    slots: LaneSlots
     lease_s: float
     at: datetime
+
+    @property
+    def limit(self) -> int:
+        """Deliveries the claim may take in all."""
+        return self.slots.total
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,9 +183,10 @@ class IncidentStore(Store, Protocol):
     ) -> list[Delivery] | None:
         """Apply a flush computed from ``snapshot``; None (nothing written) on conflict.
 
-        With ``claim``, the same transaction then leases up to ``claim.limit`` due
-        deliveries (the flush's own and any other due one, oldest due first) and returns
-        them; otherwise it returns an empty list."""
+        With ``claim``, the same transaction then leases due deliveries, at most
+        ``claim.slots`` per channel lane (the flush's own and any other due one; the most
+        severe, then the oldest due first) and returns them; otherwise it returns an
+        empty list."""
         ...
 
     async def due_storms(self, now: datetime) -> list[DueStorm]:

@@ -47,6 +47,7 @@ from router.store.incidents import (
     IncidentSummary,
     SourceUpdate,
 )
+from router.store.lanes import LaneSlots, claim_sql
 from router.store.migrate import migrate
 from router.store.outcomes import (
     activate_fallbacks,
@@ -94,13 +95,6 @@ _UPSERT_POSITION = (
     "INSERT INTO stream_positions (stream, topic, partition, next_offset, updated_at)"
     " VALUES (?, ?, ?, ?, ?) ON CONFLICT (stream, topic, partition) DO UPDATE SET"
     " next_offset = excluded.next_offset, updated_at = excluded.updated_at"
-)
-_CLAIM = (
-    "UPDATE deliveries SET lease_until = :lease, next_attempt_at = :lease,"
-    " attempts = attempts + 1, updated_at = :now"
-    " WHERE id IN (SELECT id FROM deliveries WHERE status = 'pending'"
-    " AND next_attempt_at <= :now ORDER BY next_attempt_at, id LIMIT :limit)"
-    " RETURNING *"
 )
 
 
@@ -394,13 +388,21 @@ class SqliteStore:
     # -- outbox -----------------------------------------------------------------------
 
     async def claim_due(self, now: datetime, limit: int, lease_s: float) -> list[Delivery]:
-        """Lease due pending deliveries (counts one attempt each), oldest due first."""
-        if limit <= 0:
+        """Lease up to ``limit`` due pending deliveries of any channel (counts one attempt
+        each), the most severe first, then the oldest due."""
+        return await self.claim_lanes(now, LaneSlots(other=limit), lease_s)
+
+    async def claim_lanes(self, now: datetime, slots: LaneSlots,
+                          lease_s: float) -> list[Delivery]:
+        """Lease due pending deliveries, at most ``slots`` of each channel lane (counts
+        one attempt each); within a lane the most severe first, then the oldest due."""
+        statement = claim_sql(slots, ts(now), ts(now + timedelta(seconds=lease_s)))
+        if statement is None:
             return []
-        params = {"now": ts(now), "lease": ts(now + timedelta(seconds=lease_s)), "limit": limit}
+        sql, params = statement
 
         def job(conn: sqlite3.Connection) -> list[sqlite3.Row]:
-            return conn.execute(_CLAIM, params).fetchall()
+            return conn.execute(sql, params).fetchall()
 
         claimed = [delivery_from_row(row) for row in await self._writer.submit(job)]
         claimed.sort(key=lambda d: d.id)
@@ -606,19 +608,18 @@ class SqliteStore:
     ) -> list[Delivery] | None:
         """Apply a flush if the incident did not change since ``snapshot``.
 
-        With ``claim``, lease due deliveries in the same transaction (``_CLAIM``, as
-        :meth:`claim_due`) and return them; None when the flush conflicted."""
+        With ``claim``, lease due deliveries in the same transaction (per lane, as
+        :meth:`claim_lanes`) and return them; None when the flush conflicted."""
         insert = self._delivery_inserter(now, deadline_s)
-        params = None if claim is None or claim.limit <= 0 else {
-            "now": ts(claim.at), "lease": ts(claim.at + timedelta(seconds=claim.lease_s)),
-            "limit": claim.limit}
+        statement = None if claim is None else claim_sql(
+            claim.slots, ts(claim.at), ts(claim.at + timedelta(seconds=claim.lease_s)))
 
         def job(conn: sqlite3.Connection) -> tuple[list[NewDelivery], list[sqlite3.Row]] | None:
             inserted = incident_store.commit_flush_job(conn, snapshot, result, now,
                                                        deadline_s, insert, storm_window_s)
             if inserted is None:
                 return None
-            claimed = [] if params is None else conn.execute(_CLAIM, params).fetchall()
+            claimed = [] if statement is None else conn.execute(*statement).fetchall()
             return inserted, claimed
 
         done = await self._writer.submit(job)
@@ -709,8 +710,10 @@ class SqliteStore:
             # deliveries_due) over the due rows only, or reads its first entry: the cost
             # follows the backlog, not the history (nor the rows held until later).
             row = conn.execute(
-                "SELECT (SELECT COUNT(*) FROM intake WHERE processed_at IS NULL),"
+                "SELECT (SELECT COUNT(*) FROM intake WHERE processed_at IS NULL"
+                "  AND dead_at IS NULL),"
                 " (SELECT received_at FROM intake WHERE processed_at IS NULL"
+                "  AND dead_at IS NULL"
                 "  ORDER BY id LIMIT 1),"
                 " (SELECT COUNT(*) FROM incidents WHERE due_at IS NOT NULL AND due_at <= ?),"
                 " (SELECT MIN(due_at) FROM incidents WHERE due_at IS NOT NULL),"
@@ -725,6 +728,18 @@ class SqliteStore:
                 incidents=_stage(row[2], row[3]),
                 deliveries=_stage(row[4], row[5]),
             )
+
+        return await self._read(query)
+
+    async def due_by_channel(self, now: datetime) -> dict[str, int]:
+        """Pending deliveries due at ``now`` (not leased), per channel: each lane's queue."""
+        at = ts(now)
+
+        def query(conn: sqlite3.Connection) -> dict[str, int]:
+            rows = conn.execute(
+                "SELECT channel, COUNT(*) FROM deliveries WHERE status = 'pending'"
+                " AND next_attempt_at <= ? GROUP BY channel", (at,)).fetchall()
+            return {str(channel): int(count) for channel, count in rows}
 
         return await self._read(query)
 

@@ -11,9 +11,10 @@ from py_vapid import Vapid02  # type: ignore[import-untyped]
 from adapters.registry import CHANNEL_KINDS, build_channels, sns_settings
 from router.cli import main
 from router.config import load_config
+from router.dispatch.dispatcher import LaneSettings
 from router.errors import ConfigError
 from router.push_keys import generate_vapid_keys
-from router.service import build_service_channels, channel_rate_limits
+from router.service import build_service_channels, channel_lanes, channel_rate_limits
 from router.store import SqliteStore
 from tests.store.factories import T0, make_delivery
 
@@ -102,3 +103,30 @@ def test_deliveries_retry_command(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert main(["deliveries", "retry", "--failed", "--config", str(config)]) == 0
     assert f"replayed 1 delivery: {second}" in capsys.readouterr().out
     assert main(["deliveries", "retry", "--config", str(config)]) == 2
+
+
+def test_channel_lanes_default_to_dispatch_and_channel_settings(tmp_path: Path) -> None:
+    """Without dispatch.lanes every lane takes dispatch.concurrency and breaker_*, and the
+    rate of its channel section (existing keys keep working); a lane key overrides."""
+    path = tmp_path / "c.yaml"
+    path.write_text("dispatch:\n  concurrency: 6\n  breaker_failures: 3\n"
+                    "sns:\n  region: eu-west-1\n  rate_per_s: 7\n")
+    lanes = channel_lanes(load_config(path, {}))
+    assert lanes["sms"] == LaneSettings(concurrency=6, rate_per_s=7.0, breaker_failures=3)
+    assert lanes["email"] == LaneSettings(concurrency=6, rate_per_s=0.0, breaker_failures=3)
+    assert lanes["topic"].rate_per_s == 10.0
+    path.write_text("dispatch:\n  lanes:\n    sms: {concurrency: 2, rate_per_s: 3, burst: 4,"
+                    " breaker_failures: 0, breaker_cooldown_s: 9}\n"
+                    "sns:\n  region: eu-west-1\n")
+    lanes = channel_lanes(load_config(path, {"TOCSIN_DISPATCH__LANES__EMAIL__CONCURRENCY": "1"}))
+    assert lanes["sms"] == LaneSettings(concurrency=2, rate_per_s=3.0, burst=4.0,
+                                        breaker_failures=0, breaker_cooldown_s=9.0)
+    assert lanes["email"].concurrency == 1
+
+
+def test_unknown_lane_is_rejected_with_a_suggestion(tmp_path: Path) -> None:
+    """A typo in a lane's channel is an error naming the key and the closest channel."""
+    path = tmp_path / "c.yaml"
+    path.write_text("dispatch:\n  lanes:\n    e-mail: {concurrency: 2}\n")
+    with pytest.raises(ConfigError, match=r"dispatch\.lanes\.e-mail.*email"):
+        load_config(path, {})

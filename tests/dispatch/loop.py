@@ -12,18 +12,21 @@ import pytest
 from router.dispatch import Dispatcher
 from router.models import Delivery
 from router.store import SqliteStore
+from router.store.lanes import LaneSlots
 from tests.dispatch.test_dispatcher import eventually
 
 
 @asynccontextmanager
 async def running(d: Dispatcher, concurrency: int = 8) -> AsyncIterator[Dispatcher]:
-    """Run the loop; enter once its first claim is done and every slot is free."""
+    """Run the loop; enter once its first claim is done and every lane's slots
+    (``concurrency`` each) are free."""
     task = asyncio.create_task(d.run())
 
     def idle() -> bool:
         slots = d.reserve()
         d.offer([], slots)
-        return slots == concurrency
+        return slots.other == concurrency and all(
+            free == concurrency for free in slots.per_channel.values())
 
     await eventually(idle, "dispatcher idle")
     try:
@@ -33,15 +36,15 @@ async def running(d: Dispatcher, concurrency: int = 8) -> AsyncIterator[Dispatch
         await task
 
 
-def count_claims(store: SqliteStore, monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Spy on the dispatcher's own claim transactions (``claim_due``): one entry (its
-    limit) per call."""
-    calls: list[int] = []
-    real = store.claim_due
+def count_claims(store: SqliteStore, monkeypatch: pytest.MonkeyPatch) -> list[LaneSlots]:
+    """Spy on the dispatcher's own claim transactions (``claim_lanes``): one entry (its
+    slots per lane) per call."""
+    calls: list[LaneSlots] = []
+    real = store.claim_lanes
 
-    async def spy(now: datetime, limit: int, lease_s: float) -> list[Delivery]:
-        calls.append(limit)
-        return await real(now, limit, lease_s)
+    async def spy(now: datetime, slots: LaneSlots, lease_s: float) -> list[Delivery]:
+        calls.append(slots)
+        return await real(now, slots, lease_s)
 
-    monkeypatch.setattr(store, "claim_due", spy)
+    monkeypatch.setattr(store, "claim_lanes", spy)
     return calls

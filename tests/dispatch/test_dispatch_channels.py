@@ -199,3 +199,62 @@ async def test_push_410_removes_subscription_and_dead_letters(
     assert (row.status, row.dead_letter_reason) == ("failed", "permanent")
     assert "410" in (row.last_error or "")
     assert await store.push_subscriptions("ops") == []
+
+
+class MuteSmtpServer:
+    """A TCP server on 127.0.0.1 that accepts SMTP connections and never answers (not
+    even the greeting): a hung mail relay."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.connections = 0
+        self._server: asyncio.Server | None = None
+        self._writers: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> MuteSmtpServer:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
+        return self
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self._writers.append(writer)
+        while await reader.read(4096):
+            pass  # read whatever the client says; answer nothing
+
+    async def stop(self) -> None:
+        for writer in self._writers:
+            writer.close()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+
+async def test_hung_smtp_does_not_delay_a_critical_sms(store: SqliteStore,
+                                                       moto: MotoServer) -> None:
+    """Reproducer (a): an SMTP server that accepts and never answers, 100 e-mails queued
+    first: a critical SMS still reaches SNS (moto) at once, long before the e-mails are
+    done (old code: the shared slots all wait on SMTP, ~1 min here, 118 s in production)."""
+    moto.reset()
+    mute = await MuteSmtpServer().start()
+    email = SmtpChannel(SmtpSettings(host="127.0.0.1", port=mute.port, timeout_s=8))
+    sms_ch = sms_channel(moto.url)
+    clock = SystemClock()
+    await store.commit_plan([], [replace(make_delivery(f"e{i}"), severity="info")
+                                 for i in range(100)], now=clock.now(), deadline_s=600)
+    await store.commit_plan([], [sms("page")], now=clock.now(), deadline_s=600)
+    d = Dispatcher(store, {"email": email, "sms": sms_ch}, clock=clock, policy=RetryPolicy(),
+                   concurrency=8, lease_s=30, send_timeout_s=5, poll_interval_s=0.05,
+                   drain_timeout_s=0.5)
+    task = asyncio.create_task(d.run())
+    try:
+        await wait_for(lambda: len(moto.sms()) == 1, timeout_s=20)
+        rows = await store.list_deliveries(limit=200)
+        assert [r.status for r in rows if r.channel == "sms"] == ["sent"]
+        assert sum(r.status == "pending" for r in rows if r.channel == "email") == 100
+        assert mute.connections >= 1  # the e-mail lane is stuck on the mute server
+    finally:
+        await d.stop()
+        await task
+        await email.close()
+        await sms_ch.close()
+        await mute.stop()

@@ -8,6 +8,7 @@ import pytest
 
 from router.clock import FakeClock
 from router.store import SqliteStore
+from router.store.lanes import LaneSlots
 from tests.dispatch.channels import ScriptedChannel
 from tests.dispatch.loop import count_claims, running
 from tests.dispatch.test_dispatcher import dispatcher, eventually, plan
@@ -15,16 +16,18 @@ from tests.store.factories import T0
 
 
 async def test_reserve_takes_every_free_slot_once(store: SqliteStore, clock: FakeClock) -> None:
-    """A reservation takes all free slots; a second claimer gets none until it is released."""
+    """A reservation takes all free slots of every lane; a second claimer gets none until
+    it is released."""
     d = dispatcher(store, clock, {"email": ScriptedChannel()}, concurrency=4,
                    poll_interval_s=3600)
-    assert d.reserve() == 0  # not running: nothing may be claimed for it
+    assert d.reserve().total == 0  # not running: nothing may be claimed for it
     async with running(d, concurrency=4):
-        assert d.reserve() == 4
-        assert d.reserve() == 0
-        d.offer([], 4)
-        assert d.reserve() == 4
-        d.offer([], 4)
+        slots = d.reserve()
+        assert slots == LaneSlots({"email": 4}, other=4)
+        assert d.reserve().total == 0
+        d.offer([], slots)
+        assert d.reserve() == slots
+        d.offer([], slots)
 
 
 async def test_offer_rejects_more_deliveries_than_slots(
@@ -37,7 +40,7 @@ async def test_offer_rejects_more_deliveries_than_slots(
         slots = d.reserve()
         claimed = await store.claim_due(T0, 2, 60)
         with pytest.raises(ValueError, match="2 deliveries for 1 slots"):
-            d.offer(claimed, 1)
+            d.offer(claimed, LaneSlots({"email": 1}))
         d.offer(claimed, slots)
 
 
@@ -51,7 +54,7 @@ async def test_offered_deliveries_are_sent_without_a_claim_of_the_loop(
         claims = count_claims(store, monkeypatch)
         await plan(store, "k1", "k2")
         slots = d.reserve()
-        d.offer(await store.claim_due(T0, slots, 60), slots)
+        d.offer(await store.claim_lanes(T0, slots, 60), slots)
         await eventually(lambda: len(channel.sent) == 2, "both offered deliveries sent")
         await eventually(lambda: _statuses(store, "sent"), "both recorded as sent")
         assert claims == [slots]  # only the test's own claim above
@@ -83,7 +86,7 @@ async def test_full_offer_lets_the_loop_claim_the_rest(
     async with running(d, concurrency=2):
         await plan(store, "k1", "k2", "k3")
         slots = d.reserve()
-        d.offer(await store.claim_due(T0, slots, 60), slots)
+        d.offer(await store.claim_lanes(T0, slots, 60), slots)
         await eventually(lambda: len(channel.sent) == 3, "the third delivery sent too")
     assert channel.max_in_flight <= 2
 

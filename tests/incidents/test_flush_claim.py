@@ -20,6 +20,7 @@ from router.models import Delivery
 from router.scheduler import Scheduler
 from router.store import SqliteStore
 from router.store.incidents import FlushClaim
+from router.store.lanes import LaneSlots
 from tests.dispatch.channels import ScriptedChannel
 from tests.dispatch.loop import count_claims, running
 from tests.dispatch.test_dispatcher import eventually
@@ -89,7 +90,7 @@ async def test_flush_conflict_claims_nothing(h: Harness, store: SqliteStore) -> 
                         h.rules, now, storm_recent=snapshot.storm_recent)
     await store.commit_plan([], [make_delivery("other")], now=now, deadline_s=600)
     await h.receive(make_alert("DiskFull", starts_at=now, host="b"))  # version moves on
-    claim = FlushClaim(limit=8, lease_s=60, at=now)
+    claim = FlushClaim(slots=LaneSlots(other=8), lease_s=60, at=now)
     assert await store.commit_flush(snapshot, result, now=now, deadline_s=3600,
                                     claim=claim) is None
     assert [(x.idempotency_key, x.attempts) for x in await h.deliveries()] == [("other", 0)]
@@ -116,10 +117,16 @@ async def test_conflicting_flush_releases_its_slots(
         h.clock.advance(30)
         await h.scheduler.flush_due()
         await eventually(lambda: len(channel.sent) == 2, "sent after the recomputed flush")
-        slots = d.reserve()
-        d.offer([], slots)
+        await eventually(_all_sent(h.store), "both recorded as sent")
+        slots: list[LaneSlots] = []
+
+        def all_free() -> bool:  # the sends' tasks end just after their mark_sent
+            slots.append(d.reserve())
+            d.offer([], slots[-1])
+            return slots[-1] == LaneSlots({"email": 8}, other=8)
+
+        await eventually(all_free, "every slot given back")
     assert conflicts == [True]
-    assert slots == 8
 
 
 async def test_concurrency_holds_with_the_loop_claiming_at_the_same_time(
@@ -131,15 +138,15 @@ async def test_concurrency_holds_with_the_loop_claiming_at_the_same_time(
     d = attach(h, channel, concurrency=2)
     await h.receive(make_alert("DiskFull", starts_at=h.clock.now()))  # 2 emails at the flush
     claim_started, go = asyncio.Event(), asyncio.Event()
-    real = store.claim_due
+    real = store.claim_lanes
 
-    async def held_claim(now: datetime, limit: int, lease_s: float) -> list[Delivery]:
+    async def held_claim(now: datetime, slots: LaneSlots, lease_s: float) -> list[Delivery]:
         claim_started.set()
         await go.wait()
-        return await real(now, limit, lease_s)
+        return await real(now, slots, lease_s)
 
     async with running(d, concurrency=2):
-        monkeypatch.setattr(store, "claim_due", held_claim)
+        monkeypatch.setattr(store, "claim_lanes", held_claim)
         await store.commit_plan([], [make_delivery(k) for k in ("p1", "p2", "p3")],
                                 now=h.clock.now(), deadline_s=600)
         d.notify()
