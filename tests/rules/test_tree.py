@@ -41,7 +41,8 @@ route:
 
 
 def _ids(rules: RuleSet, labels: dict[str, str]) -> list[str]:
-    return [d.route_id for d in rules.evaluate(labels)]
+    """The positions (``root/0``) of the routes matched for ``labels``."""
+    return [rules.routes[d.route_id].position for d in rules.evaluate(labels)]
 
 
 def test_no_child_matches_parent_is_the_match(tmp_path: Path) -> None:
@@ -77,7 +78,7 @@ def test_settings_inherit_downwards(tmp_path: Path) -> None:
     assert d.group_by_all is True and d.group_by == ()
     assert d.owner == "root-owner"
     assert d.template == "t" and d.channels == ("email",)
-    (w,) = [x for x in rules.evaluate({"env": "prod", "service": "web"}) if x.route_id == "root/2"]
+    (w,) = [x for x in rules.evaluate({"env": "prod", "service": "web"}) if x.route_id == "prod-web"]
     assert w.owner == "web" and w.group_by == ("alertname",)
 
 
@@ -129,7 +130,7 @@ def test_fixed_severity_and_yaml_typing(tmp_path: Path) -> None:
               severity: critical
         """)
     (d,) = rules.evaluate({"test": "2", "at": "10:00", "kafka": "yes"})
-    assert (d.route_id, d.severity) == ("root/0", "critical")
+    assert (rules.routes[d.route_id].position, d.severity) == ("root/0", "critical")
     assert _ids(rules, {"test": "2", "at": "600", "kafka": "yes"}) == ["root"]
 
 
@@ -137,8 +138,8 @@ def test_explain_uses_the_same_walk(tmp_path: Path) -> None:
     """RuleSet.explain reports matched/failed matchers and skipped siblings."""
     rules = load_text(tmp_path, TREE)
     traces, decisions = rules.explain({"team": "db"})
-    assert [d.route_id for d in decisions] == ["root/0"]
-    by_id = {t.route.route_id: t for t in traces}
+    assert [d.route_id for d in decisions] == ["db"]
+    by_id = {t.route.position: t for t in traces}
     assert by_id["root/0"].selected and by_id["root/0"].matched
     assert by_id["root/0/0"].matchers[0].ok is False
     assert by_id["root/1"].skipped_reason is not None
