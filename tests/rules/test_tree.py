@@ -78,7 +78,8 @@ def test_settings_inherit_downwards(tmp_path: Path) -> None:
     assert d.group_by_all is True and d.group_by == ()
     assert d.owner == "root-owner"
     assert d.template == "t" and d.channels == ("email",)
-    (w,) = [x for x in rules.evaluate({"env": "prod", "service": "web"}) if x.route_id == "prod-web"]
+    (w,) = [x for x in rules.evaluate({"env": "prod", "service": "web"})
+            if x.route_id == "prod-web"]
     assert w.owner == "web" and w.group_by == ("alertname",)
 
 
