@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Final, Literal
 
@@ -65,6 +65,14 @@ _KNOWN_ALERTS: Final = (
 _LATE_RESOLVE: Final = (
     "SELECT i.id FROM incidents i JOIN incident_alerts a ON a.incident_id = i.id"
     " AND a.fingerprint = ? WHERE i.group_key = ? ORDER BY i.opened_at DESC LIMIT 1"
+)
+# Open incidents of other groups that hold the alert firing: incidents whose route lost
+# its identity in a reload (renamed, removed), which the alert's resolution still resolves.
+_STRAYS: Final = (
+    "SELECT i.id, i.group_key, i.opened_at, i.flushed_at, i.due_at, i.started_at,"
+    " a.status, a.starts_at, a.sender FROM incident_alerts AS a"
+    " JOIN incidents AS i ON i.id = a.incident_id AND i.state = 'open'"
+    " WHERE a.fingerprint = ? AND a.status = 'firing' AND i.group_key <> ?"
 )
 _SEQUENCE: Final = "SELECT COUNT(*) FROM incidents WHERE group_key = ?"
 _INSERT_INCIDENT: Final = (
@@ -192,14 +200,47 @@ class _Batch:
         alert = event.alert
         status = effective_status(alert, self.now)
         incident = self.open.get(event.group_key)
+        copy = None if incident is None else self.copies.get((incident.id, alert.fingerprint))
+        if status == "resolved" and copy is None and self._resolve_strays(event):
+            if incident is None:
+                return
         if incident is None:
             if status == "resolved":
                 self._late_resolve(event)
                 return
             self._open(event, status)
             return
+        self._apply_to(incident, event, status, copy)
+
+    def _resolve_strays(self, event: AlertEvent) -> bool:
+        """Resolve the alert in the open incidents of other groups that hold it firing.
+
+        They are incidents whose route no longer has the same identity (a reload renamed
+        or removed it): the alert now routes to another group, but its resolution still
+        belongs to them (docs/rules.md "Route identity"). True when there was one.
+        """
+        alert = event.alert
+        found = False
+        for (iid, key, opened_at, flushed_at, due_at, started_at, status, starts_at,
+             sender) in self.cursor.execute(_STRAYS, (alert.fingerprint, event.group_key)):
+            incident = self.open.get(key)
+            if incident is None:
+                incident = self.open[key] = _Incident(
+                    iid, parse_ts(opened_at), parse_ts_opt(flushed_at), parse_ts_opt(due_at),
+                    parse_ts(started_at))
+            copy = self.copies.setdefault((iid, alert.fingerprint),
+                                          _Copy(status, starts_at, sender))
+            if copy.status == "resolved":
+                continue  # already resolved earlier in this batch
+            found = True
+            self._apply_to(incident, replace(event, group_key=key), "resolved", copy)
+        return found
+
+    def _apply_to(self, incident: _Incident, event: AlertEvent,
+                  status: Literal["firing", "resolved"], copy: _Copy | None) -> None:
+        """Apply ``event`` to the open ``incident`` whose copy of the alert is ``copy``."""
+        alert = event.alert
         key = (incident.id, alert.fingerprint)
-        copy = self.copies.get(key)
         starts_at = _starts_text(alert.starts_at)
         change = change_of(None if copy is None else copy.status,
                            copy is not None and copy.starts_at == starts_at, status)
