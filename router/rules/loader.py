@@ -445,6 +445,7 @@ def _assign_ids(route: Route, key: str) -> None:
     with the same matchers are told apart by their rank among themselves only (``/1``
     for the second), so inserting any other sibling changes nothing either.
     """
+    route.key = key
     route.route_id = route.name or key
     seen: dict[str, int] = {}
     for child in route.children:
@@ -470,6 +471,7 @@ def _build_route(model: RouteModel, src: SourceFile, path: Path_, parent: Route 
     route = Route(
         route_id=position,
         position=position,
+        key="",
         name=model.name,
         matchers=tuple(_route_matchers(model, src, path, ctx)),
         continue_=model.continue_,

@@ -142,11 +142,13 @@ class Route:
 
     ``route_id`` is the route's identity: its ``name``, else its matchers path from the
     root (``{}/{service="billing"}``), never its position, so that incidents keyed by it
-    survive an edit of the tree. ``position`` (``root/2``) is only for messages.
+    survive an edit of the tree. ``key`` is that matchers path (named or not) and
+    ``position`` (``root/2``) where the route sits now, for messages only.
     """
 
     route_id: str
     position: str
+    key: str
     name: str | None
     matchers: tuple[Matcher, ...]
     continue_: bool
