@@ -7,9 +7,12 @@ opened a second incident and paged everyone again, while the first stayed open f
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
+from router.incidents.grouping import group_key
 from tests.incidents.harness import RULES, T_MON_10, Harness, load, make_alert
 
 START = T_MON_10 - timedelta(minutes=2)
@@ -89,6 +92,62 @@ async def test_removed_route_still_resolves_its_open_incident(h: Harness,
     h.rules = load(tmp_path, _rules(BILLING))
     await _page_once(h)
     h.rules = load(tmp_path, RULES)
+    await h.receive(make_alert("PaymentsFailing", service="billing", starts_at=START,
+                               status="resolved", ends_at=h.clock.now()))
+    assert {d.phase for d in await h.tick(300)} == {"resolved"}
+    assert [i.state for i in await h.store.list_incidents()] == ["resolved"]
+
+
+def _make_legacy(db: Path, position: str) -> None:
+    """Rewrite the open incident as Tocsin before route identities stored it: route id =
+    position, group key hashed from the position."""
+    conn = sqlite3.connect(db)
+    try:
+        [(iid, labels, decision)] = conn.execute(
+            "SELECT id, group_labels, decision FROM incidents WHERE state = 'open'").fetchall()
+        snapshot = json.loads(decision)
+        snapshot["route_id"] = position
+        conn.execute("UPDATE incidents SET route_id = ?, group_key = ?, decision = ?"
+                     " WHERE id = ?", (position, group_key(position, json.loads(labels)),
+                                      json.dumps(snapshot), iid))
+        conn.commit()
+    finally:
+        conn.close()
+
+
+async def test_upgrade_gives_legacy_incidents_their_route_identity(
+        h: Harness, tmp_path: Path) -> None:
+    """An incident opened under a route position gets its route's identity at start-up: the
+    re-sent alert joins it (no second page) and it resolves with its notice.
+
+    Reproducer: without the upgrade step, the first re-send after the upgrade opened a
+    second incident and paged again.
+    """
+    h.rules = load(tmp_path, _rules(BILLING))
+    await _page_once(h)
+    _make_legacy(tmp_path / "tocsin.db", "root/0")
+    assert await h.processor.upgrade_legacy_incidents() == 1
+    assert await h.processor.upgrade_legacy_incidents() == 0  # done once
+    await h.receive(make_alert("PaymentsFailing", service="billing", starts_at=START))
+    assert await h.tick(3600) == []
+    [incident] = await h.store.list_incidents()
+    assert incident.route_id == "billing"
+    await h.receive(make_alert("PaymentsFailing", service="billing", starts_at=START,
+                               status="resolved", ends_at=h.clock.now()))
+    assert {d.phase for d in await h.tick(300)} == {"resolved"}
+
+
+async def test_upgrade_leaves_an_incident_whose_position_now_holds_another_route(
+        h: Harness, tmp_path: Path) -> None:
+    """When the route at the incident's old position is another one, the incident keeps its
+    old key, stays open, and the alert's resolution still resolves it."""
+    h.rules = load(tmp_path, _rules(BILLING))
+    await _page_once(h)
+    _make_legacy(tmp_path / "tocsin.db", "root/0")
+    h.rules = load(tmp_path, _rules(INSERTED, BILLING))  # root/0 is now 'payments'
+    assert await h.processor.upgrade_legacy_incidents() == 0
+    [incident] = await h.store.list_incidents()
+    assert (incident.state, incident.route_id) == ("open", "root/0")
     await h.receive(make_alert("PaymentsFailing", service="billing", starts_at=START,
                                status="resolved", ends_at=h.clock.now()))
     assert {d.phase for d in await h.tick(300)} == {"resolved"}
