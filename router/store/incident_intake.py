@@ -16,8 +16,10 @@ statements differs, because the batch is worked out in memory first:
   rows, the inhibition sources and the processed marks likewise.
 
 An incident's ``version`` still grows by one per event that changed it, as before.
-The only per-event query left is the rare "resolved alert with no open incident" lookup
-(is it the late resolve of an incident already closed?).
+The only per-event queries left are for the rare resolved alert that its group's open
+incident does not hold: the open incidents of other groups that hold it firing (their
+route was renamed or removed by a reload: the resolution is theirs), else the late
+resolve of an incident already closed.
 """
 
 from __future__ import annotations
