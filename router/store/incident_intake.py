@@ -68,13 +68,15 @@ _LATE_RESOLVE: Final = (
     "SELECT i.id FROM incidents i JOIN incident_alerts a ON a.incident_id = i.id"
     " AND a.fingerprint = ? WHERE i.group_key = ? ORDER BY i.opened_at DESC LIMIT 1"
 )
-# Open incidents of other groups that hold the alert firing: incidents whose route lost
-# its identity in a reload (renamed, removed), which the alert's resolution still resolves.
-_STRAYS: Final = (
-    "SELECT i.id, i.group_key, i.opened_at, i.flushed_at, i.due_at, i.started_at,"
-    " a.status, a.starts_at, a.sender FROM incident_alerts AS a"
+# The open incidents that hold the batch's resolved alerts firing (``?``: a JSON list of
+# fingerprints). Those outside the groups the alert routes to now are strays: their route
+# lost its identity in a reload (renamed, removed), and the resolution is theirs too.
+_FIRING_IN_OPEN: Final = (
+    "SELECT a.fingerprint, i.id, i.group_key, i.opened_at, i.flushed_at, i.due_at,"
+    " i.started_at, a.status, a.starts_at, a.sender"
+    " FROM json_each(?) AS j CROSS JOIN incident_alerts AS a ON a.fingerprint = j.value"
     " JOIN incidents AS i ON i.id = a.incident_id AND i.state = 'open'"
-    " WHERE a.fingerprint = ? AND a.status = 'firing' AND i.group_key <> ?"
+    " WHERE a.status = 'firing'"
 )
 _SEQUENCE: Final = "SELECT COUNT(*) FROM incidents WHERE group_key = ?"
 _INSERT_INCIDENT: Final = (
@@ -180,6 +182,8 @@ class _Batch:
         self.earliest: datetime | None = None
         self.open: dict[str, _Incident] = {}  # group key -> its open incident
         self.copies: dict[tuple[str, str], _Copy] = {}  # (incident id, fingerprint)
+        # fingerprint -> open incidents of other groups holding it firing (_FIRING_IN_OPEN)
+        self.strays: dict[str, list[tuple[Any, ...]]] = {}
         self.timeline: list[tuple[str, str, str, str]] = []
 
     def load(self, events: Sequence[AlertEvent]) -> None:
@@ -196,6 +200,17 @@ class _Batch:
             for iid, fp, status, starts_at, sender in self.cursor.execute(
                     _KNOWN_ALERTS, (orjson.dumps(pairs).decode(),)):
                 self.copies[(iid, fp)] = _Copy(status, starts_at, sender)
+        resolved = [event for event in events
+                    if effective_status(event.alert, self.now) == "resolved"]
+        if resolved:
+            routed: dict[str, set[str]] = {}  # fingerprint -> its groups under these rules
+            for event in events:
+                routed.setdefault(event.alert.fingerprint, set()).add(event.group_key)
+            fps = list(dict.fromkeys(event.alert.fingerprint for event in resolved))
+            for fp, *row in self.cursor.execute(_FIRING_IN_OPEN,
+                                                (orjson.dumps(fps).decode(),)):
+                if row[1] not in routed[fp]:
+                    self.strays.setdefault(fp, []).append(tuple(row))
 
     def apply(self, event: AlertEvent) -> None:
         """What one event does, against the state the earlier events of the batch left."""
@@ -203,9 +218,8 @@ class _Batch:
         status = effective_status(alert, self.now)
         incident = self.open.get(event.group_key)
         copy = None if incident is None else self.copies.get((incident.id, alert.fingerprint))
-        if status == "resolved" and copy is None and self._resolve_strays(event):
-            if incident is None:
-                return
+        if status == "resolved" and self._resolve_strays(event) and incident is None:
+            return
         if incident is None:
             if status == "resolved":
                 self._late_resolve(event)
@@ -224,7 +238,7 @@ class _Batch:
         alert = event.alert
         found = False
         for (iid, key, opened_at, flushed_at, due_at, started_at, status, starts_at,
-             sender) in self.cursor.execute(_STRAYS, (alert.fingerprint, event.group_key)):
+             sender) in self.strays.get(alert.fingerprint, ()):
             incident = self.open.get(key)
             if incident is None:
                 incident = self.open[key] = _Incident(

@@ -152,3 +152,21 @@ async def test_upgrade_leaves_an_incident_whose_position_now_holds_another_route
                                status="resolved", ends_at=h.clock.now()))
     assert {d.phase for d in await h.tick(300)} == {"resolved"}
     assert [i.state for i in await h.store.list_incidents()] == ["resolved"]
+
+
+async def test_resolution_resolves_the_renamed_routes_incident_after_a_new_one_opened(
+        h: Harness, tmp_path: Path) -> None:
+    """Renamed route, then a re-send opened a new incident under the new identity: the
+    alert's resolution resolves both, the old one included (it does not stay open)."""
+    h.rules = load(tmp_path, _rules(BILLING))
+    await _page_once(h)
+    h.rules = load(tmp_path, _rules(BILLING.replace("name: billing", "name: invoicing")))
+    await h.receive(make_alert("PaymentsFailing", service="billing", starts_at=START))
+    assert {d.phase for d in await h.tick(30)} == {"firing"}  # the new identity's incident
+    assert sorted(i.route_id for i in await h.store.list_incidents(state="open")) == [
+        "billing", "invoicing"]
+    await h.receive(make_alert("PaymentsFailing", service="billing", starts_at=START,
+                               status="resolved", ends_at=h.clock.now()))
+    resolved = await h.tick(300)
+    assert [d.phase for d in resolved] == ["resolved"] * 4  # 2 contacts x 2 incidents
+    assert await h.store.list_incidents(state="open") == []
