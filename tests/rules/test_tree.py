@@ -214,3 +214,49 @@ def test_regex_screen_skips_non_matching_regex_children(tmp_path: Path) -> None:
         labels = {"ns": ns}
         assert rules.evaluate(labels) == rules.evaluate_naive(labels)
         assert rules.evaluate(labels)[0].audiences == (audience,), ns
+
+
+IDENTITY_TREE = """\
+route:
+  audiences: [a]
+  template: t
+  channels: {default: [email]}
+  routes:
+{inserted}    - name: db
+      matchers: ['team="db"']
+      routes:
+        - matchers: ['severity=~"critical|page"', 'env="prod"']
+    - match: {service: web}
+      continue: true
+    - matchers: ['service="web"']
+"""
+
+
+def test_route_identity_is_the_name_else_the_matchers_path(tmp_path: Path) -> None:
+    """Named routes are known by name, unnamed ones by their sorted matchers path from the
+    root; unnamed twins are told apart by their rank among themselves."""
+    rules = load_text(tmp_path, IDENTITY_TREE.replace("{inserted}", ""))
+    assert [(r.position, r.route_id) for r in rules.routes.values()] == [
+        ("root", "{}"),
+        ("root/0", "db"),
+        ("root/0/0", '{}/{team="db"}/{env="prod",severity=~"critical|page"}'),
+        ("root/1", '{}/{service="web"}'),
+        ("root/2", '{}/{service="web"}/1'),
+    ]
+
+
+def test_route_identity_survives_a_route_inserted_above(tmp_path: Path) -> None:
+    """Inserting a sibling first changes positions, never identities.
+
+    Reproducer: route ids were positions (root/0 → root/1), so the incidents keyed by them
+    were orphaned by the edit.
+    """
+    before = load_text(tmp_path, IDENTITY_TREE.replace("{inserted}", ""))
+    after = load_text(tmp_path, IDENTITY_TREE.replace(
+        "{inserted}", "    - {name: first, matchers: ['x=\"1\"']}\n"))
+    assert set(before.routes) < set(after.routes)
+    assert [r.position for r in (before.routes["db"], after.routes["db"])] == [
+        "root/0", "root/1"]
+    labels = {"team": "db", "severity": "page", "env": "prod"}
+    assert [d.route_id for d in before.evaluate(labels)] == [
+        d.route_id for d in after.evaluate(labels)]
