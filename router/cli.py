@@ -137,21 +137,29 @@ def _build() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         help="show which alerts change route, audience, channel or severity",
         formatter_class=_FORMATTER,
         description=(
-            "Evaluate every alert of FILE.jsonl (one Alertmanager alert per line, or a\n"
-            "bare label set) with the OLD and the NEW rule set and list the alerts whose\n"
-            "matched routes, audiences, channels or severity differ, grouped by change.\n"
+            "List the routes whose identity (name, else matchers path) changes from OLD\n"
+            "to NEW and, with --state, the open incidents whose route identity changes\n"
+            "(they stay open and resolve normally; a re-sent alert opens a new one).\n"
+            "With --alerts: evaluate every alert of FILE.jsonl (one Alertmanager alert per\n"
+            "line, or a bare label set) with the OLD and the NEW rule set and list the\n"
+            "alerts whose matched routes, audiences, channels or severity differ, grouped\n"
+            "by change.\n"
             "Exit 0 when both rule sets are valid (changed or not), 1 otherwise."
         ),
         epilog=(
             "examples:\n"
             "  git worktree add /tmp/main main\n"
-            "  tocsin rules diff /tmp/main/rules rules/ --alerts alerts.jsonl"
+            "  tocsin rules diff /tmp/main/rules rules/ --alerts alerts.jsonl\n"
+            "  tocsin rules diff /tmp/main/rules rules/ --state sqlite:///var/lib/tocsin/tocsin.db"
         ),
     )
     diff.add_argument("old", metavar="OLD", help="rule file or folder before the change")
     diff.add_argument("new", metavar="NEW", help="rule file or folder after the change")
-    diff.add_argument("--alerts", required=True, metavar="FILE.jsonl",
+    diff.add_argument("--alerts", metavar="FILE.jsonl",
                       help="alerts to evaluate, one JSON object per line")
+    diff.add_argument("--state", metavar="STATE_URL", dest="state_url",
+                      help="also list the open incidents of this state database "
+                           "(sqlite:///PATH, read only) whose route identity changes")
     diff.add_argument("--format", choices=("text", "json"), default="text",
                       help="output format (default: text)")
     diff.add_argument("--all", action="store_true", dest="show_all",
@@ -223,7 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from router.rules.cli import diff_command
 
             return diff_command(args.old, args.new, args.alerts, args.format, sys.stdout,
-                                show_all=args.show_all)
+                                show_all=args.show_all, state_url=args.state_url)
         if args.rules_command == "import-alertmanager":
             from router.rules.cli import import_alertmanager_command
 

@@ -37,6 +37,7 @@ from router.incidents.grouping import group_key, group_labels
 from router.metrics import INCIDENT_ALERT_EVENTS, INTAKE_PENDING, PIPELINE_ITEM_FAILURES
 from router.models import IncidentPolicy, IntakeRecord, RouteDecision
 from router.rules.inhibit import SourceKey, source_keys
+from router.rules.tree import Route
 from router.store.incidents import IncidentStore, SourceUpdate
 
 __all__ = ["IntakeProcessor", "RoutingRules"]
@@ -94,6 +95,8 @@ class RoutingRules(FlushRules, Protocol):
 
     def evaluate(self, labels: Mapping[str, str]) -> list[RouteDecision]: ...
 
+    def route_at(self, position: str) -> Route | None: ...
+
 
 class IntakeProcessor:
     """Routes intake rows into deliveries; one instance per service."""
@@ -146,6 +149,10 @@ class IntakeProcessor:
         """
         self._running = True
         self._stopped.clear()
+        try:
+            await self.upgrade_legacy_incidents()
+        except Exception:  # noqa: BLE001 - logged; such incidents still resolve normally
+            _log.exception("intake.legacy_upgrade_failed")
         in_flight: asyncio.Task[bool] | None = None
         last_id = 0
         try:
@@ -189,6 +196,31 @@ class IntakeProcessor:
         self._wake.set()
         if self._running:
             await self._stopped.wait()
+
+    async def upgrade_legacy_incidents(self) -> int:
+        """Give the open incidents opened before route identities (route id ``root/2``)
+        the identity of their route, so re-sent alerts join them; how many were.
+
+        The route now at the incident's position is taken only when it is visibly the same
+        route (same name, template, audiences and grouping as the incident's decision
+        snapshot): after an upgrade that also edited the tree, an incident that does not
+        match stays under its old key, still open, and resolves normally.
+        """
+        rules = self._rules()
+
+        def identity(position: str, decision: RouteDecision) -> str | None:
+            route = rules.route_at(position)
+            if route is None or (route.name, route.template, route.audiences, route.group_by,
+                                 route.group_by_all) != (
+                    decision.route_name, decision.template, decision.audiences,
+                    decision.group_by, decision.group_by_all):
+                return None
+            return route.route_id
+
+        count = await self._store.upgrade_legacy_incidents(identity)
+        if count:
+            _log.info("intake.legacy_incidents_upgraded", incidents=count)
+        return count
 
     async def process_once(self) -> int:
         """Route one batch of intake rows; return how many rows were processed."""

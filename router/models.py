@@ -104,7 +104,9 @@ class IncidentPolicy:
 class RouteDecision:
     """What one matched route decided for one alert."""
 
-    route_id: str  # stable path in the tree, e.g. "root", "root/0", "root/0/2"
+    # The route's identity: its name, else its matchers path ('{}/{team="db"}'); never its
+    # position, so it survives edits of the tree around it (docs/rules.md "Route identity").
+    route_id: str
     route_name: str | None  # the optional `name:` given in the rule file
     severity: str
     audiences: tuple[str, ...]

@@ -2,7 +2,9 @@
 
 The group labels of an alert under a route are its values for the route's ``group_by``
 labels (labels the alert lacks are left out, as in Alertmanager), or all its labels for
-``group_by: ['...']``. The group key hashes the route id with the group labels; an
+``group_by: ['...']``. The group key hashes the route id (the route's identity: its name,
+else its matchers path, never its position, so a reload that inserts or moves other
+routes keeps every open incident's key) with the group labels; an
 incident id hashes the group key with the number of incidents that group had before, so
 the same alerts replayed in the same order give the same ids. Pure functions.
 """

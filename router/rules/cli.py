@@ -143,14 +143,28 @@ def test_files_command(paths: list[str], out: TextIO) -> int | None:
     return run_test_files(files, out)
 
 
-def diff_command(old: str, new: str, alerts_file: str, fmt: Literal["text", "json"],
-                 out: TextIO, *, show_all: bool = False) -> int:
-    """Show which alerts of ``alerts_file`` change route/audience/channel/severity.
+def diff_command(old: str, new: str, alerts_file: str | None, fmt: Literal["text", "json"],
+                 out: TextIO, *, show_all: bool = False, state_url: str | None = None) -> int:
+    """Show the routes whose identity changes, the open incidents of ``state_url`` (read
+    only) whose route identity changes, and which alerts of ``alerts_file`` change
+    route/audience/channel/severity.
 
-    0 when both rule sets load (whether or not something changed), 1 when a rule set or
-    the alerts file is invalid.
+    0 when both rule sets load (whether or not something changed), 1 when a rule set, the
+    alerts file or the state database is invalid.
     """
-    from router.rules.diff import diff_alerts, format_diff, read_alerts
+    import sqlite3
+    from dataclasses import asdict
+
+    from router.errors import ConfigError
+    from router.rules.diff import (
+        diff_alerts,
+        format_diff,
+        format_identity,
+        open_incidents,
+        read_alerts,
+        route_identity_changes,
+    )
+    from router.store import sqlite_url
 
     sets: list[RuleSet] = []
     for label, path in (("OLD", old), ("NEW", new)):
@@ -160,12 +174,32 @@ def diff_command(old: str, new: str, alerts_file: str, fmt: Literal["text", "jso
             out.write(f"{label} rule set {path} is invalid:\n")
             _print_problems(exc.problems, out)
             return 1
+    changes = route_identity_changes(sets[0], sets[1])
+    incidents = None
+    if state_url is not None:
+        try:
+            path, _ = sqlite_url(state_url)
+            if not Path(path).is_file():
+                raise ConfigError(f"no state database at {path}")
+            incidents = open_incidents(path, sets[1], changes)
+        except (ConfigError, sqlite3.Error) as exc:
+            out.write(f"cannot read the open incidents of {state_url}: {exc}\n")
+            return 1
+    extra: dict[str, object] = {"route_identity_changes": [asdict(c) for c in changes]}
+    if incidents is not None:
+        extra["open_incidents_changing_route"] = [asdict(i) for i in incidents]
+    if fmt == "text":
+        format_identity(changes, incidents, out)
+    if alerts_file is None:
+        if fmt == "json":
+            out.write(json.dumps(extra, indent=2, ensure_ascii=False) + "\n")
+        return 0
     alerts, problems = read_alerts(Path(alerts_file))
     if problems:
         _print_problems(problems, out)
         return 1
     groups, changed = diff_alerts(sets[0], sets[1], alerts)
-    format_diff(groups, changed, len(alerts), out, fmt=fmt, show_all=show_all)
+    format_diff(groups, changed, len(alerts), out, fmt=fmt, show_all=show_all, extra=extra)
     return 0
 
 

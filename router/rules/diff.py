@@ -1,14 +1,24 @@
-"""``tocsin rules diff OLD NEW --alerts FILE.jsonl``: what a rule change does to real alerts.
+"""``tocsin rules diff OLD NEW``: what a rule change does to incidents and real alerts.
 
-Each alert (Alertmanager alert shape, one JSON object per line) is evaluated by both rule
-sets; an alert *changes* when its matched routes, audiences, channels (per route) or
-severity differ. Alerts with the same change are grouped, so a reviewer reads "these 12
-alerts move from ops to astreinte" instead of 12 near-identical entries.
+Routes whose identity changes (docs/rules.md "Route identity"): a route of OLD whose
+identity (its name, else its matchers path) no longer exists in NEW, renamed when NEW has
+a route of another identity at the same matchers path, else removed. Its open incidents
+stay open and resolve normally, but a re-sent alert opens a new incident under the new
+identity (and pages again). With a state database (``--state``), the open incidents whose
+route identity is not in NEW are listed too.
+
+With ``--alerts FILE.jsonl``, each alert (Alertmanager alert shape, one JSON object per
+line) is evaluated by both rule sets; an alert *changes* when its matched routes,
+audiences, channels (per route) or severity differ. Alerts with the same change are
+grouped, so a reviewer reads "these 12 alerts move from ops to astreinte" instead of 12
+near-identical entries.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +28,9 @@ from router.errors import Problem
 from router.models import RouteDecision
 from router.rules.ruleset import RuleSet
 
-__all__ = ["AlertLine", "Outcome", "diff_alerts", "format_diff", "outcome", "read_alerts"]
+__all__ = ["AlertLine", "IdentityChange", "OpenIncident", "Outcome", "diff_alerts",
+           "format_diff", "format_identity", "open_incidents", "outcome", "read_alerts",
+           "route_identity_changes"]
 
 #: Example alerts shown per group of identical changes in text output (unless --all).
 EXAMPLES_PER_GROUP = 5
@@ -150,10 +162,12 @@ def _lines(groups: Sequence[ChangeGroup], show_all: bool) -> Iterator[str]:
 
 
 def format_diff(groups: Sequence[ChangeGroup], changed: int, total: int, out: TextIO,
-                *, fmt: str = "text", show_all: bool = False) -> None:
-    """Write the diff as text (grouped) or as one JSON document."""
+                *, fmt: str = "text", show_all: bool = False,
+                extra: Mapping[str, Any] | None = None) -> None:
+    """Write the diff as text (grouped) or as one JSON document (with ``extra``'s keys)."""
     if fmt == "json":
         doc = {
+            **(extra or {}),
             "alerts": total,
             "changed": changed,
             "groups": [{
@@ -174,3 +188,100 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, tuple):
         return [_jsonable(v) for v in value]
     return value
+
+
+# ------------------------------------------------------------------ route identities
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityChange:
+    """A route of OLD whose identity is not in NEW: renamed (``new`` set) or removed."""
+
+    old: str
+    new: str | None  # the identity of NEW's route at the same matchers path, if any
+    source: str  # where OLD defines it (file:line)
+
+
+def route_identity_changes(old: RuleSet, new: RuleSet) -> list[IdentityChange]:
+    """OLD's routes whose identity disappears in NEW, in OLD's tree order."""
+    by_key = {r.key: r for r in new.routes.values()}
+    out: list[IdentityChange] = []
+    for route in old.routes.values():
+        if route.route_id in new.routes:
+            continue
+        twin = by_key.get(route.key)
+        renamed = twin.route_id if twin is not None and twin.route_id not in old.routes else None
+        out.append(IdentityChange(route.route_id, renamed,
+                                  f"{route.source[0]}:{route.source[1]}"))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class OpenIncident:
+    """An open incident of the state database whose route identity is not in NEW."""
+
+    id: str
+    route_id: str
+    group_labels: Mapping[str, str]
+    opened_at: str
+    becomes: str  # what happens to its route: "renamed to X", "removed", ...
+
+
+def open_incidents(state_path: str, new: RuleSet,
+                   changes: Sequence[IdentityChange]) -> list[OpenIncident]:
+    """The open incidents of the database at ``state_path`` (read only) whose route
+    identity is not one of NEW's. Raises sqlite3.Error when it cannot be read."""
+    from router.store.incidents import list_incidents_query  # the CLI's only store read
+
+    fate = {c.old: f"renamed to {c.new}" if c.new else "removed" for c in changes}
+    uri = Path(state_path).resolve().as_uri() + "?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, timeout=5.0)
+    conn.row_factory = sqlite3.Row
+    try:
+        found: list[OpenIncident] = []
+        offset = 0
+        while True:
+            page = list_incidents_query(conn, state="open", route=None, audience=None,
+                                        limit=500, offset=offset)
+            for item in page:
+                if item.route_id in new.routes:
+                    continue
+                becomes = fate.get(item.route_id, "not a route of OLD either"
+                                   if not _POSITION.fullmatch(item.route_id) else
+                                   "opened under a route position (before route identities)")
+                found.append(OpenIncident(item.id, item.route_id, item.group_labels,
+                                          item.opened_at.isoformat(), becomes))
+            if len(page) < 500:
+                break
+            offset += 500
+    finally:
+        conn.close()
+    found.sort(key=lambda i: (i.opened_at, i.id))
+    return found
+
+
+#: A route position (``root/1/0``): the route ids of incidents opened before identities.
+_POSITION = re.compile(r"root(?:/\d+)*")
+
+
+def format_identity(changes: Sequence[IdentityChange],
+                    incidents: Sequence[OpenIncident] | None, out: TextIO) -> None:
+    """The two identity sections, as text."""
+    out.write(f"Routes whose identity changes ({len(changes)}):\n")
+    for c in changes:
+        what = f"renamed to {c.new}" if c.new else "removed"
+        out.write(f"  {c.old} ({c.source}): {what}\n")
+    if not changes:
+        out.write("  none\n")
+    out.write("\n")
+    if incidents is None:
+        return
+    out.write(f"Open incidents whose route identity changes ({len(incidents)}):\n")
+    for i in incidents:
+        labels = ", ".join(f'{k}="{v}"' for k, v in sorted(i.group_labels.items()))
+        out.write(f"  {i.id} route {i.route_id} {{{labels}}} opened {i.opened_at}: "
+                  f"{i.becomes}; stays open and resolves normally, a re-sent alert opens a "
+                  "new incident\n")
+    if not incidents:
+        out.write("  none\n")
+    out.write("\n")

@@ -44,6 +44,7 @@ def _trace_doc(t: Trace) -> dict[str, Any]:
     r = t.route
     doc: dict[str, Any] = {
         "route_id": r.route_id,
+        "position": r.position,
         "name": r.name,
         "depth": t.depth,
         "source": f"{r.source[0]}:{r.source[1]}",
@@ -154,6 +155,7 @@ def explain_alert(
                 recipients.append(entry)
         routes.append({
             "route_id": d.route_id,
+            "position": rules.routes[d.route_id].position,
             "name": d.route_name,
             "severity": d.severity,
             "audiences": list(d.audiences),
@@ -182,7 +184,7 @@ def format_text(doc: Mapping[str, Any]) -> str:
     out.append("Route tree walk:")
     for step in doc["walk"]:
         pad = "  " * (step["depth"] + 1)
-        title = step["route_id"] + (f" ({step['name']})" if step["name"] else "")
+        title = step["position"] + (f" ({step['name']})" if step["name"] else "")
         if not step["evaluated"]:
             out.append(f"{pad}- {title}: skipped, {step['reason']}")
             continue
@@ -202,7 +204,7 @@ def format_text(doc: Mapping[str, Any]) -> str:
     out.append("")
     out.append(f"Matched routes ({len(doc['matched_routes'])}):")
     for r in doc["matched_routes"]:
-        title = r["route_id"] + (f" ({r['name']})" if r["name"] else "")
+        title = r["position"] + (f" ({r['name']})" if r["name"] else f" id {r['route_id']}")
         out.append(f"  {title}: severity={r['severity']} audiences={','.join(r['audiences'])} "
                    f"channels={','.join(r['channels']) or '-'} template={r['template']} "
                    f"group_by={','.join(r['group_by']) or '-'}"

@@ -153,6 +153,7 @@ def load_rules(paths: Sequence[str | Path]) -> RuleSet:
     if route_at is not None:
         src, model = route_at
         root = _build_route(model, src, ("route",), None, "root", ctx)
+        _assign_ids(root, _matcher_set(root.matchers))
         _check_tree(root, model, src, ("route",), ctx, is_root=True)
     elif loaded or not ctx.problems:
         where = str(files[0]) if files else ", ".join(str(p) for p in paths)
@@ -429,8 +430,35 @@ def _severity(model: RouteModel) -> SeverityRule | None:
     return SeverityRule(fixed=sev)
 
 
+def _matcher_set(matchers: Sequence[Matcher]) -> str:
+    """One segment of a route key: the route's matchers, sorted, e.g. ``{service="x"}``."""
+    return "{" + ",".join(sorted(str(m) for m in matchers)) + "}"
+
+
+def _assign_ids(route: Route, key: str) -> None:
+    """Give ``route`` and its descendants their identity (``route_id``).
+
+    ``key`` is the route's matchers path from the root (Alertmanager's route key, e.g.
+    ``{}/{service="billing"}``). The identity is the route's name when it has one, else
+    its key: it does not change when routes are inserted or moved around it, so the
+    incidents it groups survive such an edit (docs/rules.md "Route identity"). Siblings
+    with the same matchers are told apart by their rank among themselves only (``/1``
+    for the second), so inserting any other sibling changes nothing either.
+    """
+    route.key = key
+    route.route_id = route.name or key
+    seen: dict[str, int] = {}
+    for child in route.children:
+        segment = _matcher_set(child.matchers)
+        twins = seen.get(segment, 0)
+        seen[segment] = twins + 1
+        _assign_ids(child, f"{key}/{segment}" + (f"/{twins}" if twins else ""))
+
+
 def _build_route(model: RouteModel, src: SourceFile, path: Path_, parent: Route | None,
-                 route_id: str, ctx: _Ctx) -> Route:
+                 position: str, ctx: _Ctx) -> Route:
+    """One route and its children; ``position`` (``root/2``) is where it sits in the tree,
+    for messages only (its identity is set afterwards by :func:`_assign_ids`)."""
     group_by: tuple[str, ...] = parent.group_by if parent else ()
     group_by_all = parent.group_by_all if parent else False
     if model.group_by is not None:
@@ -441,7 +469,9 @@ def _build_route(model: RouteModel, src: SourceFile, path: Path_, parent: Route 
         channels = {k: tuple(v) for k, v in model.channels.items()}
     mark = src.mark(path)
     route = Route(
-        route_id=route_id,
+        route_id=position,
+        position=position,
+        key="",
         name=model.name,
         matchers=tuple(_route_matchers(model, src, path, ctx)),
         continue_=model.continue_,
@@ -462,7 +492,7 @@ def _build_route(model: RouteModel, src: SourceFile, path: Path_, parent: Route 
     )
     for i, child in enumerate(model.routes or []):
         route.children.append(_build_route(child, src, (*path, "routes", i), route,
-                                           f"{route_id}/{i}", ctx))
+                                           f"{position}/{i}", ctx))
     return route
 
 
@@ -483,7 +513,7 @@ def _check_tree(route: Route, model: RouteModel, src: SourceFile, path: Path_, c
             ctx.error(src, (*path, "name"), f"route name '{model.name}' is already used by "
                       f"route {other_id} at {_where(osrc, opath)}")
         else:
-            ctx.route_names[model.name] = (route.route_id, src, path)
+            ctx.route_names[model.name] = (route.position, src, path)
 
     for i, aud in enumerate(model.audiences or []):
         if aud not in ctx.audiences:
@@ -538,7 +568,7 @@ def _check_tree(route: Route, model: RouteModel, src: SourceFile, path: Path_, c
         if stopper is not None:
             sroute, spath = stopper
             ctx.warn(src, cpath, f"{_route_label(child)} is unreachable: the earlier sibling "
-                     f"{sroute.route_id} (line {src.mark(spath).line}) has no matchers and "
+                     f"{sroute.position} (line {src.mark(spath).line}) has no matchers and "
                      "no 'continue: true', so it takes every alert that gets here")
         elif not (child_model.matchers or child_model.match or child_model.match_re
                   or child_model.continue_):
@@ -548,8 +578,8 @@ def _check_tree(route: Route, model: RouteModel, src: SourceFile, path: Path_, c
 
 def _route_label(route: Route) -> str:
     if route.name:
-        return f"route '{route.name}' ({route.route_id})"
-    return f"route {route.route_id}"
+        return f"route '{route.name}' ({route.position})"
+    return f"route {route.position}"
 
 
 def iter_problems(problems: Iterable[Problem], severity: str) -> list[Problem]:

@@ -55,11 +55,16 @@ class RuleSet:
         #: Time intervals, quiet hours, inhibition rules and storm control.
         self.incident = incident if incident is not None else IncidentRules()
         self._routes = {r.route_id: r for r in root.walk()}
+        self._positions = {r.position: r for r in self._routes.values()}
 
     @property
     def routes(self) -> Mapping[str, Route]:
         """Every route by route_id, in pre-order."""
         return self._routes
+
+    def route_at(self, position: str) -> Route | None:
+        """The route at ``position`` in the tree (``root/1/0``), if any."""
+        return self._positions.get(position)
 
     def evaluate(self, labels: Mapping[str, str]) -> list[RouteDecision]:
         """One RouteDecision per matched route, in Alertmanager order. Pure and fast."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ from router.fingerprint import fingerprint as alert_fingerprint
 from router.models import Alert, Contact, IntakeRecord, NewDelivery, Phase, RenderedMessage
 from router.models import RouteDecision as Decision
 from router.rules.loader import load_rules
+from router.rules.problems import did_you_mean
 from router.rules.quiet import QuietVerdict, format_local, quiet_verdict
 from router.rules.ruleset import Audience, RuleSet
 from router.rules.testfile import (
@@ -136,7 +138,25 @@ class _Checker:
 
 
 def _route_label(d: Decision) -> str:
-    return d.route_name or d.route_id
+    """How a test file refers to a route: its identity (its name, else its matchers path)."""
+    return d.route_id
+
+
+#: A route position (``root/1/0``): not an identity, it changes when a route is inserted.
+_POSITION = re.compile(r"root(?:/\d+)*")
+
+
+def _check_route_refs(check: _Checker, refs: Sequence[str], rules: RuleSet) -> None:
+    """Each entry of ``routes:`` must be a route's name (or, unnamed, its matchers path)."""
+    for i, ref in enumerate(refs):
+        if ref in rules.routes:
+            continue
+        names = [r.name for r in rules.routes.values() if r.name]
+        hint = did_you_mean(ref, names)
+        if _POSITION.fullmatch(ref):
+            hint = (" (routes are referred to by name: a position such as 'root/1' changes "
+                    "when a route is inserted above; give the route a 'name:')")
+        check.fail(("routes", i), f"no route is called '{ref}'{hint}", key=False)
 
 
 def run_case(tf: TestFile, index: int, rules: RuleSet) -> CaseResult:
@@ -159,14 +179,13 @@ def run_case(tf: TestFile, index: int, rules: RuleSet) -> CaseResult:
     exp = case.expect
 
     if exp.routes is not None:
-        actual_ids = [d.route_id for d in decisions]
+        _check_route_refs(check, exp.routes, rules)
         labels = [_route_label(d) for d in decisions]
         ok = len(exp.routes) == len(decisions) and all(
-            e in (d.route_id, d.route_name) for e, d in zip(exp.routes, decisions, strict=False))
+            e == d.route_id for e, d in zip(exp.routes, decisions, strict=False))
         if not ok:
             check.fail(("routes",), "matched routes differ",
-                       f"expected: {_show(exp.routes)}\nactual:   {_show(labels)}"
-                       f"  (ids {_show(actual_ids)})")
+                       f"expected: {_show(exp.routes)}\nactual:   {_show(labels)}")
     if exp.severity is not None:
         got = [d.severity for d in decisions]
         if any(s != exp.severity for s in got):

@@ -133,9 +133,17 @@ class ChildIndex:
 
 @dataclass(slots=True)
 class Route:
-    """A node of the compiled tree with its effective (inherited) settings."""
+    """A node of the compiled tree with its effective (inherited) settings.
+
+    ``route_id`` is the route's identity: its ``name``, else its matchers path from the
+    root (``{}/{service="billing"}``), never its position, so that incidents keyed by it
+    survive an edit of the tree. ``key`` is that matchers path (named or not) and
+    ``position`` (``root/2``) where the route sits now, for messages only.
+    """
 
     route_id: str
+    position: str
+    key: str
     name: str | None
     matchers: tuple[Matcher, ...]
     continue_: bool
@@ -281,7 +289,7 @@ def _match_traced(node: Route, labels: Mapping[str, str], tracer: Tracer,
     for child in node.children:
         if stopped_by is not None:
             tracer(Trace(route=child, depth=depth + 1, skipped_reason=(
-                f"not evaluated: earlier sibling {stopped_by.route_id} matched "
+                f"not evaluated: earlier sibling {stopped_by.position} matched "
                 "without 'continue: true'")))
             continue
         sub = _match_traced(child, labels, tracer, depth + 1)

@@ -16,8 +16,10 @@ statements differs, because the batch is worked out in memory first:
   rows, the inhibition sources and the processed marks likewise.
 
 An incident's ``version`` still grows by one per event that changed it, as before.
-The only per-event query left is the rare "resolved alert with no open incident" lookup
-(is it the late resolve of an incident already closed?).
+The only per-event queries left are for the rare resolved alert that its group's open
+incident does not hold: the open incidents of other groups that hold it firing (their
+route was renamed or removed by a reload: the resolution is theirs), else the late
+resolve of an incident already closed.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Final, Literal
 
@@ -65,6 +67,16 @@ _KNOWN_ALERTS: Final = (
 _LATE_RESOLVE: Final = (
     "SELECT i.id FROM incidents i JOIN incident_alerts a ON a.incident_id = i.id"
     " AND a.fingerprint = ? WHERE i.group_key = ? ORDER BY i.opened_at DESC LIMIT 1"
+)
+# The open incidents that hold the batch's resolved alerts firing (``?``: a JSON list of
+# fingerprints). Those outside the groups the alert routes to now are strays: their route
+# lost its identity in a reload (renamed, removed), and the resolution is theirs too.
+_FIRING_IN_OPEN: Final = (
+    "SELECT a.fingerprint, i.id, i.group_key, i.opened_at, i.flushed_at, i.due_at,"
+    " i.started_at, a.status, a.starts_at, a.sender"
+    " FROM json_each(?) AS j CROSS JOIN incident_alerts AS a ON a.fingerprint = j.value"
+    " JOIN incidents AS i ON i.id = a.incident_id AND i.state = 'open'"
+    " WHERE a.status = 'firing'"
 )
 _SEQUENCE: Final = "SELECT COUNT(*) FROM incidents WHERE group_key = ?"
 _INSERT_INCIDENT: Final = (
@@ -202,6 +214,8 @@ class _Batch:
         self.earliest: datetime | None = None
         self.open: dict[str, _Incident] = {}  # group key -> its open incident
         self.copies: dict[tuple[str, str], _Copy] = {}  # (incident id, fingerprint)
+        # fingerprint -> open incidents of other groups holding it firing (_FIRING_IN_OPEN)
+        self.strays: dict[str, list[tuple[Any, ...]]] = {}
         self.timeline: list[tuple[str, str, str, str]] = []
 
     def load(self, events: Sequence[AlertEvent]) -> None:
@@ -218,20 +232,63 @@ class _Batch:
             for iid, fp, status, starts_at, sender in self.cursor.execute(
                     _KNOWN_ALERTS, (orjson.dumps(pairs).decode(),)):
                 self.copies[(iid, fp)] = _Copy(status, starts_at, sender)
+        resolved = [event for event in events
+                    if effective_status(event.alert, self.now) == "resolved"]
+        if resolved:
+            routed: dict[str, set[str]] = {}  # fingerprint -> its groups under these rules
+            for event in events:
+                routed.setdefault(event.alert.fingerprint, set()).add(event.group_key)
+            fps = list(dict.fromkeys(event.alert.fingerprint for event in resolved))
+            for fp, *row in self.cursor.execute(_FIRING_IN_OPEN,
+                                                (orjson.dumps(fps).decode(),)):
+                if row[1] not in routed[fp]:
+                    self.strays.setdefault(fp, []).append(tuple(row))
 
     def apply(self, event: AlertEvent) -> None:
         """What one event does, against the state the earlier events of the batch left."""
         alert = event.alert
         status = effective_status(alert, self.now)
         incident = self.open.get(event.group_key)
+        copy = None if incident is None else self.copies.get((incident.id, alert.fingerprint))
+        if status == "resolved" and self._resolve_strays(event) and incident is None:
+            return
         if incident is None:
             if status == "resolved":
                 self._late_resolve(event)
                 return
             self._open(event, status)
             return
+        self._apply_to(incident, event, status, copy)
+
+    def _resolve_strays(self, event: AlertEvent) -> bool:
+        """Resolve the alert in the open incidents of other groups that hold it firing.
+
+        They are incidents whose route no longer has the same identity (a reload renamed
+        or removed it): the alert now routes to another group, but its resolution still
+        belongs to them (docs/rules.md "Route identity"). True when there was one.
+        """
+        alert = event.alert
+        found = False
+        for (iid, key, opened_at, flushed_at, due_at, started_at, status, starts_at,
+             sender) in self.strays.get(alert.fingerprint, ()):
+            incident = self.open.get(key)
+            if incident is None:
+                incident = self.open[key] = _Incident(
+                    iid, parse_ts(opened_at), parse_ts_opt(flushed_at), parse_ts_opt(due_at),
+                    parse_ts(started_at))
+            copy = self.copies.setdefault((iid, alert.fingerprint),
+                                          _Copy(status, starts_at, sender))
+            if copy.status == "resolved":
+                continue  # already resolved earlier in this batch
+            found = True
+            self._apply_to(incident, replace(event, group_key=key), "resolved", copy)
+        return found
+
+    def _apply_to(self, incident: _Incident, event: AlertEvent,
+                  status: Literal["firing", "resolved"], copy: _Copy | None) -> None:
+        """Apply ``event`` to the open ``incident`` whose copy of the alert is ``copy``."""
+        alert = event.alert
         key = (incident.id, alert.fingerprint)
-        copy = self.copies.get(key)
         starts_at = _starts_text(alert.starts_at)
         change = change_of(None if copy is None else copy.status,
                            copy is not None and copy.starts_at == starts_at, status)

@@ -12,14 +12,16 @@ be cancelled; otherwise it writes nothing and returns False (the scheduler recom
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from router.incidents.engine import AlertEvent
 from router.incidents.flush import FlushResult, PlannedNotice
+from router.incidents.grouping import group_key
 from router.incidents.state import (
     HeldNotice,
     Incident,
@@ -29,7 +31,7 @@ from router.incidents.state import (
     decision_from_json,
     decision_to_json,
 )
-from router.models import Delivery, IntakeRecord, NewDelivery
+from router.models import Delivery, IntakeRecord, NewDelivery, RouteDecision
 from router.rules.inhibit import TargetKey
 from router.store.base import Store
 from router.store.codec import parse_ts, parse_ts_opt, ts, ts_opt
@@ -57,6 +59,7 @@ __all__ = [
     "next_due_query",
     "postpone_storm_job",
     "quarantine_job",
+    "upgrade_legacy_job",
 ]
 
 #: Inserts one delivery, returns its id (None when its idempotency key already existed).
@@ -207,6 +210,11 @@ class IncidentStore(Store, Protocol):
 
     async def get_incident(self, incident_id: str) -> IncidentDetail | None:
         """One incident with its timeline."""
+        ...
+
+    async def upgrade_legacy_incidents(
+            self, identity: Callable[[str, RouteDecision], str | None]) -> int:
+        """Re-key the open incidents opened under a route position (:func:`upgrade_legacy_job`)."""
         ...
 
 
@@ -444,6 +452,44 @@ _SUMMARY = (
     " AND a.status = 'firing') AS firing, (SELECT COUNT(*) FROM incident_alerts a"
     " WHERE a.incident_id = i.id) AS total FROM incidents i"
 )
+
+
+#: The route id of an incident opened before route identities: the route's position.
+_LEGACY_ROUTE_ID: Final = re.compile(r"root(?:/\d+)*")
+
+
+def upgrade_legacy_job(conn: sqlite3.Connection,
+                       identity: Callable[[str, RouteDecision], str | None]) -> int:
+    """Re-key the open incidents opened under a route position (``root/2``).
+
+    ``identity(position, decision snapshot)`` gives the identity of the route now at that
+    position when it is the incident's route (None otherwise: the incident keeps its old
+    key, stays open and resolves normally). The incident gets that route id and the
+    group key it has under it, so the alerts Alertmanager re-sends join it instead of
+    opening a second incident. Returns how many were re-keyed.
+    """
+    cursor = conn.cursor()
+    cursor.row_factory = None
+    rows = cursor.execute("SELECT id, route_id, group_labels, decision FROM incidents"
+                          " WHERE state = 'open'").fetchall()
+    done = 0
+    for iid, route_id, labels_json, decision_json in rows:
+        if not _LEGACY_ROUTE_ID.fullmatch(route_id):
+            continue
+        decision = decision_from_json(decision_json)
+        new_id = identity(route_id, decision)
+        if new_id is None:
+            continue
+        key = group_key(new_id, json.loads(labels_json))
+        if cursor.execute("SELECT 1 FROM incidents WHERE group_key = ? AND state = 'open'",
+                          (key,)).fetchone() is not None:
+            continue  # an incident of the new key is open already: leave this one be
+        cursor.execute(
+            "UPDATE incidents SET route_id = ?, group_key = ?, decision = ?,"
+            " version = version + 1 WHERE id = ?",
+            (new_id, key, decision_to_json(replace(decision, route_id=new_id)), iid))
+        done += 1
+    return done
 
 
 def _summary(row: sqlite3.Row) -> IncidentSummary:

@@ -26,7 +26,7 @@ from typing import TypeVar
 from router.incidents.engine import AlertEvent
 from router.incidents.flush import FlushResult, PlannedNotice
 from router.metrics import DEAD_LETTERS, PLANNED_DELIVERIES
-from router.models import Delivery, IntakeRecord, NewDelivery, Receipt
+from router.models import Delivery, IntakeRecord, NewDelivery, Receipt, RouteDecision
 from router.rules.inhibit import TargetKey
 from router.store import incidents as incident_store
 from router.store.base import COUNT_KEYS, Backlog, StageBacklog
@@ -552,6 +552,12 @@ class SqliteStore:
         """A storm summary failed to plan: due again at ``until``."""
         await self._writer.submit(
             lambda conn: incident_store.postpone_storm_job(conn, storm_id, until))
+
+    async def upgrade_legacy_incidents(
+            self, identity: Callable[[str, RouteDecision], str | None]) -> int:
+        """Re-key the open incidents opened under a route position (upgrade to route ids)."""
+        return await self._writer.submit(
+            lambda conn: incident_store.upgrade_legacy_job(conn, identity))
 
     async def due_incidents(self, now: datetime, limit: int) -> list[str]:
         """Incidents whose timer is due, earliest first."""

@@ -35,8 +35,9 @@ async def test_list_filters_and_detail_timeline(tmp_path: Path, store: SqliteSto
         assert len(everything) == 2
         by_audience = await (await client.get("/api/v1/incidents?audience=customers")).json()
         assert [i["group_labels"] for i in by_audience] == [{"alertname": "PaymentsDown"}]
-        by_route = await (await client.get("/api/v1/incidents?route=root&state=open")).json()
-        assert [i["route_id"] for i in by_route] == ["root"]
+        # The unnamed root route's identity is its matchers path, "{}" (URL-encoded).
+        by_route = await (await client.get("/api/v1/incidents?route=%7B%7D&state=open")).json()
+        assert [i["route_id"] for i in by_route] == ["{}"]
         assert await (await client.get("/api/v1/incidents?state=resolved")).json() == []
         detail = await (await client.get(f"/api/v1/incidents/{by_route[0]['id']}")).json()
         assert [e["event"] for e in detail["timeline"]] == [

@@ -6,8 +6,9 @@ import textwrap
 from pathlib import Path
 
 from router.rules import RuleSet, load_rules
+from router.rules.tree import Route
 
-__all__ = ["HEADER", "load_text"]
+__all__ = ["HEADER", "by_position", "load_text"]
 
 #: Audiences a, b, c, d and a template `t` for email, for route-only tests.
 HEADER = """\
@@ -27,3 +28,8 @@ def load_text(folder: Path, route_yaml: str, *, header: str = HEADER) -> RuleSet
     """Write HEADER + the dedented route YAML to folder/rules.yaml and load it."""
     (folder / "rules.yaml").write_text(header + textwrap.dedent(route_yaml), encoding="utf-8")
     return load_rules([folder])
+
+
+def by_position(rules: RuleSet) -> dict[str, Route]:
+    """Every route of ``rules`` by its position in the tree (``root``, ``root/0/2``)."""
+    return {route.position: route for route in rules.routes.values()}

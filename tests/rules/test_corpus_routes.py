@@ -10,6 +10,7 @@ import yaml
 
 from router.rules import RuleSet, load_rules
 from router.rules.importer import import_alertmanager
+from tests.rules.helpers import by_position
 
 CORPUS = Path(__file__).parent / "corpus"
 ROUTE_FILES = [
@@ -112,7 +113,7 @@ def test_group_by_all_inheritance(tmp_path_factory: pytest.TempPathFactory) -> N
         path = node["path"]
         route_id = by_path.get(path) or "root" + "".join(
             f"/{part.split('[')[1].rstrip(']')}" for part in path.split(".")[1:])
-        route = rules.routes[route_id]
+        route = by_position(rules)[route_id]
         assert route.group_by_all == node["group_by_all"], path
         if "group_by" in node:
             assert list(route.group_by) == node["group_by"]

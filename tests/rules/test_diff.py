@@ -1,20 +1,27 @@
-"""`tocsin rules diff`: which real alerts change route, audience, channel or severity."""
+"""`tocsin rules diff`: route identities, open incidents, and which real alerts change."""
 
 from __future__ import annotations
 
 import json
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from router.cli import main
+from router.clock import FakeClock
+from router.fingerprint import fingerprint
+from router.intake import IntakeProcessor
+from router.models import Alert, IntakeRecord
 from router.rules import load_rules
-from router.rules.diff import diff_alerts, outcome, read_alerts
+from router.rules.diff import diff_alerts, outcome, read_alerts, route_identity_changes
+from router.store import SqliteStore
 
 REPO = Path(__file__).parents[2]
 RULES = REPO / "rules"
 ALERTS = Path(__file__).parent / "alerts" / "sample.jsonl"
+T0 = datetime(2024, 5, 2, 14, 0, tzinfo=UTC)
 
 
 def _changed_rules(tmp_path: Path) -> Path:
@@ -112,3 +119,76 @@ def test_cli_invalid_new_rules_exit_one(tmp_path: Path,
     bad.write_text("route: {audiences: [nobody]}\n", encoding="utf-8")
     assert main(["rules", "diff", str(RULES), str(bad), "--alerts", str(ALERTS)]) == 1
     assert "NEW rule set" in capsys.readouterr().out
+
+
+def _edited_rules(tmp_path: Path) -> Path:
+    """Shipped rules with a route inserted first, billing renamed, database removed."""
+    new = tmp_path / "edited"
+    shutil.copytree(RULES, new)
+    routes = new / "routes.yaml"
+    text = routes.read_text(encoding="utf-8")
+    text = text.replace("  routes:\n    # Crisis", (
+        "  routes:\n    - name: payments\n      matchers: ['team=\"payments\"']\n"
+        "    # Crisis"), 1)
+    text = text.replace("    - name: billing\n", "    - name: invoicing\n", 1)
+    head, _, _ = text.partition("    - name: database\n")
+    routes.write_text(head, encoding="utf-8")
+    return new
+
+
+def test_routes_whose_identity_changes(tmp_path: Path) -> None:
+    """A renamed route and a removed one are listed; an inserted route moves nobody.
+
+    Reproducer: `rules diff` said nothing of route identities (and needed --alerts).
+    """
+    changes = route_identity_changes(load_rules([RULES]), load_rules([_edited_rules(tmp_path)]))
+    assert [(c.old, c.new) for c in changes] == [("billing", "invoicing"), ("database", None)]
+    line = (RULES / "routes.yaml").read_text(encoding="utf-8").splitlines().index(
+        "    - name: billing") + 1
+    assert changes[0].source == f"{RULES / 'routes.yaml'}:{line}"
+
+
+async def test_cli_lists_open_incidents_whose_route_identity_changes(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """With --state, the open incidents of a renamed route are listed (database read only)."""
+    db = tmp_path / "tocsin.db"
+    store = SqliteStore(str(db))
+    await store.start()
+    rules = load_rules([RULES])
+    processor = IntakeProcessor(store, lambda: rules, clock=FakeClock(T0), deadline_s=60)
+    labels = {"alertname": "PaymentsFailing", "service": "billing"}
+    for labelset in (labels, {"alertname": "HostDown"}):
+        await store.append_intake([IntakeRecord(
+            source="alertmanager", received_at=T0, meta={},
+            alert=Alert(labels=labelset, annotations={}, status="firing", starts_at=T0,
+                        ends_at=None, generator_url="", fingerprint=fingerprint(labelset)))])
+    while await processor.process_once():
+        pass
+    [billing] = [i for i in await store.list_incidents() if i.route_id == "billing"]
+    await store.close()
+    before = db.read_bytes()
+    new = _edited_rules(tmp_path)
+    assert main(["rules", "diff", str(RULES), str(new), "--state", f"sqlite:///{db}"]) == 0
+    text = capsys.readouterr().out
+    assert "Routes whose identity changes (2):" in text
+    assert "  billing (" in text and "): renamed to invoicing" in text
+    assert "Open incidents whose route identity changes (1):" in text
+    assert (f'  {billing.id} route billing {{alertname="PaymentsFailing"}} opened '
+            f"{billing.opened_at.isoformat()}: renamed to invoicing; stays open") in text
+    assert db.read_bytes() == before
+    assert main(["rules", "diff", str(RULES), str(new), "--state", f"sqlite:///{db}",
+                 "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [i["id"] for i in doc["open_incidents_changing_route"]] == [billing.id]
+    assert doc["route_identity_changes"][1] == {
+        "old": "database", "new": None, "source": doc["route_identity_changes"][1]["source"]}
+
+
+def test_cli_missing_state_database_exits_one(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """--state naming no database: a clear error, exit 1 (no empty database created)."""
+    missing = tmp_path / "none.db"
+    assert main(["rules", "diff", str(RULES), str(RULES), "--state",
+                 f"sqlite:///{missing}"]) == 1
+    assert "no state database at" in capsys.readouterr().out
+    assert not missing.exists()

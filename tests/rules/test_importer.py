@@ -12,6 +12,7 @@ from router.matchers import MatchType
 from router.rules import RuleSet, load_rules
 from router.rules.cli import check_command
 from router.rules.importer import AlertmanagerConfigError, ImportResult, import_alertmanager
+from tests.rules.helpers import by_position
 
 CONFIGS = Path(__file__).parent / "am_configs"
 SHIPPED_TEMPLATES = Path(__file__).parents[2] / "rules" / "templates.yaml"
@@ -104,7 +105,7 @@ def test_route_tree_matchers_continue_and_options(tmp_path: Path) -> None:
         "api"]
     assert _receivers(rules, result, {"service": "xapi-1", "env": "prod", "team": "x"}) == [
         "ops"]
-    root, db, pager, api = (rules.routes[i] for i in ("root", "root/0", "root/0/0", "root/1"))
+    root, db, pager, api = (by_position(rules)[i] for i in ("root", "root/0", "root/0/0", "root/1"))
     assert root.group_by == ("alertname",) and not root.group_by_all
     assert db.group_by_all and pager.group_by_all
     assert root.policy.group_wait_s == 10 and pager.policy.group_wait_s == 10

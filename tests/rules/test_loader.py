@@ -92,7 +92,7 @@ route:
       matchers: [team=dba]
 """)
     (d,) = rules.evaluate({"team": "dba"})
-    assert (d.route_id, d.audiences, d.owner) == ("root/1", ("b",), "dba")
+    assert (d.route_id, d.audiences, d.owner) == ('{}/{team="dba"}', ("b",), "dba")
 
 
 def test_template_missing_channel_used_by_route(tmp_path: Path,

@@ -166,11 +166,11 @@ def test_test_file_quiet_failures_are_positioned(tmp_path: Path) -> None:
     code, text = _run(tmp_path)
     assert code == 1
     lines = text.splitlines()
-    assert (f"        {test}:6:7: quiet hours do not hold the message to awake (route root), "
+    assert (f"        {test}:6:7: quiet hours do not hold the message to awake (route {{}}), "
             "expected quiet_hours_hold: true") in lines
     assert ("            quiet hours switched off for this recipient (quiet_hours: none)"
             in lines)
-    assert f"        {test}:8:9: the message to paris (route root) is held until another time" \
+    assert f"        {test}:8:9: the message to paris (route {{}}) is held until another time" \
         in lines
     assert "            expected: 2024-05-06 09:00 Europe/Paris (2024-05-06T07:00:00Z)" in lines
     assert "            actual:   2024-05-06 08:00 Europe/Paris (2024-05-06T06:00:00Z)" in lines
@@ -185,7 +185,7 @@ def test_test_file_held_until_when_not_held(tmp_path: Path) -> None:
         """)
     code, text = _run(tmp_path)
     assert code == 1
-    assert f"{test}:6:20: quiet hours do not hold the message to awake (route root)" in text
+    assert f"{test}:6:20: quiet hours do not hold the message to awake (route {{}})" in text
 
 
 def test_test_file_rejects_an_invalid_held_until(tmp_path: Path) -> None:

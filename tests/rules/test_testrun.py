@@ -58,7 +58,7 @@ def test_failing_case_output(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "  FAIL  wrong route and subject  (tests/rules/testfiles/failing.yaml:9)" in lines
     assert "        tests/rules/testfiles/failing.yaml:13:7: matched routes differ" in lines
     assert '            expected: ["billing"]' in lines
-    assert '            actual:   ["default"]  (ids ["root"])' in lines
+    assert '            actual:   ["default"]' in lines
     assert ("        tests/rules/testfiles/failing.yaml:18:11: subject of the message to ops "
             "on email differs") in lines
     assert '            actual:   "[FIRING:critical] HostDown on node-1"' in lines
@@ -116,10 +116,10 @@ def test_multiple_routes_and_channels_per_recipient(tmp_path: Path) -> None:
             - {name: second, matchers: ['x=~"1|2"'], audiences: [c, d]}
         """, """\
         cases:
-          - name: both routes, by name and by id
+          - name: both routes, by name
             alert: {labels: {x: "1", alertname: A}}
             expect:
-              routes: [first, root/1]
+              routes: [first, second]
               audiences: [b, c, d]
               channels: {b: [email], c: [email], d: [email]}
               messages:
@@ -171,3 +171,69 @@ def test_cli_without_labels_or_test_files_is_a_usage_error(
     """No --labels and no test files: exit 2 with a hint."""
     assert main(["rules", "test", str(tmp_path)]) == 2
     assert "no rule test files found" in capsys.readouterr().err
+
+
+def test_shipped_rule_tests_survive_a_route_inserted_at_the_top(tmp_path: Path) -> None:
+    """Inserting a named route first in a copy of rules/ breaks none of its rule tests.
+
+    Reproducer: the tests referred to routes by position (root/1/0), so they failed as
+    soon as a route was inserted above.
+    """
+    import shutil
+
+    copy = tmp_path / "rules"
+    shutil.copytree(RULES, copy)
+    routes = copy / "routes.yaml"
+    text = routes.read_text(encoding="utf-8")
+    anchor = "  routes:\n    # Crisis communication"
+    assert anchor in text
+    routes.write_text(text.replace(anchor, (
+        "  routes:\n    - name: inserted-first\n      matchers: ['team=\"payments\"']\n"
+        "      audiences: [ops]\n    # Crisis communication"), 1), encoding="utf-8")
+    code, text = _run(find_test_files([copy]))
+    assert code == 0, text
+    assert "FAIL" not in text
+
+
+def test_unnamed_route_is_referred_to_by_its_matchers_path(tmp_path: Path) -> None:
+    """An unnamed route's identity in `routes:` is its matchers path from the root."""
+    _write(tmp_path, """\
+        route:
+          name: top
+          audiences: [a]
+          template: t
+          channels: {default: [email]}
+          routes:
+            - matchers: ['x="1"']
+        """, """\
+        cases:
+          - name: the unnamed child
+            alert: {labels: {x: "1"}}
+            expect:
+              routes: ['{}/{x="1"}']
+        """)
+    code, text = _run(find_test_files([tmp_path]))
+    assert code == 0, text
+
+
+def test_route_position_in_a_test_file_is_rejected_with_a_hint(tmp_path: Path) -> None:
+    """`routes: [root/0]` fails at its position and says to refer to the route by name."""
+    test = _write(tmp_path, """\
+        route:
+          audiences: [a]
+          template: t
+          channels: {default: [email]}
+          routes:
+            - {name: first, matchers: ['x="1"']}
+        """, """\
+        cases:
+          - name: by position
+            alert: {labels: {x: "1"}}
+            expect:
+              routes: [root/0]
+        """)
+    code, text = _run(find_test_files([tmp_path]))
+    assert code == 1
+    assert (f"{test}:5:16: no route is called 'root/0' (routes are referred to by name: a "
+            "position such as 'root/1' changes when a route is inserted above; give the "
+            "route a 'name:')") in text

@@ -41,7 +41,8 @@ route:
 
 
 def _ids(rules: RuleSet, labels: dict[str, str]) -> list[str]:
-    return [d.route_id for d in rules.evaluate(labels)]
+    """The positions (``root/0``) of the routes matched for ``labels``."""
+    return [rules.routes[d.route_id].position for d in rules.evaluate(labels)]
 
 
 def test_no_child_matches_parent_is_the_match(tmp_path: Path) -> None:
@@ -77,7 +78,8 @@ def test_settings_inherit_downwards(tmp_path: Path) -> None:
     assert d.group_by_all is True and d.group_by == ()
     assert d.owner == "root-owner"
     assert d.template == "t" and d.channels == ("email",)
-    (w,) = [x for x in rules.evaluate({"env": "prod", "service": "web"}) if x.route_id == "root/2"]
+    (w,) = [x for x in rules.evaluate({"env": "prod", "service": "web"})
+            if x.route_id == "prod-web"]
     assert w.owner == "web" and w.group_by == ("alertname",)
 
 
@@ -129,7 +131,7 @@ def test_fixed_severity_and_yaml_typing(tmp_path: Path) -> None:
               severity: critical
         """)
     (d,) = rules.evaluate({"test": "2", "at": "10:00", "kafka": "yes"})
-    assert (d.route_id, d.severity) == ("root/0", "critical")
+    assert (rules.routes[d.route_id].position, d.severity) == ("root/0", "critical")
     assert _ids(rules, {"test": "2", "at": "600", "kafka": "yes"}) == ["root"]
 
 
@@ -137,8 +139,8 @@ def test_explain_uses_the_same_walk(tmp_path: Path) -> None:
     """RuleSet.explain reports matched/failed matchers and skipped siblings."""
     rules = load_text(tmp_path, TREE)
     traces, decisions = rules.explain({"team": "db"})
-    assert [d.route_id for d in decisions] == ["root/0"]
-    by_id = {t.route.route_id: t for t in traces}
+    assert [d.route_id for d in decisions] == ["db"]
+    by_id = {t.route.position: t for t in traces}
     assert by_id["root/0"].selected and by_id["root/0"].matched
     assert by_id["root/0/0"].matchers[0].ok is False
     assert by_id["root/1"].skipped_reason is not None
@@ -228,3 +230,49 @@ def test_regex_children_too_large_to_screen_together_are_checked_one_by_one(
     for labels in ({"ns": "3" + "é" * 250}, {"ns": "3" + "é" * 249}, {}):
         assert rules.evaluate(labels) == rules.evaluate_naive(labels)
     assert rules.evaluate({"ns": "3" + "é" * 250})[0].audiences == ("b",)
+
+
+IDENTITY_TREE = """\
+route:
+  audiences: [a]
+  template: t
+  channels: {default: [email]}
+  routes:
+{inserted}    - name: db
+      matchers: ['team="db"']
+      routes:
+        - matchers: ['severity=~"critical|page"', 'env="prod"']
+    - match: {service: web}
+      continue: true
+    - matchers: ['service="web"']
+"""
+
+
+def test_route_identity_is_the_name_else_the_matchers_path(tmp_path: Path) -> None:
+    """Named routes are known by name, unnamed ones by their sorted matchers path from the
+    root; unnamed twins are told apart by their rank among themselves."""
+    rules = load_text(tmp_path, IDENTITY_TREE.replace("{inserted}", ""))
+    assert [(r.position, r.route_id) for r in rules.routes.values()] == [
+        ("root", "{}"),
+        ("root/0", "db"),
+        ("root/0/0", '{}/{team="db"}/{env="prod",severity=~"critical|page"}'),
+        ("root/1", '{}/{service="web"}'),
+        ("root/2", '{}/{service="web"}/1'),
+    ]
+
+
+def test_route_identity_survives_a_route_inserted_above(tmp_path: Path) -> None:
+    """Inserting a sibling first changes positions, never identities.
+
+    Reproducer: route ids were positions (root/0 → root/1), so the incidents keyed by them
+    were orphaned by the edit.
+    """
+    before = load_text(tmp_path, IDENTITY_TREE.replace("{inserted}", ""))
+    after = load_text(tmp_path, IDENTITY_TREE.replace(
+        "{inserted}", "    - {name: first, matchers: ['x=\"1\"']}\n"))
+    assert set(before.routes) < set(after.routes)
+    assert [r.position for r in (before.routes["db"], after.routes["db"])] == [
+        "root/0", "root/1"]
+    labels = {"team": "db", "severity": "page", "env": "prod"}
+    assert [d.route_id for d in before.evaluate(labels)] == [
+        d.route_id for d in after.evaluate(labels)]
