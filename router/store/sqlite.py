@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
+from router.bytecache import ENTRY_OVERHEAD, ByteLRU, labels_bytes
 from router.incidents.engine import AlertEvent
 from router.incidents.flush import FlushResult, PlannedNotice
 from router.metrics import PLANNED_DELIVERIES
@@ -76,6 +77,13 @@ _IntakeRow = tuple[str, str, str, str, str]
 #: Accepted records kept in memory until routed, so that the intake processor need not
 #: decode again what the webhook just parsed (a miss reads the row: nothing depends on it).
 _FRESH_MAX = 10_000
+
+
+def _record_bytes(_intake_id: int, record: IntakeRecord) -> int:
+    """What a kept record holds: its labels, annotations, URL and meta."""
+    alert = record.alert
+    return (labels_bytes(alert.labels) + labels_bytes(alert.annotations)
+            + labels_bytes(record.meta) + len(alert.generator_url) + 4 * ENTRY_OVERHEAD)
 
 _INSERT_INTAKE = (
     "INSERT INTO intake (source, received_at, fingerprint, alert, meta) VALUES (?, ?, ?, ?, ?)"
@@ -150,7 +158,8 @@ class SqliteStore:
         self._intake_batcher: WriterBatcher[tuple[_IntakeRow, IntakeRecord], int] = (
             WriterBatcher(self._writer, _insert_intake_rows, on_committed=self._committed)
         )
-        self._fresh: dict[int, IntakeRecord] = {}  # committed, not yet fetched (bounded)
+        # Committed, not yet fetched: bounded in entries and in bytes (memory.cache_bytes).
+        self._fresh: ByteLRU[int, IntakeRecord] = ByteLRU(_record_bytes, share="intake")
         self._reader: concurrent.futures.ThreadPoolExecutor | None = None
         self._read_conn: sqlite3.Connection | None = None
         self._started = False
@@ -262,11 +271,9 @@ class SqliteStore:
         next, and a sustained backlog would miss on every row.
         """
         fresh = self._fresh
-        room = _FRESH_MAX - len(fresh)
-        if room >= len(ids):
-            fresh.update(zip(ids, records, strict=True))
-        elif room > 0:
-            fresh.update(zip(ids[:room], records[:room], strict=True))
+        for intake_id, record in zip(ids, records, strict=True):
+            if len(fresh) >= _FRESH_MAX or not fresh.put(intake_id, record, evict=False):
+                return
 
     async def append_intake_at(
         self,
@@ -334,7 +341,11 @@ class SqliteStore:
 
         ids = await self._read(pending)
         fresh = self._fresh
-        found = {i: fresh[i] for i in ids if i in fresh}  # taken now: the bound may evict
+        found: dict[int, IntakeRecord] = {}
+        for i in ids:  # taken now: the bound may evict
+            record = fresh.peek(i)
+            if record is not None:
+                found[i] = record
         missing = [i for i in ids if i not in found]
         if missing:
 
@@ -381,7 +392,7 @@ class SqliteStore:
 
         inserted = await self._writer.submit(job)
         for intake_id in intake_ids:
-            self._fresh.pop(intake_id, None)
+            self._fresh.pop(intake_id)
         for index in inserted:
             delivery = deliveries[index]
             PLANNED_DELIVERIES.labels(channel=delivery.channel, phase=delivery.phase).inc()
@@ -506,7 +517,7 @@ class SqliteStore:
         earliest = await self._writer.submit(
             lambda conn: incident_store.apply_intake_job(conn, ids, evs, srcs, now))
         for intake_id in ids:
-            self._fresh.pop(intake_id, None)
+            self._fresh.pop(intake_id)
         return earliest
 
     async def due_incidents(self, now: datetime, limit: int) -> list[str]:
