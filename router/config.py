@@ -48,8 +48,10 @@ __all__ = [
     "BasicAuthConfig",
     "DispatchConfig",
     "LogConfig",
+    "MemoryConfig",
     "ServiceConfig",
     "SmtpConfig",
+    "TemplatesConfig",
     "WebhookConfig",
     "env_names",
     "load_command_config",
@@ -140,6 +142,23 @@ class LogConfig(_Strict):
         return value.lower() if isinstance(value, str) else value
 
 
+class MemoryConfig(_Strict):
+    """Bounds on what the service keeps in memory (router/bytecache.py)."""
+
+    # All caches keyed by alert content together (fingerprints, routing verdicts,
+    # accepted alerts awaiting routing), in bytes of labels and annotations kept.
+    cache_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
+
+
+class TemplatesConfig(_Strict):
+    """The budget of one message render (router/rules/templates.py)."""
+
+    render_budget_s: float = Field(default=1.0, gt=0, le=60)
+    max_output_chars: int = Field(default=256 * 1024, ge=1024)
+    # A flush rendering more messages than this renders in a worker thread (0: always).
+    offload_renders: int = Field(default=32, ge=0)
+
+
 class ServiceConfig(_Strict):
     """The whole service configuration (``tocsin serve --config FILE``)."""
 
@@ -152,6 +171,8 @@ class ServiceConfig(_Strict):
     webhook: WebhookConfig = Field(default_factory=WebhookConfig)
     dispatch: DispatchConfig = Field(default_factory=DispatchConfig)
     log: LogConfig = Field(default_factory=LogConfig)
+    memory: MemoryConfig = Field(default_factory=MemoryConfig)
+    templates: TemplatesConfig = Field(default_factory=TemplatesConfig)
     incidents: IncidentsConfig = Field(default_factory=IncidentsConfig)  # incident scheduler
     retention: RetentionConfig = Field(default_factory=RetentionConfig)  # history kept
     kafka: KafkaConfig | None = None  # Kafka source / cluster ingest (docs/kafka.md)
