@@ -45,12 +45,15 @@ def set_offload_renders(threshold: int) -> None:
 
 def estimated_renders(incident: Incident, logs: Mapping[tuple[str, str], RecipientLog],
                       rules: FlushRules) -> int:
-    """An upper estimate of the messages a flush of ``incident`` renders."""
+    """An upper estimate of the messages a flush of ``incident`` renders: its recipients
+    (the audiences' contacts and anyone told before) times its channels."""
     decision = incident.decision
-    contacts = sum(len(found.contacts) for name in decision.audiences
-                   if (found := rules.audiences.get(name)) is not None)
+    recipients = {(name, contact.id) for name in decision.audiences
+                  if (found := rules.audiences.get(name)) is not None
+                  for contact in found.contacts}
+    recipients.update(logs)
     channels = max(1, len(decision.channels)) * (2 if decision.fallback else 1)
-    return (contacts + len(logs)) * channels
+    return len(recipients) * channels
 
 
 async def plan_flush_off_loop(
