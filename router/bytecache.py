@@ -12,15 +12,19 @@ The sizes are estimates of what the entry keeps alive, not ``sys.getsizeof`` wal
 computing them must stay far cheaper than the work the cache saves.
 
 The bounds come from one service setting, ``memory.cache_bytes`` (docs/service.md),
-shared by the caches with :func:`cache_share`.
+shared by the caches with :func:`cache_share`; ``tocsin_cache_bytes{cache}`` reports
+what each share holds.
 """
 
 from __future__ import annotations
 
+import functools
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from typing import Final, Generic, TypeVar
+
+from router.metrics import CACHE_BYTES
 
 __all__ = [
     "DEFAULT_CACHE_BYTES",
@@ -64,6 +68,11 @@ def labels_bytes(labels: Mapping[str, str] | Iterable[tuple[str, str]]) -> int:
     return total
 
 
+def _held(share: str) -> int:
+    """The bytes the caches of ``share`` hold now (``tocsin_cache_bytes``)."""
+    return sum(cache.nbytes for cache in list(_caches.get(share, ())))
+
+
 def cache_bytes() -> int:
     """The configured total for content-keyed caches (``memory.cache_bytes``)."""
     return _total
@@ -104,7 +113,10 @@ class ByteLRU(Generic[K, V]):
         self._max = max_bytes if max_bytes is not None else cache_share(share or "")
         self.nbytes = 0
         if share is not None:
-            _caches.setdefault(share, weakref.WeakSet()).add(self)  # type: ignore[arg-type]
+            if share not in _caches:
+                _caches[share] = weakref.WeakSet()
+                CACHE_BYTES.labels(cache=share).set_function(functools.partial(_held, share))
+            _caches[share].add(self)  # type: ignore[arg-type]
 
     @property
     def max_bytes(self) -> int:

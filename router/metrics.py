@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 __all__ = [
     "ALERTS_RECEIVED",
+    "CACHE_BYTES",
     "DEAD_LETTERS",
     "DELIVERIES",
     "DISPATCH_LATENCY",
@@ -198,5 +199,14 @@ RETENTION_DELETED = Counter(
     "tocsin_retention_deleted_rows",
     "Rows deleted by retention, by kind (intake, deliveries, incidents).",
     ["kind"],
+    registry=REGISTRY,
+)
+
+# -- memory (router/bytecache.py) -------------------------------------------------------
+CACHE_BYTES = Gauge(
+    "tocsin_cache_bytes",
+    "Estimated bytes held by the caches keyed by alert content, by cache (fingerprints, "
+    "routes, intake); all together stay under memory.cache_bytes.",
+    ["cache"],
     registry=REGISTRY,
 )
