@@ -36,6 +36,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic import model_validator as _model_validator
 
+from router.bytecache import DEFAULT_CACHE_BYTES
 from router.channels_config import SnsConfig, WebPushConfig
 from router.errors import ConfigError
 from router.incidents.config import IncidentsConfig
@@ -147,7 +148,7 @@ class MemoryConfig(_Strict):
 
     # All caches keyed by alert content together (fingerprints, routing verdicts,
     # accepted alerts awaiting routing), in bytes of labels and annotations kept.
-    cache_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
+    cache_bytes: int = Field(default=DEFAULT_CACHE_BYTES, ge=0)
 
 
 class TemplatesConfig(_Strict):
