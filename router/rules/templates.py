@@ -84,6 +84,7 @@ __all__ = [
     "format_date",
     "render_budget",
     "render_message",
+    "sample_overruns",
     "set_render_budget",
 ]
 
@@ -505,7 +506,12 @@ def render_message(template: CompiledTemplate, message: CompiledMessage,
 
     The subject becomes one line of at most :data:`SUBJECT_MAX_CHARS` characters.
     """
-    meter = _Meter(template.name, _budget)
+    return _render_within(template, message, context, _budget)
+
+
+def _render_within(template: CompiledTemplate, message: CompiledMessage,
+                   context: Mapping[str, Any], budget: RenderBudget) -> RenderedMessage:
+    meter = _Meter(template.name, budget)
     outer = _meter()
     _ACTIVE.meter = meter
     try:
@@ -526,6 +532,32 @@ def render_message(template: CompiledTemplate, message: CompiledMessage,
         _ACTIVE.meter = outer
     return RenderedMessage(subject=one_line(subject), text=text.strip("\n") + "\n",
                            html=html.strip("\n") + "\n" if html is not None else None)
+
+
+#: The time budget of the load-time check (:func:`sample_overruns`): short, since a rule
+#: load (hot reload included) renders every message once.
+SAMPLE_CHECK_S: Final = 0.25
+
+
+def sample_overruns(template: CompiledTemplate) -> list[tuple[str, str, str]]:
+    """(channel, locale, reason) of each message that, rendered with sample data, goes
+    over the render budget (its output size, or :data:`SAMPLE_CHECK_S`): what
+    ``tocsin rules check`` warns about. Other render failures are not reported here
+    (sample data is not every alert)."""
+    from router.rules.sms_policy import _sample_context
+
+    budget = RenderBudget(time_s=min(SAMPLE_CHECK_S, _budget.time_s),
+                          max_output_chars=_budget.max_output_chars)
+    found: list[tuple[str, str, str]] = []
+    for channel, per_locale in sorted(template.channels.items()):
+        for locale, message in sorted(per_locale.items()):
+            try:
+                _render_within(template, message, _sample_context(template, locale), budget)
+            except RenderBudgetError as exc:
+                found.append((channel, locale, str(exc)))
+            except RenderError:
+                continue
+    return found
 
 
 def _generate(field: jinja2.Template, context: Mapping[str, Any], meter: _Meter, *,

@@ -159,3 +159,15 @@ def test_every_rendered_message_caps_its_subject() -> None:
     message = RenderedMessage(subject="[render failed] " + "B" * 900_000, text="")
     assert len(message.subject) == SUBJECT_MAX_CHARS and message.subject.endswith("…")
     assert RenderedMessage(subject="short", text="").subject == "short"
+
+
+def test_rules_check_warns_about_a_template_over_its_budget(tmp_path: Path) -> None:
+    """Loading rules renders each message with sample data: runaway loops are a warning
+    at the message, found in a quarter of a second."""
+    source = RULES.replace('text: "ok"', 'text: "' + NESTED_SILENT + '"')
+    started = time.monotonic()
+    rules = load_text(tmp_path, "", header=source)
+    assert time.monotonic() - started < 5
+    [warning] = [w for w in rules.warnings if "render budget" in w.message]
+    assert warning.message == ("template 't' exceeded its 0.25 s render budget with "
+                               "sample data (email, en)")
