@@ -29,6 +29,7 @@ from router.metrics import CACHE_BYTES
 __all__ = [
     "DEFAULT_CACHE_BYTES",
     "ENTRY_OVERHEAD",
+    "PAIR_OVERHEAD",
     "ByteLRU",
     "cache_bytes",
     "cache_share",
@@ -43,7 +44,7 @@ V = TypeVar("V")
 #: estimate, so that many tiny entries still count.
 ENTRY_OVERHEAD: Final = 200
 #: Per label pair: two str headers and a dict or tuple slot.
-_PAIR_OVERHEAD: Final = 120
+PAIR_OVERHEAD: Final = 120
 
 #: The default of ``memory.cache_bytes``: all content-keyed caches together.
 DEFAULT_CACHE_BYTES: Final = 64 * 1024 * 1024
@@ -64,7 +65,7 @@ def labels_bytes(labels: Mapping[str, str] | Iterable[tuple[str, str]]) -> int:
     pairs = labels.items() if isinstance(labels, Mapping) else labels
     total = 0
     for key, value in pairs:
-        total += len(key) + len(value) + _PAIR_OVERHEAD
+        total += len(key) + len(value) + PAIR_OVERHEAD
     return total
 
 
@@ -142,14 +143,16 @@ class ByteLRU(Generic[K, V]):
         found = self._data.get(key)
         return None if found is None else found[0]
 
-    def put(self, key: K, value: V, *, evict: bool = True) -> bool:
+    def put(self, key: K, value: V, *, evict: bool = True, cost: int | None = None) -> bool:
         """Store ``value``; False when it was not stored.
 
         With ``evict`` (the default) least recently used entries make room; without,
         an entry that does not fit in the room left is refused (buffers that must keep
         their oldest entries). An entry larger than ``max_bytes`` is always refused.
+        ``cost``: the entry's size when the caller knows it already (else ``size``).
         """
-        cost = self._size(key, value)
+        if cost is None:
+            cost = self._size(key, value)
         self.pop(key)
         if cost > self._max:
             return False

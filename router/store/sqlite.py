@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
-from router.bytecache import ENTRY_OVERHEAD, ByteLRU, labels_bytes
+from router.bytecache import ENTRY_OVERHEAD, PAIR_OVERHEAD, ByteLRU, labels_bytes
 from router.incidents.engine import AlertEvent
 from router.incidents.flush import FlushResult, PlannedNotice
 from router.metrics import PLANNED_DELIVERIES
@@ -84,6 +84,13 @@ def _record_bytes(_intake_id: int, record: IntakeRecord) -> int:
     alert = record.alert
     return (labels_bytes(alert.labels) + labels_bytes(alert.annotations)
             + labels_bytes(record.meta) + len(alert.generator_url) + 4 * ENTRY_OVERHEAD)
+
+
+def _row_bytes(row: _IntakeRow, record: IntakeRecord) -> int:
+    """:func:`_record_bytes` from the row already encoded (its JSON holds the strings)."""
+    alert = record.alert
+    pairs = len(alert.labels) + len(alert.annotations) + len(record.meta)
+    return len(row[3]) + len(row[4]) + pairs * PAIR_OVERHEAD + 4 * ENTRY_OVERHEAD
 
 _INSERT_INTAKE = (
     "INSERT INTO intake (source, received_at, fingerprint, alert, meta) VALUES (?, ?, ?, ?, ?)"
@@ -261,9 +268,11 @@ class SqliteStore:
     def _committed(
         self, items: list[tuple[_IntakeRow, IntakeRecord]], ids: Sequence[int]
     ) -> None:
-        self._remember(ids, [record for _, record in items])
+        self._remember(ids, [record for _, record in items],
+                       [_row_bytes(row, record) for row, record in items])
 
-    def _remember(self, ids: Sequence[int], records: Sequence[IntakeRecord]) -> None:
+    def _remember(self, ids: Sequence[int], records: Sequence[IntakeRecord],
+                  costs: Sequence[int]) -> None:
         """Keep committed records for :meth:`fetch_intake`, up to the bound.
 
         Beyond it the newest are not kept (read from disk when their turn comes): rows are
@@ -271,8 +280,9 @@ class SqliteStore:
         next, and a sustained backlog would miss on every row.
         """
         fresh = self._fresh
-        for intake_id, record in zip(ids, records, strict=True):
-            if len(fresh) >= _FRESH_MAX or not fresh.put(intake_id, record, evict=False):
+        for intake_id, record, cost in zip(ids, records, costs, strict=True):
+            if (len(fresh) >= _FRESH_MAX
+                    or not fresh.put(intake_id, record, evict=False, cost=cost)):
                 return
 
     async def append_intake_at(
@@ -300,7 +310,8 @@ class SqliteStore:
             return ids
 
         ids = await self._writer.submit(job)
-        self._remember(ids, records)
+        self._remember(ids, records, [_row_bytes(row, record)
+                                      for row, record in zip(rows, records, strict=True)])
         return ids
 
     async def prune_step(self, kind: Prunable, cutoff: datetime, cursor: int,
