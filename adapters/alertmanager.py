@@ -28,6 +28,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, Strict, ValidationError
 
+from router.bytecache import ENTRY_OVERHEAD, ByteLRU, labels_bytes
 from router.errors import PayloadError
 from router.fingerprint import fingerprint
 from router.models import Alert, AlertStatus, IntakeRecord
@@ -113,8 +114,13 @@ def parse_webhook(body: bytes | str, *, received_at: datetime) -> list[IntakeRec
     return records
 
 
-_FINGERPRINTS: dict[tuple[tuple[str, str], ...], str] = {}
-_FINGERPRINT_CACHE_MAX = 65_536
+def _pairs_bytes(key: tuple[tuple[str, str], ...], _value: str) -> int:
+    return labels_bytes(key) + ENTRY_OVERHEAD
+
+
+#: Label set → fingerprint, bounded in bytes (``memory.cache_bytes``, router/bytecache.py).
+_FINGERPRINTS: ByteLRU[tuple[tuple[str, str], ...], str] = ByteLRU(_pairs_bytes,
+                                                                   share="fingerprints")
 
 
 def _fingerprint(labels: dict[str, str]) -> str:
@@ -123,13 +129,13 @@ def _fingerprint(labels: dict[str, str]) -> str:
     Alertmanager re-sends the same label sets over and over (repeat_interval, every
     group flush); the pure-Python FNV-1a costs ~17 µs per 10-label alert, a dict lookup
     under 1 µs. The key keeps the sender's label order (a different order is only a miss).
+    The memo is bounded in bytes, least recently used first out.
     """
     key = tuple(labels.items())
     value = _FINGERPRINTS.get(key)
     if value is None:
-        if len(_FINGERPRINTS) >= _FINGERPRINT_CACHE_MAX:
-            _FINGERPRINTS.clear()
-        value = _FINGERPRINTS[key] = fingerprint(labels)
+        value = fingerprint(labels)
+        _FINGERPRINTS.put(key, value)
     return value
 
 

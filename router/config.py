@@ -39,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic import model_validator as _model_validator
 
 from router.backpressure import BackpressureConfig
+from router.bytecache import DEFAULT_CACHE_BYTES
 from router.channels_config import SnsConfig, WebPushConfig
 from router.errors import ConfigError
 from router.incidents.config import IncidentsConfig
@@ -56,8 +57,10 @@ __all__ = [
     "LaneConfig",
     "LanesConfig",
     "LogConfig",
+    "MemoryConfig",
     "ServiceConfig",
     "SmtpConfig",
+    "TemplatesConfig",
     "WebhookConfig",
     "env_names",
     "load_command_config",
@@ -257,6 +260,23 @@ class LogConfig(_Strict):
         return value.lower() if isinstance(value, str) else value
 
 
+class MemoryConfig(_Strict):
+    """Bounds on what the service keeps in memory (router/bytecache.py)."""
+
+    # All caches keyed by alert content together (fingerprints, routing verdicts,
+    # accepted alerts awaiting routing), in bytes of labels and annotations kept.
+    cache_bytes: int = Field(default=DEFAULT_CACHE_BYTES, ge=0)
+
+
+class TemplatesConfig(_Strict):
+    """The budget of one message render (router/rules/templates.py)."""
+
+    render_budget_s: float = Field(default=1.0, gt=0, le=60)
+    max_output_chars: int = Field(default=256 * 1024, ge=1024)
+    # A flush rendering more messages than this renders in a worker thread (0: always).
+    offload_renders: int = Field(default=32, ge=0)
+
+
 class ServiceConfig(_Strict):
     """The whole service configuration (``tocsin serve --config FILE``)."""
 
@@ -270,6 +290,8 @@ class ServiceConfig(_Strict):
     api: ApiConfig = Field(default_factory=ApiConfig)  # API tokens and their scopes
     dispatch: DispatchConfig = Field(default_factory=DispatchConfig)
     log: LogConfig = Field(default_factory=LogConfig)
+    memory: MemoryConfig = Field(default_factory=MemoryConfig)
+    templates: TemplatesConfig = Field(default_factory=TemplatesConfig)
     incidents: IncidentsConfig = Field(default_factory=IncidentsConfig)  # incident scheduler
     retention: RetentionConfig = Field(default_factory=RetentionConfig)  # history kept
     # backlog bounds above which ingest is held back (webhook 503, Kafka paused)

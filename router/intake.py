@@ -30,6 +30,7 @@ from typing import Protocol
 
 import structlog
 
+from router.bytecache import ENTRY_OVERHEAD, ByteLRU, labels_bytes
 from router.clock import Clock
 from router.incidents.engine import AlertEvent, sender_of
 from router.incidents.flush import FlushRules, failure_reason
@@ -52,7 +53,6 @@ _GAUGE_REFRESH_S = 0.5
 #: lone alert) is routed at once: the pause applies only after a busy batch.
 _BUSY_ROWS = 16
 _COALESCE_S = 0.005
-_ROUTE_MEMO_MAX = 16_384
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +88,14 @@ class _Routed:
     labels: Mapping[str, str]  # the label set this verdict is for (checked on every hit)
     groups: tuple[tuple[RouteDecision, str, Mapping[str, str]], ...]
     sources: tuple[SourceKey, ...]
+
+
+def _routed_bytes(fingerprint: str, routed: _Routed) -> int:
+    """What a memo entry keeps alive: the labels, and each group's key and labels."""
+    return (len(fingerprint) + labels_bytes(routed.labels) + ENTRY_OVERHEAD
+            + sum(len(key) + labels_bytes(grouped) + ENTRY_OVERHEAD
+                  for _, key, grouped in routed.groups)
+            + ENTRY_OVERHEAD * len(routed.sources))
 
 
 class RoutingRules(FlushRules, Protocol):
@@ -131,7 +139,7 @@ class IntakeProcessor:
         self._stopped = asyncio.Event()
         self._gauge_refreshed_at = float("-inf")
         self._memo_rules: RoutingRules | None = None
-        self._memo: dict[str, _Routed] = {}
+        self._memo: ByteLRU[str, _Routed] = ByteLRU(_routed_bytes, share="routes")
 
     def notify(self) -> None:
         """New intake rows were committed: process them now rather than at the next poll."""
@@ -341,12 +349,12 @@ class IntakeProcessor:
         pairs): routing, grouping and inhibition keys are computed once per label set and
         rule set. Looked up by fingerprint (a string: no per-alert key objects for the
         garbage collector), confirmed by comparing the labels (a colliding fingerprint is
-        only a miss).
+        only a miss). Bounded in bytes (``memory.cache_bytes``), least recently used out.
         """
+        memo = self._memo
         if rules is not self._memo_rules:
             self._memo_rules = rules
-            self._memo = {}
-        memo = self._memo
+            memo.clear()
         routed = memo.get(fingerprint)
         if routed is None or routed.labels != labels:
             groups = []
@@ -357,9 +365,7 @@ class IntakeProcessor:
             inhibit = rules.incident.inhibit_rules
             keys = tuple(source_keys(inhibit, labels)) if inhibit else ()
             routed = _Routed(labels, tuple(groups), keys)
-            if len(memo) >= _ROUTE_MEMO_MAX:
-                memo.clear()
-            memo[fingerprint] = routed
+            memo.put(fingerprint, routed)
         return routed
 
     def _scaled(self, decision: RouteDecision) -> RouteDecision:

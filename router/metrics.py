@@ -13,6 +13,7 @@ __all__ = [
     "BACKLOG_ITEMS",
     "BACKLOG_OLDEST_AGE",
     "BACKPRESSURE_ENGAGED",
+    "CACHE_BYTES",
     "CHANNEL_IN_FLIGHT",
     "CHANNEL_QUEUED",
     "CIRCUIT_OPEN",
@@ -261,5 +262,14 @@ BACKPRESSURE_ENGAGED = Gauge(
     "tocsin_backpressure_engaged",
     "1 while the stage's backlog bound holds back ingest (webhook 503, Kafka paused).",
     ["stage"],
+    registry=REGISTRY,
+)
+
+# -- memory (router/bytecache.py) -------------------------------------------------------
+CACHE_BYTES = Gauge(
+    "tocsin_cache_bytes",
+    "Estimated bytes held by the caches keyed by alert content, by cache (fingerprints, "
+    "routes, intake); all together stay under memory.cache_bytes.",
+    ["cache"],
     registry=REGISTRY,
 )

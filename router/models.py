@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Final, Literal
 
 __all__ = [
+    "SUBJECT_MAX_CHARS",
     "Alert",
     "AlertStatus",
     "Contact",
@@ -25,6 +26,7 @@ __all__ = [
     "Receipt",
     "RenderedMessage",
     "RouteDecision",
+    "one_line",
 ]
 
 AlertStatus = Literal["firing", "resolved"]
@@ -121,13 +123,34 @@ class RouteDecision:
     fallback: Mapping[str, str] = field(default_factory=dict)
 
 
+#: The longest subject of a message, in characters: one line (an e-mail Subject stays
+#: far under RFC 5322's 998-byte line limit, a push title fits its 4 KB payload).
+SUBJECT_MAX_CHARS: Final = 200
+
+
+def one_line(subject: str, max_chars: int = SUBJECT_MAX_CHARS) -> str:
+    """``subject`` on one line (runs of whitespace become one space), cut with an ellipsis."""
+    line = " ".join(subject.split())
+    if len(line) <= max_chars:
+        return line
+    return line[: max_chars - 1].rstrip() + "…"
+
+
 @dataclass(frozen=True, slots=True)
 class RenderedMessage:
-    """A message rendered for one channel and locale."""
+    """A message rendered for one channel and locale.
+
+    The subject is capped here, whoever builds the message (templates, render-failure
+    placeholders): longer than :data:`SUBJECT_MAX_CHARS`, it becomes :func:`one_line`.
+    """
 
     subject: str
     text: str
     html: str | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.subject) > SUBJECT_MAX_CHARS:
+            object.__setattr__(self, "subject", one_line(self.subject))
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,8 @@
 
 Timers are rows (``incidents.due_at``), so a restart neither loses nor re-fires them:
 the scheduler asks the store which incidents are due at ``clock.now()``, computes each
-flush with the pure :func:`router.incidents.flush.plan_flush`, and commits it (new
+flush with the pure :func:`router.incidents.flush.plan_flush` (in a render thread when
+it renders many messages: router/flush_offload.py), and commits it (new
 deliveries, notification log, next timer) in one transaction. A flush computed from a
 snapshot that changed meanwhile (an alert arrived, a held delivery was claimed) is not
 applied; the incident is read and computed again.
@@ -39,7 +40,8 @@ from typing import Protocol
 import structlog
 
 from router.clock import Clock
-from router.incidents.flush import FlushRules, failure_reason, plan_flush, plan_storm
+from router.flush_offload import plan_flush_off_loop
+from router.incidents.flush import FlushRules, failure_reason, plan_storm
 from router.incidents.state import decision_from_json
 from router.incidents.view import StormItem
 from router.metrics import INCIDENT_FLUSHES, PIPELINE_ITEM_FAILURES
@@ -183,9 +185,9 @@ class Scheduler:
             due = snapshot.incident.due_at
             if due is None or due > now:
                 return 0, True  # flushed meanwhile
-            result = plan_flush(snapshot.incident, snapshot.alerts, snapshot.logs,
-                                snapshot.inhibited, rules, now,
-                                storm_recent=snapshot.storm_recent)
+            result = await plan_flush_off_loop(snapshot.incident, snapshot.alerts,
+                                               snapshot.logs, snapshot.inhibited, rules, now,
+                                               storm_recent=snapshot.storm_recent)
             claim = self._reserve_claim(now) if result.notices else None
             claimed: list[Delivery] | None = None
             try:

@@ -25,10 +25,12 @@ from aiohttp import web
 
 from adapters.registry import SmtpSettings, build_channels, sns_settings, webpush_settings
 from router import __version__
+from router.bytecache import set_cache_bytes
 from router.config import LaneConfig, LanesConfig, ServiceConfig
 from router.dispatch.channel import Channel
 from router.dispatch.dispatcher import LaneSettings
 from router.errors import RuleError
+from router.flush_offload import set_offload_renders
 from router.gctune import tune_gc
 from router.http import ServiceState, create_app
 from router.http.auth import auth_warnings
@@ -36,11 +38,13 @@ from router.http.reload import RELOADER
 from router.logging import configure_logging, get_logger
 from router.metrics import RULES_LAST_RELOAD, RULES_RELOAD_SUCCESS
 from router.rules import load_rules
+from router.rules.templates import RenderBudget, set_render_budget
 
 if TYPE_CHECKING:
     from adapters.registry import SubscriptionStore
 
-__all__ = ["DRAIN_TIMEOUT_S", "build_service_channels", "channel_lanes", "channel_rate_limits",
+__all__ = ["DRAIN_TIMEOUT_S", "apply_limits", "build_service_channels", "channel_lanes",
+           "channel_rate_limits",
            "redact_url", "run_service", "smtp_settings"]
 
 #: How long in-flight HTTP requests may take to finish once draining started.
@@ -125,12 +129,22 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+def apply_limits(config: ServiceConfig) -> None:
+    """Apply the ``memory`` and ``templates`` sections (process-wide settings)."""
+    set_cache_bytes(config.memory.cache_bytes)
+    templates = config.templates
+    set_render_budget(RenderBudget(time_s=templates.render_budget_s,
+                                   max_output_chars=templates.max_output_chars))
+    set_offload_renders(templates.offload_renders)
+
+
 async def run_service(config: ServiceConfig, *, ready: asyncio.Event | None = None) -> int:
     """Run Tocsin until asked to stop; return the process exit status (0 ok, 1 failure).
 
     ``ready`` (tests, embedding) is set once the socket listens and workers run.
     """
     configure_logging(config.log.level, config.log.format)
+    apply_limits(config)
     try:
         rules = load_rules(config.rules)
     except RuleError as exc:

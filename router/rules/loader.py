@@ -38,6 +38,7 @@ from router.rules.templates import (
     CompiledTemplate,
     TemplateCompileError,
     compile_field,
+    sample_overruns,
 )
 from router.rules.tree import Route, SeverityRule
 from router.rules.yamlsrc import Mark, Path_, SourceFile, read_yaml
@@ -348,6 +349,9 @@ def _template(name: str, tpl: TemplateModel, defaults: DefaultsModel, src: Sourc
     template = CompiledTemplate(name=name, fallback_locale=tpl.fallback_locale,
                                 channels=channels, sms_policy=sms_policy)
     _check_sms_budget(template, src, path, ctx)
+    for channel, locale, reason in sample_overruns(template):
+        ctx.warn(src, (*path, channel, locale),
+                 f"{reason} with sample data ({channel}, {locale})", key=True)
     return template
 
 

@@ -8,26 +8,66 @@ value an error. Templates may only use the documented top-level fields
 Labels and annotations are mappings where a missing key reads as ``""`` (the same rule as
 the matchers), so ``{{ alert.labels.instance }}`` never fails on an alert without that
 label; typos in the top-level names do fail.
+
+Every render has a budget (:class:`RenderBudget`, ``templates.render_budget_s`` and
+``templates.max_output_chars`` in the service file): the Jinja2 sandbox stops unsafe
+attribute access, not runaway work, and a template runs on the service's own threads.
+A render over its budget fails with :class:`RenderBudgetError` (a :class:`RenderError`)
+naming the template and the budget it exceeded. How the budget is enforced:
+
+- **time** — a deadline (``time.monotonic``) checked on every iteration of every
+  ``{% for %}`` loop (the code generator wraps each loop's iterable), on every call made
+  from a template (macros, recursive ``loop()``, methods) and on every chunk of output.
+  These are the only constructs whose work is not bounded by the template's length: the
+  rest of a template runs once per source node. Jinja2's own sandbox already caps
+  ``range()`` at 100 000 items, so a single loop is short, nested loops are what runs
+  away — each of their iterations is checked.
+- **size** — the output is produced with ``Template.generate()`` and counted chunk by
+  chunk, so an oversized render stops when it crosses ``max_output_chars`` instead of
+  being assembled in memory first. Operations that build one big value in a single step
+  are refused before they allocate: ``*`` on strings and lists and ``**`` on integers are
+  intercepted (:meth:`_BudgetedEnvironment.call_binop`, which also keeps them out of
+  compile-time constant folding), and integer arguments (widths, counts) larger than the
+  output budget are refused in filters and string methods (``center``, ``indent``,
+  ``format``, ``ljust`` ...).
+
+The budget applies to the thread that renders (a thread-local meter), so renders may run
+in worker threads (router/render_offload.py). A rendered subject is one line of at most
+:data:`SUBJECT_MAX_CHARS` characters (an ellipsis marks the cut), whatever the channel:
+an e-mail Subject (RFC 5322 lines stay under 998 bytes), a push title, an SMS prefix.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 import jinja2
 import structlog
 from jinja2 import StrictUndefined, nodes, pass_context
+from jinja2.compiler import CodeGenerator, Frame
 from jinja2.meta import find_undeclared_variables
 from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 
 from router.errors import TocsinError
 from router.incidents.view import IncidentView, StormItem, format_duration, single_alert_view
-from router.models import Alert, Contact, Phase, RenderedMessage, RouteDecision
+from router.models import (
+    SUBJECT_MAX_CHARS,
+    Alert,
+    Contact,
+    Phase,
+    RenderedMessage,
+    RouteDecision,
+    one_line,
+)
 from router.rules.problems import did_you_mean
 from router.rules.sms_policy import TemplateSmsPolicy
 from router.rules.template_fields import CONTEXT_ATTRIBUTES, unknown_attribute
@@ -36,15 +76,24 @@ __all__ = [
     "CONTEXT_FIELDS",
     "CompiledMessage",
     "CompiledTemplate",
+    "RenderBudget",
+    "RenderBudgetError",
     "RenderError",
     "TemplateCompileError",
     "build_context",
     "compile_field",
     "format_date",
+    "render_budget",
     "render_message",
+    "sample_overruns",
+    "set_render_budget",
 ]
 
 _log = structlog.get_logger(__name__)
+
+#: A subject's output beyond which its generation stops (it is then cut to
+#: SUBJECT_MAX_CHARS; the margin leaves room for whitespace that one_line() folds).
+_SUBJECT_ENOUGH: Final = 8 * SUBJECT_MAX_CHARS
 
 #: The top-level names a template may use.
 CONTEXT_FIELDS: frozenset[str] = frozenset(
@@ -54,6 +103,183 @@ CONTEXT_FIELDS: frozenset[str] = frozenset(
 
 class RenderError(TocsinError):
     """A template failed at run time (e.g. an undefined attribute or a failing filter)."""
+
+
+class RenderBudgetError(RenderError):
+    """A render exceeded its time or output budget (:class:`RenderBudget`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RenderBudget:
+    """What one render (all fields of one message) may spend.
+
+    ``time_s``: wall-clock seconds; ``max_output_chars``: characters of each field's
+    output, and the bound on any single value a template builds (``'x' * n``).
+    """
+
+    time_s: float = 1.0
+    max_output_chars: int = 256 * 1024
+
+    def __post_init__(self) -> None:
+        if self.time_s <= 0:
+            raise ValueError("the render time budget must be > 0")
+        if self.max_output_chars < 1:
+            raise ValueError("the render output budget must be >= 1")
+
+
+_budget = RenderBudget()
+
+
+def render_budget() -> RenderBudget:
+    """The budget every render gets (``templates`` in the service file)."""
+    return _budget
+
+
+def set_render_budget(budget: RenderBudget) -> None:
+    """Set the budget of every later render (the service applies its config here)."""
+    global _budget
+    _budget = budget
+
+
+class _Meter:
+    """The running budget of one render in this thread."""
+
+    __slots__ = ("budget", "deadline", "template")
+
+    def __init__(self, template: str, budget: RenderBudget) -> None:
+        self.template = template
+        self.budget = budget
+        self.deadline = time.monotonic() + budget.time_s
+
+    def check(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise RenderBudgetError(
+                f"template '{self.template}' exceeded its {self.budget.time_s:g} s "
+                "render budget")
+
+    def too_big(self, what: str) -> RenderBudgetError:
+        return RenderBudgetError(
+            f"template '{self.template}' {what} over {self.budget.max_output_chars} "
+            "characters (its output budget)")
+
+
+_ACTIVE = threading.local()  # .meter: the _Meter of the render running in this thread
+
+
+def _meter() -> _Meter | None:
+    meter: _Meter | None = getattr(_ACTIVE, "meter", None)
+    return meter
+
+
+def _limit() -> int:
+    meter = _meter()
+    return (meter.budget if meter is not None else _budget).max_output_chars
+
+
+def _refuse(what: str) -> RenderBudgetError:
+    meter = _meter()
+    if meter is not None:
+        return meter.too_big(what)
+    return RenderBudgetError(f"a template {what} over {_limit()} characters")
+
+
+_DIGITS = re.compile(r"\d+")
+
+
+def _check_args(args: Iterable[Any], limit: int) -> None:
+    """Refuse integer arguments (widths, counts) larger than the output budget."""
+    for arg in args:
+        if type(arg) is int and arg > limit:
+            raise _refuse(f"asked for a width or count of {arg},")
+
+
+def _check_format(spec: Any, limit: int) -> None:
+    """Refuse a format string whose widths or precisions exceed the output budget."""
+    if isinstance(spec, str):
+        for digits in _DIGITS.findall(spec):
+            if len(digits) > 12 or int(digits) > limit:
+                raise _refuse(f"asked for a format width of {digits},")
+
+
+def _budgeted_filter(func: Callable[..., Any], *, formats: bool) -> Callable[..., Any]:
+    """``func`` with its integer arguments (and format string) checked against the budget."""
+
+    @functools.wraps(func)  # keeps jinja_pass_arg (pass_context & co)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        limit = _limit()
+        _check_args(args, limit)
+        _check_args(kwargs.values(), limit)
+        if formats:
+            for arg in args:
+                if isinstance(arg, str):
+                    _check_format(arg, limit)
+                    break
+        return func(*args, **kwargs)
+
+    return wrapper
+
+
+class _BudgetedCodeGenerator(CodeGenerator):
+    """Compiles ``{% for x in it %}`` as a loop over ``environment.budget_iter(it)``."""
+
+    def visit_For(self, node: nodes.For, frame: Frame) -> None:
+        wrapped = nodes.Call(nodes.EnvironmentAttribute("budget_iter"), [node.iter], [],
+                             None, None, lineno=node.iter.lineno)
+        loop = nodes.For(node.target, wrapped, node.body, node.else_, node.test,
+                         node.recursive, lineno=node.lineno)
+        if node.environment is not None:
+            loop.set_environment(node.environment)
+        super().visit_For(loop, frame)
+
+
+class _BudgetedEnvironment(SandboxedEnvironment):
+    """The sandbox, metered: see the module docstring."""
+
+    code_generator_class = _BudgetedCodeGenerator
+    intercepted_binops = frozenset({"*", "**"})
+
+    def budget_iter(self, iterable: Iterable[Any]) -> Iterator[Any]:
+        """``iterable``, checking the render's deadline before each item."""
+        meter = _meter()
+        if meter is None:
+            yield from iterable
+            return
+        check = meter.check
+        for item in iterable:
+            check()
+            yield item
+
+    def call(__self, __context: Context, __obj: Any,
+             *args: Any, **kwargs: Any) -> Any:
+        """A call from a template: deadline checked, big widths refused, then the sandbox."""
+        meter = _meter()
+        if meter is not None:
+            meter.check()
+        if isinstance(getattr(__obj, "__self__", None), str):  # a str method
+            limit = _limit()
+            _check_args(args, limit)
+            _check_args(kwargs.values(), limit)
+        return super().call(__context, __obj, *args, **kwargs)
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        """``str.format``/``format_map`` as the sandbox wraps them, widths checked first."""
+        wrapped = super().wrap_str_format(value)
+        if wrapped is not None:
+            _check_format(value.__self__, _limit())
+        return wrapped
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        """``*`` and ``**``, refused when their result would exceed the output budget."""
+        limit = _limit()
+        if operator == "*":
+            for seq, count in ((left, right), (right, left)):
+                if (isinstance(seq, (str, list, tuple)) and isinstance(count, int)
+                        and len(seq) * count > limit):
+                    raise _refuse(f"built a value of {len(seq) * count} items,")
+        elif (operator == "**" and isinstance(left, int) and isinstance(right, int)
+              and abs(left) > 1 and right * abs(left).bit_length() > 8 * limit):
+            raise _refuse(f"computed a number of about {right * abs(left).bit_length()} bits,")
+        return super().call_binop(context, operator, left, right)
 
 
 class TemplateCompileError(Exception):
@@ -141,7 +367,7 @@ def _duration_filter(ctx: Context, value: Any) -> str:
 
 
 def _make_env(autoescape: bool) -> SandboxedEnvironment:
-    env = SandboxedEnvironment(
+    env = _BudgetedEnvironment(
         undefined=StrictUndefined,
         autoescape=autoescape,
         trim_blocks=True,
@@ -150,6 +376,8 @@ def _make_env(autoescape: bool) -> SandboxedEnvironment:
     )
     env.filters["date"] = _date_filter
     env.filters["duration"] = _duration_filter
+    for name, func in list(env.filters.items()):
+        env.filters[name] = _budgeted_filter(func, formats=name == "format")
     return env
 
 
@@ -284,17 +512,89 @@ def build_context(decision: RouteDecision, alert: Alert, contact: Contact, phase
 
 def render_message(template: CompiledTemplate, message: CompiledMessage,
                    context: Mapping[str, Any]) -> RenderedMessage:
-    """Render one compiled message; any failure becomes a RenderError."""
+    """Render one compiled message within the render budget; any failure is a RenderError.
+
+    The subject becomes one line of at most :data:`SUBJECT_MAX_CHARS` characters.
+    """
+    return _render_within(template, message, context, _budget)
+
+
+def _render_within(template: CompiledTemplate, message: CompiledMessage,
+                   context: Mapping[str, Any], budget: RenderBudget) -> RenderedMessage:
+    meter = _Meter(template.name, budget)
+    outer = _meter()
+    _ACTIVE.meter = meter
     try:
-        subject = message.subject.render(context) if message.subject is not None else ""
-        text = message.text.render(context)
-        html = message.html.render(context) if message.html is not None else None
+        subject = (_generate(message.subject, context, meter, enough=_SUBJECT_ENOUGH)
+                   if message.subject else "")
+        text = _generate(message.text, context, meter)
+        html = _generate(message.html, context, meter) if message.html is not None else None
     except RenderError:
         raise
     except jinja2.TemplateError as exc:
         raise RenderError(f"template '{template.name}' failed: {exc}") from None
+    except RecursionError:
+        raise RenderError(f"template '{template.name}' failed: calls nested too deep"
+                          ) from None
     except (TypeError, ValueError, KeyError, AttributeError, ArithmeticError) as exc:
         raise RenderError(f"template '{template.name}' failed: {exc}") from None
-    subject = " ".join(subject.split())
-    return RenderedMessage(subject=subject, text=text.strip("\n") + "\n",
+    finally:
+        _ACTIVE.meter = outer
+    return RenderedMessage(subject=one_line(subject), text=text.strip("\n") + "\n",
                            html=html.strip("\n") + "\n" if html is not None else None)
+
+
+#: The time budget of the load-time check (:func:`sample_overruns`): short, since a rule
+#: load (hot reload included) renders every message once.
+SAMPLE_CHECK_S: Final = 0.25
+
+
+def sample_overruns(template: CompiledTemplate) -> list[tuple[str, str, str]]:
+    """(channel, locale, reason) of each message that, rendered with sample data, goes
+    over the render budget (its output size, or :data:`SAMPLE_CHECK_S`): what
+    ``tocsin rules check`` warns about. Other render failures are not reported here
+    (sample data is not every alert)."""
+    from router.rules.sms_policy import _sample_context
+
+    budget = RenderBudget(time_s=min(SAMPLE_CHECK_S, _budget.time_s),
+                          max_output_chars=_budget.max_output_chars)
+    found: list[tuple[str, str, str]] = []
+    for channel, per_locale in sorted(template.channels.items()):
+        for locale, message in sorted(per_locale.items()):
+            try:
+                _render_within(template, message, _sample_context(template, locale), budget)
+            except RenderBudgetError as exc:
+                found.append((channel, locale, str(exc)))
+            except RenderError:
+                continue
+    return found
+
+
+def _generate(field: jinja2.Template, context: Mapping[str, Any], meter: _Meter, *,
+              enough: int | None = None) -> str:
+    """One field's output, streamed and counted against the budget.
+
+    With ``enough`` (the subject), generation stops once that many characters are out:
+    the rest would be cut anyway, so a long subject is cut rather than a failure.
+    """
+    limit = meter.budget.max_output_chars
+    size = 0
+    chunks: list[str] = []
+    stream = field.generate(context)
+    try:
+        for chunk in stream:
+            size += len(chunk)
+            if enough is not None and size >= enough:
+                chunks.append(chunk[: max(0, enough - size + len(chunk))])
+                break
+            if size > limit:
+                raise meter.too_big("rendered output")
+            meter.check()
+            chunks.append(chunk)
+    finally:
+        close = getattr(stream, "close", None)  # a generator: stop it where it is
+        if close is not None:
+            close()
+    return "".join(chunks)
+
+

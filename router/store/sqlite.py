@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
+from router.bytecache import ENTRY_OVERHEAD, PAIR_OVERHEAD, ByteLRU, labels_bytes
 from router.incidents.engine import AlertEvent
 from router.incidents.flush import FlushResult, PlannedNotice
 from router.metrics import DEAD_LETTERS, PLANNED_DELIVERIES
@@ -79,6 +80,20 @@ _IntakeRow = tuple[str, str, str, str, str]
 #: Accepted records kept in memory until routed, so that the intake processor need not
 #: decode again what the webhook just parsed (a miss reads the row: nothing depends on it).
 _FRESH_MAX = 10_000
+
+
+def _record_bytes(_intake_id: int, record: IntakeRecord) -> int:
+    """What a kept record holds: its labels, annotations, URL and meta."""
+    alert = record.alert
+    return (labels_bytes(alert.labels) + labels_bytes(alert.annotations)
+            + labels_bytes(record.meta) + len(alert.generator_url) + 4 * ENTRY_OVERHEAD)
+
+
+def _row_bytes(row: _IntakeRow, record: IntakeRecord) -> int:
+    """:func:`_record_bytes` from the row already encoded (its JSON holds the strings)."""
+    alert = record.alert
+    pairs = len(alert.labels) + len(alert.annotations) + len(record.meta)
+    return len(row[3]) + len(row[4]) + pairs * PAIR_OVERHEAD + 4 * ENTRY_OVERHEAD
 
 _INSERT_INTAKE = (
     "INSERT INTO intake (source, received_at, fingerprint, alert, meta) VALUES (?, ?, ?, ?, ?)"
@@ -147,7 +162,8 @@ class SqliteStore:
         self._intake_batcher: WriterBatcher[tuple[_IntakeRow, IntakeRecord], int] = (
             WriterBatcher(self._writer, _insert_intake_rows, on_committed=self._committed)
         )
-        self._fresh: dict[int, IntakeRecord] = {}  # committed, not yet fetched (bounded)
+        # Committed, not yet fetched: bounded in entries and in bytes (memory.cache_bytes).
+        self._fresh: ByteLRU[int, IntakeRecord] = ByteLRU(_record_bytes, share="intake")
         self._reader: concurrent.futures.ThreadPoolExecutor | None = None
         self._read_conn: sqlite3.Connection | None = None
         self._started = False
@@ -249,9 +265,11 @@ class SqliteStore:
     def _committed(
         self, items: list[tuple[_IntakeRow, IntakeRecord]], ids: Sequence[int]
     ) -> None:
-        self._remember(ids, [record for _, record in items])
+        self._remember(ids, [record for _, record in items],
+                       [_row_bytes(row, record) for row, record in items])
 
-    def _remember(self, ids: Sequence[int], records: Sequence[IntakeRecord]) -> None:
+    def _remember(self, ids: Sequence[int], records: Sequence[IntakeRecord],
+                  costs: Sequence[int]) -> None:
         """Keep committed records for :meth:`fetch_intake`, up to the bound.
 
         Beyond it the newest are not kept (read from disk when their turn comes): rows are
@@ -259,11 +277,10 @@ class SqliteStore:
         next, and a sustained backlog would miss on every row.
         """
         fresh = self._fresh
-        room = _FRESH_MAX - len(fresh)
-        if room >= len(ids):
-            fresh.update(zip(ids, records, strict=True))
-        elif room > 0:
-            fresh.update(zip(ids[:room], records[:room], strict=True))
+        for intake_id, record, cost in zip(ids, records, costs, strict=True):
+            if (len(fresh) >= _FRESH_MAX
+                    or not fresh.put(intake_id, record, evict=False, cost=cost)):
+                return
 
     async def append_intake_at(
         self,
@@ -290,7 +307,8 @@ class SqliteStore:
             return ids
 
         ids = await self._writer.submit(job)
-        self._remember(ids, records)
+        self._remember(ids, records, [_row_bytes(row, record)
+                                      for row, record in zip(rows, records, strict=True)])
         return ids
 
     async def prune_step(self, kind: Prunable, cutoff: datetime, cursor: int,
@@ -332,7 +350,11 @@ class SqliteStore:
 
         ids = await self._read(pending)
         fresh = self._fresh
-        found = {i: fresh[i] for i in ids if i in fresh}  # taken now: the bound may evict
+        found: dict[int, IntakeRecord] = {}
+        for i in ids:  # taken now: the bound may evict
+            record = fresh.peek(i)
+            if record is not None:
+                found[i] = record
         missing = [i for i in ids if i not in found]
         if missing:
 
@@ -379,7 +401,7 @@ class SqliteStore:
 
         inserted = await self._writer.submit(job)
         for intake_id in intake_ids:
-            self._fresh.pop(intake_id, None)
+            self._fresh.pop(intake_id)
         for index in inserted:
             delivery = deliveries[index]
             _count_planned(delivery)
@@ -514,9 +536,9 @@ class SqliteStore:
         earliest = await self._writer.submit(
             lambda conn: incident_store.apply_intake_job(conn, ids, evs, srcs, now, gone))
         for intake_id in ids:
-            self._fresh.pop(intake_id, None)
+            self._fresh.pop(intake_id)
         for intake_id, _ in gone:
-            self._fresh.pop(intake_id, None)
+            self._fresh.pop(intake_id)
         return earliest
 
     async def dead_letter_intake(self, dead: Sequence[tuple[int, str]], *,
@@ -525,7 +547,7 @@ class SqliteStore:
         gone = list(dead)
         await self._writer.submit(lambda conn: dead_letter_intake_job(conn, gone, now))
         for intake_id, _ in gone:
-            self._fresh.pop(intake_id, None)
+            self._fresh.pop(intake_id)
 
     async def requeue_intake(self, ids: Sequence[int] | None) -> list[int]:
         """Replay dead-lettered intake rows (all when ``ids`` is None); return their ids."""

@@ -20,7 +20,7 @@ from adapters.webpush import (
 )
 from deploy.local.push_service import PushService, create_app
 from router.errors import DeliveryError
-from router.models import OutboundMessage, RenderedMessage
+from router.models import SUBJECT_MAX_CHARS, OutboundMessage, RenderedMessage
 from router.push_keys import generate_vapid_keys
 from router.store import SqliteStore
 from tests.services.ports import free_port
@@ -149,13 +149,23 @@ def test_payload_limit_enforced() -> None:
 
 
 def test_payload_without_room_is_permanent() -> None:
-    """A title alone over the limit fails permanently before sending."""
+    """Fields other than the body over the limit fail permanently before sending (a title
+    can no longer be that long: a severity taken from a label can)."""
     huge = OutboundMessage(delivery_id=1, idempotency_key="k", channel="push", recipient="ops",
-                           severity="critical", locale="en",
-                           message=RenderedMessage(subject="x" * 5000, text="y"))
+                           severity="x" * 5000, locale="en",
+                           message=RenderedMessage(subject="t", text="y"))
     with pytest.raises(DeliveryError) as info:
         build_payload(huge)
     assert info.value.retryable is False
+
+
+def test_a_long_title_is_capped_and_fits() -> None:
+    """A 5000-character subject becomes a 200-character title: the payload fits."""
+    long = OutboundMessage(delivery_id=1, idempotency_key="k", channel="push", recipient="ops",
+                           severity="critical", locale="en",
+                           message=RenderedMessage(subject="x" * 5000, text="y"))
+    data = json.loads(build_payload(long))
+    assert len(data["title"]) == SUBJECT_MAX_CHARS and data["title"].endswith("…")
 
 
 def test_severity_headers_and_retry_after_parsing() -> None:

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
+import router.flush_offload as flush_offload_module
 import router.incidents.flush as flush_module
-import router.scheduler as scheduler_module
 from router.http.api import delivery_to_json
 from router.incidents.view import parse_eta
 from router.metrics import REGISTRY
@@ -84,7 +84,7 @@ async def test_a_raising_flush_is_quarantined_with_backoff(
     """A flush that raises quarantines only its incident (timeline reason, metric, timer
     backed off 60 s then 120 s); a later healthy incident is notified in the same pass;
     the poisoned one is retried only after its back-off and heals once fixed."""
-    real = scheduler_module.plan_flush
+    real = flush_offload_module.plan_flush
     broken = {"on": True}
 
     def plan_flush(incident: Any, *args: Any, **kwargs: Any) -> Any:
@@ -92,7 +92,7 @@ async def test_a_raising_flush_is_quarantined_with_backoff(
             raise OverflowError("date value out of range")
         return real(incident, *args, **kwargs)
 
-    monkeypatch.setattr(scheduler_module, "plan_flush", plan_flush)
+    monkeypatch.setattr(flush_offload_module, "plan_flush", plan_flush)
     before = metric("tocsin_pipeline_item_failures_total", stage="flush",
                     reason="OverflowError")
     await h.receive(make_alert("P", starts_at=T_MON_10))
@@ -130,7 +130,7 @@ async def test_backoff_is_capped(tmp_path: Path, store: SqliteStore,
     def plan_flush(*args: Any, **kwargs: Any) -> Any:
         raise KeyError("boom")
 
-    monkeypatch.setattr(scheduler_module, "plan_flush", plan_flush)
+    monkeypatch.setattr(flush_offload_module, "plan_flush", plan_flush)
     from router.clock import FakeClock
     from router.scheduler import Scheduler
 
