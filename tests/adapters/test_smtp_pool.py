@@ -68,7 +68,8 @@ class _TrackingSMTP(SMTP):
 
     def connection_lost(self, error: Exception | None) -> None:
         assert self.session is not None
-        port = int(self.session.peer[1])
+        peer: Any = self.session.peer  # (host, port) for a TCP client
+        port = int(peer[1])
         super().connection_lost(error)
         self.event_handler.connection_closed(port)
 

@@ -95,6 +95,10 @@ async def _turns(count: int) -> None:
         await asyncio.sleep(0)
 
 
+def _begun(watched: _WatchedStore, count: int) -> Callable[[], bool]:
+    return lambda: watched.started == count
+
+
 async def _drained(store: SqliteStore) -> bool:
     return not (await store.counts())["intake_pending"]
 
@@ -173,7 +177,7 @@ async def test_below_a_full_batch_the_commit_finishes_before_the_next_fetch(
                 # overlapped would fetch it now; give it every chance, then release.
                 await _turns(50)
                 watched.release.set()
-            await _until(lambda b=burst: watched.started == b + 1, f"commit {burst} begun")
+            await _until(_begun(watched, burst + 1), f"commit {burst} begun")
         watched.release.set()
         await _until(lambda: _drained(store), "every row routed")
     finally:
