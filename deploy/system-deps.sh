@@ -8,6 +8,9 @@ command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alert
 command -v amtool >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)  # promtool: alert rule tests
+# libfaketime: runs a test's Tocsin process under a shifted wall clock (quiet hours).
+{ [ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || command -v faketime >/dev/null 2>&1; } \
+  || missing+=(faketime)
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi

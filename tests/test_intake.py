@@ -147,7 +147,12 @@ async def test_run_processes_on_notify_and_stops(store: SqliteStore, rules: Rule
     INTAKE_PENDING.set(99)  # stale value from before: the loop must correct it
     proc = processor(store, rules, poll_interval_s=3600)
     task = asyncio.create_task(proc.run())
-    await asyncio.sleep(0.05)
+    for _ in range(2000):  # the first pass found nothing, set the gauge and parks for an hour
+        if REGISTRY.get_sample_value("tocsin_intake_pending") == 0:
+            break
+        await asyncio.sleep(0.005)
+    else:
+        pytest.fail("the loop never made its first pass")
     await store.append_intake([make_record("HostDown")])
     proc.notify()
     for _ in range(2000):

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
 
 from adapters.smtp import SmtpChannel, SmtpSettings
 from router.errors import DeliveryError
@@ -25,6 +27,7 @@ class CountingHandler:
     peers: list[int] = field(default_factory=list)
     subjects: list[str] = field(default_factory=list)
     quits: int = 0
+    closed: list[int] = field(default_factory=list)  # client ports of connections ended
     refuse_second_mail_421: bool = False  # one message per connection
     refuse_every_mail_421: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -55,13 +58,42 @@ class CountingHandler:
             self.quits += 1
         return "221 Bye"
 
+    def connection_closed(self, port: int) -> None:
+        with self.lock:
+            self.closed.append(port)
+
+
+class _TrackingSMTP(SMTP):
+    """aiosmtpd's session, telling the handler when its connection is gone."""
+
+    def connection_lost(self, error: Exception | None) -> None:
+        assert self.session is not None
+        peer: Any = self.session.peer  # (host, port) for a TCP client
+        port = int(peer[1])
+        super().connection_lost(error)
+        self.event_handler.connection_closed(port)
+
+
+class _Controller(Controller):
+    def factory(self) -> SMTP:
+        return _TrackingSMTP(self.handler, **self.SMTP_kwargs)
+
+
+async def until(check: Callable[[], bool], what: str) -> None:
+    """Poll ``check`` (state kept by the server thread) until true; fail after ~30 s."""
+    for _ in range(3000):
+        if check():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"never happened: {what}")
+
 
 class Server:
     def __init__(self, handler: CountingHandler, **smtp_parameters: Any) -> None:
         self.port = free_port()
         self.handler = handler
-        self.controller = Controller(handler, hostname="127.0.0.1", port=self.port,
-                                     **smtp_parameters)
+        self.controller = _Controller(handler, hostname="127.0.0.1", port=self.port,
+                                      **smtp_parameters)
 
     def __enter__(self) -> Server:
         self.controller.start()
@@ -111,7 +143,8 @@ async def test_connection_closed_by_the_server_is_replaced() -> None:
     with Server(CountingHandler(), timeout=0.3) as server:
         email = channel(server.port)
         await email.send(message(1))
-        await asyncio.sleep(1.0)
+        [port] = server.handler.peers
+        await until(lambda: port in server.handler.closed, "the server dropped the connection")
         await email.send(message(2))
         await email.close()
     assert server.handler.subjects == ["message 1", "message 2"]
@@ -165,7 +198,8 @@ async def test_close_quits_idle_connections_and_keeps_at_most_pool_size() -> Non
         await asyncio.gather(*(email.send(message(n)) for n in range(8)))
         opened = len(set(server.handler.peers))
         await email.close()
-        await asyncio.sleep(0.2)
+        await until(lambda: set(server.handler.peers) <= set(server.handler.closed),
+                    "every connection closed")
     assert sorted(server.handler.subjects) == sorted(f"message {n}" for n in range(8))
     assert opened >= 2
     assert server.handler.quits == opened

@@ -13,7 +13,7 @@ from structlog.testing import capture_logs
 from router.clock import FakeClock
 from router.dispatch import Channel, Dispatcher, RetryPolicy
 from router.errors import STORED_ERROR_CHARS, DeliveryError
-from router.metrics import REGISTRY
+from router.metrics import OUTBOX_DEPTH, REGISTRY
 from router.models import Delivery, Receipt
 from router.store import SqliteStore
 from tests.dispatch.channels import ScriptedChannel
@@ -50,6 +50,12 @@ async def eventually(check: Callable[[], object], what: str) -> None:
             return
         await asyncio.sleep(0.005)
     raise AssertionError(f"never happened: {what}")
+
+
+async def turns(count: int) -> None:
+    """Let the event loop run ``count`` times: a count of steps, not a duration."""
+    for _ in range(count):
+        await asyncio.sleep(0)
 
 
 async def test_success_marks_sent_with_receipt(store: SqliteStore, clock: FakeClock) -> None:
@@ -201,8 +207,11 @@ async def test_notify_wakes_the_loop(store: SqliteStore, clock: FakeClock) -> No
     """notify() makes the loop claim at once instead of waiting for the next poll."""
     channel = ScriptedChannel()
     d = dispatcher(store, clock, {"email": channel}, poll_interval_s=3600)
+    OUTBOX_DEPTH.labels(status="due").set(99)  # stale: the loop's first pass resets it
     task = asyncio.create_task(d.run())
-    await asyncio.sleep(0.05)  # the loop found nothing and sleeps for an hour
+    # The loop claimed nothing, refreshed its gauges and sleeps for an hour.
+    await eventually(lambda: REGISTRY.get_sample_value("tocsin_outbox_depth",
+                                                       {"status": "due"}) == 0, "first pass")
     await plan(store, "k1")
     d.notify()
     await eventually(lambda: channel.sent, "a send after notify")
@@ -221,7 +230,7 @@ async def test_stop_lets_in_flight_sends_finish_and_claims_no_more(
     task = asyncio.create_task(d.run())
     await eventually(lambda: channel.in_flight == 1, "one send in flight")
     stopping = asyncio.create_task(d.stop())
-    await asyncio.sleep(0.02)
+    await turns(50)  # ample for stop() to return if it did not wait for the send
     assert not stopping.done()
     gate.set()
     await stopping

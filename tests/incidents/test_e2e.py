@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 
 from tests.services.alertmanager import Alertmanager, webhook_config
 from tests.services.http import request, wait_until
+from tests.services.quiescence import wait_quiescent
 from tests.services.smtp import SmtpServer
 from tests.services.tocsin import REPO, TocsinProcess
 
@@ -84,7 +84,9 @@ def test_two_alertmanagers_each_notice_once(
     assert "RESOLVED" in mails[1].subject
     wait_until(lambda: incidents(tocsin, state="resolved"), what="incident resolved",
                timeout_s=30)
-    time.sleep(2)  # a late duplicate notice would arrive now (group_interval is ~1 s)
+    # Both replicas' firing and resolved webhooks (2 alerts each) are in and nothing is
+    # left to route, flush or send: a late duplicate notice would be in the outbox now.
+    wait_quiescent(tocsin, alerts_accepted=8)
     assert len(smtp_server.received) == 2
     detail = incident(tocsin, inc["id"])
     emails = [n for n in detail["notifications"] if n["channel"] == "email"]
@@ -107,7 +109,7 @@ def test_inhibited_warning_is_not_mailed(
     wait_until(lambda: any(a["inhibited"] for i in incidents(tocsin)
                            for a in incident(tocsin, i["id"])["alerts"]),
                what="HighLatency recorded as inhibited", timeout_s=30)
-    time.sleep(1)
+    wait_quiescent(tocsin)  # the flush that saw it inhibited planned nothing to send
     assert [m.subject for m in smtp_server.received] == ["[FIRING:critical] ServiceDown on pay"]
 
 
@@ -160,8 +162,7 @@ def test_sigkill_during_group_wait_notifies_once_after_restart(
     restarted = tocsin_factory(smtp_port=smtp_server.port, workdir=tmp_path,
                                timer_scale=1.0).start()
     smtp_server.handler.wait_for(1, timeout_s=40)
-    wait_until(lambda: not restarted.deliveries(status="pending"), what="outbox drained")
-    time.sleep(1)
+    wait_quiescent(restarted)  # the replayed group_wait planned (and sent) nothing else
     assert len(smtp_server.received) == 1
 
 
@@ -173,25 +174,36 @@ def _quiet_rules(tmp_path: Path, start: datetime, end: datetime) -> list[str]:
         "      - {id: s1, name: Sleeper, email: sleeper@example.com, timezone: UTC}\n"))
 
 
+def _parse(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
 def test_sigkill_during_quiet_hours_deferral_delivers_once_at_window_end(
     tmp_path: Path,
     smtp_server: SmtpServer,
     tocsin_factory: Callable[..., TocsinProcess],
 ) -> None:
-    """A held (quiet-hours) notice survives a SIGKILL and is mailed once when the window ends."""
-    now = datetime.now(UTC)
-    if now.second > 45:  # keep the window end at least 15 s away
-        time.sleep(61 - now.second)
-        now = datetime.now(UTC)
-    start = now.replace(second=0, microsecond=0)
-    end = start + timedelta(minutes=1)
+    """A held (quiet-hours) notice survives a SIGKILL and is mailed once when the window ends.
+
+    Quiet windows have minute resolution: Tocsin runs under a shifted wall clock
+    (libfaketime) instead of the test waiting for the next minute. The first process
+    starts 45 s before the window ends, holds the notice and is killed; the second
+    starts 5 s before the end and must send it at the end, once.
+    """
+    real = datetime.now(UTC).replace(second=0, microsecond=0)
+    end = real + timedelta(minutes=2)
+    if end.hour == 0 and end.minute < 2:  # keep the window inside one day
+        end += timedelta(minutes=3)
+    start = end - timedelta(minutes=2)
     rules = _quiet_rules(tmp_path, start, end)
     routes = Path(rules[0]) / "routes.yaml"
     routes.write_text(routes.read_text().replace(
         "  routes:\n", "  routes:\n"
         "    - matchers: ['alertname=\"DiskWillFill\"']\n"
         "      audiences: [sleepers]\n", 1))
-    tocsin = tocsin_factory(smtp_port=smtp_server.port, rules=rules).start()
+    tocsin = tocsin_factory(smtp_port=smtp_server.port, rules=rules).start(
+        fake_now=end - timedelta(seconds=45))
+    now = tocsin.now()
     body = {"version": "4", "status": "firing", "receiver": "t", "groupLabels": {},
             "commonLabels": {}, "commonAnnotations": {}, "externalURL": "http://am",
             "groupKey": "{}", "alerts": [{
@@ -203,14 +215,15 @@ def test_sigkill_during_quiet_hours_deferral_delivers_once_at_window_end(
     wait_until(lambda: [d for d in tocsin.deliveries(status="pending")],
                what="a held delivery", timeout_s=20)
     [held] = tocsin.deliveries(status="pending")
-    assert held["next_attempt_at"] is not None
+    assert _parse(held["next_attempt_at"]) == end  # held until the window ends
+    assert tocsin.now() < end and smtp_server.received == []
     tocsin.kill()
     restarted = tocsin_factory(smtp_port=smtp_server.port, rules=rules,
-                               workdir=tmp_path).start()
-    assert smtp_server.received == []  # still inside the window
-    [mail] = smtp_server.handler.wait_for(1, timeout_s=90)
-    assert datetime.now(UTC) >= end
+                               workdir=tmp_path).start(fake_now=end - timedelta(seconds=5))
+    [mail] = smtp_server.handler.wait_for(1, timeout_s=60)
+    assert restarted.now() >= end  # the shifted clock Tocsin runs on
     assert mail.rcpt_tos == ["sleeper@example.com"]
-    wait_until(lambda: restarted.deliveries(status="sent"), what="marked sent")
-    time.sleep(1)
+    [sent] = wait_until(lambda: restarted.deliveries(status="sent"), what="marked sent")
+    assert sent["id"] == held["id"] and _parse(sent["sent_at"]) >= end
+    wait_quiescent(restarted)
     assert len(smtp_server.received) == 1

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
@@ -21,14 +22,25 @@ from tests.incidents.harness import T_MON_10, load, make_alert
 
 
 class _WatchedStore:
-    """The real store; commits are slowed, recorded, and the first ``failures`` fail."""
+    """The real store; commits are held, recorded, and the first ``failures`` fail.
 
-    def __init__(self, store: SqliteStore, *, failures: int) -> None:
+    A commit is held until a fetch completes while it is in flight (a pipelined loop is
+    then seen fetching during its commit on any machine; bounded, so a loop that does not
+    overlap only waits ``hold_s``), or, with ``gated``, until the test sets ``release``.
+    """
+
+    def __init__(self, store: SqliteStore, *, failures: int, gated: bool = False,
+                 hold_s: float = 5.0) -> None:
         self.store = store
         self.failures = failures
+        self.gated = gated
+        self.hold_s = hold_s
+        self.release = asyncio.Event()
         self.committing = False
+        self.started = 0  # commits begun
         self.fetched_while_committing = False
         self.committed: list[list[int]] = []
+        self._fetched = asyncio.Event()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)
@@ -36,14 +48,25 @@ class _WatchedStore:
     async def fetch_intake(self, limit: int, *, after_id: int = 0
                            ) -> list[tuple[int, IntakeRecord]]:
         self.fetched_while_committing |= self.committing
-        return await self.store.fetch_intake(limit, after_id=after_id)
+        rows = await self.store.fetch_intake(limit, after_id=after_id)
+        if self.committing:  # the commit started while this fetch ran
+            self.fetched_while_committing = True
+            self._fetched.set()
+        return rows
 
     async def commit_intake(self, intake_ids: Sequence[int], events: Sequence[AlertEvent],
                             sources: Sequence[SourceUpdate], *, now: datetime,
                             dead: Sequence[tuple[int, str]] = ()) -> datetime | None:
         self.committing = True
+        self.started += 1
+        self._fetched.clear()
         try:
-            await asyncio.sleep(0.05)
+            if self.gated:
+                await self.release.wait()
+                self.release.clear()
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._fetched.wait(), timeout=self.hold_s)
             if self.failures > 0:
                 self.failures -= 1
                 raise sqlite3.OperationalError("injected: database is locked")
@@ -53,6 +76,32 @@ class _WatchedStore:
             return earliest
         finally:
             self.committing = False
+
+
+async def _until(check: Callable[[], Awaitable[bool] | bool], what: str) -> None:
+    """Poll ``check`` until true; fail with ``what`` after a bound generous under load."""
+    for _ in range(1200):
+        result = check()
+        if not isinstance(result, bool):
+            result = await result
+        if result:
+            return
+        await asyncio.sleep(0.025)
+    raise AssertionError(f"never happened: {what}")
+
+
+async def _turns(count: int) -> None:
+    """Let the event loop run ``count`` times (other tasks go as far as they can)."""
+    for _ in range(count):
+        await asyncio.sleep(0)
+
+
+def _begun(watched: _WatchedStore, count: int) -> Callable[[], bool]:
+    return lambda: watched.started == count
+
+
+async def _drained(store: SqliteStore) -> bool:
+    return not (await store.counts())["intake_pending"]
 
 
 def _records(count: int) -> list[IntakeRecord]:
@@ -73,10 +122,7 @@ async def test_run_routes_the_next_batch_while_one_commits_and_commits_in_order(
                                 poll_interval_s=0.05)
     task = asyncio.create_task(processor.run())
     try:
-        for _ in range(600):  # generous: a loaded machine
-            if not (await store.counts())["intake_pending"]:
-                break
-            await asyncio.sleep(0.05)
+        await _until(lambda: _drained(store), "every row routed")
     finally:
         await processor.stop()
         await task
@@ -117,7 +163,7 @@ async def test_below_a_full_batch_the_commit_finishes_before_the_next_fetch(
     """Without a backlog (a batch smaller than batch_size) nothing is fetched while the
     commit runs: rows arriving meanwhile wait and join the next batch, not a small
     overlapped one with a commit of its own."""
-    watched = _WatchedStore(store, failures=0)
+    watched = _WatchedStore(store, failures=0, gated=True)
     rules = load(tmp_path)
     processor = IntakeProcessor(cast(IncidentStore, watched), lambda: rules,
                                 clock=FakeClock(T_MON_10), deadline_s=3600, batch_size=50,
@@ -127,12 +173,16 @@ async def test_below_a_full_batch_the_commit_finishes_before_the_next_fetch(
         for burst in range(3):
             await store.append_intake(_records(3)[burst:burst + 1])
             processor.notify()
-            await asyncio.sleep(0.02)  # lands while the previous commit (50 ms) runs
-        for _ in range(600):  # generous: a loaded machine
-            if not (await store.counts())["intake_pending"]:
-                break
-            await asyncio.sleep(0.05)
+            if burst:
+                # This burst landed while the previous commit is held: a loop that
+                # overlapped would fetch it now; give it every chance, then release.
+                await _turns(50)
+                watched.release.set()
+            await _until(_begun(watched, burst + 1), f"commit {burst} begun")
+        watched.release.set()
+        await _until(lambda: _drained(store), "every row routed")
     finally:
+        watched.release.set()
         await processor.stop()
         await task
     assert not watched.fetched_while_committing

@@ -11,6 +11,7 @@ import pytest
 
 from tests.services.alertmanager import Alertmanager, webhook_config
 from tests.services.http import wait_until
+from tests.services.quiescence import wait_quiescent
 from tests.services.smtp import SmtpServer
 from tests.services.tocsin import TocsinProcess
 
@@ -91,6 +92,5 @@ def test_duplicate_webhooks_notify_once(
         assert status == 200, answer
     smtp_server.handler.wait_for(1)
     # Both requests routed and everything planned dispatched: then count.
-    wait_until(lambda: tocsin.metric("tocsin_intake_pending") == 0, what="intake drained")
-    wait_until(lambda: not tocsin.deliveries(status="pending"), what="outbox drained")
+    wait_quiescent(tocsin)  # intake routed, incidents flushed, outbox drained
     assert len(smtp_server.received) == len(tocsin.deliveries(status="sent")) == 1

@@ -10,6 +10,7 @@ import pytest
 
 from tests.services.http import wait_until
 from tests.services.ports import free_port
+from tests.services.quiescence import wait_quiescent
 from tests.services.smtp import SmtpServer
 from tests.services.tocsin import TocsinProcess
 
@@ -59,7 +60,7 @@ def test_sigkill_after_send_does_not_send_again(
     # The same webhook again (Alertmanager re-sends after a restart): still one email.
     status, _ = restarted.post_webhook(json.loads(FIXTURE.read_text()))
     assert status == 200
-    wait_until(lambda: restarted.metric("tocsin_intake_pending") == 0, what="intake drained")
+    wait_quiescent(restarted)  # routed, flushed, nothing left to send
     assert not restarted.deliveries(status="pending")
     assert len(smtp_server.received) == 1
 
@@ -75,8 +76,7 @@ def test_sigkill_with_unrouted_intake_routes_it_after_restart(
     tocsin.kill()  # maybe before routing, maybe after: either way exactly one email
     restarted = tocsin_factory(smtp_port=smtp_server.port, workdir=tmp_path).start()
     smtp_server.handler.wait_for(1, timeout_s=20)
-    wait_until(lambda: restarted.metric("tocsin_intake_pending") == 0, what="intake drained")
-    wait_until(lambda: not restarted.deliveries(status="pending"), what="outbox drained")
+    wait_quiescent(restarted)  # intake routed, incidents flushed, outbox drained
     assert len(smtp_server.received) == 1
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -28,12 +29,16 @@ class _SlowIntake:
 
     Every ``append_intake_at`` waits ``delay_s`` first (a slow disk), records the
     positions it was asked to store, and fails while ``failures`` > 0 (nothing stored).
+    With ``hold_first``, the first write waits for that event instead (at most 30 s), so
+    that what the source does meanwhile does not depend on the machine's speed.
     """
 
-    def __init__(self, store: SqliteStore, *, delay_s: float, failures: int = 0) -> None:
+    def __init__(self, store: SqliteStore, *, delay_s: float, failures: int = 0,
+                 hold_first: asyncio.Event | None = None) -> None:
         self.store = store
         self.delay_s = delay_s
         self.failures = failures
+        self.hold_first = hold_first
         self.writing = False
         self.writes: list[dict[tuple[str, str, int], int]] = []
         self.failed = 0
@@ -44,7 +49,11 @@ class _SlowIntake:
         assert not self.writing, "two intake writes in flight at once"
         self.writing = True
         try:
-            await asyncio.sleep(self.delay_s)
+            if self.hold_first is not None and not self.writes and not self.failed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.hold_first.wait(), timeout=30)
+            else:
+                await asyncio.sleep(self.delay_s)
             if self.failures > 0:
                 self.failures -= 1
                 self.failed += 1
@@ -65,14 +74,16 @@ class _SlowIntake:
 class _WatchingSink:
     """A dead-letter sink that notes whether an intake write was in flight meanwhile."""
 
-    def __init__(self, intake: _SlowIntake) -> None:
+    def __init__(self, intake: _SlowIntake, sent: asyncio.Event) -> None:
         self.intake = intake
+        self.sent = sent
         self.during_write: list[bool] = []
         self.letters: list[DeadLetter] = []
 
     async def send(self, letter: DeadLetter) -> None:
         self.during_write.append(self.intake.writing)
         self.letters.append(letter)
+        self.sent.set()
 
 
 @pytest.fixture
@@ -117,8 +128,11 @@ async def test_next_batch_is_decoded_while_the_write_runs_and_writes_stay_in_ord
         if i % 3 == 2:
             values.append(b"{poison")
     await produce(tansu.bootstrap, "alerts", values)
-    intake = _SlowIntake(store, delay_s=0.3)
-    sink = _WatchingSink(intake)
+    # The first write (of the first batch) lasts until a dead letter was sent: the poison
+    # of the second batch, if the source decodes it while that write runs.
+    letter_sent = asyncio.Event()
+    intake = _SlowIntake(store, delay_s=0.3, hold_first=letter_sent)
+    sink = _WatchingSink(intake, letter_sent)
     source = KafkaSource(_config(tansu), intake, clock=SystemClock(), dead_letters=sink)
 
     async def all_handed_off() -> bool:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from adapters import kafka_client, kafka_source
 from adapters.kafka_deadletter import DeadLetter, DeadLetterError
 from adapters.kafka_source import KafkaSource
 from router.backpressure import Backpressure, BackpressureConfig
@@ -146,25 +147,55 @@ async def test_failed_dead_letter_holds_the_partition_and_is_retried(
 
 
 async def test_backpressure_pauses_then_resumes_when_the_intake_catches_up(
-    tansu: Tansu, store: SqliteStore
+    tansu: Tansu, store: SqliteStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Above the intake bound the partitions pause (no unbounded buffering); they resume
     after."""
     tansu.create_topic("alerts", partitions=1)
     await produce(tansu.bootstrap, "alerts", [webhook_body(f"Bp{i}") for i in range(30)])
-    source = KafkaSource(_config(tansu, max_records=2), store, clock=SystemClock(),
+    source = KafkaSource(_config(tansu, max_records=2, fetch_timeout_ms=50), store,
+                         clock=SystemClock(),
                          backpressure=_pressure(store, max_intake_pending=4))
+    fetches = _record_fetches(monkeypatch, source)
     async with running(source):
         await eventually(lambda: _true(source.paused), "paused")
-        held = await _pending(store)
-        await asyncio.sleep(1.0)  # paused: nothing more arrives
-        assert await _pending(store) == held < 30
+        seen = len(fetches)
+        # The loop keeps fetching while paused (nothing routes meanwhile): each fetch
+        # made paused brings nothing, whatever the machine's speed.
+        await eventually(lambda: _true(len(fetches) >= seen + 3), "three fetches while paused")
+        assert [n for paused, n in fetches[seen:seen + 3]] == [0, 0, 0]
+        assert all(paused for paused, _ in fetches[seen:seen + 3])
+        assert await _pending(store) < 30
         assert _sample("tocsin_kafka_paused", {}) == 1
         # The intake catches up (rows routed): the consumer resumes, pauses again at the
         # next 4, ... until every message was handed off.
         await eventually(lambda: _routed_total(store, 30), "all 30 handed off", timeout_s=60)
         # The last batch may have been handed off after the probe routed: keep routing.
         await eventually(lambda: _resumed(source, store), "resumed at the end")
+    assert [n for paused, n in fetches if paused and n] == []  # never while paused
+    assert any(not paused for paused, _ in fetches[seen:])  # and it did resume
+
+
+def _record_fetches(monkeypatch: pytest.MonkeyPatch, source: KafkaSource
+                    ) -> list[tuple[bool, int]]:
+    """(paused, records returned) of every fetch the source's consumer makes."""
+    fetches: list[tuple[bool, int]] = []
+
+    def make(config: KafkaConfig) -> Any:
+        consumer = kafka_client.make_consumer(config)
+        fetch = consumer.getmany
+
+        async def getmany(*args: Any, **kwargs: Any) -> Any:
+            paused = source.paused  # only the loop itself pauses or resumes, between fetches
+            batch = await fetch(*args, **kwargs)
+            fetches.append((paused, sum(len(messages) for messages in batch.values())))
+            return batch
+
+        consumer.getmany = getmany
+        return consumer
+
+    monkeypatch.setattr(kafka_source, "make_consumer", make)
+    return fetches
 
 
 async def test_deliveries_held_for_later_do_not_pause_the_consumer(

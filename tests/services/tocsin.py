@@ -6,11 +6,13 @@ import os
 import signal
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from .faketime import faketime_env
 from .http import request, wait_until
 from .ports import free_port
 
@@ -75,14 +77,22 @@ class TocsinProcess:
         self.config_path.write_text(yaml.safe_dump(config))
         self.log_path = workdir / "tocsin.log"
         self._proc: subprocess.Popen[bytes] | None = None
+        self.clock_offset = timedelta(0)
 
     @property
     def pid(self) -> int:
         assert self._proc is not None
         return self._proc.pid
 
-    def start(self, timeout_s: float = 20.0) -> TocsinProcess:
+    def start(self, timeout_s: float = 20.0, *, fake_now: datetime | None = None
+              ) -> TocsinProcess:
+        """Start and wait for ``/readyz``. ``fake_now``: the process's wall clock starts
+        there (libfaketime) and runs at the real pace; :meth:`now` reads it."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("TOCSIN_")}
+        self.clock_offset = timedelta(0)
+        if fake_now is not None:
+            self.clock_offset = fake_now - datetime.now(UTC)
+            env.update(faketime_env(self.clock_offset))
         log = self.log_path.open("ab")
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "router", "serve", "--config", str(self.config_path)],
@@ -116,6 +126,10 @@ class TocsinProcess:
         if self._proc.poll() is None:
             self._proc.send_signal(signal.SIGTERM)
         return self._proc.wait(timeout=timeout_s)
+
+    def now(self) -> datetime:
+        """The process's wall clock (the real one unless started with ``fake_now``)."""
+        return datetime.now(UTC) + self.clock_offset
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -66,7 +66,7 @@ async def test_callers_arriving_while_the_writer_is_busy_share_one_transaction(
     batcher: WriterBatcher[int, int] = WriterBatcher(writer, write)
     gate, busy = await _blocked(writer)
     callers = [asyncio.ensure_future(batcher.submit([n, n + 1])) for n in (1, 3, 5)]
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0)  # the callers run up to their await: items queued
     commits = writer.commits
     gate.set()
     await busy
@@ -81,7 +81,7 @@ async def test_a_failed_write_fails_only_the_callers_of_that_batch(writer: Sqlit
     gate, busy = await _blocked(writer)
     first = asyncio.ensure_future(batcher.submit([1]))
     second = asyncio.ensure_future(batcher.submit([2]))
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0)  # both callers queued their items
     gate.set()
     await busy
     for caller in (first, second):
@@ -96,7 +96,7 @@ async def test_max_items_splits_a_batch_and_serves_every_caller(writer: SqliteWr
     batcher: WriterBatcher[int, int] = WriterBatcher(writer, write, max_items=4)
     gate, busy = await _blocked(writer)
     callers = [asyncio.ensure_future(batcher.submit([i])) for i in range(10)]
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0)  # every caller queued its item
     gate.set()
     await busy
     assert [await c for c in callers] == [[i * 10] for i in range(10)]
@@ -141,7 +141,8 @@ async def test_drain_waits_for_the_queued_batch(writer: SqliteWriter) -> None:
     caller = asyncio.ensure_future(batcher.submit([1]))
     await asyncio.sleep(0)
     drained = asyncio.ensure_future(batcher.drain())
-    await asyncio.sleep(0.05)
+    for _ in range(50):  # loop turns, not time: ample for a drain that did not wait
+        await asyncio.sleep(0)
     assert not drained.done()
     gate.set()
     await busy
