@@ -25,7 +25,7 @@ from router.http.push_api import add_push_routes
 from router.http.reload import handle_reload, reloader_ctx
 from router.http.responses import add_unmatched_route, json_errors
 from router.http.state import CLOCK, CONFIG, PROCESSOR, RULES, STATE, STORE, RulesRef, ServiceState
-from router.http.webhook import AUTH, handle_alertmanager
+from router.http.webhook import AUTH, LIMITS, handle_alertmanager, webhook_limits
 from router.logging import get_logger
 from router.store import Store, open_store
 
@@ -69,6 +69,7 @@ def create_app(
     app[STATE] = state if state is not None else ServiceState()
     app[CLOCK] = clock if clock is not None else SystemClock()
     app[AUTH] = WebhookAuth.from_config(config.webhook)
+    app[LIMITS] = webhook_limits(config.webhook)
 
     app.cleanup_ctx.append(_store_ctx(store))
     if run_workers:

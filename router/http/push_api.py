@@ -16,6 +16,7 @@ Contact ids are checked against the loaded rule set: an unknown contact is a 400
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 from typing import Any
@@ -66,7 +67,13 @@ async def _create(request: web.Request) -> web.Response:
     if denied is not None:
         return denied
     try:
-        body = json.loads(await request.read())
+        async with asyncio.timeout(request.app[CONFIG].webhook.body_timeout_s):
+            raw = await request.read()
+    except TimeoutError:
+        raise web.HTTPRequestTimeout(reason="the request body was not received in time "
+                                     "(webhook.body_timeout_s)") from None
+    try:
+        body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         return json_error(400, "the body must be JSON: {contact_id, subscription}")
     if not isinstance(body, dict):
