@@ -105,7 +105,9 @@ def parse_webhook(body: bytes | str, *, received_at: datetime,
     except ValidationError as exc:
         raise _payload_error(exc) from None
     if limits is not None:
-        _check_limits(payload, limits)
+        # (a str body: at most 4 UTF-8 bytes per character)
+        size = len(body) if isinstance(body, bytes) else 4 * len(body)
+        _check_limits(payload, limits, body_size=size)
     meta = _meta(payload)
     records: list[IntakeRecord] = []
     for index, item in enumerate(payload.alerts):
@@ -146,7 +148,7 @@ def _utc(value: datetime, index: int, field: str) -> datetime:
         ) from None
 
 
-def _check_limits(payload: _WebhookIn, limits: WebhookLimits) -> None:
+def _check_limits(payload: _WebhookIn, limits: WebhookLimits, *, body_size: int) -> None:
     count = len(payload.alerts)
     if count > limits.max_alerts:
         raise WebhookPayloadError(
@@ -154,6 +156,9 @@ def _check_limits(payload: _WebhookIn, limits: WebhookLimits) -> None:
             "(webhook.max_alerts); set max_alerts in the Alertmanager webhook_config",
             reason="too_many_alerts", location="alerts", status=413,
         )
+    # No alert's labels (or annotations) can be larger than the whole body: a body within
+    # both byte limits skips measuring them (the usual, small Alertmanager notification).
+    measure = body_size > min(limits.max_label_bytes, limits.max_annotation_bytes)
     for index, item in enumerate(payload.alerts):
         labels = item.labels
         if len(labels) > limits.max_labels:
@@ -162,6 +167,8 @@ def _check_limits(payload: _WebhookIn, limits: WebhookLimits) -> None:
                 f"{limits.max_labels} (webhook.max_labels)",
                 reason="too_many_labels", location=f"alerts.{index}.labels", status=413,
             )
+        if not measure:
+            continue
         size = _size(labels, limits.max_label_bytes)
         if size > limits.max_label_bytes:
             raise WebhookPayloadError(
@@ -182,7 +189,7 @@ def _check_limits(payload: _WebhookIn, limits: WebhookLimits) -> None:
 
 def _size(items: dict[str, str], limit: int) -> int:
     """UTF-8 bytes of the names and values (encoded only when they may exceed ``limit``)."""
-    chars = sum(len(name) + len(value) for name, value in items.items())
+    chars = sum(map(len, items)) + sum(map(len, items.values()))
     if chars * 4 <= limit:  # a character is at most 4 bytes in UTF-8: surely within
         return chars
     return sum(len(name.encode()) + len(value.encode()) for name, value in items.items())
