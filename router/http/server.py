@@ -34,7 +34,7 @@ import json
 from typing import Any, Final
 
 from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.http_exceptions import BadHttpMethod, HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
 from router.config import WebhookConfig
@@ -156,8 +156,10 @@ class _GuardedHandler(web.RequestHandler):
         if not isinstance(exc, HttpProcessingError) or status >= 500:
             return super().handle_error(request, status, exc, message)
         kind = type(exc).__name__
-        _log.info("malformed HTTP request rejected", status=status, error_type=kind,
-                  peer=request.remote)
+        # Not HTTP at all (a TLS hello, a port scanner): debug only, as aiohttp does.
+        log = _log.debug if isinstance(exc, BadHttpMethod) else _log.info
+        log("malformed HTTP request rejected", status=status, error_type=kind,
+            peer=request.remote)
         response = json_error(
             status, f"malformed HTTP request ({kind}): check the request line and headers")
         response.force_close()

@@ -301,3 +301,18 @@ async def test_non_utf8_bearer_token_is_401(serve: Serve) -> None:
 def test_aiohttp_keeps_the_request_count_the_guard_relies_on() -> None:
     """The handler's header deadline reads RequestHandler._request_count: it must exist."""
     assert "_request_count" in web.RequestHandler.__init__.__code__.co_names
+
+
+async def test_non_http_bytes_get_json_400_logged_at_debug_only(serve: Serve) -> None:
+    """A TLS hello on the plain port is a JSON 400, logged at debug (scanners are noise)."""
+    port, _ = await serve()
+    with capture_logs() as logs:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 HTTP/1.1\r\n\r\n")
+        answer = await _closed_by_server(reader, within_s=5)
+        writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert b" 400 " in head.split(b"\r\n")[0]
+    assert json.loads(body)["status"] == "error"
+    rejected = [e for e in logs if e["event"] == "malformed HTTP request rejected"]
+    assert [e["log_level"] for e in rejected] == ["debug"]
