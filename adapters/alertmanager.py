@@ -11,7 +11,11 @@ Lenient where senders differ, strict where routing depends on it:
 - strict: the body is a JSON object; ``alerts`` is a non-empty list of objects; each
   ``labels`` is a non-empty object of string → string; ``startsAt``/``endsAt`` are
   RFC 3339 times with a zone offset (``startsAt`` missing → the time we received it);
-  ``status`` if given is ``firing`` or ``resolved``.
+  ``status`` if given is ``firing`` or ``resolved``; times must stay representable once
+  converted to UTC (``9999-12-31T23:00:00-01:00`` does not).
+- bounded (optional :class:`WebhookLimits`): alerts per body, labels per alert, bytes of
+  one alert's labels and of its annotations. Over a limit raises a WebhookPayloadError
+  with status 413 naming the limit (its config key) and where it was exceeded.
 
 Anything else raises :class:`WebhookPayloadError` (a PayloadError, status 400) with the location
 as a dotted path (``alerts.0.labels.severity``) and the problem in plain words.
@@ -20,32 +24,46 @@ Parsing uses pydantic's ``model_validate_json`` on the raw bytes: one pass in Ru
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, Strict, ValidationError
+from pydantic_core import from_json
 
 from router.bytecache import ENTRY_OVERHEAD, ByteLRU, labels_bytes
 from router.errors import PayloadError
 from router.fingerprint import fingerprint
 from router.models import Alert, AlertStatus, IntakeRecord
 
-__all__ = ["SOURCE", "WebhookPayloadError", "count_alerts", "parse_webhook"]
+__all__ = ["SOURCE", "WebhookLimits", "WebhookPayloadError", "count_alerts", "parse_webhook"]
 
 SOURCE = "alertmanager"
 
 class WebhookPayloadError(PayloadError):
     """A rejected webhook body; ``reason`` is a short metric label.
 
-    Reasons: ``malformed_json``, ``not_an_object``, ``empty_alerts``, ``invalid_payload``.
+    Reasons (status 400): ``malformed_json``, ``not_an_object``, ``empty_alerts``,
+    ``invalid_payload``; (status 413, a :class:`WebhookLimits` limit) ``too_many_alerts``,
+    ``too_many_labels``, ``labels_too_large``, ``annotations_too_large``.
     """
 
-    def __init__(self, message: str, *, reason: str, location: str | None = None) -> None:
-        super().__init__(message, status=400, location=location)
+    def __init__(self, message: str, *, reason: str, location: str | None = None,
+                 status: int = 400) -> None:
+        super().__init__(message, status=status, location=location)
         self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookLimits:
+    """Bounds on one body (``webhook.max_*``); sizes are UTF-8 bytes of names + values."""
+
+    max_alerts: int
+    max_labels: int
+    max_label_bytes: int
+    max_annotation_bytes: int
 
 
 _Time = Annotated[AwareDatetime, Strict()]
@@ -74,26 +92,32 @@ class _WebhookIn(BaseModel):
     truncatedAlerts: int | None = None
 
 
-def parse_webhook(body: bytes | str, *, received_at: datetime) -> list[IntakeRecord]:
+def parse_webhook(body: bytes | str, *, received_at: datetime,
+                  limits: WebhookLimits | None = None) -> list[IntakeRecord]:
     """Parse one webhook body into intake records (one per alert, in payload order).
 
     ``received_at`` (aware, UTC) stands in for a missing ``startsAt`` and decides the
     status of alerts that carry none (``endsAt`` in the past → resolved).
-    Raises WebhookPayloadError (a PayloadError, status 400) with a dotted ``location``
-    when the body is unacceptable.
+    Raises WebhookPayloadError (a PayloadError, status 400, or 413 over one of
+    ``limits``) with a dotted ``location`` when the body is unacceptable.
     """
     try:
         payload = _WebhookIn.model_validate_json(body)
     except ValidationError as exc:
         raise _payload_error(exc) from None
+    if limits is not None:
+        # (a str body: at most 4 UTF-8 bytes per character)
+        size = len(body) if isinstance(body, bytes) else 4 * len(body)
+        _check_limits(payload, limits, body_size=size)
     meta = _meta(payload)
     records: list[IntakeRecord] = []
-    for item in payload.alerts:
-        starts_at = item.startsAt.astimezone(UTC) if item.startsAt is not None else received_at
+    for index, item in enumerate(payload.alerts):
+        starts_at = (_utc(item.startsAt, index, "startsAt") if item.startsAt is not None
+                     else received_at)
         ends_at = item.endsAt if isinstance(item.endsAt, datetime) else None
         if ends_at is not None:
             # Go's zero time means "not resolved"
-            ends_at = None if ends_at.year <= 1 else ends_at.astimezone(UTC)
+            ends_at = None if ends_at.year <= 1 else _utc(ends_at, index, "endsAt")
         status: AlertStatus
         if item.status is not None:
             status = item.status
@@ -112,6 +136,65 @@ def parse_webhook(body: bytes | str, *, received_at: datetime) -> list[IntakeRec
             IntakeRecord(source=SOURCE, received_at=received_at, alert=alert, meta=meta)
         )
     return records
+
+
+def _utc(value: datetime, index: int, field: str) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:00:00-01:00 is past year 9999 in UTC
+        location = f"alerts.{index}.{field}"
+        raise WebhookPayloadError(
+            f"{location} is out of range: it must fall between years 1 and 9999 in UTC",
+            reason="invalid_payload", location=location,
+        ) from None
+
+
+def _check_limits(payload: _WebhookIn, limits: WebhookLimits, *, body_size: int) -> None:
+    count = len(payload.alerts)
+    if count > limits.max_alerts:
+        raise WebhookPayloadError(
+            f"too many alerts: {count} exceeds the limit of {limits.max_alerts} per request "
+            "(webhook.max_alerts); set max_alerts in the Alertmanager webhook_config",
+            reason="too_many_alerts", location="alerts", status=413,
+        )
+    # No alert's labels (or annotations) can be larger than the whole body: a body within
+    # both byte limits skips measuring them (the usual, small Alertmanager notification).
+    measure = body_size > min(limits.max_label_bytes, limits.max_annotation_bytes)
+    for index, item in enumerate(payload.alerts):
+        labels = item.labels
+        if len(labels) > limits.max_labels:
+            raise WebhookPayloadError(
+                f"alerts.{index}.labels has {len(labels)} labels: the limit is "
+                f"{limits.max_labels} (webhook.max_labels)",
+                reason="too_many_labels", location=f"alerts.{index}.labels", status=413,
+            )
+        if not measure:
+            continue
+        size = _size(labels, limits.max_label_bytes)
+        if size > limits.max_label_bytes:
+            raise WebhookPayloadError(
+                f"alerts.{index}.labels are {size} bytes: the limit is "
+                f"{limits.max_label_bytes} (webhook.max_label_bytes)",
+                reason="labels_too_large", location=f"alerts.{index}.labels", status=413,
+            )
+        if item.annotations:
+            size = _size(item.annotations, limits.max_annotation_bytes)
+            if size > limits.max_annotation_bytes:
+                raise WebhookPayloadError(
+                    f"alerts.{index}.annotations are {size} bytes: the limit is "
+                    f"{limits.max_annotation_bytes} (webhook.max_annotation_bytes)",
+                    reason="annotations_too_large", location=f"alerts.{index}.annotations",
+                    status=413,
+                )
+
+
+def _size(items: dict[str, str], limit: int) -> int:
+    """UTF-8 bytes of the names and values (encoded only when they may exceed ``limit``)."""
+    chars = sum(map(len, items)) + sum(map(len, items.values()))
+    if chars * 4 <= limit:  # a character is at most 4 bytes in UTF-8: surely within
+        return chars
+    return sum(len(name.encode()) + len(value.encode()) for name, value in items.items())
+
 
 
 def _pairs_bytes(key: tuple[tuple[str, str], ...], _value: str) -> int:
@@ -145,8 +228,8 @@ def count_alerts(body: bytes | str) -> int:
     Used only on the rejection path, to count rejected alerts in metrics.
     """
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        data = from_json(body)
+    except ValueError:  # malformed, not UTF-8, or nested deeper than the parser allows
         return 0
     alerts = data.get("alerts") if isinstance(data, dict) else None
     return len(alerts) if isinstance(alerts, list) else 0

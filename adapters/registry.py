@@ -13,7 +13,12 @@ import importlib
 from typing import TYPE_CHECKING
 
 from adapters.alertmanager import SOURCE as ALERTMANAGER_SOURCE
-from adapters.alertmanager import WebhookPayloadError, count_alerts, parse_webhook
+from adapters.alertmanager import (
+    WebhookLimits,
+    WebhookPayloadError,
+    count_alerts,
+    parse_webhook,
+)
 from adapters.smtp import SmtpChannel, SmtpSettings
 from router.channels_config import SnsConfig, WebPushConfig
 from router.dispatch.channel import Channel
@@ -51,6 +56,7 @@ __all__ = [
     "PublishError",
     "SmtpSettings",
     "SubscriptionStore",
+    "WebhookLimits",
     "WebhookPayloadError",
     "build_channels",
     "count_alerts",

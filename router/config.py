@@ -113,11 +113,25 @@ class BasicAuthConfig(_Strict):
 
 
 class WebhookConfig(_Strict):
-    """Inbound webhook settings. With no credentials configured, the webhook is open."""
+    """Inbound webhook and HTTP server settings. With no credentials, the webhook is open.
+
+    The connection settings (timeouts, cap, keep-alive) apply to every HTTP route.
+    """
 
     bearer_token: SecretStr | None = None
     basic_auth: BasicAuthConfig | None = None
-    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # Sized for a group of 10,000 real Alertmanager alerts (measured 200-400 bytes each,
+    # 1.6 KiB each allowed): a 413 makes Alertmanager drop the group until its next flush.
+    max_body_bytes: int = Field(default=16 * 1_048_576, ge=1024)
+    max_alerts: int = Field(default=20_000, ge=1)  # alerts in one request
+    max_labels: int = Field(default=128, ge=1)  # labels of one alert
+    max_label_bytes: int = Field(default=16_384, ge=64)  # one alert's label names + values
+    max_annotation_bytes: int = Field(default=65_536, ge=64)  # one alert's annotations
+    header_timeout_s: float = Field(default=10.0, gt=0)  # to send a request's headers
+    body_timeout_s: float = Field(default=30.0, gt=0)  # to send a webhook body
+    max_connections: int = Field(default=1024, ge=1)  # open HTTP connections, all routes
+    keepalive_timeout_s: float = Field(default=75.0, gt=0)  # idle keep-alive connection
+    keepalive_max_requests: int = Field(default=1000, ge=1)  # requests per connection
 
     @field_validator("bearer_token")
     @classmethod

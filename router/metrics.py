@@ -22,6 +22,8 @@ __all__ = [
     "DELIVERIES",
     "DISPATCH_LATENCY",
     "FALLBACKS_PLANNED",
+    "HTTP_CONNECTIONS_CLOSED",
+    "HTTP_CONNECTIONS_OPEN",
     "INCIDENT_ALERT_EVENTS",
     "INCIDENT_FLUSHES",
     "INTAKE_PENDING",
@@ -102,6 +104,18 @@ RULES_RELOAD_SUCCESS = Gauge(
 RULES_LAST_RELOAD = Gauge(
     "tocsin_rules_last_reload_timestamp_seconds",
     "Unix time of the last successful rule load.",
+    registry=REGISTRY,
+)
+HTTP_CONNECTIONS_OPEN = Gauge(
+    "tocsin_http_connections_open",
+    "HTTP connections open now (webhook.max_connections is the cap).",
+    registry=REGISTRY,
+)
+HTTP_CONNECTIONS_CLOSED = Counter(
+    "tocsin_http_connections_closed",
+    "HTTP connections closed by Tocsin's guards, by reason (connection_limit: refused "
+    "with 503 at the cap; header_timeout: headers not complete in webhook.header_timeout_s).",
+    ["reason"],
     registry=REGISTRY,
 )
 

@@ -21,8 +21,6 @@ import time
 from typing import TYPE_CHECKING, Final
 from urllib.parse import urlsplit, urlunsplit
 
-from aiohttp import web
-
 from adapters.registry import SmtpSettings, build_channels, sns_settings, webpush_settings
 from router import __version__
 from router.bytecache import set_cache_bytes
@@ -35,6 +33,7 @@ from router.gctune import tune_gc
 from router.http import ServiceState, create_app
 from router.http.auth import auth_warnings
 from router.http.reload import RELOADER
+from router.http.server import HttpServer
 from router.logging import configure_logging, get_logger
 from router.metrics import RULES_LAST_RELOAD, RULES_RELOAD_SUCCESS
 from router.rules import load_rules
@@ -163,20 +162,17 @@ async def run_service(config: ServiceConfig, *, ready: asyncio.Event | None = No
     # Channels are built by the app once the store is open: Web Push needs the store's
     # subscriptions.
     app = create_app(config, rules=rules, state=state)
-    runner = web.AppRunner(
-        app, handle_signals=False, access_log=None, shutdown_timeout=DRAIN_TIMEOUT_S
-    )
+    # Header timeout, connection cap, keep-alive limits: router.http.server.
+    server = HttpServer(app, config.webhook, shutdown_timeout_s=DRAIN_TIMEOUT_S)
     host, port = config.listen_address
     try:
-        await runner.setup()
-        site = web.TCPSite(runner, host, port)
-        await site.start()
+        await server.start(host, port)
     except asyncio.CancelledError:
         raise
     except Exception as exc:  # noqa: BLE001 — any startup failure: log it, clean up, exit 1
         _log.error("startup failed", error=str(exc), error_type=type(exc).__name__,
                    listen=config.listen)
-        await runner.cleanup()
+        await server.stop()
         return 1
 
     loop = asyncio.get_running_loop()
@@ -204,7 +200,7 @@ async def run_service(config: ServiceConfig, *, ready: asyncio.Event | None = No
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(signum)
         _log.info("draining: no new connections, finishing in-flight work")
-        await runner.cleanup()
+        await server.stop()
         _log.info("tocsin stopped", exit_code=state.exit_code)
     return state.exit_code
 

@@ -25,7 +25,7 @@ def test_defaults_without_file_or_env() -> None:
     assert config.listen == "127.0.0.1:9095"
     assert config.state_url == "sqlite:///var/tocsin.db"
     assert config.rules == ["rules/"]
-    assert config.webhook.max_body_bytes == 1_048_576
+    assert config.webhook.max_body_bytes == 16 * 1_048_576
     assert config.log.format == "json"
 
 

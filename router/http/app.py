@@ -36,7 +36,7 @@ from router.http.state import (
     RulesRef,
     ServiceState,
 )
-from router.http.webhook import handle_alertmanager
+from router.http.webhook import LIMITS, handle_alertmanager, webhook_limits
 from router.logging import get_logger
 from router.store import Store, open_store
 
@@ -80,6 +80,7 @@ def create_app(
     app[STATE] = state if state is not None else ServiceState()
     app[CLOCK] = clock if clock is not None else SystemClock()
     app[API_AUTH] = ApiAuth.from_config(config)  # every route checks its scope with it
+    app[LIMITS] = webhook_limits(config.webhook)
 
     app.cleanup_ctx.append(_store_ctx(store))
     app.cleanup_ctx.append(_backpressure_ctx)  # backlog sampled: webhook 503, Kafka pause

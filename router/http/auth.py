@@ -101,7 +101,9 @@ class WebhookAuth:
         scheme = scheme.lower()
         value = value.strip()
         if scheme == "bearer" and self.bearer_token is not None:
-            if hmac.compare_digest(value.encode(), self.bearer_token):
+            # aiohttp decodes header bytes that are not UTF-8 (``\xff``) as surrogate
+            # escapes: encode them back to the bytes sent, which then do not match.
+            if hmac.compare_digest(value.encode("utf-8", "surrogateescape"), self.bearer_token):
                 return None
             return "invalid bearer token"
         if scheme == "basic" and self.basic_username is not None:

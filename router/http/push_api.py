@@ -19,6 +19,7 @@ endpoint must be ``https`` on a public host unless ``webpush.allowed_endpoints``
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 from urllib.parse import urlsplit
@@ -80,7 +81,13 @@ async def _create(request: web.Request) -> web.Response:
     if denied is not None:
         return denied
     try:
-        body = json.loads(await request.read())
+        async with asyncio.timeout(request.app[CONFIG].webhook.body_timeout_s):
+            raw = await request.read()
+    except TimeoutError:
+        raise web.HTTPRequestTimeout(reason="the request body was not received in time "
+                                     "(webhook.body_timeout_s)") from None
+    try:
+        body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         return json_error(400, "the body must be JSON: {contact_id, subscription}")
     if not isinstance(body, dict):

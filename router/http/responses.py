@@ -20,6 +20,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import hdrs, web
+from aiohttp.web_protocol import RequestPayloadError
 
 from router.logging import get_logger
 
@@ -93,7 +94,8 @@ def json_errors(handler: Handler) -> Handler:
     """Wrap a route handler so that its errors are answered as JSON bodies.
 
     aiohttp's HTTP exceptions with a status >= 400 become :func:`json_error` bodies
-    (headers such as ``Allow`` kept); any other exception is logged and answered 500.
+    (headers such as ``Allow`` kept); a body the client sent that cannot be read or
+    decoded is answered 400; any other exception is logged and answered 500.
     """
 
     @functools.wraps(handler)
@@ -104,6 +106,10 @@ def json_errors(handler: Handler) -> Handler:
             if exc.status < 400:
                 raise
             return http_exception_response(request, exc)
+        except RequestPayloadError:  # the client's body (e.g. a wrong Content-Encoding)
+            response = json_error(400, "the request body could not be read or decoded")
+            response.force_close()
+            return response
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 — last-resort handler: logged with traceback, answered 500

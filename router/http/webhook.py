@@ -5,7 +5,10 @@ returned); routing happens after, driven by the intake rows. Client mistakes get
 with a JSON error naming the problem and where it is; a store failure gets 503 with
 ``Retry-After`` so that Alertmanager retries (it retries 5xx, not 4xx), and so does a
 backlog over a ``backpressure`` bound (:mod:`router.backpressure`; checked before the
-body is read). Nothing is persisted for a rejected request.
+body is read). Nothing is persisted for a rejected request. A 5xx is never the
+client's fault: a body that cannot be decoded (``Content-Encoding`` that does not
+match it), nested too deep, with a time out of range, or over a ``webhook.max_*`` limit
+(413 naming the limit) is a 4xx; a body not complete within ``webhook.body_timeout_s`` gets 408.
 
 Content-Type: ``application/json`` (any parameters, e.g. ``charset=utf-8``) and
 ``application/*+json`` are accepted; a request without Content-Type is accepted when its
@@ -18,17 +21,20 @@ import asyncio
 from typing import Final
 
 from aiohttp import hdrs, web
+from aiohttp.web_protocol import RequestPayloadError
 
 from adapters.registry import ALERTMANAGER_SOURCE as SOURCE
-from adapters.registry import WebhookPayloadError, count_alerts, parse_webhook
+from adapters.registry import WebhookLimits, WebhookPayloadError, count_alerts, parse_webhook
+from router.config import WebhookConfig
 from router.http.auth import API_AUTH
 from router.http.responses import internal_error, json_error
 from router.http.state import BACKPRESSURE, CLOCK, CONFIG, KAFKA_PUBLISHER, PROCESSOR, STORE
 from router.logging import get_logger
 from router.metrics import ALERTS_RECEIVED, WEBHOOK_REJECTED
 
-__all__ = ["RETRY_AFTER_S", "handle_alertmanager"]
+__all__ = ["LIMITS", "RETRY_AFTER_S", "handle_alertmanager", "webhook_limits"]
 
+LIMITS: web.AppKey[WebhookLimits] = web.AppKey("webhook_limits")
 #: Seconds a sender is asked to wait when the store cannot take the alerts.
 RETRY_AFTER_S: Final = 5
 
@@ -53,6 +59,16 @@ def _reject(
     if alerts:
         _REJECTED.inc(alerts)
     return json_error(status, error, location=location, headers=headers)
+
+
+def webhook_limits(config: WebhookConfig) -> WebhookLimits:
+    """The payload limits of ``webhook.max_alerts`` / ``max_labels`` / ``max_*_bytes``."""
+    return WebhookLimits(
+        max_alerts=config.max_alerts,
+        max_labels=config.max_labels,
+        max_label_bytes=config.max_label_bytes,
+        max_annotation_bytes=config.max_annotation_bytes,
+    )
 
 
 def _json_content_type(request: web.Request) -> bool:
@@ -88,7 +104,8 @@ async def _handle(request: web.Request) -> web.Response:
         return _reject(503, "backpressure", bound.message(),
                        headers=[(hdrs.RETRY_AFTER, pressure.retry_after)])
 
-    limit = app[CONFIG].webhook.max_body_bytes
+    webhook = app[CONFIG].webhook
+    limit = webhook.max_body_bytes
     length = request.content_length
     if length is not None and length > limit:
         return _reject(413, "too_large", _too_large(length, limit))
@@ -100,13 +117,26 @@ async def _handle(request: web.Request) -> web.Response:
             f"unsupported Content-Type {request.content_type!r}: send application/json",
         )
     try:
-        body = await request.read()
+        async with asyncio.timeout(webhook.body_timeout_s):
+            body = await request.read()
     except web.HTTPRequestEntityTooLarge:
         return _reject(413, "too_large", _too_large(None, limit))
+    except TimeoutError:
+        response = _reject(408, "body_timeout", "the request body was not received within "
+                           f"{webhook.body_timeout_s:g} s (webhook.body_timeout_s)")
+        response.force_close()
+        return response
+    except RequestPayloadError:  # e.g. Content-Encoding: gzip on a body that is not gzip
+        encoding = request.headers.get(hdrs.CONTENT_ENCODING)
+        words = (f"the body cannot be decoded as Content-Encoding {encoding!r}" if encoding
+                 else "the body could not be read (malformed chunked encoding)")
+        response = _reject(400, "bad_encoding", words)
+        response.force_close()
+        return response
 
     received_at = app[CLOCK].now()
     try:
-        records = parse_webhook(body, received_at=received_at)
+        records = parse_webhook(body, received_at=received_at, limits=app[LIMITS])
     except WebhookPayloadError as exc:
         if not body.strip():  # checked only here: the accepted path never copies the body
             return _reject(400, "malformed_json", "the body is empty: expected a JSON object")

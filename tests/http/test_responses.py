@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 
 import router.http.webhook as webhook_module
-from router.http.responses import handle_unmatched, is_json_wrapped
+from router.http.responses import handle_unmatched, is_json_wrapped, json_errors
 from router.http.webhook import handle_alertmanager
 
 from .conftest import store_of
@@ -37,7 +37,7 @@ async def test_webhook_unexpected_error_is_json_500(
 ) -> None:
     """A bug in the webhook path is answered 500 with a JSON body, nothing persisted."""
 
-    def broken(body: bytes, *, received_at: object) -> None:
+    def broken(body: bytes, **kwargs: object) -> None:
         raise RuntimeError("boom")
 
     monkeypatch.setattr(webhook_module, "parse_webhook", broken)
@@ -97,3 +97,23 @@ async def test_unknown_path_is_json_404_for_every_method(
     assert response.status == 404
     assert await response.json() == {"status": "error",
                                      "error": f"not found: {method} /webhook/other"}
+
+
+async def test_wrapped_route_undecodable_body_is_json_400() -> None:
+    """Reproducer 10: a wrapped route reading a body with a lying Content-Encoding: 400."""
+
+    async def echo(request: web.Request) -> web.Response:
+        return web.Response(body=await request.read())
+
+    app = web.Application()
+    app.router.add_post("/echo", json_errors(echo))
+    client: TestClient[Any, Any] = TestClient(TestServer(app, host="127.0.0.1"))
+    await client.start_server()
+    try:
+        response = await client.post("/echo", data=BODY,
+                                     headers={**JSON, "Content-Encoding": "gzip"})
+        assert response.status == 400
+        assert await response.json() == {
+            "status": "error", "error": "the request body could not be read or decoded"}
+    finally:
+        await client.close()
