@@ -28,24 +28,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, Strict, ValidationError
 
-from router.errors import PayloadError
+from router.errors import WebhookPayloadError
 from router.fingerprint import fingerprint
 from router.models import Alert, AlertStatus, IntakeRecord
 
 __all__ = ["SOURCE", "WebhookPayloadError", "count_alerts", "parse_webhook"]
 
 SOURCE = "alertmanager"
-
-class WebhookPayloadError(PayloadError):
-    """A rejected webhook body; ``reason`` is a short metric label.
-
-    Reasons: ``malformed_json``, ``not_an_object``, ``empty_alerts``, ``invalid_payload``.
-    """
-
-    def __init__(self, message: str, *, reason: str, location: str | None = None) -> None:
-        super().__init__(message, status=400, location=location)
-        self.reason = reason
-
 
 _Time = Annotated[AwareDatetime, Strict()]
 _QUOTEMETA = re.compile(r"\\([\\.+*?()|\[\]{}^$])")

@@ -25,7 +25,7 @@ from jinja2.meta import find_undeclared_variables
 from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 
-from router.errors import TocsinError
+from router.errors import RenderError, TemplateCompileError
 from router.incidents.view import IncidentView, StormItem, format_duration, single_alert_view
 from router.models import Alert, Contact, Phase, RenderedMessage, RouteDecision
 from router.rules.problems import did_you_mean
@@ -50,19 +50,6 @@ _log = structlog.get_logger(__name__)
 CONTEXT_FIELDS: frozenset[str] = frozenset(
     {"alert", "severity", "phase", "route", "owner", "recipient", "meta", "incident", "storm"}
 )
-
-
-class RenderError(TocsinError):
-    """A template failed at run time (e.g. an undefined attribute or a failing filter)."""
-
-
-class TemplateCompileError(Exception):
-    """A template source is invalid; ``lineno`` is 1-based within the template text."""
-
-    def __init__(self, message: str, lineno: int) -> None:
-        self.message = message
-        self.lineno = lineno
-        super().__init__(message)
 
 
 class LabelMap(dict[str, str]):

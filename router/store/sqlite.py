@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
+from router.errors import InternalError, StoreClosedError
 from router.incidents.engine import AlertEvent
 from router.incidents.flush import FlushResult, PlannedNotice
 from router.metrics import DEAD_LETTERS, PLANNED_DELIVERIES
@@ -120,7 +121,7 @@ def _insert_intake_rows(
         params = [value for row, _ in chunk for value in row]
         last = conn.execute(_INSERT_INTAKE_SQL[len(chunk) - 1], params).lastrowid
         if last is None:  # pragma: no cover — SQLite sets it after every INSERT
-            raise RuntimeError("INSERT INTO intake returned no rowid")
+            raise InternalError("INSERT INTO intake returned no rowid")
         ids.extend(range(last - len(chunk) + 1, last + 1))
     return ids
 
@@ -220,7 +221,7 @@ class SqliteStore:
         reader = self._reader
         if reader is None:
             if not self._started:
-                raise RuntimeError("store is not started")
+                raise StoreClosedError("store is not started")
             return await self._writer.submit(fn)
 
         def run() -> T:
@@ -757,7 +758,7 @@ class SqliteStore:
 
         try:
             return await self._read(query)
-        except (sqlite3.Error, RuntimeError):
+        except (sqlite3.Error, RuntimeError):  # closed, or its executor shut down
             return False
 
 
