@@ -1,9 +1,11 @@
 """The ``tocsin`` command line (also ``python -m router``).
 
-Commands: ``serve``, ``rules check``, ``rules test``, ``version``. Exit status: 0 ok,
+Commands: ``serve``, ``rules check|test|diff|import-alertmanager``, ``deliveries retry``,
+``intake retry``, ``push vapid-keys``, ``state backup``, ``version``. Exit status: 0 ok,
 1 failure (invalid config or rules, failed run), 2 usage error (bad arguments).
-The rule commands are implemented in :mod:`router.rules.cli`; this module only parses
-arguments and delegates.
+The commands are implemented in :mod:`router.rules.cli` (and
+:mod:`router.rules.importer_cli`), :mod:`router.deliveries_cli` and
+:mod:`router.state_cli`; this module builds the argument tree and delegates.
 """
 
 from __future__ import annotations
