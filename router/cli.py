@@ -19,7 +19,7 @@ from pathlib import Path
 
 from router import __version__
 
-__all__ = ["build_parser", "main"]
+__all__ = ["main"]
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -33,11 +33,6 @@ def _key_value(text: str) -> tuple[str, str]:
     if not sep or not name:
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
     return name, value
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The whole argument tree (exposed for tests and documentation)."""
-    return _build()[0]
 
 
 def _build() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
