@@ -4,7 +4,8 @@ Every exception Tocsin raises on purpose is a :class:`TocsinError`. User errors 
 rule file, a bad payload or request, a bad config: fix the input and try again) are
 separate from delivery errors (a channel refused or failed), broker errors (Kafka did not
 acknowledge), store errors and internal errors (a broken invariant: a bug in Tocsin).
-Anything that is not a TocsinError is a bug too. The tree::
+Anything else that escapes is a bug or a failure of the environment (OSError, sqlite3.Error).
+The tree::
 
     TocsinError
     ├── UserError                    the input is at fault; the message says where
