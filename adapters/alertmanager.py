@@ -34,27 +34,13 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, Strict, Valida
 from pydantic_core import from_json
 
 from router.bytecache import ENTRY_OVERHEAD, ByteLRU, labels_bytes
-from router.errors import PayloadError
+from router.errors import WebhookPayloadError
 from router.fingerprint import fingerprint
 from router.models import Alert, AlertStatus, IntakeRecord
 
 __all__ = ["SOURCE", "WebhookLimits", "WebhookPayloadError", "count_alerts", "parse_webhook"]
 
 SOURCE = "alertmanager"
-
-class WebhookPayloadError(PayloadError):
-    """A rejected webhook body; ``reason`` is a short metric label.
-
-    Reasons (status 400): ``malformed_json``, ``not_an_object``, ``empty_alerts``,
-    ``invalid_payload``; (status 413, a :class:`WebhookLimits` limit) ``too_many_alerts``,
-    ``too_many_labels``, ``labels_too_large``, ``annotations_too_large``.
-    """
-
-    def __init__(self, message: str, *, reason: str, location: str | None = None,
-                 status: int = 400) -> None:
-        super().__init__(message, status=status, location=location)
-        self.reason = reason
-
 
 @dataclass(frozen=True, slots=True)
 class WebhookLimits:

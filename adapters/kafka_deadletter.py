@@ -21,6 +21,8 @@ from typing import Any, Final, Protocol
 
 from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 
+from router.errors import DeadLetterError
+
 __all__ = [
     "HEADER_PREFIX",
     "DeadLetter",
@@ -32,10 +34,6 @@ __all__ = [
 
 HEADER_PREFIX: Final = "tocsin-dlq-"
 _MAX_ERROR_BYTES: Final = 1024
-
-
-class DeadLetterError(Exception):
-    """The dead-letter topic did not acknowledge the message."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,7 @@ from typing import Annotated, Final, Literal, TypeVar
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from adapters.alertmanager import WebhookPayloadError, parse_webhook
-from router.errors import PayloadError
+from router.errors import KafkaMessageError
 from router.fingerprint import fingerprint
 from router.kafka_config import MESSAGE_FORMATS, KafkaLabelsConfig, MessageFormat
 from router.models import Alert, AlertStatus, IntakeRecord
@@ -48,17 +48,6 @@ __all__ = [
 SOURCE: Final = "kafka"
 #: A producer may name the format of its message in this header (e.g. cluster ingest).
 FORMAT_HEADER: Final = "tocsin-format"
-
-
-class KafkaMessageError(PayloadError):
-    """A message that cannot become alerts; ``reason`` is a short metric label.
-
-    Reasons: ``empty``, ``malformed_json``, ``invalid_payload``, ``unknown_format``.
-    """
-
-    def __init__(self, message: str, *, reason: str, location: str | None = None) -> None:
-        super().__init__(message, status=400, location=location)
-        self.reason = reason
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

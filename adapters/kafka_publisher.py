@@ -27,14 +27,11 @@ from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 
 from adapters.kafka_client import make_producer
 from adapters.kafka_formats import FORMAT_HEADER
+from router.errors import PublishError
 from router.kafka_config import KafkaConfig
 from router.models import Alert, IntakeRecord
 
 __all__ = ["KafkaPublisher", "PublishError", "alert_message"]
-
-
-class PublishError(Exception):
-    """The broker did not acknowledge every message in time."""
 
 
 def alert_message(alert: Alert) -> bytes:

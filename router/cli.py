@@ -1,9 +1,11 @@
 """The ``tocsin`` command line (also ``python -m router``).
 
-Commands: ``serve``, ``rules check``, ``rules test``, ``version``. Exit status: 0 ok,
+Commands: ``serve``, ``rules check|test|diff|import-alertmanager``, ``deliveries retry``,
+``intake retry``, ``push vapid-keys``, ``state backup``, ``version``. Exit status: 0 ok,
 1 failure (invalid config or rules, failed run), 2 usage error (bad arguments).
-The rule commands are implemented in :mod:`router.rules.cli`; this module only parses
-arguments and delegates.
+The commands are implemented in :mod:`router.rules.cli` (and
+:mod:`router.rules.importer_cli`), :mod:`router.deliveries_cli` and
+:mod:`router.state_cli`; this module builds the argument tree and delegates.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 
 from router import __version__
 
-__all__ = ["build_parser", "main"]
+__all__ = ["main"]
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -31,11 +33,6 @@ def _key_value(text: str) -> tuple[str, str]:
     if not sep or not name:
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
     return name, value
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The whole argument tree (exposed for tests and documentation)."""
-    return _build()[0]
 
 
 def _build() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from router.errors import TocsinError
+from router.errors import MatcherParseError, RegexParseError
 from router.regex import Regex, RegexError
 from router.regex import compile_anchored as compile_regex
 
@@ -37,25 +37,6 @@ __all__ = [
     "parse_matchers_classic",
     "parse_matchers_utf8",
 ]
-
-
-class MatcherParseError(TocsinError):
-    """A matcher string (or a regex inside it) cannot be parsed.
-
-    ``offset`` is the 0-based character index inside the matcher string where the problem
-    starts (0 when the whole string is at fault); ``column`` is the same, 1-based.
-    """
-
-    def __init__(self, message: str, *, text: str, offset: int = 0) -> None:
-        self.message = message
-        self.text = text
-        self.offset = max(0, offset)
-        super().__init__(f"{message} (in matcher {text!r}, column {self.offset + 1})")
-
-    @property
-    def column(self) -> int:
-        """1-based column of the problem inside the matcher string."""
-        return self.offset + 1
 
 
 class MatchType(StrEnum):
@@ -73,27 +54,6 @@ class MatchType(StrEnum):
 _PLAIN_NAME = re.compile(r"[^\s{}!=~,\\\"'`]+")
 # A regex that is a plain alternation of literals, e.g. ``critical|page``.
 _LITERAL_ALT = re.compile(r"[A-Za-z0-9_\-:/ @%]*(?:\|[A-Za-z0-9_\-:/ @%]*)*")
-
-
-class RegexParseError(MatcherParseError):
-    """A regex matcher value Alertmanager's regexp (RE2) rejects.
-
-    ``described`` names the regex and gives Go's reason (Tocsin's wording, the default
-    ``message``); ``go_message`` is the text of Go's ``regexp.Compile`` error, which the
-    classic parser port reports as upstream does.
-    """
-
-    def __init__(self, message: str, *, text: str, offset: int = 0, described: str,
-                 go_message: str) -> None:
-        self.described = described
-        self.go_message = go_message
-        super().__init__(message, text=text, offset=offset)
-
-    def at(self, *, text: str, offset: int, go_wording: bool = False) -> RegexParseError:
-        """The same error, positioned in ``text`` (optionally worded as Go's)."""
-        return RegexParseError(self.go_message if go_wording else self.described, text=text,
-                               offset=offset, described=self.described,
-                               go_message=self.go_message)
 
 
 def compile_anchored(value: str, *, text: str | None = None, offset: int = 0,

@@ -1,7 +1,7 @@
 """The data that flows through Tocsin, as plain frozen dataclasses.
 
-These types are the contracts between the stages (intake → rules → planner → outbox →
-dispatcher → channel adapters). They carry no behaviour beyond small conveniences.
+These types are the contracts between the stages (intake → rules → incidents → notices
+→ outbox → dispatcher → channel adapters). They carry no behaviour beyond small conveniences.
 """
 
 from __future__ import annotations
@@ -213,7 +213,11 @@ class Delivery:
 
 @dataclass(frozen=True, slots=True)
 class OutboundMessage:
-    """What a channel adapter is asked to send. Adapters never see the store."""
+    """What a channel adapter is asked to send.
+
+    Adapters never see the outbox: the push channel alone reads (and prunes) the push
+    subscriptions of the recipient, through the narrow ``SubscriptionStore`` protocol.
+    """
 
     delivery_id: int
     idempotency_key: str

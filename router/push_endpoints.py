@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import SplitResult, urlsplit
 
+from router.errors import EndpointRefused
+
 __all__ = [
     "DNS_TIMEOUT_S",
     "EndpointPolicy",
@@ -41,10 +43,6 @@ __all__ = [
 #: Upper bound on resolving an endpoint's host name for the check.
 DNS_TIMEOUT_S: Final = 5.0
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
-
-
-class EndpointRefused(ValueError):
-    """An endpoint Tocsin will not POST to; the message says why, in a short line."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,8 @@ from typing import Any, Final, final
 
 from re2 import _re2
 
+from router.errors import RegexError
+
 __all__ = ["Regex", "RegexError", "compile_anchored", "compile_union"]
 
 _OPTIONS: Final[Any] = _re2.RE2.Options()
@@ -61,33 +63,6 @@ _GO_CODES: Final = {
 _BACKREF = re.compile(r"\\[1-9]")
 _POSSESSIVE = re.compile(r"[*+?}]\+$")
 _RE2_SYNTAX = "Alertmanager's regexes use RE2 syntax"
-
-
-class RegexError(ValueError):
-    """An expression Alertmanager's regexp (RE2) rejects.
-
-    ``code`` and ``arg`` are Go's (``arg`` is a piece of the anchored source
-    ``^(?:value)$``, as in Alertmanager's message); ``hint`` explains the common cases
-    of syntax other engines accept.
-    """
-
-    def __init__(self, value: str, code: str, arg: str, hint: str = "") -> None:
-        self.value = value
-        self.code = code
-        self.arg = arg
-        self.hint = hint
-        super().__init__(self.reason)
-
-    @property
-    def reason(self) -> str:
-        """Go's code and argument, plus the hint when there is one."""
-        text = f"{self.code}: `{self.arg}`"
-        return f"{text} ({self.hint})" if self.hint else text
-
-    @property
-    def go_message(self) -> str:
-        """Exactly what Go's ``regexp.Compile`` (so Alertmanager) says."""
-        return f"error parsing regexp: {self.code}: `{self.arg}`"
 
 
 def _hint(code: str, arg: str) -> str:

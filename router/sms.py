@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final, Literal
 
+from router.errors import UserError
+
 __all__ = [
     "GSM7_BASIC",
     "GSM7_EXTENSION",
@@ -71,7 +73,7 @@ class SmsInfo:
     chars: int  # Python characters (code points)
 
 
-class SmsOverflowError(ValueError):
+class SmsOverflowError(UserError):
     """The text needs more parts than the policy allows and the policy says "fail"."""
 
     def __init__(self, info: SmsInfo, max_segments: int) -> None:

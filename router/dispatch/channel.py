@@ -3,7 +3,8 @@
 An adapter sends one message and says how it went: a :class:`~router.models.Receipt` on
 success, :class:`~router.errors.DeliveryError` (``retryable`` true or false, optional
 ``retry_after_s``) on failure. It never sleeps and never retries by itself: retry,
-backoff, deadlines and (later) rate limits live in the dispatcher, in one place.
+backoff, deadlines, rate limits and circuit breakers live in the dispatcher (one lane
+per channel), in one place.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ __all__ = ["Channel"]
 
 
 class Channel(Protocol):
-    """An outbound channel ("email", later "sms", "push", ...)."""
+    """An outbound channel: "email" (SMTP), "sms" and "topic" (SNS), "push" (Web Push)."""
 
     name: str
 

@@ -6,15 +6,9 @@ from datetime import datetime
 
 from aiohttp import web
 
+from router.errors import BadQuery
+
 __all__ = ["BadQuery", "int_param", "iso"]
-
-
-class BadQuery(Exception):
-    """A query parameter is invalid; answered 400 with ``location`` = ``query.NAME``."""
-
-    def __init__(self, name: str, message: str) -> None:
-        super().__init__(f"query parameter {name} {message}")
-        self.location = f"query.{name}"
 
 
 def int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:

@@ -1,7 +1,7 @@
-"""The rule commands behind ``tocsin rules check`` and ``tocsin rules test``.
+"""The rule commands behind ``tocsin rules check|test|diff|import-alertmanager``.
 
 The service's argparse CLI parses arguments and calls these; they write to ``out`` and
-return the exit status (0 ok, 1 errors).
+return the exit status (0 ok, 1 errors, 2 a bad argument such as ``--at``).
 """
 
 from __future__ import annotations

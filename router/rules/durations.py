@@ -12,7 +12,7 @@ from typing import Annotated
 
 from pydantic import BeforeValidator
 
-__all__ = ["Duration", "format_duration_s", "parse_duration_s"]
+__all__ = ["Duration", "parse_duration_s"]
 
 _UNITS_S = {"y": 365 * 86400, "w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1,
             "ms": 0.001}
@@ -37,20 +37,6 @@ def parse_duration_s(text: str) -> float:
         if amount is not None:
             total += int(amount) * _UNITS_S[unit]
     return total
-
-
-def format_duration_s(seconds: float) -> str:
-    """The shortest Alertmanager spelling of ``seconds`` (``90`` → ``1m30s``)."""
-    if seconds <= 0:
-        return "0s"
-    rest = round(seconds * 1000)
-    out = []
-    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000),
-                       ("ms", 1)):
-        amount, rest = divmod(rest, size)
-        if amount:
-            out.append(f"{amount}{unit}")
-    return "".join(out)
 
 
 def _to_seconds(value: object) -> object:

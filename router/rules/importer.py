@@ -30,7 +30,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from router import __version__
-from router.errors import Problem, TocsinError
+from router.errors import AlertmanagerConfigError, Problem
 from router.rules.durations import parse_duration_s
 from router.rules.importer_matchers import InvalidMatcher, check_matcher_text, check_regex
 from router.rules.importer_receivers import AudiencePlan, plan_audiences
@@ -53,14 +53,6 @@ _INHIBIT_KEYS = ("source_matchers", "target_matchers", "source_match", "source_m
 _SPEC_KEYS = ("times", "weekdays", "days_of_month", "months", "years", "location")
 _TRUE = ("true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON")
 _FALSE = ("false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF")
-
-
-class AlertmanagerConfigError(TocsinError):
-    """The input is not a valid Alertmanager configuration; ``problems`` are positioned."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
 
 
 @dataclass(frozen=True, slots=True)

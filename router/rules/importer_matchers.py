@@ -8,13 +8,10 @@ Alertmanager itself would reject one.
 
 from __future__ import annotations
 
+from router.errors import InvalidMatcher
 from router.matchers import Matcher, MatcherParseError, parse_matchers
 
 __all__ = ["InvalidMatcher", "check_matcher_text", "check_regex", "raw_matchers"]
-
-
-class InvalidMatcher(ValueError):
-    """Alertmanager itself would reject this matcher or regex."""
 
 
 def check_regex(value: str) -> None:

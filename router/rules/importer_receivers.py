@@ -13,7 +13,7 @@ the rule file loads and the gap is visible.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import getaddresses
 from typing import Any
@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from router.rules.schema import ContactModel
 
-__all__ = ["AudiencePlan", "ContactPlan", "placeholder_email", "plan_audiences", "receiver_names"]
+__all__ = ["AudiencePlan", "ContactPlan", "placeholder_email", "plan_audiences"]
 
 #: ``report(path, message)``: record a not-imported item at an Alertmanager YAML path.
 Report = Callable[[tuple[str | int, ...], str], None]
@@ -233,8 +233,3 @@ def plan_audiences(receivers: list[Any], report: Report,
                                              placeholder=True))
         plans[receiver] = plan
     return plans
-
-
-def receiver_names(plans: Mapping[str, AudiencePlan]) -> dict[str, str]:
-    """Receiver name → audience name."""
-    return {r: p.name for r, p in plans.items()}

@@ -8,7 +8,7 @@ included, so ``tocsin rules check`` can print everything in one go).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -584,8 +584,3 @@ def _route_label(route: Route) -> str:
     if route.name:
         return f"route '{route.name}' ({route.position})"
     return f"route {route.position}"
-
-
-def iter_problems(problems: Iterable[Problem], severity: str) -> list[Problem]:
-    """The problems of one severity (helper for callers)."""
-    return [p for p in problems if p.severity == severity]

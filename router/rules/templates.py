@@ -57,7 +57,7 @@ from jinja2.meta import find_undeclared_variables
 from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 
-from router.errors import TocsinError
+from router.errors import RenderBudgetError, RenderError, TemplateCompileError
 from router.incidents.view import IncidentView, StormItem, format_duration, single_alert_view
 from router.models import (
     SUBJECT_MAX_CHARS,
@@ -99,14 +99,6 @@ _SUBJECT_ENOUGH: Final = 8 * SUBJECT_MAX_CHARS
 CONTEXT_FIELDS: frozenset[str] = frozenset(
     {"alert", "severity", "phase", "route", "owner", "recipient", "meta", "incident", "storm"}
 )
-
-
-class RenderError(TocsinError):
-    """A template failed at run time (e.g. an undefined attribute or a failing filter)."""
-
-
-class RenderBudgetError(RenderError):
-    """A render exceeded its time or output budget (:class:`RenderBudget`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,15 +272,6 @@ class _BudgetedEnvironment(SandboxedEnvironment):
               and abs(left) > 1 and right * abs(left).bit_length() > 8 * limit):
             raise _refuse(f"computed a number of about {right * abs(left).bit_length()} bits,")
         return super().call_binop(context, operator, left, right)
-
-
-class TemplateCompileError(Exception):
-    """A template source is invalid; ``lineno`` is 1-based within the template text."""
-
-    def __init__(self, message: str, lineno: int) -> None:
-        self.message = message
-        self.lineno = lineno
-        super().__init__(message)
 
 
 class LabelMap(dict[str, str]):

@@ -23,6 +23,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
+from router.errors import StoreClosedError
 from router.store.writer import SqliteWriter
 
 __all__ = ["WriterBatcher"]
@@ -90,7 +91,7 @@ class WriterBatcher(Generic[ItemT, ResultT]):
         job = _PullJob(self)
         try:
             future = self._writer.submit_nowait(job)
-        except RuntimeError as exc:  # the store is closed: nobody will take the items
+        except StoreClosedError as exc:  # the store is closed: nobody will take the items
             with self._lock:
                 self._armed = False
             self._fail(self._take_all(), exc)
@@ -133,7 +134,7 @@ class WriterBatcher(Generic[ItemT, ResultT]):
         if taken is None:  # never started (the writer stopped): fail what it would have taken
             with self._lock:
                 self._armed = False
-            self._fail(self._take_all(), error or RuntimeError("store is closed"))
+            self._fail(self._take_all(), error or StoreClosedError("store is closed"))
         elif error is not None:
             self._fail(taken, error)
         else:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from router.bytecache import ENTRY_OVERHEAD, PAIR_OVERHEAD, ByteLRU, labels_bytes
+from router.errors import InternalError, StoreClosedError
 from router.incidents.engine import AlertEvent
 from router.incidents.flush import FlushResult, PlannedNotice
 from router.metrics import DEAD_LETTERS, PLANNED_DELIVERIES
@@ -135,7 +136,7 @@ def _insert_intake_rows(
         params = [value for row, _ in chunk for value in row]
         last = conn.execute(_INSERT_INTAKE_SQL[len(chunk) - 1], params).lastrowid
         if last is None:  # pragma: no cover — SQLite sets it after every INSERT
-            raise RuntimeError("INSERT INTO intake returned no rowid")
+            raise InternalError("INSERT INTO intake returned no rowid")
         ids.extend(range(last - len(chunk) + 1, last + 1))
     return ids
 
@@ -236,7 +237,7 @@ class SqliteStore:
         reader = self._reader
         if reader is None:
             if not self._started:
-                raise RuntimeError("store is not started")
+                raise StoreClosedError("store is not started")
             return await self._writer.submit(fn)
 
         def run() -> T:
@@ -779,7 +780,7 @@ class SqliteStore:
 
         try:
             return await self._read(query)
-        except (sqlite3.Error, RuntimeError):
+        except (sqlite3.Error, RuntimeError):  # closed, or its executor shut down
             return False
 
 

@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from router.errors import SubscriptionError
 from router.store.codec import parse_ts, ts
 
 __all__ = [
@@ -47,10 +48,6 @@ class PushSubscription:
     def info(self) -> dict[str, Any]:
         """The subscription in the browser's JSON shape (what pywebpush takes)."""
         return {"endpoint": self.endpoint, "keys": {"p256dh": self.p256dh, "auth": self.auth}}
-
-
-class SubscriptionError(ValueError):
-    """A PushSubscription JSON that cannot be used (the API answers 400 with it)."""
 
 
 def _b64url_len(value: str) -> int:

@@ -24,6 +24,8 @@ from typing import Any, TypeVar
 
 import structlog
 
+from router.errors import StoreClosedError
+
 __all__ = ["SqliteWriter"]
 
 T = TypeVar("T")
@@ -77,10 +79,10 @@ class SqliteWriter:
 
         For callers that collect results themselves (:class:`~router.store.batcher.
         WriterBatcher`): no asyncio future, no event-loop wake-up per job. The future's
-        callbacks run in the writer thread. Raises RuntimeError when the store is closed.
+        callbacks run in the writer thread. Raises StoreClosedError when the store is closed.
         """
         if self._closed:
-            raise RuntimeError("store is closed")
+            raise StoreClosedError("store is closed")
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
         self._queue.put(_Job(fn, future))
         return future
@@ -144,7 +146,7 @@ class SqliteWriter:
             except queue.Empty:
                 return
             if isinstance(item, _Job) and item.future.set_running_or_notify_cancel():
-                item.future.set_exception(RuntimeError("store is closed"))
+                item.future.set_exception(StoreClosedError("store is closed"))
 
     def _run_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
         try:
