@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 from adapters.alertmanager import SOURCE as ALERTMANAGER_SOURCE
 from adapters.alertmanager import WebhookPayloadError, count_alerts, parse_webhook
 from adapters.smtp import SmtpChannel, SmtpSettings
+from router.channel import Channel
 from router.channels_config import SnsConfig, WebPushConfig
-from router.dispatch.channel import Channel
 from router.sms import SmsPolicy
 
 if TYPE_CHECKING:

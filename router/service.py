@@ -9,7 +9,7 @@ closes, in-flight requests get up to :data:`DRAIN_TIMEOUT_S` to finish, the inta
 processor finishes its batch, the dispatcher lets in-flight sends finish (bounded; rows
 not sent stay pending in the outbox for the next start), channels and the store close,
 exit status 0. A background worker that dies stops the service with exit status 1.
-SIGHUP reloads the rule files (see :mod:`router.rules.reloader`).
+SIGHUP reloads the rule files (see :mod:`router.workers.reloader`).
 """
 
 from __future__ import annotations
@@ -25,9 +25,8 @@ from aiohttp import web
 
 from adapters.registry import SmtpSettings, build_channels, sns_settings, webpush_settings
 from router import __version__
+from router.channel import Channel
 from router.config import LaneConfig, LanesConfig, ServiceConfig
-from router.dispatch.channel import Channel
-from router.dispatch.dispatcher import LaneSettings
 from router.errors import RuleError
 from router.gctune import tune_gc
 from router.http import ServiceState, create_app
@@ -36,6 +35,7 @@ from router.http.reload import RELOADER
 from router.logging import configure_logging, get_logger
 from router.metrics import RULES_LAST_RELOAD, RULES_RELOAD_SUCCESS
 from router.rules import load_rules
+from router.workers.dispatcher import LaneSettings
 
 if TYPE_CHECKING:
     from adapters.registry import SubscriptionStore

@@ -41,10 +41,10 @@ from router.logging import get_logger
 from router.store import Store, open_store
 
 if TYPE_CHECKING:
-    from router.dispatch.channel import Channel
-    from router.dispatch.dispatcher import Dispatcher
+    from router.channel import Channel
     from router.rules import RuleSet
     from router.store.incidents import IncidentStore
+    from router.workers.dispatcher import Dispatcher
 
 __all__ = ["WORKER_STOP_TIMEOUT_S", "create_app"]
 
@@ -158,9 +158,9 @@ def _channels_ctx(
 
 
 async def _dispatcher_ctx(app: web.Application) -> AsyncIterator[None]:
-    from router.dispatch.dispatcher import Dispatcher
-    from router.dispatch.retry import RetryPolicy
     from router.service import channel_lanes  # lazy: service imports this module
+    from router.workers.dispatcher import Dispatcher
+    from router.workers.retry import RetryPolicy
 
     config = app[CONFIG].dispatch
     dispatcher = Dispatcher(
@@ -203,7 +203,7 @@ async def _backpressure_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
-    from router.scheduler import Scheduler
+    from router.workers.scheduler import Scheduler
 
     ref = app[RULES]
 
@@ -233,7 +233,7 @@ async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _retention_ctx(app: web.Application) -> AsyncIterator[None]:
-    from router.retention import Prunes, RetentionWorker
+    from router.workers.retention import Prunes, RetentionWorker
 
     worker_obj = RetentionWorker(cast("Prunes", app[STORE]), app[CONFIG].retention,
                                  clock=app[CLOCK])
@@ -246,7 +246,7 @@ async def _retention_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def _intake_ctx(run: bool) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        from router.intake import IntakeProcessor
+        from router.workers.intake import IntakeProcessor
 
         ref = app[RULES]
 

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from router.http.state import CONFIG, RULES
-from router.rules.reloader import RuleReloader
+from router.workers.reloader import RuleReloader
 
 __all__ = ["RELOADER", "handle_reload", "reloader_ctx"]
 

@@ -15,8 +15,8 @@ from router.store import Store
 if TYPE_CHECKING:
     from adapters.registry import KafkaPublisher, KafkaSource
     from router.backpressure import Backpressure
-    from router.intake import IntakeProcessor
     from router.rules import RuleSet
+    from router.workers.intake import IntakeProcessor
 
 __all__ = [
     "BACKPRESSURE",

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import router.incidents.flush as flush_module
-import router.scheduler as scheduler_module
+import router.workers.scheduler as scheduler_module
 from router.http.api import delivery_to_json
 from router.incidents.view import parse_eta
 from router.metrics import REGISTRY
@@ -132,7 +132,7 @@ async def test_backoff_is_capped(tmp_path: Path, store: SqliteStore,
 
     monkeypatch.setattr(scheduler_module, "plan_flush", plan_flush)
     from router.clock import FakeClock
-    from router.scheduler import Scheduler
+    from router.workers.scheduler import Scheduler
 
     h = Harness(store, load(tmp_path), FakeClock(T_MON_10))
     h.scheduler = Scheduler(store, lambda: h.rules, clock=h.clock, deadline_s=3600,

@@ -18,7 +18,7 @@ from router.http.reload import RELOADER
 from router.http.state import RULES, RulesRef
 from router.metrics import REGISTRY
 from router.rules import load_rules
-from router.rules.reloader import RuleReloader
+from router.workers.reloader import RuleReloader
 from tests.rules.helpers import HEADER
 
 

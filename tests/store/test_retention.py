@@ -12,9 +12,10 @@ import pytest
 
 from router.clock import FakeClock
 from router.models import Receipt
-from router.retention import RetentionConfig, RetentionWorker
+from router.retention import RetentionConfig
 from router.store import SqliteStore
 from router.store.codec import ts
+from router.workers.retention import RetentionWorker
 from tests.store.factories import T0, make_delivery, make_record
 
 NOW = T0 + timedelta(days=100)

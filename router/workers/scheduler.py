@@ -10,7 +10,7 @@ applied; the incident is read and computed again.
 When a dispatcher is attached, a flush that plans deliveries also claims due ones in its
 own transaction, up to the send slots the dispatcher reserved for it in each channel's
 lane, and hands them over in memory
-(:meth:`~router.dispatch.dispatcher.Dispatcher.offer`): the alert's path skips a separate
+(:meth:`~router.workers.dispatcher.Dispatcher.offer`): the alert's path skips a separate
 claim transaction (one fsync) and the dispatcher's wake-up. The dispatcher is told to
 claim by itself only when the flush could not claim everything it planned (no free slot,
 or a lane's claim filled every slot reserved for it; a lane found full claims again as

@@ -30,7 +30,7 @@ from its :class:`TokenBucket` before each send and waits for it; when the wait w
 longer than the lease allows, the row is handed back (``defer``) to be claimed later,
 without counting an attempt.
 
-Circuit breaker (:class:`~router.dispatch.breaker.CircuitBreaker`): after
+Circuit breaker (:class:`~router.workers.breaker.CircuitBreaker`): after
 ``breaker_failures`` consecutive retryable failures or timeouts of a channel, its lane
 claims nothing for ``breaker_cooldown_s``, then one probe; rows it had claimed and not
 yet sent are handed back unattempted. Its deliveries stay pending, never dropped.
@@ -56,11 +56,8 @@ from datetime import datetime, timedelta
 
 import structlog
 
+from router.channel import Channel
 from router.clock import Clock
-from router.dispatch.breaker import CircuitBreaker
-from router.dispatch.channel import Channel
-from router.dispatch.ratelimit import TokenBucket
-from router.dispatch.retry import RetryPolicy
 from router.errors import STORED_ERROR_CHARS, DeliveryError, excerpt
 from router.masking import mask_address
 from router.metrics import (
@@ -78,6 +75,9 @@ from router.metrics import (
 from router.models import Delivery, OutboundMessage, Receipt
 from router.store.base import Store
 from router.store.lanes import LaneSlots
+from router.workers.breaker import CircuitBreaker
+from router.workers.ratelimit import TokenBucket
+from router.workers.retry import RetryPolicy
 
 __all__ = ["OTHER_LANE", "Dispatcher", "LaneSettings", "Outcome"]
 

@@ -30,7 +30,7 @@ from router.rules.ruleset import RuleSet
 
 __all__ = ["ReloadResult", "RuleReloader", "RulesHolder", "snapshot"]
 
-_log = get_logger("router.rules.reloader")
+_log = get_logger("router.workers.reloader")
 
 #: What identifies a version of the rule files: (path, inode, size, mtime_ns) per file.
 Snapshot = tuple[tuple[str, int, int, int], ...]
