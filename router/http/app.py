@@ -11,8 +11,8 @@ outbox for the next start.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
-from typing import TYPE_CHECKING, Any, Final, cast
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import TYPE_CHECKING, Final, cast
 
 from aiohttp import web
 
@@ -39,6 +39,7 @@ from router.http.state import (
 from router.http.webhook import handle_alertmanager
 from router.logging import get_logger
 from router.store import Store, open_store
+from router.workers.loop import Supervised, Worker
 
 if TYPE_CHECKING:
     from router.channel import Channel
@@ -179,11 +180,11 @@ async def _dispatcher_ctx(app: web.Application) -> AsyncIterator[None]:
         lanes=channel_lanes(app[CONFIG]),
     )
     app[_DISPATCHER] = dispatcher
-    worker = _Worker(app, "dispatcher", dispatcher.run())
+    worker = _supervise(app, dispatcher, "dispatcher")
     try:
         yield
     finally:
-        await worker.stop(dispatcher.stop)
+        await worker.stop()
 
 
 _SCHEDULER_NOTIFY: web.AppKey[Callable[[], None]] = web.AppKey("scheduler_notify")
@@ -191,15 +192,16 @@ _SCHEDULER_NOTIFY: web.AppKey[Callable[[], None]] = web.AppKey("scheduler_notify
 
 async def _backpressure_ctx(app: web.Application) -> AsyncIterator[None]:
     from router.backpressure import Backpressure
+    from router.workers.backpressure import BackpressureSampler
 
     pressure = Backpressure(app[STORE], app[CONFIG].backpressure, clock=app[CLOCK])
     await pressure.sample()  # decided before the first request is accepted
     app[BACKPRESSURE] = pressure
-    worker = _Worker(app, "backpressure", pressure.run())
+    worker = _supervise(app, BackpressureSampler(pressure), "backpressure")
     try:
         yield
     finally:
-        await worker.stop(pressure.stop)
+        await worker.stop()
 
 
 async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -225,11 +227,11 @@ async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
         dispatcher=dispatcher,  # a flush claims its deliveries and hands them over
     )
     app[_SCHEDULER_NOTIFY] = scheduler.notify
-    worker = _Worker(app, "scheduler", scheduler.run())
+    worker = _supervise(app, scheduler, "scheduler")
     try:
         yield
     finally:
-        await worker.stop(scheduler.stop)
+        await worker.stop()
 
 
 async def _retention_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -237,11 +239,11 @@ async def _retention_ctx(app: web.Application) -> AsyncIterator[None]:
 
     worker_obj = RetentionWorker(cast("Prunes", app[STORE]), app[CONFIG].retention,
                                  clock=app[CLOCK])
-    worker = _Worker(app, "retention", worker_obj.run())
+    worker = _supervise(app, worker_obj, "retention")
     try:
         yield
     finally:
-        await worker.stop(worker_obj.stop)
+        await worker.stop()
 
 
 def _intake_ctx(run: bool) -> Callable[[web.Application], AsyncIterator[None]]:
@@ -269,11 +271,11 @@ def _intake_ctx(run: bool) -> Callable[[web.Application], AsyncIterator[None]]:
         if not run:
             yield
             return
-        worker = _Worker(app, "intake", processor.run())
+        worker = _supervise(app, processor, "intake")
         try:
             yield
         finally:
-            await worker.stop(processor.stop)
+            await worker.stop()
 
     return ctx
 
@@ -289,11 +291,11 @@ async def _kafka_source_ctx(app: web.Application) -> AsyncIterator[None]:
     if source is None:
         yield
         return
-    worker = _Worker(app, "kafka", source.run())
+    worker = _supervise(app, source, "kafka")
     try:
         yield
     finally:
-        await worker.stop(source.stop)
+        await worker.stop()
 
 
 async def _kafka_publisher_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -307,39 +309,7 @@ async def _kafka_publisher_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
-class _Worker:
-    """A background task whose unexpected end (crash or early return) stops the service."""
-
-    def __init__(self, app: web.Application, name: str, work: Coroutine[Any, Any, None]) -> None:
-        self.name = name
-        self._state = app[STATE]
-        self._stopping = False
-        self.task: asyncio.Task[None] = asyncio.create_task(work, name=f"tocsin-{name}")
-        self.task.add_done_callback(self._done)
-
-    def _done(self, finished: asyncio.Task[None]) -> None:
-        if finished.cancelled():
-            return
-        error = finished.exception()
-        if error is not None:
-            _log.error("background worker crashed", worker=self.name, error=repr(error))
-            self._state.request_stop(exit_code=1)
-        elif not self._stopping:
-            _log.error("background worker exited unexpectedly", worker=self.name)
-            self._state.request_stop(exit_code=1)
-
-    async def stop(self, stop: Callable[[], Awaitable[None]]) -> None:
-        """Call the worker's own ``stop()`` and wait for its task, bounded."""
-        self._stopping = True
-        try:
-            async with asyncio.timeout(WORKER_STOP_TIMEOUT_S):
-                await stop()
-                await asyncio.shield(self.task)
-        except TimeoutError:
-            _log.warning("worker did not stop in time; cancelling", worker=self.name)
-            self.task.cancel()
-        except asyncio.CancelledError:
-            self.task.cancel()
-            raise
-        except Exception as exc:  # noqa: BLE001 — already logged by the done callback
-            _log.debug("worker ended with an error", worker=self.name, error=repr(exc))
+def _supervise(app: web.Application, worker: Worker, name: str) -> Supervised:
+    state = app[STATE]
+    return Supervised(worker, name, on_exit=lambda code: state.request_stop(exit_code=code),
+                      stop_timeout_s=WORKER_STOP_TIMEOUT_S)

@@ -8,13 +8,12 @@ credentials are configured (the route is wrapped in :func:`router.http.auth.requ
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from router.http.state import CONFIG, RULES
+from router.http.state import CONFIG, RULES, STATE
+from router.workers.loop import Supervised
 from router.workers.reloader import RuleReloader
 
 __all__ = ["RELOADER", "handle_reload", "reloader_ctx"]
@@ -35,10 +34,11 @@ async def reloader_ctx(app: web.Application) -> AsyncIterator[None]:
                             poll_interval_s=config.rules_poll_interval_s)
     app[RELOADER] = reloader
     await reloader.prime()
-    watcher = asyncio.create_task(reloader.watch(), name="tocsin-rules-watch")
+    state = app[STATE]
+    watcher = Supervised(reloader, "rules-watch",
+                         on_exit=lambda code: state.request_stop(exit_code=code),
+                         stop_timeout_s=60.0)
     try:
         yield
     finally:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
+        await watcher.stop()

@@ -11,7 +11,6 @@ history forever. Freed pages are reused by SQLite; the file itself does not shri
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -21,6 +20,7 @@ from router.clock import Clock
 from router.metrics import RETENTION_DELETED
 from router.retention import RetentionConfig
 from router.store.retention import PRUNABLE, Prunable, PruneStep
+from router.workers.loop import Loop
 
 __all__ = ["Prunes", "RetentionWorker"]
 
@@ -36,15 +36,20 @@ class Prunes(Protocol):
         ...
 
 
-class RetentionWorker:
+class RetentionWorker(Loop):
     """Runs retention passes until stopped."""
+
+    name = "retention"
+    failure_event = "retention.pass_failed"
 
     def __init__(self, store: Prunes, config: RetentionConfig, *, clock: Clock) -> None:
         self._store = store
         self._config = config
         self._clock = clock
-        self._wake = asyncio.Event()
-        self._stopping = False
+        # A failed pass (the store locked, the disk full) is tried again within a minute.
+        super().__init__(poll_interval_s=config.interval_s,
+                         error_backoff_s=min(60.0, config.interval_s),
+                         max_backoff_s=config.interval_s)
 
     async def run_pass(self) -> dict[Prunable, int]:
         """One pass over every kind of history; returns the rows deleted per kind."""
@@ -55,13 +60,13 @@ class RetentionWorker:
             if days <= 0:
                 continue
             deleted[kind] = await self._prune(kind, now - timedelta(days=days))
-            if self._stopping:
+            if self.stopping:
                 break
         return deleted
 
     async def _prune(self, kind: Prunable, cutoff: datetime) -> int:
         total, cursor = 0, 0
-        while not self._stopping:
+        while not self.stopping:
             step = await self._store.prune_step(kind, cutoff, cursor,
                                                 self._config.batch_rows)
             total += step.deleted
@@ -72,17 +77,9 @@ class RetentionWorker:
             await asyncio.sleep(self._config.pause_s)
         return total
 
-    async def run(self) -> None:
-        """Prune now, then every ``interval_s``, until :meth:`stop`."""
-        while not self._stopping:
-            deleted = await self.run_pass()
-            if any(deleted.values()):
-                _log.info("retention pass", **{f"{k}_deleted": n for k, n in deleted.items()})
-            with contextlib.suppress(TimeoutError):  # the interval ended: next pass
-                async with asyncio.timeout(self._config.interval_s):
-                    await self._wake.wait()
-
-    async def stop(self) -> None:
-        """Ask the loop to end after the current step."""
-        self._stopping = True
-        self._wake.set()
+    async def one_pass(self) -> float | None:
+        """Prune now; the next pass after ``interval_s``."""
+        deleted = await self.run_pass()
+        if any(deleted.values()):
+            _log.info("retention pass", **{f"{k}_deleted": n for k, n in deleted.items()})
+        return None
