@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from router.app import create_app
 from router.config import ServiceConfig
-from router.http import ServiceState, create_app
+from router.http import ServiceState
 from router.incidents.flush import plan_flush
 from router.models import Delivery
 from router.store import SqliteStore
