@@ -20,8 +20,8 @@ from adapters.alertmanager import (
     parse_webhook,
 )
 from adapters.smtp import SmtpChannel, SmtpSettings
+from router.channel import Channel
 from router.channels_config import SnsConfig, WebPushConfig
-from router.dispatch.channel import Channel
 from router.sms import SmsPolicy
 
 if TYPE_CHECKING:

@@ -93,7 +93,7 @@ def build_email(message: OutboundMessage, from_address: str) -> EmailMessage:
 
 
 class SmtpChannel:
-    """:class:`~router.dispatch.channel.Channel` "email" over SMTP."""
+    """:class:`~router.channel.Channel` "email" over SMTP."""
 
     name = "email"
 

@@ -197,7 +197,7 @@ def _attr(value: str) -> MessageAttributeValueTypeDef:
 
 
 class SnsSmsChannel:
-    """:class:`~router.dispatch.channel.Channel` "sms": direct SMS through SNS."""
+    """:class:`~router.channel.Channel` "sms": direct SMS through SNS."""
 
     name = "sms"
 
@@ -248,7 +248,7 @@ def topic_subject(subject: str) -> str:
 
 
 class SnsTopicChannel:
-    """:class:`~router.dispatch.channel.Channel` "topic": publish to an SNS topic ARN."""
+    """:class:`~router.channel.Channel` "topic": publish to an SNS topic ARN."""
 
     name = "topic"
 

@@ -203,7 +203,7 @@ class _Result:
 
 
 class WebPushChannel:
-    """:class:`~router.dispatch.channel.Channel` "push" (Web Push to every subscription)."""
+    """:class:`~router.channel.Channel` "push" (Web Push to every subscription)."""
 
     name = "push"
 

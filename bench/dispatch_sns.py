@@ -36,10 +36,11 @@ import botocore.config  # noqa: E402
 
 from adapters.sns import SnsClient, SnsSettings, SnsSmsChannel  # noqa: E402
 from router.clock import SystemClock  # noqa: E402
-from router.dispatch import Dispatcher, RetryPolicy  # noqa: E402
 from router.logging import configure_logging  # noqa: E402
 from router.models import NewDelivery, RenderedMessage  # noqa: E402
 from router.store import SqliteStore  # noqa: E402
+from router.workers.dispatcher import Dispatcher  # noqa: E402
+from router.workers.retry import RetryPolicy  # noqa: E402
 
 TEXT = "ALERTE critical : PostgresDown sur db-1 - La base de facturation ne répond plus"
 

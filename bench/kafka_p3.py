@@ -166,10 +166,10 @@ async def tocsin_run(bootstrap: str, group: str, total: int, partitions: int,
     addition, every intake row is routed (rules evaluated, incidents and timeline
     updated, row marked processed: one durable transaction).
     """
+    from router.app import create_app
     from router.backpressure import BackpressureConfig
     from router.config import ServiceConfig
     from router.gctune import tune_gc
-    from router.http.app import create_app
     from router.http.state import KAFKA_SOURCE, STORE
     from router.kafka_config import KafkaConfig
     from router.rules import load_rules

@@ -143,7 +143,9 @@ class BacklogSource(Protocol):
 
 
 class Backpressure:
-    """The shared decision: sampled by :meth:`run` (or :meth:`refresh`), read by ingest."""
+    """The shared decision: sampled by :meth:`sample` (the service's
+    :class:`router.workers.backpressure.BackpressureSampler` calls it every
+    ``check_interval_s``) or :meth:`refresh`, read by ingest."""
 
     def __init__(self, store: BacklogSource, config: BackpressureConfig, *,
                  clock: Clock) -> None:
@@ -155,7 +157,6 @@ class Backpressure:
         self._added = 0  # alerts handed to the intake since the last sample
         self._sampled_at = float("-inf")  # monotonic
         self._lock = asyncio.Lock()
-        self._stop = asyncio.Event()
         #: The ``Retry-After`` header value while engaged.
         self.retry_after = str(config.retry_after_s)
         for stage in BACKLOG_STAGES:
@@ -224,16 +225,3 @@ class Backpressure:
                          bound=bound.key, limit=bound.limit)
         elif bound is None:
             _log.info("backpressure.released")
-
-    async def run(self) -> None:
-        """Sample every ``check_interval_s`` until :meth:`stop`."""
-        while not self._stop.is_set():
-            await self.sample()
-            try:
-                await asyncio.wait_for(self._stop.wait(), self._config.check_interval_s)
-            except TimeoutError:
-                pass
-
-    async def stop(self) -> None:
-        """End :meth:`run` after the sample in progress."""
-        self._stop.set()

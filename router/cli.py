@@ -243,9 +243,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve(config_path: Path | None) -> int:
+    from router.app import run_service
     from router.config import load_command_config
     from router.errors import ConfigError
-    from router.service import run_service
 
     try:
         config = load_command_config(config_path, os.environ)

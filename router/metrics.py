@@ -229,7 +229,7 @@ KAFKA_PUBLISHED = Counter(
     registry=REGISTRY,
 )
 
-# -- incidents (router/scheduler.py, router/intake.py) --------------------------------
+# -- incidents (router/workers/scheduler.py, router/workers/intake.py) ---------------------
 INCIDENT_FLUSHES = Counter(
     "tocsin_incident_flushes",
     "Incident timer evaluations by result (applied; conflict: recomputed after a change).",

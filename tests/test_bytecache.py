@@ -15,9 +15,9 @@ import pytest
 from adapters.alertmanager import parse_webhook
 from router.bytecache import ByteLRU, cache_bytes, cache_share, labels_bytes, set_cache_bytes
 from router.clock import FakeClock
-from router.intake import IntakeProcessor
 from router.rules import RuleSet, load_rules
 from router.store import SqliteStore
+from router.workers.intake import IntakeProcessor
 from tests.store.factories import T0, make_record
 
 REPO = Path(__file__).resolve().parents[1]

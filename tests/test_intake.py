@@ -16,11 +16,11 @@ import pytest
 from structlog.testing import capture_logs
 
 from router.clock import FakeClock
-from router.intake import IntakeProcessor
 from router.metrics import INTAKE_PENDING, REGISTRY
 from router.models import RouteDecision
 from router.rules import RuleSet, load_rules
 from router.store import SqliteStore
+from router.workers.intake import IntakeProcessor
 from tests.store.factories import T0, make_record
 
 REPO = Path(__file__).resolve().parents[1]

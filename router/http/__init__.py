@@ -5,9 +5,10 @@ Routes: ``POST /webhook/alertmanager``, ``GET /api/v1/incidents[/{id}]``,
 ``GET /metrics``, ``GET /healthz``, ``GET /readyz``; each but the probes needs an API
 scope when credentials are configured (:mod:`router.http.auth`). Every error is a JSON
 body ``{"status": "error", "error": "...", "location": "..."}``.
+
+The routes only (:mod:`router.http.routes`); the app is built by :mod:`router.app`.
 """
 
-from router.http.app import create_app
 from router.http.state import (
     CLOCK,
     CONFIG,
@@ -28,5 +29,4 @@ __all__ = [
     "STORE",
     "RulesRef",
     "ServiceState",
-    "create_app",
 ]

@@ -1,44 +1,22 @@
-"""``POST /-/reload`` and the rule-file watcher's lifecycle (one ``cleanup_ctx``).
+"""``POST /-/reload``: reload the rule files now.
 
 ``POST /-/reload`` (the endpoint Prometheus and Alertmanager use) reloads the rule files:
 200 with a summary when the new rule set is in force, 422 with every positioned problem
 when it was rejected (the running rules stay). It needs scope ``operate`` when API
 credentials are configured (the route is wrapped in :func:`router.http.auth.requires`).
+The reloader itself (and its file watcher) is built by :mod:`router.app`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
-
 from aiohttp import web
 
-from router.http.state import CONFIG, RULES
-from router.rules.reloader import RuleReloader
+from router.http.state import RELOADER
 
-__all__ = ["RELOADER", "handle_reload", "reloader_ctx"]
-
-RELOADER: web.AppKey[RuleReloader] = web.AppKey("rules_reloader")
+__all__ = ["handle_reload"]
 
 
 async def handle_reload(request: web.Request) -> web.Response:
     """Reload the rule set now; answer with the outcome."""
     result = await request.app[RELOADER].reload("POST /-/reload")
     return web.json_response(result.summary(), status=200 if result.ok else 422)
-
-
-async def reloader_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Create the reloader over the app's rules holder and run the file watcher."""
-    config = app[CONFIG]
-    reloader = RuleReloader(config.rules, app[RULES],
-                            poll_interval_s=config.rules_poll_interval_s)
-    app[RELOADER] = reloader
-    await reloader.prime()
-    watcher = asyncio.create_task(reloader.watch(), name="tocsin-rules-watch")
-    try:
-        yield
-    finally:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher

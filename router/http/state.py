@@ -1,4 +1,9 @@
-"""Typed application state of the HTTP app (``web.AppKey``) and the service run state."""
+"""Typed application state of the HTTP app (``web.AppKey``) and the service run state.
+
+The values are put there by the composition root (:mod:`router.app`); the routes only
+read them. Worker types are named here for typing only: ``router.http`` imports no
+worker module.
+"""
 
 from __future__ import annotations
 
@@ -15,8 +20,9 @@ from router.store import Store
 if TYPE_CHECKING:
     from adapters.registry import KafkaPublisher, KafkaSource
     from router.backpressure import Backpressure
-    from router.intake import IntakeProcessor
     from router.rules import RuleSet
+    from router.workers.intake import IntakeProcessor
+    from router.workers.reloader import RuleReloader
 
 __all__ = [
     "BACKPRESSURE",
@@ -25,6 +31,7 @@ __all__ = [
     "KAFKA_PUBLISHER",
     "KAFKA_SOURCE",
     "PROCESSOR",
+    "RELOADER",
     "RULES",
     "STATE",
     "STORE",
@@ -68,3 +75,4 @@ PROCESSOR: web.AppKey[IntakeProcessor] = web.AppKey("processor")
 KAFKA_SOURCE: web.AppKey[KafkaSource] = web.AppKey("kafka_source")  # kafka.topics set
 KAFKA_PUBLISHER: web.AppKey[KafkaPublisher] = web.AppKey("kafka_publisher")  # cluster ingest
 BACKPRESSURE: web.AppKey[Backpressure] = web.AppKey("backpressure")  # ingest held back?
+RELOADER: web.AppKey[RuleReloader] = web.AppKey("rules_reloader")  # POST /-/reload, SIGHUP

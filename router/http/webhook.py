@@ -18,7 +18,8 @@ body parses (some scripts and proxies drop the header); any other type gets 415.
 from __future__ import annotations
 
 import asyncio
-from typing import Final
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Final
 
 from aiohttp import hdrs, web
 from aiohttp.web_protocol import RequestPayloadError
@@ -30,13 +31,20 @@ from router.http.auth import API_AUTH
 from router.http.responses import internal_error, json_error
 from router.http.state import BACKPRESSURE, CLOCK, CONFIG, KAFKA_PUBLISHER, PROCESSOR, STORE
 from router.logging import get_logger
-from router.metrics import ALERTS_RECEIVED, WEBHOOK_REJECTED
+from router.metrics import ALERTS_RECEIVED, KAFKA_PUBLISHED, WEBHOOK_REJECTED
+from router.models import IntakeRecord
 
-__all__ = ["LIMITS", "RETRY_AFTER_S", "handle_alertmanager", "webhook_limits"]
+if TYPE_CHECKING:
+    from adapters.registry import KafkaPublisher
+
+__all__ = ["LIMITS", "PUBLISH_RETRY_AFTER_S", "RETRY_AFTER_S", "handle_alertmanager",
+           "publish_webhook", "webhook_limits"]
 
 LIMITS: web.AppKey[WebhookLimits] = web.AppKey("webhook_limits")
 #: Seconds a sender is asked to wait when the store cannot take the alerts.
 RETRY_AFTER_S: Final = 5
+#: Seconds a sender is asked to wait when the Kafka broker did not acknowledge.
+PUBLISH_RETRY_AFTER_S: Final = 5
 
 _log = get_logger("router.http.webhook")
 _ACCEPTED = ALERTS_RECEIVED.labels(source=SOURCE, result="accepted")
@@ -146,8 +154,6 @@ async def _handle(request: web.Request) -> web.Response:
 
     publisher = app.get(KAFKA_PUBLISHER)
     if publisher is not None:  # cluster ingest: Kafka is the intake log (docs/kafka.md)
-        from router.ingest_kafka import publish_webhook  # lazy: it imports router.http
-
         return await publish_webhook(publisher, body, records)
 
     try:
@@ -182,4 +188,34 @@ def _too_large(length: int | None, limit: int) -> str:
     return (
         f"request body too large: {size} exceeds the limit of {limit} bytes "
         "(webhook.max_body_bytes)"
+    )
+
+
+async def publish_webhook(
+    publisher: KafkaPublisher, body: bytes, records: Sequence[IntakeRecord]
+) -> web.Response:
+    """Publish an accepted webhook to Kafka (cluster ingest) and answer: 200 once the
+    broker acknowledged (``acks=all``), else 503 with ``Retry-After``."""
+    # Lazy: the Kafka client is loaded only with cluster ingest (adapters.registry).
+    from adapters.registry import PublishError
+
+    try:
+        messages = await publisher.publish(body, records)
+    except asyncio.CancelledError:
+        raise
+    except PublishError as exc:
+        _log.error("kafka publish failed", error=str(exc), alerts=len(records))
+        KAFKA_PUBLISHED.labels(result="failed").inc(len(records))
+        WEBHOOK_REJECTED.labels(status="503", reason="kafka_unavailable").inc()
+        ALERTS_RECEIVED.labels(source="alertmanager", result="unavailable").inc(len(records))
+        return json_error(
+            503,
+            "the Kafka cluster did not acknowledge the alerts; they were not accepted, "
+            "retry later",
+            headers=[(hdrs.RETRY_AFTER, str(PUBLISH_RETRY_AFTER_S))],
+        )
+    KAFKA_PUBLISHED.labels(result="acked").inc(len(records))
+    ALERTS_RECEIVED.labels(source="alertmanager", result="accepted").inc(len(records))
+    return web.json_response(
+        {"status": "success", "accepted": len(records), "published": messages}
     )

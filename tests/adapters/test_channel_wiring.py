@@ -9,13 +9,13 @@ import pytest
 from py_vapid import Vapid02  # type: ignore[import-untyped]
 
 from adapters.registry import CHANNEL_KINDS, build_channels, sns_settings
+from router.app import build_service_channels, channel_lanes, channel_rate_limits
 from router.cli import main
 from router.config import load_config
-from router.dispatch.dispatcher import LaneSettings
 from router.errors import ConfigError
 from router.push_keys import generate_vapid_keys
-from router.service import build_service_channels, channel_lanes, channel_rate_limits
 from router.store import SqliteStore
+from router.workers.dispatcher import LaneSettings
 from tests.store.factories import T0, make_delivery
 
 

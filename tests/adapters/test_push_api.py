@@ -10,8 +10,9 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from deploy.local.push_service import PushService
+from router.app import create_app
 from router.config import ServiceConfig
-from router.http import ServiceState, create_app
+from router.http import ServiceState
 from router.push_keys import generate_vapid_keys
 from router.rules import load_rules
 

@@ -9,10 +9,10 @@ from datetime import datetime
 
 import pytest
 
-from router.dispatch import Dispatcher
 from router.models import Delivery
 from router.store import SqliteStore
 from router.store.lanes import LaneSlots
+from router.workers.dispatcher import Dispatcher
 from tests.dispatch.test_dispatcher import eventually
 
 

@@ -21,10 +21,11 @@ from adapters.sns import SnsClient, SnsSettings, SnsSmsChannel
 from adapters.webpush import WebPushChannel, WebPushSettings
 from deploy.local.push_service import PushService, create_app
 from router.clock import FakeClock, SystemClock
-from router.dispatch import Dispatcher, RetryPolicy
 from router.models import NewDelivery
 from router.push_keys import generate_vapid_keys
 from router.store import SqliteStore
+from router.workers.dispatcher import Dispatcher
+from router.workers.retry import RetryPolicy
 from tests.adapters.sns_services import REGION, FaultProxy, MotoServer, moto_server, wait_for
 from tests.services.ports import free_port
 from tests.services.smtp import SmtpServer

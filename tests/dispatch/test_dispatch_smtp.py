@@ -9,8 +9,9 @@ import pytest
 
 from adapters.smtp import SmtpChannel, SmtpSettings
 from router.clock import FakeClock
-from router.dispatch import Dispatcher, RetryPolicy
 from router.store import SqliteStore
+from router.workers.dispatcher import Dispatcher
+from router.workers.retry import RetryPolicy
 from tests.services.ports import free_port
 from tests.services.smtp import SmtpServer
 from tests.store.factories import T0, make_delivery

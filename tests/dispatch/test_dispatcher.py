@@ -10,12 +10,14 @@ from datetime import timedelta
 import pytest
 from structlog.testing import capture_logs
 
+from router.channel import Channel
 from router.clock import FakeClock
-from router.dispatch import Channel, Dispatcher, RetryPolicy
 from router.errors import STORED_ERROR_CHARS, DeliveryError
 from router.metrics import OUTBOX_DEPTH, REGISTRY
 from router.models import Delivery, Receipt
 from router.store import SqliteStore
+from router.workers.dispatcher import Dispatcher
+from router.workers.retry import RetryPolicy
 from tests.dispatch.channels import ScriptedChannel
 from tests.store.factories import T0, make_delivery
 

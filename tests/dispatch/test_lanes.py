@@ -12,14 +12,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from router.clock import FakeClock
-from router.dispatch import Dispatcher, RetryPolicy
-from router.dispatch.breaker import CircuitBreaker
-from router.dispatch.dispatcher import LaneSettings
 from router.errors import DeliveryError
 from router.metrics import REGISTRY
 from router.models import NewDelivery
 from router.store import SqliteStore
 from router.store.lanes import LaneSlots, claim_sql, severity_rank
+from router.workers.breaker import CircuitBreaker
+from router.workers.dispatcher import Dispatcher, LaneSettings
+from router.workers.retry import RetryPolicy
 from tests.dispatch.channels import ScriptedChannel
 from tests.dispatch.test_dispatcher import eventually
 from tests.store.factories import T0, make_delivery

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from router.dispatch.retry import RetryPolicy
+from router.workers.retry import RetryPolicy
 from tests.store.factories import T0
 
 

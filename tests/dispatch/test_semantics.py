@@ -8,12 +8,13 @@ from dataclasses import replace
 import pytest
 
 from router.clock import FakeClock
-from router.dispatch import Dispatcher, RetryPolicy
-from router.dispatch.ratelimit import TokenBucket
 from router.errors import DeliveryError
 from router.metrics import DEAD_LETTERS, FALLBACKS_PLANNED, SMS_SEGMENTS
 from router.models import NewDelivery, Receipt, RenderedMessage
 from router.store import SqliteStore
+from router.workers.dispatcher import Dispatcher
+from router.workers.ratelimit import TokenBucket
+from router.workers.retry import RetryPolicy
 from tests.dispatch.channels import ScriptedChannel
 from tests.store.factories import T0, make_delivery
 

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from router.app import create_app
 from router.config import ServiceConfig
-from router.http import STATE, STORE, ServiceState, create_app
+from router.http import STATE, STORE, ServiceState
 from router.metrics import REGISTRY
 from router.rules import load_rules
 from router.store import Store

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from router.app import create_app
 from router.backpressure import Backpressure
 from router.clock import FakeClock
 from router.config import ServiceConfig
-from router.http import create_app
 from router.http.state import BACKPRESSURE
 from router.store import SqliteStore
 from tests.incidents.harness import T_MON_10, Harness, load, make_alert

@@ -19,8 +19,9 @@ import pytest
 from aiohttp import web
 from structlog.testing import capture_logs
 
+from router.app import create_app
 from router.config import ServiceConfig
-from router.http import STORE, ServiceState, create_app
+from router.http import STORE, ServiceState
 from router.http.server import HttpServer
 from router.rules import RuleSet, load_rules
 

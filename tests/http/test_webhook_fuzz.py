@@ -25,8 +25,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from router.app import create_app
 from router.config import ServiceConfig
-from router.http import STORE, ServiceState, create_app
+from router.http import STORE, ServiceState
 from router.rules import load_rules
 
 from .conftest import REPO

@@ -9,11 +9,11 @@ from pathlib import Path
 
 from router.clock import FakeClock
 from router.fingerprint import fingerprint
-from router.intake import IntakeProcessor
 from router.models import Alert, Delivery, IntakeRecord
 from router.rules import RuleSet, load_rules
-from router.scheduler import Scheduler
 from router.store import SqliteStore
+from router.workers.intake import IntakeProcessor
+from router.workers.scheduler import Scheduler
 
 RULES = """
 defaults: {locale: en, timezone: UTC}

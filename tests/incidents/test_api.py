@@ -7,9 +7,10 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
+from router.app import create_app
 from router.clock import FakeClock
 from router.config import ServiceConfig
-from router.http import ServiceState, create_app
+from router.http import ServiceState
 from router.store import SqliteStore
 from tests.incidents.harness import T_MON_10, Harness, load, make_alert
 

@@ -9,9 +9,9 @@ from datetime import timedelta
 from pathlib import Path
 
 from router.clock import FakeClock
-from router.intake import IntakeProcessor
 from router.models import Alert, IntakeRecord
 from router.store import SqliteStore
+from router.workers.intake import IntakeProcessor
 from tests.incidents.harness import T_MON_10, load, make_alert
 
 _TABLES = {

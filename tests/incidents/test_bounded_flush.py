@@ -22,8 +22,8 @@ from router.models import Alert, Contact, Phase, RenderedMessage, RouteDecision
 from router.planner import AudienceView
 from router.rules import RuleSet
 from router.rules.incident_rules import IncidentRules
-from router.scheduler import Scheduler
 from router.store import SqliteStore
+from router.workers.scheduler import Scheduler
 from tests.incidents.harness import RULES, T_MON_10, Harness, load, make_alert
 
 START = T_MON_10 - timedelta(minutes=2)

@@ -12,15 +12,17 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from router.app import create_app
 from router.config import ServiceConfig
-from router.dispatch import Dispatcher, RetryPolicy
-from router.http import ServiceState, create_app
+from router.http import ServiceState
 from router.incidents.flush import plan_flush
 from router.models import Delivery
-from router.scheduler import Scheduler
 from router.store import SqliteStore
 from router.store.incidents import FlushClaim
 from router.store.lanes import LaneSlots
+from router.workers.dispatcher import Dispatcher
+from router.workers.retry import RetryPolicy
+from router.workers.scheduler import Scheduler
 from tests.dispatch.channels import ScriptedChannel
 from tests.dispatch.loop import count_claims, running
 from tests.dispatch.test_dispatcher import eventually

@@ -14,10 +14,10 @@ import pytest
 
 from router.clock import FakeClock
 from router.incidents.engine import AlertEvent
-from router.intake import IntakeProcessor
 from router.models import IntakeRecord
 from router.store import SqliteStore
 from router.store.incidents import IncidentStore, SourceUpdate
+from router.workers.intake import IntakeProcessor
 from tests.incidents.harness import T_MON_10, load, make_alert
 
 

@@ -132,7 +132,7 @@ async def test_backoff_is_capped(tmp_path: Path, store: SqliteStore,
 
     monkeypatch.setattr(flush_offload_module, "plan_flush", plan_flush)
     from router.clock import FakeClock
-    from router.scheduler import Scheduler
+    from router.workers.scheduler import Scheduler
 
     h = Harness(store, load(tmp_path), FakeClock(T_MON_10))
     h.scheduler = Scheduler(store, lambda: h.rules, clock=h.clock, deadline_s=3600,

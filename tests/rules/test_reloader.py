@@ -12,13 +12,13 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from structlog.testing import capture_logs
 
+from router.app import create_app
 from router.config import ServiceConfig
-from router.http import ServiceState, create_app
-from router.http.reload import RELOADER
-from router.http.state import RULES, RulesRef
+from router.http import ServiceState
+from router.http.state import RELOADER, RULES, RulesRef
 from router.metrics import REGISTRY
 from router.rules import load_rules
-from router.rules.reloader import RuleReloader
+from router.workers.reloader import RuleReloader
 from tests.rules.helpers import HEADER
 
 

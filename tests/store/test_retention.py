@@ -12,9 +12,10 @@ import pytest
 
 from router.clock import FakeClock
 from router.models import Receipt
-from router.retention import RetentionConfig, RetentionWorker
+from router.retention import RetentionConfig
 from router.store import SqliteStore
 from router.store.codec import ts
+from router.workers.retention import RetentionWorker
 from tests.store.factories import T0, make_delivery, make_record
 
 NOW = T0 + timedelta(days=100)
@@ -144,6 +145,34 @@ async def test_run_prunes_at_start_and_stops(store: SqliteStore, db: Path) -> No
         if _count(db, "SELECT count(*) FROM intake") == 0:
             break
         await asyncio.sleep(0.02)
+    assert _count(db, "SELECT count(*) FROM intake") == 0
+    await worker.stop()
+    await asyncio.wait_for(task, timeout=10)
+
+
+async def test_a_failed_pass_does_not_end_the_worker(store: SqliteStore, db: Path) -> None:
+    """Reproducer: a prune step that raised ended the retention loop (and with it the
+    service); now the pass is logged and tried again after the back-off."""
+    ids = await store.append_intake([replace(make_record(), received_at=OLD)])
+    await store.commit_plan(ids, [], now=OLD, deadline_s=60)
+    worker = _worker(store, interval_s=3600)
+    worker._error_backoff_s = 0.01  # the first retry at once (default: a minute)
+    real, calls = store.prune_step, 0
+
+    async def flaky(*args: object, **kwargs: object) -> object:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise sqlite3.OperationalError("database is locked")
+        return await real(*args, **kwargs)  # type: ignore[arg-type]
+
+    store.prune_step = flaky  # type: ignore[method-assign,assignment]
+    task = asyncio.create_task(worker.run())
+    for _ in range(500):
+        if _count(db, "SELECT count(*) FROM intake") == 0 or task.done():
+            break
+        await asyncio.sleep(0.02)
+    assert not task.done()
     assert _count(db, "SELECT count(*) FROM intake") == 0
     await worker.stop()
     await asyncio.wait_for(task, timeout=10)

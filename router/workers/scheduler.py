@@ -11,7 +11,7 @@ applied; the incident is read and computed again.
 When a dispatcher is attached, a flush that plans deliveries also claims due ones in its
 own transaction, up to the send slots the dispatcher reserved for it in each channel's
 lane, and hands them over in memory
-(:meth:`~router.dispatch.dispatcher.Dispatcher.offer`): the alert's path skips a separate
+(:meth:`~router.workers.dispatcher.Dispatcher.offer`): the alert's path skips a separate
 claim transaction (one fsync) and the dispatcher's wake-up. The dispatcher is told to
 claim by itself only when the flush could not claim everything it planned (no free slot,
 or a lane's claim filled every slot reserved for it; a lane found full claims again as
@@ -49,6 +49,7 @@ from router.models import Delivery
 from router.rules.inhibit import TargetKey, target_keys
 from router.store.incidents import FlushClaim, IncidentStore
 from router.store.lanes import LaneSlots
+from router.workers.loop import Loop
 
 __all__ = ["Scheduler", "SlotClaimer"]
 
@@ -75,7 +76,7 @@ class SlotClaimer(Protocol):
         ...
 
 
-class Scheduler:
+class Scheduler(Loop):
     """Flushes due incidents into the outbox; one instance per service."""
 
     def __init__(
@@ -103,42 +104,23 @@ class Scheduler:
         self._rules = rules
         self._clock = clock
         self._deadline_s = deadline_s
-        self._poll_interval_s = poll_interval_s
         self._batch_size = batch_size
         self.on_planned = on_planned
-        self._wake = asyncio.Event()
-        self._stopping = False
-        self._running = False
-        self._stopped = asyncio.Event()
+        super().__init__(poll_interval_s=poll_interval_s)
+
+    name = "scheduler"
+    failure_event = "scheduler.flush_failed"
 
     def notify(self, due_at: datetime | None = None) -> None:
         """A timer was set or moved: look again now."""
-        self._wake.set()
+        self.wake()
 
-    async def run(self) -> None:
-        """Flush due incidents until :meth:`stop`."""
-        self._running = True
-        self._stopped.clear()
-        try:
-            while not self._stopping:
-                try:
-                    flushed = await self.flush_due()
-                except Exception:  # noqa: BLE001 - logged with traceback; the loop lives on
-                    _log.exception("scheduler.flush_failed")
-                    flushed = 0
-                if flushed >= self._batch_size or self._stopping:
-                    continue
-                await self._sleep()
-        finally:
-            self._running = False
-            self._stopped.set()
-
-    async def stop(self) -> None:
-        """Finish the current flush and return."""
-        self._stopping = True
-        self._wake.set()
-        if self._running:
-            await self._stopped.wait()
+    async def one_pass(self) -> float | None:
+        """Flush what is due; wait until the next timer, at most ``poll_interval_s``."""
+        flushed = await self.flush_due()
+        if flushed >= self._batch_size or self.stopping:
+            return 0
+        return await self._until_next_due()
 
     async def flush_due(self) -> int:
         """Flush every incident due now (up to ``batch_size``); return how many."""
@@ -147,7 +129,7 @@ class Scheduler:
         unclaimed = False  # planned deliveries the dispatcher must claim by itself
         stuck = 0  # due incidents that failed and could not even be set aside
         for incident_id in due:
-            if self._stopping:
+            if self.stopping:
                 break
             try:
                 planned, claimed_all = await self._flush(incident_id, now)
@@ -278,8 +260,9 @@ class Scheduler:
             _log.error("scheduler.storm_postpone_failed", storm=storm_id,
                        store_error=repr(store_exc)[:200])
 
-    async def _sleep(self) -> None:
-        timeout = self._poll_interval_s
+    async def _until_next_due(self) -> float:
+        """Seconds until the next incident timer, at most ``poll_interval_s``."""
+        timeout = self._poll_interval_s or 0.0
         try:
             next_due = await self._store.next_incident_due()
         except Exception:  # noqa: BLE001 - a read failure: poll again later
@@ -288,9 +271,4 @@ class Scheduler:
         if next_due is not None and not self._stalled:
             # (A stalled pass could set nothing aside: wait a poll interval, never spin.)
             timeout = min(timeout, max(0.0, (next_due - self._clock.now()).total_seconds()))
-        if timeout > 0:
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
-            except TimeoutError:
-                pass
-        self._wake.clear()
+        return timeout

@@ -27,10 +27,11 @@ from router.logging import get_logger
 from router.metrics import RULES_LAST_RELOAD, RULES_RELOAD_SUCCESS
 from router.rules.loader import load_rules, rule_files
 from router.rules.ruleset import RuleSet
+from router.workers.loop import Loop
 
 __all__ = ["ReloadResult", "RuleReloader", "RulesHolder", "snapshot"]
 
-_log = get_logger("router.rules.reloader")
+_log = get_logger("router.workers.reloader")
 
 #: What identifies a version of the rule files: (path, inode, size, mtime_ns) per file.
 Snapshot = tuple[tuple[str, int, int, int], ...]
@@ -82,7 +83,7 @@ def snapshot(paths: Sequence[str | Path]) -> Snapshot:
     return tuple(out)
 
 
-class RuleReloader:
+class RuleReloader(Loop):
     """Reloads the rules of a running service into ``holder``.
 
     ``loader`` and ``wall_clock`` are seams for tests. ``poll_interval_s`` of 0 disables
@@ -101,6 +102,7 @@ class RuleReloader:
         self.paths = list(paths)
         self.holder = holder
         self.poll_interval_s = poll_interval_s
+        super().__init__(poll_interval_s=poll_interval_s if poll_interval_s > 0 else None)
         self._loader = loader
         self._wall_clock = wall_clock
         self._lock = asyncio.Lock()
@@ -152,15 +154,24 @@ class RuleReloader:
             return None
         return await self.reload("file change")
 
-    async def watch(self) -> None:
-        """Poll the rule files until cancelled (no-op when ``poll_interval_s`` is 0)."""
-        if self.poll_interval_s <= 0:
-            return
-        if self._snapshot is None:
+    name = "rules-watch"
+    failure_event = "rules.watch_failed"
+
+    async def on_start(self) -> None:
+        """Record the files as they are, unless :meth:`prime` did already."""
+        if self._snapshot is None and self.poll_interval_s > 0:
             await self.prime()
-        while True:
-            await asyncio.sleep(self.poll_interval_s)
-            try:
-                await self.check_files()
-            except OSError as exc:  # e.g. a folder briefly missing during a deploy
-                _log.warning("cannot check rule files", error=str(exc))
+
+    async def one_pass(self) -> float | None:
+        """Reload when the rule files changed (nothing when watching is disabled)."""
+        if self.poll_interval_s <= 0:
+            return None  # SIGHUP and /-/reload only: wait until stopped
+        try:
+            await self.check_files()
+        except OSError as exc:  # e.g. a folder briefly missing during a deploy
+            _log.warning("cannot check rule files", error=str(exc))
+        return None
+
+    async def watch(self) -> None:
+        """Poll the rule files until stopped or cancelled (the loop, :meth:`run`)."""
+        await self.run()

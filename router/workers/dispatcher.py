@@ -30,7 +30,7 @@ from its :class:`TokenBucket` before each send and waits for it; when the wait w
 longer than the lease allows, the row is handed back (``defer``) to be claimed later,
 without counting an attempt.
 
-Circuit breaker (:class:`~router.dispatch.breaker.CircuitBreaker`): after
+Circuit breaker (:class:`~router.workers.breaker.CircuitBreaker`): after
 ``breaker_failures`` consecutive retryable failures or timeouts of a channel, its lane
 claims nothing for ``breaker_cooldown_s``, then one probe; rows it had claimed and not
 yet sent are handed back unattempted. Its deliveries stay pending, never dropped.
@@ -56,11 +56,8 @@ from datetime import datetime, timedelta
 
 import structlog
 
+from router.channel import Channel
 from router.clock import Clock
-from router.dispatch.breaker import CircuitBreaker
-from router.dispatch.channel import Channel
-from router.dispatch.ratelimit import TokenBucket
-from router.dispatch.retry import RetryPolicy
 from router.errors import STORED_ERROR_CHARS, DeliveryError, excerpt
 from router.masking import mask_address
 from router.metrics import (
@@ -78,6 +75,10 @@ from router.metrics import (
 from router.models import Delivery, OutboundMessage, Receipt
 from router.store.base import Store
 from router.store.lanes import LaneSlots
+from router.workers.breaker import CircuitBreaker
+from router.workers.loop import Loop
+from router.workers.ratelimit import TokenBucket
+from router.workers.retry import RetryPolicy
 
 __all__ = ["OTHER_LANE", "Dispatcher", "LaneSettings", "Outcome"]
 
@@ -145,7 +146,7 @@ class Outcome:
     dead_letter_reason: str = "permanent"  # when failed for good without retrying
 
 
-class Dispatcher:
+class Dispatcher(Loop):
     """Claims due deliveries and sends them, lane by lane (one lane per channel)."""
 
     def __init__(
@@ -181,16 +182,12 @@ class Dispatcher:
         self._policy = policy
         self._concurrency = concurrency
         self._lease_s = lease_s
-        self._poll_interval_s = poll_interval_s
         self._send_timeout_s = timeout_s
         self._drain_timeout_s = drain_timeout_s if drain_timeout_s is not None else timeout_s + 5
         self._rng = rng if rng is not None else random.Random()
         self._starved = False  # the loop found every free slot reserved: wake it on release
         self._draining = False  # the loop has stopped: nothing new is started
-        self._wake = asyncio.Event()
-        self._stopping = False
-        self._running = False
-        self._stopped = asyncio.Event()
+        super().__init__(poll_interval_s=poll_interval_s)
         self._gauges_refreshed_at = float("-inf")
         self._lanes: dict[str, _Lane] = {}
         for name in channels:
@@ -222,35 +219,33 @@ class Dispatcher:
 
     # -- control ----------------------------------------------------------------------
 
+    name = "dispatcher"
+    failure_event = "dispatch.claim_failed"
+
     def notify(self) -> None:
         """New deliveries were planned: claim now rather than at the next poll."""
-        self._wake.set()
+        self.wake()
 
-    async def run(self) -> None:
-        """Claim and send until :meth:`stop`; then let in-flight sends finish (bounded)."""
-        self._running = True
-        self._stopped.clear()
+    # The loop (router.workers.loop.Loop.run): claim and send until stop(); then let the
+    # in-flight sends finish (bounded).
+
+    async def one_pass(self) -> float | None:
+        """One claim for every lane's free slots; go on at once while a lane filled its
+        slots and some lane has a free one."""
         try:
-            while not self._stopping:
-                full = await self._claim_and_start()
-                await self._refresh_gauges()
-                if self._stopping:
-                    break
-                if full and any(lane.free() > 0 for lane in self._all_lanes()):
-                    continue  # more may be due right now
-                await self._wait()
+            full = await self._claim_and_start()
         finally:
-            await self._drain()
-            self._running = False
-            self._draining = False
-            self._stopped.set()
+            await self._refresh_gauges()
+        if full and any(lane.free() > 0 for lane in self._all_lanes()):
+            return 0  # more may be due right now
+        return None
 
-    async def stop(self) -> None:
-        """Stop claiming; wait (bounded) for in-flight sends, then return."""
-        self._stopping = True
-        self._wake.set()
-        if self._running:
-            await self._stopped.wait()
+    async def on_stop(self) -> None:
+        """Let in-flight sends finish (bounded by ``drain_timeout_s``)."""
+        try:
+            await self._drain()
+        finally:
+            self._draining = False
 
     @property
     def lease_s(self) -> float:
@@ -272,7 +267,7 @@ class Dispatcher:
         then would only be claimed again after it ran out), nor for a lane whose
         circuit breaker is open.
         """
-        if not self._running or self._stopping:
+        if not self.running or self.stopping:
             return LaneSlots({name: 0 for name in self._lanes})
         per_channel: dict[str, int] = {}
         for lane in self._lanes.values():
@@ -291,7 +286,7 @@ class Dispatcher:
         """Send ``deliveries``, claimed elsewhere under the reservation ``reserved``."""
         self._release(deliveries, reserved)
         if self._mark_backlog(deliveries, reserved):
-            self._wake.set()  # a lane's claim was cut short by its slots: more may be due
+            self.wake()  # a lane's claim was cut short by its slots: more may be due
 
     async def dispatch_once(self) -> int:
         """Claim what is due now (each lane's free slots), send it all, return the count."""
@@ -310,11 +305,8 @@ class Dispatcher:
             self._starved = self._starved or any(lane.reserved for lane in self._all_lanes())
             return False
         batch: list[Delivery] = []
-        try:
+        try:  # a failed claim is logged by the loop, which tries again after a back-off
             batch = await self._store.claim_lanes(self._clock.now(), slots, self._lease_s)
-        except Exception:  # noqa: BLE001 - logged; the next poll tries again
-            _log.exception("dispatch.claim_failed")
-            return False
         finally:
             self._release(batch, slots)
         return self._mark_backlog(batch, slots)
@@ -361,7 +353,7 @@ class Dispatcher:
                 self._start(delivery)
         if self._starved and not any(lane.reserved for lane in self._all_lanes()):
             self._starved = False
-            self._wake.set()  # the loop found no free slot while they were reserved
+            self.wake()  # the loop found no free slot while they were reserved
 
     def _start(self, delivery: Delivery) -> None:
         lane = self._lane_of(delivery.channel)
@@ -374,16 +366,9 @@ class Dispatcher:
             lane.inflight.discard(task)
             lane.gauge()
             if lane.backlog:
-                self._wake.set()  # a slot of the lane is free and more is probably due
+                self.wake()  # a slot of the lane is free and more is probably due
 
         task.add_done_callback(done)
-
-    async def _wait(self) -> None:
-        try:
-            await asyncio.wait_for(self._wake.wait(), timeout=self._poll_interval_s)
-        except TimeoutError:
-            pass
-        self._wake.clear()
 
     async def _drain(self) -> None:
         self._draining = True

@@ -40,6 +40,7 @@ from router.models import IncidentPolicy, IntakeRecord, RouteDecision
 from router.rules.inhibit import SourceKey, source_keys
 from router.rules.tree import Route
 from router.store.incidents import IncidentStore, SourceUpdate
+from router.workers.loop import Loop
 
 __all__ = ["IntakeProcessor", "RoutingRules"]
 
@@ -106,7 +107,7 @@ class RoutingRules(FlushRules, Protocol):
     def route_at(self, position: str) -> Route | None: ...
 
 
-class IntakeProcessor:
+class IntakeProcessor(Loop):
     """Routes intake rows into deliveries; one instance per service."""
 
     def __init__(
@@ -130,80 +131,79 @@ class IntakeProcessor:
         self._clock = clock
         self._deadline_s = deadline_s
         self._batch_size = batch_size
-        self._poll_interval_s = poll_interval_s
         self.on_planned = on_planned
         self._timer_scale = timer_scale
-        self._wake = asyncio.Event()
-        self._stopping = False
-        self._running = False
-        self._stopped = asyncio.Event()
+        super().__init__(poll_interval_s=poll_interval_s)
+        self._in_flight: asyncio.Task[bool] | None = None  # the batch being committed
+        self._last_id = 0  # the highest intake id of the batch in flight
+        self._coalesce = False  # the last pass was busy: pause before the next fetch
         self._gauge_refreshed_at = float("-inf")
         self._memo_rules: RoutingRules | None = None
         self._memo: ByteLRU[str, _Routed] = ByteLRU(_routed_bytes, share="routes")
 
+    name = "intake"
+    failure_event = "intake.batch_failed"
+
     def notify(self) -> None:
         """New intake rows were committed: process them now rather than at the next poll."""
-        self._wake.set()
+        self.wake()
 
-    async def run(self) -> None:
-        """Process until :meth:`stop`; on notify, or every ``poll_interval_s``.
+    # The loop (router.workers.loop.Loop.run): process until stop(); on notify, or every
+    # poll_interval_s.
+    #
+    # Pipelined under a backlog (a full batch): the next batch is fetched and routed
+    # while the previous one commits in the store's writer thread; below a full batch
+    # the commit is awaited before waiting for new rows. Commits still happen one at
+    # a time, in id order: a batch is handed to the store only after the one before it
+    # committed, and if that one failed, the batch routed behind it is dropped and both
+    # are fetched again (their rows are still unprocessed).
 
-        Pipelined under a backlog (a full batch): the next batch is fetched and routed
-        while the previous one commits in the store's writer thread; below a full batch
-        the commit is awaited before waiting for new rows. Commits still happen one at
-        a time, in id order: a batch is handed to the store only after the one before it
-        committed, and if that one failed, the batch routed behind it is dropped and both
-        are fetched again (their rows are still unprocessed).
-        """
-        self._running = True
-        self._stopped.clear()
+    async def on_start(self) -> None:
+        """Upgrade the legacy incidents before routing anything."""
+        self._in_flight, self._last_id, self._coalesce = None, 0, False
         try:
             await self.upgrade_legacy_incidents()
         except Exception:  # noqa: BLE001 - logged; such incidents still resolve normally
             _log.exception("intake.legacy_upgrade_failed")
-        in_flight: asyncio.Task[bool] | None = None
-        last_id = 0
-        try:
-            while not self._stopping:
-                processed = 0
-                try:
-                    rows = await self._store.fetch_intake(
-                        self._batch_size, after_id=last_id if in_flight is not None else 0)
-                    plan = await self._plan(rows) if rows else None
-                    if in_flight is not None:
-                        committed, in_flight = await in_flight, None
-                        if not committed:
-                            plan = None  # fetched again, in order, from the first unprocessed
-                    if plan is not None:
-                        in_flight = asyncio.create_task(self._commit_logged(plan))
-                        last_id = plan.last_id
-                        processed = plan.rows
-                except Exception:  # noqa: BLE001 - logged with traceback; the loop must live on
-                    _log.exception("intake.batch_failed")
-                await self._refresh_gauge()
-                if processed >= self._batch_size or self._stopping:
-                    continue  # a backlog: go on at once, overlapped (or leave the loop)
-                if in_flight is not None:
-                    # No backlog: let the commit finish before waiting, so that rows
-                    # arriving meanwhile join the next batch instead of making small
-                    # overlapped ones (each commit costs its fsync).
-                    await in_flight
-                    in_flight = None
-                await self._wait()
-                if processed >= _BUSY_ROWS and not self._stopping:
-                    await asyncio.sleep(_COALESCE_S)
-        finally:
-            if in_flight is not None:
-                await asyncio.gather(in_flight, return_exceptions=True)
-            self._running = False
-            self._stopped.set()
 
-    async def stop(self) -> None:
-        """Finish the current batch and return (no new batch is started)."""
-        self._stopping = True
-        self._wake.set()
-        if self._running:
-            await self._stopped.wait()
+    async def one_pass(self) -> float | None:
+        """Fetch, route and hand one batch to the store (overlapped with the commit of
+        the batch before it under a backlog)."""
+        if self._coalesce:
+            # Under load, rows arriving meanwhile join one bigger batch.
+            self._coalesce = False
+            await asyncio.sleep(_COALESCE_S)
+        processed = 0
+        try:
+            rows = await self._store.fetch_intake(
+                self._batch_size, after_id=self._last_id if self._in_flight is not None else 0)
+            plan = await self._plan(rows) if rows else None
+            if self._in_flight is not None:
+                committed, self._in_flight = await self._in_flight, None
+                if not committed:
+                    plan = None  # fetched again, in order, from the first unprocessed
+            if plan is not None:
+                self._in_flight = asyncio.create_task(self._commit_logged(plan))
+                self._last_id = plan.last_id
+                processed = plan.rows
+        finally:
+            await self._refresh_gauge()
+        if processed >= self._batch_size or self.stopping:
+            return 0  # a backlog: go on at once, overlapped (or leave the loop)
+        if self._in_flight is not None:
+            # No backlog: let the commit finish before waiting, so that rows arriving
+            # meanwhile join the next batch instead of making small overlapped ones
+            # (each commit costs its fsync).
+            await self._in_flight
+            self._in_flight = None
+        self._coalesce = processed >= _BUSY_ROWS
+        return None
+
+    async def on_stop(self) -> None:
+        """Let the batch in flight commit."""
+        if self._in_flight is not None:
+            await asyncio.gather(self._in_flight, return_exceptions=True)
+            self._in_flight = None
 
     async def upgrade_legacy_incidents(self) -> int:
         """Give the open incidents opened before route identities (route id ``root/2``)
@@ -379,13 +379,6 @@ class IntakeProcessor:
             follow_up_after_s=(p.follow_up_after_s * scale
                                if p.follow_up_after_s is not None else None))
         return replace(decision, policy=policy)
-
-    async def _wait(self) -> None:
-        try:
-            await asyncio.wait_for(self._wake.wait(), timeout=self._poll_interval_s)
-        except TimeoutError:
-            pass
-        self._wake.clear()
 
     async def _refresh_gauge(self) -> None:
         now = asyncio.get_running_loop().time()
