@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict
 
-from router.matchers import Matcher
+from router.rules.matchers import Matcher
 
 __all__ = [
     "InhibitRule",

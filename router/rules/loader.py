@@ -16,10 +16,10 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from router.errors import Problem, RuleError
-from router.matchers import Matcher, MatcherParseError, MatchType, parse_matchers
 from router.models import Contact
 from router.rules.incident_rules import collect_incident_rules
 from router.rules.lifecycle import build_policy
+from router.rules.matchers import Matcher, MatcherParseError, MatchType, parse_matchers
 from router.rules.problems import did_you_mean, validation_problems
 from router.rules.ruleset import Audience, RuleSet
 from router.rules.schema import (
