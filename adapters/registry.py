@@ -20,8 +20,8 @@ from router.dispatch.channel import Channel
 from router.sms import SmsPolicy
 
 if TYPE_CHECKING:
-    from adapters.kafka_publisher import KafkaPublisher, PublishError
-    from adapters.kafka_source import KafkaSource
+    from adapters.kafka.publisher import KafkaPublisher, PublishError
+    from adapters.kafka.source import KafkaSource
     from adapters.sns import SnsSettings
     from adapters.webpush import SubscriptionStore, WebPushSettings
 
@@ -29,9 +29,9 @@ if TYPE_CHECKING:
 #: MiB: their modules load on first use, so a service that does not configure them never
 #: pays for them (memory, start time).
 _LAZY: dict[str, str] = {
-    "KafkaPublisher": "adapters.kafka_publisher",
-    "PublishError": "adapters.kafka_publisher",
-    "KafkaSource": "adapters.kafka_source",
+    "KafkaPublisher": "adapters.kafka.publisher",
+    "PublishError": "adapters.kafka.publisher",
+    "KafkaSource": "adapters.kafka.source",
     "SubscriptionStore": "adapters.webpush",
 }
 

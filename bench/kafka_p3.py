@@ -252,7 +252,7 @@ async def _committed(bootstrap: str, group: str, partitions: int) -> int:
 async def handoff_run(bootstrap: str, group: str, total: int, partitions: int) -> float:
     """``--handoff-only``: the Kafka source and the SQLite intake alone (no routing,
     no scheduler, no back-pressure); msgs/s from assignment to every offset committed."""
-    from adapters.kafka_source import KafkaSource
+    from adapters.kafka.source import KafkaSource
     from router.backpressure import Backpressure, BackpressureConfig
     from router.clock import SystemClock
     from router.kafka_config import KafkaConfig

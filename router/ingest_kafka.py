@@ -2,7 +2,7 @@
 
 Wired by :func:`router.http.app.create_app` when the config has a ``kafka`` section:
 
-- :func:`build_kafka_source`: the :class:`adapters.kafka_source.KafkaSource` that
+- :func:`build_kafka_source`: the :class:`adapters.kafka.source.KafkaSource` that
   ``create_app`` runs as a background worker.
 - :func:`kafka_publisher_ctx`: with ``kafka.publish.topic`` set, connects the producer
   that :func:`publish_webhook` uses; the webhook then answers 200 only once the broker

@@ -1,4 +1,4 @@
-"""Decoding Kafka messages into intake records (adapters.kafka_formats)."""
+"""Decoding Kafka messages into intake records (adapters.kafka.formats)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from adapters.kafka_formats import FORMAT_HEADER, KafkaMessageError, MessageMeta, decode_message
+from adapters.kafka.formats import FORMAT_HEADER, KafkaMessageError, MessageMeta, decode_message
 from router.fingerprint import fingerprint
 from router.kafka_config import KafkaLabelsConfig, MessageFormat
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from adapters.kafka_deadletter import DeadLetter
-from adapters.kafka_source import KafkaSource
+from adapters.kafka.deadletter import DeadLetter
+from adapters.kafka.source import KafkaSource
 from router.clock import SystemClock
 from router.kafka_config import KafkaConfig
 from router.models import IntakeRecord

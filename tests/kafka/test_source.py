@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from adapters.kafka_deadletter import DeadLetter, DeadLetterError
-from adapters.kafka_source import KafkaSource
+from adapters.kafka.deadletter import DeadLetter, DeadLetterError
+from adapters.kafka.source import KafkaSource
 from router.backpressure import Backpressure, BackpressureConfig
 from router.clock import Clock, FakeClock, SystemClock
 from router.kafka_config import KafkaConfig
