@@ -12,8 +12,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal, TextIO
 
+from router.authoring.explain import explain_alert, format_text
 from router.errors import Problem, RuleError
-from router.rules.explain import explain_alert, format_text
 from router.rules.loader import load_rules
 from router.rules.ruleset import RuleSet
 
@@ -85,7 +85,7 @@ def explain_command(
 
     ``at`` (ISO 8601) is the clock time of the alert (its start); default: now.
     """
-    from router.rules.testfile import parse_time
+    from router.authoring.testfile import parse_time
 
     try:
         now = parse_time(at) if at is not None else None
@@ -134,8 +134,8 @@ def test_files_command(paths: list[str], out: TextIO) -> int | None:
     ``rules/`` means ``rules/tests/*.yaml`` (each file tests the rule set in the folder
     above it unless it says ``rules:``); a test file or a ``tests`` folder works too.
     """
-    from router.rules.testfile import find_test_files
-    from router.rules.testrun import run_test_files
+    from router.authoring.testfile import find_test_files
+    from router.authoring.testrun import run_test_files
 
     files = find_test_files(paths)
     if not files:
@@ -155,8 +155,7 @@ def diff_command(old: str, new: str, alerts_file: str | None, fmt: Literal["text
     import sqlite3
     from dataclasses import asdict
 
-    from router.errors import ConfigError
-    from router.rules.diff import (
+    from router.authoring.diff import (
         diff_alerts,
         format_diff,
         format_identity,
@@ -164,6 +163,7 @@ def diff_command(old: str, new: str, alerts_file: str | None, fmt: Literal["text
         read_alerts,
         route_identity_changes,
     )
+    from router.errors import ConfigError
     from router.store import sqlite_url
 
     sets: list[RuleSet] = []
@@ -210,7 +210,7 @@ def import_alertmanager_command(path: str, output: str | None, out: TextIO, err:
     The report of what was not imported goes to ``err``. 0 ok, 1 when the input cannot be
     read or is not a valid Alertmanager configuration (positioned problems on ``err``).
     """
-    from router.rules.importer import AlertmanagerConfigError, import_alertmanager
+    from router.authoring.importer import AlertmanagerConfigError, import_alertmanager
 
     try:
         text = Path(path).read_text(encoding="utf-8")

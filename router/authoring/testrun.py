@@ -20,15 +20,7 @@ from typing import Any, TextIO
 
 import structlog.testing
 
-from router.errors import Problem, RuleError
-from router.fingerprint import fingerprint as alert_fingerprint
-from router.models import Alert, Contact, IntakeRecord, NewDelivery, Phase, RenderedMessage
-from router.models import RouteDecision as Decision
-from router.rules.loader import load_rules
-from router.rules.problems import did_you_mean
-from router.rules.quiet import QuietVerdict, format_local, quiet_verdict
-from router.rules.ruleset import Audience, RuleSet
-from router.rules.testfile import (
+from router.authoring.testfile import (
     DEFAULT_AT,
     MESSAGE_FIELDS,
     CaseModel,
@@ -37,6 +29,14 @@ from router.rules.testfile import (
     load_test_file,
     parse_time,
 )
+from router.errors import Problem, RuleError
+from router.fingerprint import fingerprint as alert_fingerprint
+from router.models import Alert, Contact, IntakeRecord, NewDelivery, Phase, RenderedMessage
+from router.models import RouteDecision as Decision
+from router.rules.loader import load_rules
+from router.rules.problems import did_you_mean
+from router.rules.quiet import QuietVerdict, format_local, quiet_verdict
+from router.rules.ruleset import Audience, RuleSet
 from router.rules.yamlsrc import Path_
 from router.sms import analyse
 
