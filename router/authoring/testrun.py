@@ -359,7 +359,7 @@ def _load_rules_cached(paths: tuple[str, ...], cache: dict[tuple[str, ...],
 
 def run_test_files(files: Sequence[Path], out: TextIO) -> int:
     """Run every case of ``files``; print results and ``N passed, M failed``. 0 ok, 1 not."""
-    from router.rules.cli import format_problem
+    from router.cli.rules import format_problem
 
     passed = failed = 0
     broken = False

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from router.authoring.importer import AlertmanagerConfigError, ImportResult, import_alertmanager
+from router.cli.rules import check_command
 from router.rules import RuleSet, load_rules
-from router.rules.cli import check_command
 from router.rules.matchers import MatchType
 from tests.rules.helpers import by_position
 

@@ -1,4 +1,4 @@
-"""The argument parser of ``tocsin rules import-alertmanager`` (kept out of router/cli.py)."""
+"""The argument parser of ``tocsin rules import-alertmanager`` (kept out of router/cli/main.py)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Commands: ``serve``, ``rules check``, ``rules test``, ``version``. Exit status: 0 ok,
 1 failure (invalid config or rules, failed run), 2 usage error (bad arguments).
-The rule commands are implemented in :mod:`router.rules.cli`; this module only parses
+The rule commands are implemented in :mod:`router.cli.rules`; this module only parses
 arguments and delegates.
 """
 
@@ -165,14 +165,14 @@ def _build() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     diff.add_argument("--all", action="store_true", dest="show_all",
                       help="list every changed alert (default: 5 examples per change)")
 
-    from router.rules.importer_cli import add_import_parser
+    from router.cli.rules_import import add_import_parser
 
     add_import_parser(rule_commands, _FORMATTER)  # rules import-alertmanager
 
-    from router.deliveries_cli import add_parsers
+    from router.cli.deliveries import add_parsers
 
     add_parsers(commands, _FORMATTER)  # deliveries/intake retry, push vapid-keys
-    from router.state_cli import add_parser as add_state_parser
+    from router.cli.state import add_parser as add_state_parser
 
     add_state_parser(commands, _FORMATTER)  # state backup
     commands.add_parser(
@@ -198,21 +198,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tocsin {__version__}")
         return EXIT_OK
     if args.command in ("deliveries", "intake", "push"):
-        from router.deliveries_cli import run
+        from router.cli.deliveries import run
 
         code = run(args)
         return EXIT_USAGE if code is None else code
     if args.command == "state":
-        from router.state_cli import run as run_state
+        from router.cli.state import run as run_state
 
         return run_state(args)
     if args.command == "rules":
         if args.rules_command == "check":
-            from router.rules.cli import check_command
+            from router.cli.rules import check_command
 
             return check_command(list(args.paths), sys.stdout)
         if args.rules_command == "test":
-            from router.rules.cli import explain_command, test_files_command
+            from router.cli.rules import explain_command, test_files_command
 
             if not args.labels:
                 code = test_files_command(list(args.paths), sys.stdout)
@@ -228,12 +228,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 sys.stdout, at=args.at,
             )
         if args.rules_command == "diff":
-            from router.rules.cli import diff_command
+            from router.cli.rules import diff_command
 
             return diff_command(args.old, args.new, args.alerts, args.format, sys.stdout,
                                 show_all=args.show_all, state_url=args.state_url)
         if args.rules_command == "import-alertmanager":
-            from router.rules.cli import import_alertmanager_command
+            from router.cli.rules import import_alertmanager_command
 
             return import_alertmanager_command(args.config, args.output, sys.stdout,
                                                sys.stderr, include_template=args.template)
