@@ -34,7 +34,7 @@ from router.fingerprint import fingerprint as alert_fingerprint
 from router.models import Alert, Contact, IntakeRecord, NewDelivery, Phase, RenderedMessage
 from router.models import RouteDecision as Decision
 from router.rules.loader import load_rules
-from router.rules.problems import did_you_mean
+from router.rules.problems import did_you_mean, format_problem
 from router.rules.quiet import QuietVerdict, format_local, quiet_verdict
 from router.rules.ruleset import Audience, RuleSet
 from router.rules.yamlsrc import Path_
@@ -359,8 +359,6 @@ def _load_rules_cached(paths: tuple[str, ...], cache: dict[tuple[str, ...],
 
 def run_test_files(files: Sequence[Path], out: TextIO) -> int:
     """Run every case of ``files``; print results and ``N passed, M failed``. 0 ok, 1 not."""
-    from router.cli.rules import format_problem
-
     passed = failed = 0
     broken = False
     cache: dict[tuple[str, ...], RuleSet | list[Problem]] = {}
