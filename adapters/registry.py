@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from adapters.alertmanager import SOURCE as ALERTMANAGER_SOURCE
 from adapters.alertmanager import WebhookPayloadError, count_alerts, parse_webhook
 from adapters.smtp import SmtpChannel, SmtpSettings
-from router.channels_config import SnsConfig, WebPushConfig
+from router.config.channels import SnsConfig, WebPushConfig
 from router.dispatch.channel import Channel
 from router.sms import SmsPolicy
 

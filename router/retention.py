@@ -16,33 +16,15 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 import structlog
-from pydantic import BaseModel, ConfigDict, Field
 
 from router.clock import Clock
+from router.config.retention import RetentionConfig
 from router.metrics import RETENTION_DELETED
 from router.store.retention import PRUNABLE, Prunable, PruneStep
 
-__all__ = ["Prunes", "RetentionConfig", "RetentionWorker"]
+__all__ = ["Prunes", "RetentionWorker"]
 
 _log = structlog.get_logger(__name__)
-
-
-class RetentionConfig(BaseModel):
-    """The ``retention`` section: how long each kind of history is kept (days)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    intake_days: float = Field(default=7.0, ge=0)  # routed intake rows (the ingest log)
-    deliveries_days: float = Field(default=90.0, ge=0)  # sent and dead-lettered deliveries
-    incidents_days: float = Field(default=90.0, ge=0)  # resolved incidents and timelines
-    interval_s: float = Field(default=3600.0, gt=0)  # time between two passes
-    batch_rows: int = Field(default=2000, ge=1)  # rows deleted per transaction at most
-    pause_s: float = Field(default=0.05, ge=0)  # pause between two transactions
-
-    def keep_days(self, kind: Prunable) -> float:
-        """The configured age of ``kind`` (0: keep forever)."""
-        return {"intake": self.intake_days, "deliveries": self.deliveries_days,
-                "incidents": self.incidents_days}[kind]
 
 
 class Prunes(Protocol):

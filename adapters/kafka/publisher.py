@@ -27,7 +27,7 @@ from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 
 from adapters.kafka.client import make_producer
 from adapters.kafka.formats import FORMAT_HEADER
-from router.kafka_config import KafkaConfig
+from router.config.kafka import KafkaConfig
 from router.models import Alert, IntakeRecord
 
 __all__ = ["KafkaPublisher", "PublishError", "alert_message"]

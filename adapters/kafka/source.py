@@ -52,9 +52,10 @@ from adapters.kafka.deadletter import (
     ProducerDeadLetters,
 )
 from adapters.kafka.formats import SOURCE, KafkaMessageError, MessageMeta, decode_message
-from router.backpressure import Backpressure, BackpressureConfig
+from router.backpressure import Backpressure
 from router.clock import Clock
-from router.kafka_config import KafkaConfig
+from router.config import BackpressureConfig
+from router.config.kafka import KafkaConfig
 from router.logging import get_logger
 from router.metrics import (
     ALERTS_RECEIVED,

@@ -13,7 +13,7 @@ import pytest
 from adapters.kafka.deadletter import DeadLetter
 from adapters.kafka.source import KafkaSource
 from router.clock import SystemClock
-from router.kafka_config import KafkaConfig
+from router.config.kafka import KafkaConfig
 from router.models import IntakeRecord
 from router.store.base import Backlog
 from router.store.sqlite import SqliteStore

@@ -13,9 +13,10 @@ import pytest
 
 from adapters.kafka.deadletter import DeadLetter, DeadLetterError
 from adapters.kafka.source import KafkaSource
-from router.backpressure import Backpressure, BackpressureConfig
+from router.backpressure import Backpressure
 from router.clock import Clock, FakeClock, SystemClock
-from router.kafka_config import KafkaConfig
+from router.config import BackpressureConfig
+from router.config.kafka import KafkaConfig
 from router.metrics import REGISTRY
 from router.store.sqlite import SqliteStore
 from tests.incidents.harness import Harness, load, make_alert

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from router.clock import FakeClock
+from router.config import RetentionConfig
 from router.models import Receipt
-from router.retention import RetentionConfig, RetentionWorker
+from router.retention import RetentionWorker
 from router.store import SqliteStore
 from router.store.codec import ts
 from tests.store.factories import T0, make_delivery, make_record
