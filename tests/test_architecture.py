@@ -32,3 +32,36 @@ def test_router_imports_no_concrete_adapter() -> None:
         if not line.endswith(": adapters.registry")
     ]
     assert offending == []
+
+
+def _calls(path: Path) -> list[ast.Call]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    return [node for node in ast.walk(tree) if isinstance(node, ast.Call)]
+
+
+def test_the_strict_base_is_defined_once() -> None:
+    """Only router/strict.py forbids unknown keys itself: every model a person writes
+    (service config, rule files, rule tests) derives from router.strict.Strict."""
+    offending = [
+        f"{path.relative_to(ROOT)}:{call.lineno}"
+        for path in sorted((ROOT / "router").rglob("*.py"))
+        if path != ROOT / "router" / "strict.py"
+        for call in _calls(path)
+        if any(kw.arg == "extra" and isinstance(kw.value, ast.Constant)
+               and kw.value.value == "forbid" for kw in call.keywords)
+    ]
+    assert offending == []
+
+
+def test_one_yaml_path_reads_files() -> None:
+    """Files a person writes are parsed in router/yamlsrc.py only (one position and error
+    path for the service config and the rule files)."""
+    offending = [
+        f"{path.relative_to(ROOT)}:{call.lineno}"
+        for path in sorted((ROOT / "router").rglob("*.py"))
+        if path != ROOT / "router" / "yamlsrc.py"
+        for call in _calls(path)
+        if isinstance(call.func, ast.Attribute) and call.func.attr in ("compose", "compose_all")
+        and isinstance(call.func.value, ast.Name) and call.func.value.id == "yaml"
+    ]
+    assert offending == []

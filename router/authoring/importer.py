@@ -38,7 +38,7 @@ from router.errors import Problem, TocsinError
 from router.rules.durations import parse_duration_s
 from router.rules.problems import did_you_mean
 from router.rules.time_intervals import TimeIntervalSpecModel
-from router.rules.yamlsrc import Path_, SourceFile, read_yaml
+from router.yamlsrc import Path_, SourceFile, read_yaml
 
 __all__ = ["AlertmanagerConfigError", "ImportResult", "ReportItem", "import_alertmanager"]
 

@@ -37,8 +37,8 @@ from router.rules.loader import load_rules
 from router.rules.problems import did_you_mean, format_problem
 from router.rules.quiet import QuietVerdict, format_local, quiet_verdict
 from router.rules.ruleset import Audience, RuleSet
-from router.rules.yamlsrc import Path_
 from router.sms import analyse
+from router.yamlsrc import Path_
 
 __all__ = ["CaseResult", "Failure", "run_case", "run_test_files"]
 

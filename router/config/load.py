@@ -37,6 +37,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 
 from router.config.service import ServiceConfig
 from router.errors import ConfigError
+from router.yamlsrc import SourceFile, read_yaml
 
 __all__ = ["ENV_PREFIX", "NON_CONFIG_ENV", "env_names", "load_command_config", "load_config"]
 
@@ -64,16 +65,16 @@ def load_config(path: Path | str | None, environ: Mapping[str, str]) -> ServiceC
     Raises ConfigError with every problem, each naming its key path and origin.
     """
     data: dict[str, Any] = {}
-    positions: dict[tuple[str, ...], str] = {}
+    source: SourceFile | None = None
     file_label = str(path) if path is not None else None
     if path is not None:
-        data, positions = _read_yaml(Path(path))
+        data, source = _read_yaml(Path(path))
     env_origins = _apply_env(data, environ)
     try:
         return ServiceConfig.model_validate(data)
     except ValidationError as exc:
         lines = [
-            _describe(err, positions=positions, env_origins=env_origins, file_label=file_label)
+            _describe(err, source=source, env_origins=env_origins, file_label=file_label)
             for err in exc.errors(include_url=False)
         ]
         header = f"invalid configuration ({len(lines)} problem{'s' if len(lines) > 1 else ''}):"
@@ -85,42 +86,33 @@ def env_names() -> list[str]:
     return sorted(ENV_PREFIX + "__".join(p).upper() for p, _ in _leaf_fields(ServiceConfig, ()))
 
 
-def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
+def _read_yaml(path: Path) -> tuple[dict[str, Any], SourceFile]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{where}: invalid YAML: {problem}") from None
-    if data is None:
-        return {}, {}
-    if not isinstance(data, dict):
+    src, problems = read_yaml(str(path), text, typed=True)
+    if problems:
+        raise ConfigError(_problem_lines([_where(p.file, p.line, p.col) + p.message
+                                          for p in problems]))
+    assert src is not None
+    if src.data is None:
+        src.data = {}
+    if not isinstance(src.data, dict):
         raise ConfigError(f"{path}: the config file must be a mapping of keys, not a list/value")
-    positions: dict[tuple[str, ...], str] = {}
-    if node is not None:
-        _collect_positions(node, (), str(path), positions)
-    return data, positions
+    return src.data, src
 
 
-def _collect_positions(
-    node: yaml.Node, prefix: tuple[str, ...], file: str, out: dict[tuple[str, ...], str]
-) -> None:
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key = (*prefix, str(key_node.value))
-            out[key] = f"{file}:{key_node.start_mark.line + 1}:{key_node.start_mark.column + 1}"
-            _collect_positions(value_node, key, file, out)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            key = (*prefix, str(index))
-            out[key] = f"{file}:{item.start_mark.line + 1}:{item.start_mark.column + 1}"
-            _collect_positions(item, key, file, out)
+def _where(file: str, line: int, col: int) -> str:
+    """``file:line:col: `` (``file: `` without a line)."""
+    return f"{file}:{line}:{col}: " if line else f"{file}: "
+
+
+def _problem_lines(lines: list[str]) -> str:
+    if len(lines) == 1:
+        return lines[0]
+    header = f"invalid configuration ({len(lines)} problems):"
+    return "\n".join([header, *(f"  {line}" for line in lines)])
 
 
 # --------------------------------------------------------------------------- environment
@@ -223,13 +215,13 @@ def _yaml_scalar(raw: str) -> Any:
 def _describe(
     err: Mapping[str, Any],
     *,
-    positions: Mapping[tuple[str, ...], str],
+    source: SourceFile | None,
     env_origins: Mapping[tuple[str, ...], str],
     file_label: str | None,
 ) -> str:
     loc = tuple(str(part) for part in err["loc"])
     key = ".".join(loc) if loc else "(top level)"
-    origin = _origin(loc, positions, env_origins, file_label)
+    origin = _origin(err["loc"], source, env_origins, file_label)
     kind = err["type"]
     secret = bool(loc) and loc[-1] in _SECRET_KEYS
     if kind == "extra_forbidden":
@@ -246,17 +238,18 @@ def _describe(
 
 
 def _origin(
-    loc: tuple[str, ...],
-    positions: Mapping[tuple[str, ...], str],
+    raw_loc: tuple[str | int, ...],
+    source: SourceFile | None,
     env_origins: Mapping[tuple[str, ...], str],
     file_label: str | None,
 ) -> str:
+    loc = tuple(str(part) for part in raw_loc)
     for end in range(len(loc), 0, -1):
         if loc[:end] in env_origins:
             return f"{env_origins[loc[:end]]}: "
-    for end in range(len(loc), 0, -1):
-        if loc[:end] in positions:
-            return f"{positions[loc[:end]]}: "
+    mark = source.position(raw_loc) if source is not None else None
+    if mark is not None and source is not None:
+        return _where(source.path, mark.line, mark.col)
     return f"{file_label}: " if file_label else ""
 
 

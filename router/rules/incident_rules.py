@@ -19,7 +19,7 @@ from router.rules.matchers import Matcher, MatcherParseError, MatchType, parse_m
 from router.rules.problems import did_you_mean
 from router.rules.schema import RouteModel, RuleFileModel
 from router.rules.time_intervals import TimeInterval, TimeIntervalSpecModel, compile_interval
-from router.rules.yamlsrc import Path_, SourceFile
+from router.yamlsrc import Path_, SourceFile
 
 __all__ = ["NO_QUIET_HOURS", "IncidentRules", "collect_incident_rules"]
 

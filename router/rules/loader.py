@@ -40,7 +40,7 @@ from router.rules.templates import (
     compile_field,
 )
 from router.rules.tree import Route, SeverityRule
-from router.rules.yamlsrc import Mark, Path_, SourceFile, read_yaml
+from router.yamlsrc import Mark, Path_, SourceFile, read_yaml
 
 __all__ = ["load_rules", "rule_files"]
 

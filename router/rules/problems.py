@@ -17,7 +17,7 @@ from typing import Any, Union
 from pydantic import BaseModel, ValidationError
 
 from router.errors import Problem
-from router.rules.yamlsrc import Path_, SourceFile
+from router.yamlsrc import Path_, SourceFile
 
 __all__ = ["did_you_mean", "forget_sources", "format_problem", "validation_problems"]
 

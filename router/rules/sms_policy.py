@@ -26,10 +26,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from router.models import Alert, Contact, Phase, RouteDecision
 from router.sms import SmsInfo, SmsOverflowError, SmsPolicy, fit
+from router.strict import Strict
 
 if TYPE_CHECKING:
     from router.rules.templates import CompiledTemplate
@@ -46,10 +47,8 @@ MAX_PARTS = 255
 Overflow = Literal["truncate", "fail"]
 
 
-class SmsPolicyModel(BaseModel):
+class SmsPolicyModel(Strict):
     """``sms_policy`` of a template (every key optional; at least one given)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     max_segments: int | None = Field(default=None, ge=1, le=10)
     overflow: Overflow | None = None

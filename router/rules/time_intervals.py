@@ -27,7 +27,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
+
+from router.strict import Strict
 
 __all__ = [
     "IntervalSpec",
@@ -46,10 +48,6 @@ _MONTHS = ["january", "february", "march", "april", "may", "june", "july", "augu
 _HHMM = re.compile(r"^(\d{2}):(\d{2})$")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
 def _minutes(text: str, *, end: bool) -> int:
     match = _HHMM.match(text.strip())
     if match is None:
@@ -61,7 +59,7 @@ def _minutes(text: str, *, end: bool) -> int:
     return hours * 60 + minutes
 
 
-class TimeRangeModel(_Strict):
+class TimeRangeModel(Strict):
     """``{start_time: "HH:MM", end_time: "HH:MM"}``."""
 
     start_time: str
@@ -117,7 +115,7 @@ def _int_range(text: str, what: str, low: int, high: int) -> tuple[int, int]:
     return begin, end
 
 
-class TimeIntervalSpecModel(_Strict):
+class TimeIntervalSpecModel(Strict):
     """One spec of a named interval (all fields optional; absent = any)."""
 
     times: list[TimeRangeModel] | None = None
