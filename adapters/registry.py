@@ -1,10 +1,11 @@
 """The explicit table of Tocsin's edges: outbound channels and inbound sources.
 
 ``router`` never imports a concrete adapter by name; it reaches every edge through this
-module only (``tests/test_architecture.py`` checks it). ``CHANNEL_KINDS`` is the set of
-channel names rule files may use; :func:`build_channels` instantiates the configured
-ones. The inbound edges (the Alertmanager webhook parser, the Kafka source and the
-cluster-ingest publisher) are re-exported below for the HTTP app and the service wiring.
+module only (``tests/test_architecture.py`` checks it). ``CHANNEL_KINDS`` (defined in
+:mod:`router.models`) is the set of channel names rule files may use;
+:func:`build_channels` instantiates the configured ones. The inbound edges (the
+Alertmanager webhook parser, the Kafka source and the cluster-ingest publisher) are
+re-exported below for the HTTP app and the service wiring.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from adapters.alertmanager import WebhookPayloadError, count_alerts, parse_webho
 from adapters.smtp import SmtpChannel, SmtpSettings
 from router.config.channels import SnsConfig, WebPushConfig
 from router.dispatch.channel import Channel
+from router.models import CHANNEL_KINDS
 from router.sms import SmsPolicy
 
 if TYPE_CHECKING:
@@ -58,9 +60,6 @@ __all__ = [
     "sns_settings",
     "webpush_settings",
 ]
-
-#: Channel names known to the rules (cross-reference checks) and to the dispatcher.
-CHANNEL_KINDS: frozenset[str] = frozenset({"email", "sms", "topic", "push"})
 
 
 def build_channels(smtp: SmtpSettings | None, sns: SnsSettings | None = None,

@@ -19,7 +19,7 @@ from pydantic import Field, ValidationError, field_validator
 
 from router.errors import Problem
 from router.rules.problems import validation_problems
-from router.rules.schema import check_timezone
+from router.rules.time_intervals import check_timezone
 from router.strict import Strict
 from router.yamlsrc import SourceFile, read_yaml
 

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from router.errors import Problem, RuleError
-from router.models import Contact
+from router.models import CHANNEL_KINDS, Contact
 from router.rules.incident_rules import collect_incident_rules
 from router.rules.lifecycle import build_policy
 from router.rules.matchers import Matcher, MatcherParseError, MatchType, parse_matchers
@@ -32,7 +32,8 @@ from router.rules.schema import (
     TemplateModel,
     check_locale,
 )
-from router.rules.sms_policy import TemplateSmsPolicy, sample_overflows
+from router.rules.sms_policy import TemplateSmsPolicy
+from router.rules.sms_samples import sample_overflows
 from router.rules.templates import (
     CompiledMessage,
     CompiledTemplate,
@@ -62,9 +63,6 @@ _TEMPLATE_KEYS = frozenset({"fallback_locale", "sms_policy"})
 
 
 def _channel_kinds() -> frozenset[str]:
-    # Imported lazily: the adapter registry is the one place that names channels.
-    from adapters.registry import CHANNEL_KINDS
-
     return CHANNEL_KINDS
 
 

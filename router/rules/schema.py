@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -32,7 +31,7 @@ from router.rules.lifecycle import (
     StormControlModel,
 )
 from router.rules.sms_policy import SmsPolicyModel
-from router.rules.time_intervals import TimeIntervalSpecModel
+from router.rules.time_intervals import TimeIntervalSpecModel, check_timezone
 from router.strict import Strict
 
 __all__ = [
@@ -50,17 +49,6 @@ _EMAIL = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\".]+$")
 _TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$")
 _LOCALE = re.compile(r"^[a-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]*$")
-
-
-def check_timezone(value: str) -> str:
-    """Return ``value`` if it is an IANA time zone name, else raise ValueError."""
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(
-            f"unknown time zone '{value}': use an IANA name such as 'UTC' or 'Europe/Paris'"
-        ) from None
-    return value
 
 
 def check_locale(value: str) -> str:

@@ -26,11 +26,11 @@ from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 
 from router.errors import TocsinError
-from router.incidents.view import IncidentView, StormItem, format_duration, single_alert_view
 from router.models import Alert, Contact, Phase, RenderedMessage, RouteDecision
 from router.rules.problems import did_you_mean
 from router.rules.sms_policy import TemplateSmsPolicy
 from router.rules.template_fields import CONTEXT_ATTRIBUTES, unknown_attribute
+from router.rules.view import IncidentView, StormItem, format_duration, single_alert_view
 
 __all__ = [
     "CONTEXT_FIELDS",

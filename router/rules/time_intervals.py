@@ -25,7 +25,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
 
@@ -37,6 +37,7 @@ __all__ = [
     "TimeIntervalSpecModel",
     "TimeRange",
     "TimeRangeModel",
+    "check_timezone",
     "compile_interval",
     "compile_spec",
     "window_end",
@@ -57,6 +58,17 @@ def _minutes(text: str, *, end: bool) -> int:
         raise ValueError(f"invalid time '{text}': 00:00 to 23:59"
                          + (" (or 24:00 as an end)" if end else ""))
     return hours * 60 + minutes
+
+
+def check_timezone(value: str) -> str:
+    """Return ``value`` if it is an IANA time zone name, else raise ValueError."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone '{value}': use an IANA name such as 'UTC' or 'Europe/Paris'"
+        ) from None
+    return value
 
 
 class TimeRangeModel(Strict):
@@ -158,8 +170,6 @@ class TimeIntervalSpecModel(Strict):
     def _location(cls, v: str | None) -> str | None:
         if v is None:
             return v
-        from router.rules.schema import check_timezone  # lazy: schema imports this module
-
         return check_timezone(v)
 
 
