@@ -1,10 +1,11 @@
 """The explicit table of Tocsin's edges: outbound channels and inbound sources.
 
 ``router`` never imports a concrete adapter by name; it reaches every edge through this
-module only (``tests/test_architecture.py`` checks it). ``CHANNEL_KINDS`` is the set of
-channel names rule files may use; :func:`build_channels` instantiates the configured
-ones. The inbound edges (the Alertmanager webhook parser, the Kafka source and the
-cluster-ingest publisher) are re-exported below for the HTTP app and the service wiring.
+module only (``tests/test_architecture.py`` checks it). ``CHANNEL_KINDS`` (defined in
+:mod:`router.models`) is the set of channel names rule files may use;
+:func:`build_channels` instantiates the configured ones. The inbound edges (the
+Alertmanager webhook parser, the Kafka source and the cluster-ingest publisher) are
+re-exported below for the HTTP app and the service wiring.
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ from adapters.alertmanager import (
 )
 from adapters.smtp import SmtpChannel, SmtpSettings
 from router.channel import Channel
-from router.channels_config import SnsConfig, WebPushConfig
+from router.config.channels import SnsConfig, WebPushConfig
+from router.models import CHANNEL_KINDS
 from router.sms import SmsPolicy
 
 if TYPE_CHECKING:
-    from adapters.kafka_publisher import KafkaPublisher, PublishError
-    from adapters.kafka_source import KafkaSource
+    from adapters.kafka.publisher import KafkaPublisher, PublishError
+    from adapters.kafka.source import KafkaSource
     from adapters.sns import SnsSettings
     from adapters.webpush import SubscriptionStore, WebPushSettings
 
@@ -34,9 +36,9 @@ if TYPE_CHECKING:
 #: MiB: their modules load on first use, so a service that does not configure them never
 #: pays for them (memory, start time).
 _LAZY: dict[str, str] = {
-    "KafkaPublisher": "adapters.kafka_publisher",
-    "PublishError": "adapters.kafka_publisher",
-    "KafkaSource": "adapters.kafka_source",
+    "KafkaPublisher": "adapters.kafka.publisher",
+    "PublishError": "adapters.kafka.publisher",
+    "KafkaSource": "adapters.kafka.source",
     "SubscriptionStore": "adapters.webpush",
 }
 
@@ -64,9 +66,6 @@ __all__ = [
     "sns_settings",
     "webpush_settings",
 ]
-
-#: Channel names known to the rules (cross-reference checks) and to the dispatcher.
-CHANNEL_KINDS: frozenset[str] = frozenset({"email", "sms", "topic", "push"})
 
 
 def build_channels(smtp: SmtpSettings | None, sns: SnsSettings | None = None,

@@ -167,11 +167,10 @@ async def tocsin_run(bootstrap: str, group: str, total: int, partitions: int,
     updated, row marked processed: one durable transaction).
     """
     from router.app import create_app
-    from router.backpressure import BackpressureConfig
-    from router.config import ServiceConfig
+    from router.config import BackpressureConfig, ServiceConfig
+    from router.config.kafka import KafkaConfig
     from router.gctune import tune_gc
     from router.http.state import KAFKA_SOURCE, STORE
-    from router.kafka_config import KafkaConfig
     from router.rules import load_rules
 
     workdir = Path(tempfile.mkdtemp(prefix="tocsin-p3-"))
@@ -252,10 +251,11 @@ async def _committed(bootstrap: str, group: str, partitions: int) -> int:
 async def handoff_run(bootstrap: str, group: str, total: int, partitions: int) -> float:
     """``--handoff-only``: the Kafka source and the SQLite intake alone (no routing,
     no scheduler, no back-pressure); msgs/s from assignment to every offset committed."""
-    from adapters.kafka_source import KafkaSource
-    from router.backpressure import Backpressure, BackpressureConfig
+    from adapters.kafka.source import KafkaSource
+    from router.backpressure import Backpressure
     from router.clock import SystemClock
-    from router.kafka_config import KafkaConfig
+    from router.config import BackpressureConfig
+    from router.config.kafka import KafkaConfig
     from router.logging import configure_logging
     from router.store.sqlite import SqliteStore
 
@@ -356,7 +356,7 @@ def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    from router.backpressure import BackpressureConfig
+    from router.config import BackpressureConfig
 
     MAX_INTAKE_PENDING = int(BackpressureConfig.model_fields["max_intake_pending"].default)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

@@ -27,9 +27,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from router.clock import Clock
+from router.config.backpressure import BOUND_KEYS, BackpressureConfig
 from router.logging import get_logger
 from router.metrics import BACKLOG_ITEMS, BACKLOG_OLDEST_AGE, BACKPRESSURE_ENGAGED
 from router.store.base import BACKLOG_STAGES, Backlog
@@ -37,7 +36,6 @@ from router.store.base import BACKLOG_STAGES, Backlog
 __all__ = [
     "BacklogSource",
     "Backpressure",
-    "BackpressureConfig",
     "Bound",
     "decide",
     "record_backlog",
@@ -45,45 +43,11 @@ __all__ = [
 
 _log = get_logger("router.backpressure")
 
-#: The config key bounding each stage.
-_BOUND_KEYS: Final = {
-    "intake": "max_intake_pending",
-    "incidents": "max_overdue_incidents",
-    "deliveries": "max_due_deliveries",
-}
 _WHAT: Final = {
     "intake": "accepted alerts not yet routed",
     "incidents": "incidents overdue",
     "deliveries": "deliveries due and not sent",
 }
-
-
-class BackpressureConfig(BaseModel):
-    """The ``backpressure`` section: backlog bounds above which ingest is held back.
-
-    The defaults let ordinary storms through: 10,000 unrouted alerts are about two
-    seconds of routing at the measured rate (bench/README.md, P3: ~5k alerts/s), and
-    10,000 overdue incidents or 20,000 due deliveries are far beyond a large outage
-    (hundreds of incidents, a few notices each); a flood that keeps them growing is held.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    enabled: bool = True  # false: measure the backlog, never hold ingest back
-    max_intake_pending: int = Field(default=10_000, ge=1)
-    max_overdue_incidents: int = Field(default=10_000, ge=1)
-    max_due_deliveries: int = Field(default=20_000, ge=1)
-    # released once every stage is at or below this fraction of its bound
-    resume_ratio: float = Field(default=0.8, ge=0, lt=1)
-    retry_after_s: int = Field(default=5, ge=1)  # the webhook's Retry-After while engaged
-    check_interval_s: float = Field(default=0.5, gt=0)  # how often the store is sampled
-    # an incident counts as overdue once its timer is this late (a flush in progress is not)
-    overdue_grace_s: float = Field(default=5.0, ge=0)
-
-    def bound(self, stage: str) -> int:
-        """The bound of ``stage`` (one of :data:`router.store.BACKLOG_STAGES`)."""
-        value: int = getattr(self, _BOUND_KEYS[stage])
-        return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +61,7 @@ class Bound:
     @property
     def key(self) -> str:
         """The config key of the bound, e.g. ``backpressure.max_overdue_incidents``."""
-        return f"backpressure.{_BOUND_KEYS[self.stage]}"
+        return f"backpressure.{BOUND_KEYS[self.stage]}"
 
     def message(self) -> str:
         """What the webhook answers while this bound holds."""

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Final, Literal
 
 __all__ = [
+    "CHANNEL_KINDS",
     "SUBJECT_MAX_CHARS",
     "Alert",
     "AlertStatus",
@@ -37,6 +38,9 @@ AlertStatus = Literal["firing", "resolved"]
 Phase = Literal["firing", "update", "follow_up", "resolved", "summary", "storm"]
 #: ``cancelled``: a held (quiet-hours) delivery superseded before it was sent.
 DeliveryStatus = Literal["pending", "sent", "failed", "cancelled"]
+#: Channel names known to the rules (cross-reference checks) and to the dispatcher;
+#: ``adapters.registry`` builds a channel for each configured one.
+CHANNEL_KINDS: frozenset[str] = frozenset({"email", "sms", "topic", "push"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from router.backpressure import Backpressure, BackpressureConfig, Bound, decide
+from router.backpressure import Backpressure, Bound, decide
 from router.clock import FakeClock
+from router.config import BackpressureConfig
 from router.metrics import REGISTRY
 from router.models import IntakeRecord
 from router.store import Backlog, SqliteStore, StageBacklog

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -10,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from router import __version__
-from router.cli import main
+from router.cli import build_parser, main
+from router.cli.base import EXIT_USAGE
 
 REPO = Path(__file__).resolve().parents[1]
 COMMANDS = [[], ["serve"], ["rules"], ["rules", "check"], ["rules", "test"], ["version"]]
@@ -163,3 +165,29 @@ def test_intake_retry_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert main(["intake", "retry", "--dead", "--config", str(config)]) == 0
     assert f"replayed 1 intake row: {second}" in capsys.readouterr().out
     assert main(["intake", "retry", "--config", str(config)]) == 2
+
+
+def _leaf_commands(parser: argparse.ArgumentParser,
+                   path: tuple[str, ...]) -> list[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+    found = [(path, parser)]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                found += _leaf_commands(child, (*path, name))
+    return found
+
+
+def test_every_registered_command_has_a_handler() -> None:
+    """Each command and command group of the tree was added through router.cli.base, so
+    it runs a handler (a group without its subcommand answers a usage error, exit 2)."""
+    missing = [" ".join(path) for path, parser in _leaf_commands(build_parser(), ())[1:]
+               if parser.get_default("run") is None]
+    assert missing == []
+
+
+@pytest.mark.parametrize("group", ["rules", "deliveries", "intake", "push", "state"])
+def test_a_group_without_its_subcommand_is_a_usage_error(
+        group: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """`tocsin GROUP` alone exits 2 and names the subcommands it expects."""
+    assert main([group]) == EXIT_USAGE
+    assert f"tocsin {group}: a subcommand is required" in capsys.readouterr().err

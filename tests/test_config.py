@@ -182,6 +182,27 @@ def test_invalid_yaml_is_positioned(tmp_path: Path) -> None:
         load_config(path, {})
 
 
+def test_repeated_key_is_positioned_like_in_rule_files(tmp_path: Path) -> None:
+    """A key given twice in one mapping is an error at the second one (the YAML path shared
+    with rule files), where a plain YAML load kept the last value silently."""
+    path = _write(tmp_path, "smtp:\n  host: a\n  port: 25\n  host: b\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, {})
+    assert str(info.value) == (f"{path}:4:3: duplicate key 'host' (first defined at line 2)")
+
+
+def test_file_values_keep_their_yaml_types(tmp_path: Path) -> None:
+    """Numbers, booleans and lists of the file reach the models typed, as YAML wrote them."""
+    path = _write(tmp_path, "smtp:\n  port: 2525\napi:\n  public_metrics: yes\n"
+                            "rules: [a/, b/]\n")
+    config = load_config(path, {})
+    assert (config.smtp.port, config.api.public_metrics, config.rules) == (2525, True,
+                                                                          ["a/", "b/"])
+    path = _write(tmp_path, "smtp:\n  port: 70000\n")
+    with pytest.raises(ConfigError, match=r"smtp\.port: must be <= 65535 \(got 70000\)"):
+        load_config(path, {})
+
+
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     """A config path that does not exist is reported, not a traceback."""
     with pytest.raises(ConfigError, match="cannot read config file"):

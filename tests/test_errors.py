@@ -125,7 +125,7 @@ def test_old_import_places_still_work() -> None:
     from adapters.alertmanager import WebhookPayloadError as from_adapter
     from adapters.registry import PublishError as from_registry
     from router.http.query import BadQuery as from_query
-    from router.matchers import MatcherParseError as from_matchers
+    from router.rules.matchers import MatcherParseError as from_matchers
 
     assert from_adapter is WebhookPayloadError
     assert from_registry is errors.PublishError

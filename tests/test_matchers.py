@@ -1,4 +1,4 @@
-"""Unit and property tests of router.matchers (parsing, canonical form, evaluation)."""
+"""Unit and property tests of router.rules.matchers (parsing, canonical form, evaluation)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from router.matchers import (
+from router.rules.matchers import (
     Matcher,
     MatcherParseError,
     MatchType,

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from router.matchers import (
+from router.rules.matchers import (
     Matcher,
     MatcherParseError,
     MatchType,

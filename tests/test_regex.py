@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from router.matchers import Matcher, MatcherParseError, RegexParseError, parse_matcher
-from router.regex import RegexError, compile_anchored, compile_union
+from router.rules.matchers import Matcher, MatcherParseError, RegexParseError, parse_matcher
+from router.rules.regex import RegexError, compile_anchored, compile_union
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,7 +27,7 @@ def _full(value: str, text: str) -> bool:
 # (2^n back-tracking on 'a' * n + 'c'); labels are external input.
 _NESTED = textwrap.dedent("""\
     import pathlib, tempfile
-    from router.matchers import parse_matcher
+    from router.rules.matchers import parse_matcher
     from tests.rules.helpers import load_text
     m = parse_matcher('x=~"(a+)+b"')
     value = "a" * 40 + "c"

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from router.cli import main
+from router.cli.state import backup_command
 from router.config import load_config
-from router.state_cli import backup_command
 from router.store import SqliteStore
 from tests.store.factories import make_record
 

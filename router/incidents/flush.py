@@ -34,13 +34,13 @@ from router.incidents.state import (
     RecipientLog,
     TimelineEvent,
 )
-from router.incidents.view import AlertList, IncidentView, StormItem, incident_view
 from router.masking import mask_address
 from router.models import Alert, Contact, NewDelivery, Phase, RenderedMessage, RouteDecision
 from router.planner import AudienceView, recipient_address
 from router.rules import RenderError
 from router.rules.incident_rules import IncidentRules
 from router.rules.quiet import quiet_until, quiet_verdict
+from router.rules.view import AlertList, IncidentView, StormItem, incident_view
 
 __all__ = [
     "FlushResult",

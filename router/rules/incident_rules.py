@@ -13,13 +13,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from router.matchers import Matcher, MatcherParseError, MatchType, parse_matchers
 from router.rules.inhibit import InhibitRule, InhibitRuleModel
 from router.rules.lifecycle import StormControl
+from router.rules.matchers import Matcher, MatcherParseError, MatchType, parse_matchers
 from router.rules.problems import did_you_mean
 from router.rules.schema import RouteModel, RuleFileModel
 from router.rules.time_intervals import TimeInterval, TimeIntervalSpecModel, compile_interval
-from router.rules.yamlsrc import Path_, SourceFile
+from router.yamlsrc import Path_, SourceFile
 
 __all__ = ["NO_QUIET_HOURS", "IncidentRules", "collect_incident_rules"]
 

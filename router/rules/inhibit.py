@@ -18,9 +18,8 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from pydantic import BaseModel, ConfigDict
-
-from router.matchers import Matcher
+from router.rules.matchers import Matcher
+from router.strict import Strict
 
 __all__ = [
     "InhibitRule",
@@ -33,10 +32,8 @@ __all__ = [
 ]
 
 
-class InhibitRuleModel(BaseModel):
+class InhibitRuleModel(Strict):
     """One ``inhibit_rules`` entry, as in alertmanager.yml (old and new matcher styles)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     source_matchers: list[str] | None = None
     target_matchers: list[str] | None = None

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from router.models import IncidentPolicy
 from router.rules.durations import Duration
 from router.rules.time_intervals import TimeIntervalSpecModel
+from router.strict import Strict
 
 if TYPE_CHECKING:
     from router.rules.schema import RouteModel
@@ -40,11 +41,9 @@ ResolvedDuringQuietHours = Literal["summary", "drop"]
 QuietHoursSpecs = list[TimeIntervalSpecModel]
 
 
-class StormControlModel(BaseModel):
+class StormControlModel(Strict):
     """``storm_control``: above ``max_incidents`` new incidents for one audience within
     ``window``, the audience gets one summary instead of a first notice per incident."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     max_incidents: int = Field(ge=1)
     window: Duration = 600.0

@@ -16,10 +16,10 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from router.errors import Problem, RuleError
-from router.matchers import Matcher, MatcherParseError, MatchType, parse_matchers
-from router.models import Contact
+from router.models import CHANNEL_KINDS, Contact
 from router.rules.incident_rules import collect_incident_rules
 from router.rules.lifecycle import build_policy
+from router.rules.matchers import Matcher, MatcherParseError, MatchType, parse_matchers
 from router.rules.problems import did_you_mean, validation_problems
 from router.rules.ruleset import Audience, RuleSet
 from router.rules.schema import (
@@ -32,16 +32,16 @@ from router.rules.schema import (
     TemplateModel,
     check_locale,
 )
-from router.rules.sms_policy import TemplateSmsPolicy, sample_overflows
+from router.rules.sms_policy import TemplateSmsPolicy
+from router.rules.sms_samples import sample_overflows, sample_overruns
 from router.rules.templates import (
     CompiledMessage,
     CompiledTemplate,
     TemplateCompileError,
     compile_field,
-    sample_overruns,
 )
 from router.rules.tree import Route, SeverityRule
-from router.rules.yamlsrc import Mark, Path_, SourceFile, read_yaml
+from router.yamlsrc import Mark, Path_, SourceFile, read_yaml
 
 __all__ = ["load_rules", "rule_files"]
 
@@ -63,9 +63,6 @@ _TEMPLATE_KEYS = frozenset({"fallback_locale", "sms_policy"})
 
 
 def _channel_kinds() -> frozenset[str]:
-    # Imported lazily: the adapter registry is the one place that names channels.
-    from adapters.registry import CHANNEL_KINDS
-
     return CHANNEL_KINDS
 
 

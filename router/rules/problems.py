@@ -10,14 +10,40 @@ import difflib
 import types
 import typing
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
+from pathlib import Path
 from typing import Any, Union
 
 from pydantic import BaseModel, ValidationError
 
 from router.errors import Problem
-from router.rules.yamlsrc import Path_, SourceFile
+from router.yamlsrc import Path_, SourceFile
 
-__all__ = ["did_you_mean", "validation_problems"]
+__all__ = ["did_you_mean", "forget_sources", "format_problem", "validation_problems"]
+
+
+@lru_cache(maxsize=64)
+def _source_lines(path: str) -> tuple[str, ...]:
+    try:
+        return tuple(Path(path).read_text(encoding="utf-8", errors="replace").splitlines())
+    except OSError:
+        return ()
+
+
+def format_problem(problem: Problem) -> str:
+    """``file:line:col: error: message`` plus the offending line and a caret."""
+    text = str(problem)
+    lines = _source_lines(problem.file) if problem.line else ()
+    if 0 < problem.line <= len(lines):
+        src = lines[problem.line - 1].expandtabs(1)
+        caret = " " * max(problem.col - 1, 0) + "^"
+        text += f"\n    {src}\n    {caret}"
+    return text
+
+
+def forget_sources() -> None:
+    """Drop the source lines :func:`format_problem` cached (files may have changed)."""
+    _source_lines.cache_clear()
 
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:

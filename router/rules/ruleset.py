@@ -7,11 +7,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from router.errors import Problem
-from router.incidents.view import IncidentView, StormItem
 from router.models import Alert, Contact, Phase, RenderedMessage, RouteDecision
 from router.rules.incident_rules import IncidentRules
 from router.rules.templates import CompiledTemplate, RenderError, build_context, render_message
 from router.rules.tree import Route, Trace, evaluate
+from router.rules.view import IncidentView, StormItem
 from router.sms import SmsOverflowError
 
 __all__ = ["Audience", "RuleSet"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -32,7 +31,8 @@ from router.rules.lifecycle import (
     StormControlModel,
 )
 from router.rules.sms_policy import SmsPolicyModel
-from router.rules.time_intervals import TimeIntervalSpecModel
+from router.rules.time_intervals import TimeIntervalSpecModel, check_timezone
+from router.strict import Strict
 
 __all__ = [
     "AudienceModel",
@@ -51,17 +51,6 @@ _LOCALE = re.compile(r"^[a-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]*$")
 
 
-def check_timezone(value: str) -> str:
-    """Return ``value`` if it is an IANA time zone name, else raise ValueError."""
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(
-            f"unknown time zone '{value}': use an IANA name such as 'UTC' or 'Europe/Paris'"
-        ) from None
-    return value
-
-
 def check_locale(value: str) -> str:
     """Return ``value`` if it looks like a locale tag (``en``, ``fr``, ``fr-CA``)."""
     if not _LOCALE.match(value):
@@ -69,11 +58,7 @@ def check_locale(value: str) -> str:
     return value
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ContactModel(_Strict):
+class ContactModel(Strict):
     """One person or mailbox of an audience."""
 
     id: str = Field(min_length=1)
@@ -123,7 +108,7 @@ class ContactModel(_Strict):
         return self
 
 
-class AudienceModel(_Strict):
+class AudienceModel(Strict):
     """A named group of contacts."""
 
     description: str | None = None
@@ -131,7 +116,7 @@ class AudienceModel(_Strict):
     quiet_hours: str | None = None  # a quiet_hours name (incident rule keys)
 
 
-class MessageModel(_Strict):
+class MessageModel(Strict):
     """The fields of one message (per template, channel and locale).
 
     Which fields a channel takes (and requires) is checked by the loader: email
@@ -166,7 +151,7 @@ class TemplateModel(BaseModel):
         return None if v is None else check_locale(v)
 
 
-class SeverityFromLabel(_Strict):
+class SeverityFromLabel(Strict):
     """Severity taken from a label value, through an optional mapping."""
 
     label: str = Field(min_length=1)
@@ -184,7 +169,7 @@ Severity = Annotated[
 ]
 
 
-class RouteModel(_Strict):
+class RouteModel(Strict):
     """One node of the route tree (see docs/rules.md for the inheritance rules)."""
 
     name: str | None = None
@@ -213,7 +198,7 @@ class RouteModel(_Strict):
     active_time_intervals: list[str] | None = None
     routes: list[RouteModel] | None = None
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
+    model_config = ConfigDict(populate_by_name=False)  # extra="forbid", frozen: Strict
 
     @field_validator("name")
     @classmethod
@@ -239,7 +224,7 @@ class RouteModel(_Strict):
         return v
 
 
-class DefaultsModel(_Strict):
+class DefaultsModel(Strict):
     """Rule-set wide defaults."""
 
     locale: str = "en"
@@ -256,7 +241,7 @@ class DefaultsModel(_Strict):
         return check_timezone(v)
 
 
-class RuleFileModel(_Strict):
+class RuleFileModel(Strict):
     """One rule file. Several files are merged; exactly one of them has ``route``."""
 
     defaults: DefaultsModel | None = None

@@ -20,7 +20,7 @@ _ALERT = frozenset({"labels", "annotations", "status", "starts_at", "ends_at",
 
 
 def _incident_fields() -> frozenset[str]:
-    from router.incidents.view import IncidentView
+    from router.rules.view import IncidentView
 
     return frozenset(f.name for f in dataclasses.fields(IncidentView))
 

@@ -58,7 +58,6 @@ from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 
 from router.errors import RenderBudgetError, RenderError, TemplateCompileError
-from router.incidents.view import IncidentView, StormItem, format_duration, single_alert_view
 from router.models import (
     SUBJECT_MAX_CHARS,
     Alert,
@@ -71,6 +70,7 @@ from router.models import (
 from router.rules.problems import did_you_mean
 from router.rules.sms_policy import TemplateSmsPolicy
 from router.rules.template_fields import CONTEXT_ATTRIBUTES, unknown_attribute
+from router.rules.view import IncidentView, StormItem, format_duration, single_alert_view
 
 __all__ = [
     "CONTEXT_FIELDS",
@@ -85,7 +85,7 @@ __all__ = [
     "format_date",
     "render_budget",
     "render_message",
-    "sample_overruns",
+    "render_within",
     "set_render_budget",
 ]
 
@@ -499,11 +499,12 @@ def render_message(template: CompiledTemplate, message: CompiledMessage,
 
     The subject becomes one line of at most :data:`SUBJECT_MAX_CHARS` characters.
     """
-    return _render_within(template, message, context, _budget)
+    return render_within(template, message, context, _budget)
 
 
-def _render_within(template: CompiledTemplate, message: CompiledMessage,
+def render_within(template: CompiledTemplate, message: CompiledMessage,
                    context: Mapping[str, Any], budget: RenderBudget) -> RenderedMessage:
+    """Render ``message`` of ``template`` with ``context`` under ``budget``."""
     meter = _Meter(template.name, budget)
     outer = _meter()
     _ACTIVE.meter = meter
@@ -527,30 +528,6 @@ def _render_within(template: CompiledTemplate, message: CompiledMessage,
                            html=html.strip("\n") + "\n" if html is not None else None)
 
 
-#: The time budget of the load-time check (:func:`sample_overruns`): short, since a rule
-#: load (hot reload included) renders every message once.
-SAMPLE_CHECK_S: Final = 0.25
-
-
-def sample_overruns(template: CompiledTemplate) -> list[tuple[str, str, str]]:
-    """(channel, locale, reason) of each message that, rendered with sample data, goes
-    over the render budget (its output size, or :data:`SAMPLE_CHECK_S`): what
-    ``tocsin rules check`` warns about. Other render failures are not reported here
-    (sample data is not every alert)."""
-    from router.rules.sms_policy import _sample_context
-
-    budget = RenderBudget(time_s=min(SAMPLE_CHECK_S, _budget.time_s),
-                          max_output_chars=_budget.max_output_chars)
-    found: list[tuple[str, str, str]] = []
-    for channel, per_locale in sorted(template.channels.items()):
-        for locale, message in sorted(per_locale.items()):
-            try:
-                _render_within(template, message, _sample_context(template, locale), budget)
-            except RenderBudgetError as exc:
-                found.append((channel, locale, str(exc)))
-            except RenderError:
-                continue
-    return found
 
 
 def _generate(field: jinja2.Template, context: Mapping[str, Any], meter: _Meter, *,

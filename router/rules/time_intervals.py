@@ -25,9 +25,11 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
+
+from router.strict import Strict
 
 __all__ = [
     "IntervalSpec",
@@ -35,6 +37,7 @@ __all__ = [
     "TimeIntervalSpecModel",
     "TimeRange",
     "TimeRangeModel",
+    "check_timezone",
     "compile_interval",
     "compile_spec",
     "window_end",
@@ -44,10 +47,6 @@ _WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday",
 _MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august",
            "september", "october", "november", "december"]
 _HHMM = re.compile(r"^(\d{2}):(\d{2})$")
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def _minutes(text: str, *, end: bool) -> int:
@@ -61,7 +60,18 @@ def _minutes(text: str, *, end: bool) -> int:
     return hours * 60 + minutes
 
 
-class TimeRangeModel(_Strict):
+def check_timezone(value: str) -> str:
+    """Return ``value`` if it is an IANA time zone name, else raise ValueError."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone '{value}': use an IANA name such as 'UTC' or 'Europe/Paris'"
+        ) from None
+    return value
+
+
+class TimeRangeModel(Strict):
     """``{start_time: "HH:MM", end_time: "HH:MM"}``."""
 
     start_time: str
@@ -117,7 +127,7 @@ def _int_range(text: str, what: str, low: int, high: int) -> tuple[int, int]:
     return begin, end
 
 
-class TimeIntervalSpecModel(_Strict):
+class TimeIntervalSpecModel(Strict):
     """One spec of a named interval (all fields optional; absent = any)."""
 
     times: list[TimeRangeModel] | None = None
@@ -160,8 +170,6 @@ class TimeIntervalSpecModel(_Strict):
     def _location(cls, v: str | None) -> str | None:
         if v is None:
             return v
-        from router.rules.schema import check_timezone  # lazy: schema imports this module
-
         return check_timezone(v)
 
 

@@ -19,9 +19,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from router.matchers import Matcher, MatchType
 from router.models import IncidentPolicy, RouteDecision
-from router.regex import Regex, compile_union
+from router.rules.matchers import Matcher, MatchType
+from router.rules.regex import Regex, compile_union
 
 __all__ = ["ChildIndex", "MatcherTrace", "RegexScreen", "Route", "SeverityRule", "Trace",
            "evaluate"]

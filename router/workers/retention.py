@@ -17,8 +17,8 @@ from typing import Protocol
 import structlog
 
 from router.clock import Clock
+from router.config import RetentionConfig
 from router.metrics import RETENTION_DELETED
-from router.retention import RetentionConfig
 from router.store.retention import PRUNABLE, Prunable, PruneStep
 from router.workers.loop import Loop
 

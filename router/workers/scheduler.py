@@ -43,10 +43,10 @@ from router.clock import Clock
 from router.flush_offload import plan_flush_off_loop
 from router.incidents.flush import FlushRules, failure_reason, plan_storm
 from router.incidents.state import decision_from_json
-from router.incidents.view import StormItem
 from router.metrics import INCIDENT_FLUSHES, PIPELINE_ITEM_FAILURES
 from router.models import Delivery
 from router.rules.inhibit import TargetKey, target_keys
+from router.rules.view import StormItem
 from router.store.incidents import FlushClaim, IncidentStore
 from router.store.lanes import LaneSlots
 from router.workers.loop import Loop

@@ -11,17 +11,17 @@ from pathlib import Path
 
 from router.clock import FakeClock
 from router.incidents.flush import FlushRules
-from router.incidents.view import (
+from router.models import Alert, Contact, Phase, RenderedMessage, RouteDecision
+from router.planner import AudienceView
+from router.rules import RuleSet
+from router.rules.incident_rules import IncidentRules
+from router.rules.view import (
     MAX_LISTED_ALERTS,
     AlertList,
     IncidentView,
     StormItem,
     alert_view,
 )
-from router.models import Alert, Contact, Phase, RenderedMessage, RouteDecision
-from router.planner import AudienceView
-from router.rules import RuleSet
-from router.rules.incident_rules import IncidentRules
 from router.store import SqliteStore
 from router.workers.scheduler import Scheduler
 from tests.incidents.harness import RULES, T_MON_10, Harness, load, make_alert

@@ -18,10 +18,10 @@ import pytest
 import router.flush_offload as flush_offload_module
 import router.incidents.flush as flush_module
 from router.http.api import delivery_to_json
-from router.incidents.view import parse_eta
 from router.metrics import REGISTRY
 from router.models import IntakeRecord, RouteDecision
 from router.rules import RuleSet
+from router.rules.view import parse_eta
 from router.store import SqliteStore
 from tests.incidents.harness import RULES, T_MON_10, Harness, load, make_alert
 
@@ -45,7 +45,7 @@ async def events_of(h: Harness, alertname: str) -> list[tuple[str, dict[str, Any
 def test_eta_out_of_range_is_ignored_with_a_note() -> None:
     """Reproducer: ``999999999d`` and a start at the calendar's end give no eta and a
     note instead of OverflowError."""
-    from router.incidents.view import read_eta
+    from router.rules.view import read_eta
 
     for text, start in (("999999999d", T_MON_10), ("2h", END_OF_TIME),
                         ("9999-12-31T23:59:59Z", T_MON_10), ("tomorrow", T_MON_10)):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.kafka_client import consumer_options
+from adapters.kafka.client import consumer_options
 from router.config import env_names, load_config
 from router.errors import ConfigError
 

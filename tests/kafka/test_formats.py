@@ -1,4 +1,4 @@
-"""Decoding Kafka messages into intake records (adapters.kafka_formats)."""
+"""Decoding Kafka messages into intake records (adapters.kafka.formats)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from adapters.kafka_formats import FORMAT_HEADER, KafkaMessageError, MessageMeta, decode_message
+from adapters.kafka.formats import FORMAT_HEADER, KafkaMessageError, MessageMeta, decode_message
+from router.config.kafka import KafkaLabelsConfig, MessageFormat
 from router.fingerprint import fingerprint
-from router.kafka_config import KafkaLabelsConfig, MessageFormat
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 MESSAGE_TS = datetime(2024, 5, 1, 11, 59, tzinfo=UTC)

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from adapters.kafka_deadletter import DeadLetter
-from adapters.kafka_source import KafkaSource
+from adapters.kafka.deadletter import DeadLetter
+from adapters.kafka.source import KafkaSource
 from router.clock import SystemClock
-from router.kafka_config import KafkaConfig
+from router.config.kafka import KafkaConfig
 from router.models import IntakeRecord
 from router.store.base import Backlog
 from router.store.sqlite import SqliteStore

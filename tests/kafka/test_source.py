@@ -11,12 +11,14 @@ from typing import Any
 
 import pytest
 
-from adapters import kafka_client, kafka_source
-from adapters.kafka_deadletter import DeadLetter, DeadLetterError
-from adapters.kafka_source import KafkaSource
-from router.backpressure import Backpressure, BackpressureConfig
+from adapters.kafka import client as kafka_client
+from adapters.kafka import source as kafka_source
+from adapters.kafka.deadletter import DeadLetter, DeadLetterError
+from adapters.kafka.source import KafkaSource
+from router.backpressure import Backpressure
 from router.clock import Clock, FakeClock, SystemClock
-from router.kafka_config import KafkaConfig
+from router.config import BackpressureConfig
+from router.config.kafka import KafkaConfig
 from router.metrics import REGISTRY
 from router.store.sqlite import SqliteStore
 from tests.incidents.harness import Harness, load, make_alert

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from router.authoring.explain import message_doc
+from router.cli.rules import check_command, explain_command
 from router.models import RenderedMessage
-from router.rules.cli import check_command, explain_command
-from router.rules.explain import message_doc
 
 RULES = Path(__file__).parents[2] / "rules"
 BROKEN = Path(__file__).parent / "broken"

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
+from router.authoring.importer import import_alertmanager
 from router.rules import RuleSet, load_rules
-from router.rules.importer import import_alertmanager
 from tests.rules.helpers import by_position
 
 CORPUS = Path(__file__).parent / "corpus"

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from router.authoring.diff import diff_alerts, outcome, read_alerts, route_identity_changes
 from router.cli import main
 from router.clock import FakeClock
 from router.fingerprint import fingerprint
 from router.models import Alert, IntakeRecord
 from router.rules import load_rules
-from router.rules.diff import diff_alerts, outcome, read_alerts, route_identity_changes
 from router.store import SqliteStore
 from router.workers.intake import IntakeProcessor
 

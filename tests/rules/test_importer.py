@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from router.matchers import MatchType
+from router.authoring.importer import AlertmanagerConfigError, ImportResult, import_alertmanager
+from router.cli.rules import check_command
 from router.rules import RuleSet, load_rules
-from router.rules.cli import check_command
-from router.rules.importer import AlertmanagerConfigError, ImportResult, import_alertmanager
+from router.rules.matchers import MatchType
 from tests.rules.helpers import by_position
 
 CONFIGS = Path(__file__).parent / "am_configs"

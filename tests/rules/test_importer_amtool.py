@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 
+from router.authoring.importer import import_alertmanager
+from router.authoring.importer_matchers import raw_matchers
 from router.rules import RuleSet, load_rules
-from router.rules.importer import import_alertmanager
-from router.rules.importer_matchers import raw_matchers
-from router.rules.yamlsrc import read_yaml
+from router.yamlsrc import read_yaml
 from tests.services.requirements import require_binary
 
 CONFIGS = Path(__file__).parent / "am_configs"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from router.cli import main
-from router.rules.cli import check_command
+from router.cli.rules import check_command
 
 CONFIGS = Path(__file__).parent / "am_configs"
 SIMPLE = CONFIGS / "alertmanager__doc-examples-simple.yml"

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 import router.incidents.flush as flush
+from router.authoring.testfile import find_test_files
+from router.authoring.testrun import run_test_files
+from router.cli.rules import explain_command
 from router.models import Contact, IncidentPolicy
 from router.rules import RuleSet, load_rules
-from router.rules.cli import explain_command
 from router.rules.quiet import quiet_until, quiet_verdict
-from router.rules.testfile import find_test_files
-from router.rules.testrun import run_test_files
 
 RULES = """\
 quiet_hours:

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from adapters.sns import SnsClient, SnsSettings, SnsSmsChannel
+from router.cli.rules import check_command
 from router.models import Alert, IntakeRecord, NewDelivery, OutboundMessage
 from router.planner import plan
 from router.rules import RuleSet, load_rules
-from router.rules.cli import check_command
 from router.sms import SmsPolicy, analyse
 from tests.adapters.sns_services import REGION, MotoServer, moto_server
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from router.authoring.testfile import find_test_files, load_test_file
+from router.authoring.testrun import run_test_files
 from router.cli import main
-from router.rules.testfile import find_test_files, load_test_file
-from router.rules.testrun import run_test_files
 from tests.rules.helpers import HEADER
 
 REPO = Path(__file__).parents[2]

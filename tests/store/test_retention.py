@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from router.clock import FakeClock
+from router.config import RetentionConfig
 from router.models import Receipt
-from router.retention import RetentionConfig
 from router.store import SqliteStore
 from router.store.codec import ts
 from router.workers.retention import RetentionWorker

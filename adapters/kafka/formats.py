@@ -32,9 +32,9 @@ from typing import Annotated, Final, Literal, TypeVar
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from adapters.alertmanager import WebhookPayloadError, parse_webhook
+from router.config.kafka import MESSAGE_FORMATS, KafkaLabelsConfig, MessageFormat
 from router.errors import KafkaMessageError
 from router.fingerprint import fingerprint
-from router.kafka_config import MESSAGE_FORMATS, KafkaLabelsConfig, MessageFormat
 from router.models import Alert, AlertStatus, IntakeRecord
 
 __all__ = [

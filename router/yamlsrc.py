@@ -1,4 +1,8 @@
-"""Read a YAML rule file into plain Python values, keeping the position of every node.
+"""Read a YAML file a person wrote into plain Python values, keeping every node's position.
+
+The one YAML path of Tocsin: rule files (:mod:`router.rules.loader`), rule test files
+and the service config (:mod:`router.config.load`) are read here, so every error they
+report points at ``file:line:col`` the same way.
 
 PyYAML's composer gives nodes with line/column marks; we convert them ourselves instead
 of using its constructor, for three reasons:
@@ -8,7 +12,8 @@ of using its constructor, for three reasons:
 * typing: YAML 1.1 turns ``2``, ``10:00`` and ``yes`` into int, sexagesimal int and bool.
   Rule files hold label values, so every scalar stays the exact string written (only a
   plain ``null``/``~``/empty value becomes ``None``); pydantic coerces ``"true"`` for the
-  few boolean keys;
+  few boolean keys. The service config asks for ``typed=True``: scalars then take YAML's
+  own types (``port: 2525`` is an int), as a YAML loader would give them;
 * strictness: a key repeated in one mapping is an error (PyYAML keeps the last silently).
 
 Merge keys (``<<: *anchor``) and aliases are supported.
@@ -63,6 +68,19 @@ class SourceFile:
             p = p[:-1]
         return self.values.get((), Mark(1, 1))
 
+    def position(self, path: Path_) -> Mark | None:
+        """Where ``path`` or its nearest recorded parent is written: the key of a mapping
+        entry, the start of a list item; None when no part of ``path`` is in the file."""
+        p = tuple(path)
+        while p:
+            mark = self.keys.get(p)
+            if mark is None and isinstance(p[-1], int):
+                mark = self.values.get(p)
+            if mark is not None:
+                return mark
+            p = p[:-1]
+        return None
+
     def problem(self, path: Path_, message: str, *, key: bool = False,
                 severity: str = "error") -> Problem:
         """A Problem positioned at ``path`` (at its key when ``key``)."""
@@ -75,8 +93,13 @@ def _mark(node: yaml.Node) -> Mark:
     return Mark(node.start_mark.line + 1, node.start_mark.column + 1, style)
 
 
-def read_yaml(path: str, text: str) -> tuple[SourceFile | None, list[Problem]]:
-    """Parse ``text``; return the SourceFile, or None and the problems when it is not YAML."""
+def read_yaml(path: str, text: str, *,
+              typed: bool = False) -> tuple[SourceFile | None, list[Problem]]:
+    """Parse ``text``; return the SourceFile, or None and the problems when it is not YAML.
+
+    ``typed``: scalars take their YAML types (int, float, bool, timestamp) instead of
+    staying the strings written.
+    """
     src = SourceFile(path=path, data=None, lines=text.splitlines())
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -95,16 +118,19 @@ def read_yaml(path: str, text: str) -> tuple[SourceFile | None, list[Problem]]:
     if node is None:
         src.data = {}
         return src, problems
-    src.data = _convert(node, (), src, problems, set())
+    scalars = yaml.constructor.SafeConstructor() if typed else None
+    src.data = _convert(node, (), src, problems, set(), scalars)
     return src, problems
 
 
 def _convert(node: yaml.Node, path: Path_, src: SourceFile, problems: list[Problem],
-             active: set[int]) -> Any:
+             active: set[int], scalars: yaml.constructor.SafeConstructor | None) -> Any:
     src.values.setdefault(path, _mark(node))
     if isinstance(node, yaml.ScalarNode):
         if node.style is None and _NULL.match(node.value):
             return None
+        if scalars is not None:
+            return scalars.construct_object(node)
         return node.value
     if id(node) in active:  # a recursive alias; YAML allows it, rule files do not
         problems.append(Problem(src.path, *_pos(node), "recursive YAML alias"))
@@ -112,7 +138,7 @@ def _convert(node: yaml.Node, path: Path_, src: SourceFile, problems: list[Probl
     active.add(id(node))
     try:
         if isinstance(node, yaml.SequenceNode):
-            return [_convert(item, (*path, i), src, problems, active)
+            return [_convert(item, (*path, i), src, problems, active, scalars)
                     for i, item in enumerate(node.value)]
         assert isinstance(node, yaml.MappingNode)
         out: dict[str, Any] = {}
@@ -140,9 +166,9 @@ def _convert(node: yaml.Node, path: Path_, src: SourceFile, problems: list[Probl
                 continue
             seen[key] = km
             src.keys[(*path, key)] = km
-            out[key] = _convert(value_node, (*path, key), src, problems, active)
+            out[key] = _convert(value_node, (*path, key), src, problems, active, scalars)
         for m in merged:
-            extra = _convert(m, (*path, "<<"), src, problems, active)
+            extra = _convert(m, (*path, "<<"), src, problems, active, scalars)
             if isinstance(extra, dict):
                 for k, v in extra.items():
                     if k not in out:

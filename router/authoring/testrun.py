@@ -20,15 +20,7 @@ from typing import Any, TextIO
 
 import structlog.testing
 
-from router.errors import Problem, RuleError
-from router.fingerprint import fingerprint as alert_fingerprint
-from router.models import Alert, Contact, IntakeRecord, NewDelivery, Phase, RenderedMessage
-from router.models import RouteDecision as Decision
-from router.rules.loader import load_rules
-from router.rules.problems import did_you_mean
-from router.rules.quiet import QuietVerdict, format_local, quiet_verdict
-from router.rules.ruleset import Audience, RuleSet
-from router.rules.testfile import (
+from router.authoring.testfile import (
     DEFAULT_AT,
     MESSAGE_FIELDS,
     CaseModel,
@@ -37,8 +29,16 @@ from router.rules.testfile import (
     load_test_file,
     parse_time,
 )
-from router.rules.yamlsrc import Path_
+from router.errors import Problem, RuleError
+from router.fingerprint import fingerprint as alert_fingerprint
+from router.models import Alert, Contact, IntakeRecord, NewDelivery, Phase, RenderedMessage
+from router.models import RouteDecision as Decision
+from router.rules.loader import load_rules
+from router.rules.problems import did_you_mean, format_problem
+from router.rules.quiet import QuietVerdict, format_local, quiet_verdict
+from router.rules.ruleset import Audience, RuleSet
 from router.sms import analyse
+from router.yamlsrc import Path_
 
 __all__ = ["CaseResult", "Failure", "run_case", "run_test_files"]
 
@@ -359,8 +359,6 @@ def _load_rules_cached(paths: tuple[str, ...], cache: dict[tuple[str, ...],
 
 def run_test_files(files: Sequence[Path], out: TextIO) -> int:
     """Run every case of ``files``; print results and ``N passed, M failed``. 0 ok, 1 not."""
-    from router.rules.cli import format_problem
-
     passed = failed = 0
     broken = False
     cache: dict[tuple[str, ...], RuleSet | list[Problem]] = {}

@@ -2,7 +2,7 @@
 
 A test file lists cases; each case gives one alert (labels, annotations, status), an
 optional clock time and recipient time zone, and what the rule set must do with it.
-The file is read with positions (:mod:`router.rules.yamlsrc`) so that a failing
+The file is read with positions (:mod:`router.yamlsrc`) so that a failing
 expectation, or a mistake in the test file itself, points at its line. See
 docs/rules.md, "Rule test files".
 """
@@ -15,12 +15,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 
 from router.errors import Problem
 from router.rules.problems import validation_problems
-from router.rules.schema import check_timezone
-from router.rules.yamlsrc import SourceFile, read_yaml
+from router.rules.time_intervals import check_timezone
+from router.strict import Strict
+from router.yamlsrc import SourceFile, read_yaml
 
 __all__ = [
     "DEFAULT_AT",
@@ -62,11 +63,7 @@ def parse_time(value: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class AlertSpec(_Strict):
+class AlertSpec(Strict):
     """The alert of a case (Alertmanager's shape, lower-case keys)."""
 
     labels: dict[str, str] = Field(default_factory=dict)
@@ -84,7 +81,7 @@ class AlertSpec(_Strict):
         return v
 
 
-class MessageExpect(_Strict):
+class MessageExpect(Strict):
     """Expectations on the rendered message(s) selected by recipient/channel/locale."""
 
     recipient: str | None = None
@@ -100,7 +97,7 @@ class MessageExpect(_Strict):
     not_contains: dict[MessageField, list[str]] | None = None
 
 
-class ExpectModel(_Strict):
+class ExpectModel(Strict):
     """What a case expects; every key is optional, only given keys are checked.
 
     ``quiet_hours_hold`` and ``held_until`` apply to every recipient when given as one
@@ -123,7 +120,7 @@ class ExpectModel(_Strict):
         return v
 
 
-class CaseModel(_Strict):
+class CaseModel(Strict):
     """One test case."""
 
     name: str = Field(min_length=1)
@@ -145,7 +142,7 @@ class CaseModel(_Strict):
         return None if v is None else check_timezone(v)
 
 
-class TestFileModel(_Strict):
+class TestFileModel(Strict):
     """A rule test file: the rule set it tests (default: the folder above) and cases."""
 
     rules: list[str] | None = None

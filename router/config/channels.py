@@ -17,18 +17,15 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from router.push_endpoints import parse_allowed_endpoint
+from router.strict import Strict
 
 __all__ = ["SnsAudienceConfig", "SnsConfig", "WebPushConfig"]
 
 _SENDER_ID = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9]{1,11}$")
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def _sender_id(value: str | None) -> str | None:
@@ -43,7 +40,7 @@ def _origination(value: str | None) -> str | None:
     return value
 
 
-class SnsAudienceConfig(_Strict):
+class SnsAudienceConfig(Strict):
     """SMS sender settings for one audience (override the section defaults)."""
 
     sender_id: str | None = None
@@ -61,7 +58,7 @@ class SnsAudienceConfig(_Strict):
         return _origination(value)
 
 
-class SnsConfig(_Strict):
+class SnsConfig(Strict):
     """AWS SNS: direct SMS (channel ``sms``) and topic publish (channel ``topic``).
 
     Credentials: ``access_key_id``/``secret_access_key`` when given (local emulators),
@@ -103,7 +100,7 @@ class SnsConfig(_Strict):
         return self
 
 
-class WebPushConfig(_Strict):
+class WebPushConfig(Strict):
     """Web Push (channel ``push``): VAPID identity and the subscription API token."""
 
     vapid_private_key: SecretStr  # base64url raw key or PEM (`tocsin push vapid-keys`)

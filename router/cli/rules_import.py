@@ -1,19 +1,18 @@
-"""The argument parser of ``tocsin rules import-alertmanager`` (kept out of router/cli.py)."""
+"""The argument parser of ``tocsin rules import-alertmanager`` (kept out of router/cli/rules.py)."""
 
 from __future__ import annotations
 
-import argparse
-from typing import Any
+from router.cli.base import Commands, Handler, command
 
-__all__ = ["add_import_parser"]
+__all__ = ["register"]
 
 
-def add_import_parser(rule_commands: Any, formatter: type[argparse.HelpFormatter]) -> None:
-    """Add the ``import-alertmanager`` subcommand to the ``rules`` subparsers."""
-    imp = rule_commands.add_parser(
+def register(rule_commands: Commands, *, run: Handler) -> None:
+    """Add the ``import-alertmanager`` subcommand, run by ``run``, to the ``rules`` group."""
+    imp = command(
+        rule_commands,
         "import-alertmanager",
         help="convert an Alertmanager config (alertmanager.yml) into a rule file",
-        formatter_class=formatter,
         description=(
             "Convert an Alertmanager configuration into one Tocsin rule file that routes\n"
             "alerts as Alertmanager does: route tree (matchers, match, match_re, continue,\n"
@@ -36,6 +35,7 @@ def add_import_parser(rule_commands: Any, formatter: type[argparse.HelpFormatter
             "  tocsin rules import-alertmanager alertmanager.yml --no-template "
             "> rules/routes.yaml   # use rules/templates.yaml"
         ),
+        run=run,
     )
     imp.add_argument("config", metavar="ALERTMANAGER.yml",
                      help="the Alertmanager configuration file")

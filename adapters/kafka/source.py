@@ -1,6 +1,6 @@
 """Inbound adapter: consume alerts from Kafka as a consumer group, at least once.
 
-The loop: fetch a batch (``getmany``), decode each message (:mod:`adapters.kafka_formats`),
+The loop: fetch a batch (``getmany``), decode each message (:mod:`adapters.kafka.formats`),
 send refused messages to the dead-letter topic, then write the batch's alerts **and**
 the next offset of each partition to the intake in one durable transaction
 (``store.append_intake_at``). Offsets are committed to Kafka only after that, in
@@ -44,17 +44,18 @@ from typing import Any, Final, Protocol
 from aiokafka import ConsumerRebalanceListener  # type: ignore[import-untyped]
 from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 
-from adapters.kafka_client import make_consumer, make_producer
-from adapters.kafka_deadletter import (
+from adapters.kafka.client import make_consumer, make_producer
+from adapters.kafka.deadletter import (
     DeadLetter,
     DeadLetterError,
     DeadLetterSink,
     ProducerDeadLetters,
 )
-from adapters.kafka_formats import SOURCE, KafkaMessageError, MessageMeta, decode_message
-from router.backpressure import Backpressure, BackpressureConfig
+from adapters.kafka.formats import SOURCE, KafkaMessageError, MessageMeta, decode_message
+from router.backpressure import Backpressure
 from router.clock import Clock
-from router.kafka_config import KafkaConfig
+from router.config import BackpressureConfig
+from router.config.kafka import KafkaConfig
 from router.logging import get_logger
 from router.metrics import (
     ALERTS_RECEIVED,
@@ -72,7 +73,7 @@ from router.store.base import Backlog
 
 __all__ = ["IntakeSink", "KafkaSource"]
 
-_log = get_logger("adapters.kafka_source")
+_log = get_logger("adapters.kafka.source")
 _ACCEPTED = ALERTS_RECEIVED.labels(source=SOURCE, result="accepted")
 
 _START_RETRY_S: Final = 2.0  # between attempts to reach the broker at startup

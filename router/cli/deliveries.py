@@ -20,11 +20,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
+from router.cli.base import EXIT_FAILURE, EXIT_OK, Commands, command, group, usage_error
 from router.clock import SystemClock
 from router.config import ServiceConfig
 from router.store import open_store
 
-__all__ = ["add_parsers", "intake_retry_command", "retry_command", "run"]
+__all__ = ["intake_retry_command", "register", "retry_command"]
 
 
 async def _requeue(config: ServiceConfig, ids: Sequence[int] | None) -> list[int]:
@@ -51,8 +52,8 @@ def retry_command(config: ServiceConfig, ids: Sequence[int] | None, out: TextIO,
         if missing:
             err.write("not replayed (no such delivery, or not failed): "
                       f"{', '.join(str(i) for i in missing)}\n")
-            return 1
-    return 0
+            return EXIT_FAILURE
+    return EXIT_OK
 
 
 async def _requeue_intake(config: ServiceConfig, ids: Sequence[int] | None) -> list[int]:
@@ -79,77 +80,67 @@ def intake_retry_command(config: ServiceConfig, ids: Sequence[int] | None, out: 
         if missing:
             err.write("not replayed (no such intake row, or not dead-lettered): "
                       f"{', '.join(str(i) for i in missing)}\n")
-            return 1
-    return 0
+            return EXIT_FAILURE
+    return EXIT_OK
 
 
-def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser],
-                formatter: type[argparse.HelpFormatter]) -> None:
-    """Add ``deliveries retry`` and ``push vapid-keys`` to the ``tocsin`` parser."""
-    deliveries = commands.add_parser(
-        "deliveries", help="act on the outbox (replay dead letters)", formatter_class=formatter,
-        description="Act on the delivery outbox of the configured state store.")
-    sub = deliveries.add_subparsers(dest="deliveries_command", metavar="SUBCOMMAND")
-    retry = sub.add_parser(
-        "retry", help="replay failed deliveries (dead letters)", formatter_class=formatter,
+def register(commands: Commands) -> None:
+    """Add ``deliveries retry``, ``intake retry`` and ``push vapid-keys`` to the parser."""
+    deliveries = group(
+        commands, "deliveries", help="act on the outbox (replay dead letters)",
+        description="Act on the delivery outbox of the configured state store.",
+        missing="tocsin deliveries: a subcommand is required (retry)")
+    retry = command(
+        deliveries, "retry", help="replay failed deliveries (dead letters)",
         description=(
             "Turn failed deliveries (dead letters) back to pending, due now, with a fresh\n"
             "deadline. Works on the state store of the config directly: a running service\n"
             "picks them up at its next poll. Exit 1 when a given ID was not a dead letter."),
         epilog=("examples:\n  tocsin deliveries retry 42 43 --config deploy/local/tocsin.yaml\n"
-                "  tocsin deliveries retry --failed"))
+                "  tocsin deliveries retry --failed"),
+        run=_run_deliveries)
     retry.add_argument("ids", nargs="*", type=int, metavar="ID", help="delivery ids")
     retry.add_argument("--failed", action="store_true", help="replay every dead letter")
     retry.add_argument("--config", "-c", metavar="FILE", type=Path,
                        help="service config file (default: TOCSIN_CONFIG, then built-ins)")
-    intake = commands.add_parser(
-        "intake", help="act on the intake log (replay dead-lettered rows)",
-        formatter_class=formatter,
-        description="Act on the intake log of the configured state store.")
-    intake_sub = intake.add_subparsers(dest="intake_command", metavar="SUBCOMMAND")
-    intake_retry = intake_sub.add_parser(
-        "retry", help="route dead-lettered intake rows again", formatter_class=formatter,
+    intake = group(
+        commands, "intake", help="act on the intake log (replay dead-lettered rows)",
+        description="Act on the intake log of the configured state store.",
+        missing="tocsin intake: a subcommand is required (retry)")
+    intake_retry = command(
+        intake, "retry", help="route dead-lettered intake rows again",
         description=(
             "Turn intake rows set aside because routing them raised (GET\n"
             "/api/v1/intake?status=dead) back to unrouted: a running service routes them at\n"
             "its next poll. Exit 1 when a given ID was not dead-lettered."),
         epilog=("examples:\n  tocsin intake retry 7 --config deploy/local/tocsin.yaml\n"
-                "  tocsin intake retry --dead"))
+                "  tocsin intake retry --dead"),
+        run=_run_intake)
     intake_retry.add_argument("ids", nargs="*", type=int, metavar="ID", help="intake ids")
     intake_retry.add_argument("--dead", action="store_true",
                               help="replay every dead-lettered row")
     intake_retry.add_argument("--config", "-c", metavar="FILE", type=Path,
                               help="service config file (default: TOCSIN_CONFIG, then built-ins)")
-    push = commands.add_parser(
-        "push", help="Web Push helpers", formatter_class=formatter,
-        description="Web Push helpers.")
-    push_sub = push.add_subparsers(dest="push_command", metavar="SUBCOMMAND")
-    push_sub.add_parser(
-        "vapid-keys", help="print a new VAPID key pair", formatter_class=formatter,
+    push = group(
+        commands, "push", help="Web Push helpers", description="Web Push helpers.",
+        missing="tocsin push: a subcommand is required (vapid-keys)")
+    command(
+        push, "vapid-keys", help="print a new VAPID key pair",
         description=("Print a new VAPID key pair: the private key for webpush.vapid_private_key\n"
                      "and the public key for the web page's applicationServerKey."),
-        epilog="example:\n  tocsin push vapid-keys")
+        epilog="example:\n  tocsin push vapid-keys",
+        run=_run_vapid_keys)
 
 
-def run(args: argparse.Namespace) -> int | None:
-    """Run a command added by :func:`add_parsers`; None when ``args`` is not one of them."""
-    if args.command == "push":
-        if args.push_command == "vapid-keys":
-            from router.push_keys import vapid_keys_command
+def _run_vapid_keys(_args: argparse.Namespace) -> int:
+    from router.push_keys import vapid_keys_command
 
-            return vapid_keys_command(sys.stdout)
-        sys.stderr.write("tocsin push: a subcommand is required (vapid-keys)\n")
-        return 2
-    if args.command == "intake":
-        return _run_intake(args)
-    if args.command != "deliveries":
-        return None
-    if args.deliveries_command != "retry":
-        sys.stderr.write("tocsin deliveries: a subcommand is required (retry)\n")
-        return 2
+    return vapid_keys_command(sys.stdout)
+
+
+def _run_deliveries(args: argparse.Namespace) -> int:
     if bool(args.ids) == bool(args.failed):
-        sys.stderr.write("tocsin deliveries retry: give delivery IDs or --failed (not both)\n")
-        return 2
+        return usage_error("tocsin deliveries retry: give delivery IDs or --failed (not both)")
     from router.config import load_command_config
     from router.errors import ConfigError
 
@@ -157,18 +148,14 @@ def run(args: argparse.Namespace) -> int | None:
         config = load_command_config(args.config, os.environ)
     except ConfigError as exc:
         sys.stderr.write(f"tocsin deliveries retry: {exc}\n")
-        return 1
+        return EXIT_FAILURE
     return retry_command(config, None if args.failed else list(args.ids), sys.stdout,
                          sys.stderr)
 
 
 def _run_intake(args: argparse.Namespace) -> int:
-    if args.intake_command != "retry":
-        sys.stderr.write("tocsin intake: a subcommand is required (retry)\n")
-        return 2
     if bool(args.ids) == bool(args.dead):
-        sys.stderr.write("tocsin intake retry: give intake IDs or --dead (not both)\n")
-        return 2
+        return usage_error("tocsin intake retry: give intake IDs or --dead (not both)")
     from router.config import load_command_config
     from router.errors import ConfigError
 
@@ -176,6 +163,6 @@ def _run_intake(args: argparse.Namespace) -> int:
         config = load_command_config(args.config, os.environ)
     except ConfigError as exc:
         sys.stderr.write(f"tocsin intake retry: {exc}\n")
-        return 1
+        return EXIT_FAILURE
     return intake_retry_command(config, None if args.dead else list(args.ids), sys.stdout,
                                 sys.stderr)

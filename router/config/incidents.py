@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from router.strict import Strict
 
 __all__ = ["IncidentsConfig"]
 
 
-class IncidentsConfig(BaseModel):
+class IncidentsConfig(Strict):
     """How the incident scheduler runs.
 
     ``timer_scale`` multiplies every rule timer (``group_wait``, ``group_interval``,
@@ -15,8 +17,6 @@ class IncidentsConfig(BaseModel):
     production; tests and demos use e.g. ``0.01`` to live an incident in seconds.
     Quiet hours and time intervals are wall-clock windows and are never scaled.
     """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     poll_interval_s: float = Field(default=1.0, gt=0)
     batch_size: int = Field(default=200, ge=1)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from router.rules.importer_yaml import Block
+from router.authoring.importer_yaml import Block
 
 __all__ = ["template_block"]
 

@@ -1,6 +1,6 @@
 """aiokafka client options from the ``kafka`` config section (connection and security).
 
-One place turns :class:`router.kafka_config.KafkaConfig` into keyword arguments for
+One place turns :class:`router.config.kafka.KafkaConfig` into keyword arguments for
 ``AIOKafkaConsumer`` and ``AIOKafkaProducer``: bootstrap servers, client id, request
 timeout, security protocol, SASL (PLAIN, SCRAM) and TLS (CA, client certificate, key
 password, hostname check). Secrets are unwrapped here only.
@@ -14,7 +14,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # type: ignore[import-untyped]
 from aiokafka.helpers import create_ssl_context  # type: ignore[import-untyped]
 
-from router.kafka_config import KafkaConfig
+from router.config.kafka import KafkaConfig
 
 __all__ = ["client_options", "consumer_options", "make_consumer", "make_producer"]
 

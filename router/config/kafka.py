@@ -18,7 +18,9 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from router.strict import Strict
 
 __all__ = [
     "MESSAGE_FORMATS",
@@ -38,17 +40,13 @@ MESSAGE_FORMATS: tuple[str, ...] = ("alertmanager_webhook", "alertmanager_alert"
 _LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
 def _label_name(value: str | None) -> str | None:
     if value is not None and not _LABEL_NAME.match(value):
         raise ValueError(f"{value!r} is not a valid label name ([A-Za-z_][A-Za-z0-9_]*)")
     return value
 
 
-class KafkaSaslConfig(_Strict):
+class KafkaSaslConfig(Strict):
     """SASL credentials (``security_protocol`` SASL_PLAINTEXT or SASL_SSL)."""
 
     mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
@@ -56,7 +54,7 @@ class KafkaSaslConfig(_Strict):
     password: SecretStr
 
 
-class KafkaSslConfig(_Strict):
+class KafkaSslConfig(Strict):
     """TLS options passed through to the client (``security_protocol`` SSL or SASL_SSL)."""
 
     cafile: str | None = None  # PEM bundle to trust (default: the system CAs)
@@ -66,7 +64,7 @@ class KafkaSslConfig(_Strict):
     check_hostname: bool = True
 
 
-class KafkaLabelsConfig(_Strict):
+class KafkaLabelsConfig(Strict):
     """Message metadata exposed to the rules as labels; each value is the label name.
 
     Unset (the default) adds nothing. An alert's own label of the same name wins. These
@@ -91,7 +89,7 @@ class KafkaLabelsConfig(_Strict):
         return value
 
 
-class KafkaPublishConfig(_Strict):
+class KafkaPublishConfig(Strict):
     """Cluster ingest: ``POST /webhook/alertmanager`` publishes to ``topic`` (acks=all).
 
     ``key: fingerprint`` publishes one ``alertmanager_alert`` message per alert keyed by
@@ -109,7 +107,7 @@ class KafkaPublishConfig(_Strict):
 _MOVED = frozenset({"pause_depth", "resume_depth", "depth_check_interval_s"})
 
 
-class KafkaConfig(_Strict):
+class KafkaConfig(Strict):
     """Kafka connection, consumer group, message formats, dead letters, back-pressure."""
 
     bootstrap_servers: list[str] = Field(min_length=1)

@@ -19,11 +19,12 @@ import time
 from pathlib import Path
 from typing import TextIO
 
+from router.cli.base import EXIT_FAILURE, EXIT_OK, Commands, command, group
 from router.config import ServiceConfig
 from router.errors import ConfigError
 from router.store import sqlite_url
 
-__all__ = ["add_parser", "backup_command", "run"]
+__all__ = ["backup_command", "register"]
 
 #: How long the backup waits for a lock held by the service before giving up.
 BUSY_TIMEOUT_S = 30.0
@@ -36,17 +37,17 @@ def backup_command(config: ServiceConfig, dest: Path, *, force: bool, out: TextI
         path, _ = sqlite_url(config.state_url)
     except ConfigError as exc:
         err.write(f"tocsin state backup: {exc}\n")
-        return 1
+        return EXIT_FAILURE
     source = Path(path)
     if path == ":memory:" or not source.is_file():
         err.write(f"tocsin state backup: no state database at {source}\n")
-        return 1
+        return EXIT_FAILURE
     if dest.exists() and not force:
         err.write(f"tocsin state backup: {dest} exists (give --force to replace it)\n")
-        return 1
+        return EXIT_FAILURE
     if dest.resolve() == source.resolve():
         err.write("tocsin state backup: DEST is the live database itself\n")
-        return 1
+        return EXIT_FAILURE
     started = time.monotonic()
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
     try:
@@ -56,11 +57,11 @@ def backup_command(config: ServiceConfig, dest: Path, *, force: bool, out: TextI
     except (sqlite3.Error, OSError) as exc:
         tmp.unlink(missing_ok=True)
         err.write(f"tocsin state backup: {exc}\n")
-        return 1
+        return EXIT_FAILURE
     size_mib = dest.stat().st_size / 1_048_576
     out.write(f"backed up {source} (schema version {version}, {size_mib:.1f} MiB) to {dest} "
               f"in {time.monotonic() - started:.1f} s\n")
-    return 0
+    return EXIT_OK
 
 
 def _copy(source: Path, tmp: Path) -> int:
@@ -92,16 +93,14 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser],
-               formatter: type[argparse.HelpFormatter]) -> None:
+def register(commands: Commands) -> None:
     """Add ``state backup`` to the ``tocsin`` parser."""
-    state = commands.add_parser(
-        "state", help="the state database (backup)", formatter_class=formatter,
-        description="Work on the state database of the service config.")
-    sub = state.add_subparsers(dest="state_command", metavar="SUBCOMMAND")
-    backup = sub.add_parser(
-        "backup", help="copy the state database, consistently, while the service runs",
-        formatter_class=formatter,
+    state = group(
+        commands, "state", help="the state database (backup)",
+        description="Work on the state database of the service config.",
+        missing="tocsin state: a subcommand is required (backup)")
+    backup = command(
+        state, "backup", help="copy the state database, consistently, while the service runs",
         description=(
             "Write a consistent copy of the SQLite state database (state_url) to DEST,\n"
             "while the service runs: every alert acknowledged before the copy started is\n"
@@ -110,24 +109,21 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser],
             "state_url path (remove stale -wal/-shm files there), start the service."),
         epilog=("examples:\n"
                 "  tocsin state backup /backups/tocsin-$(date +%F).db --config tocsin.yaml\n"
-                "  tocsin state backup var/copy.db --force"))
+                "  tocsin state backup var/copy.db --force"),
+        run=_run)
     backup.add_argument("dest", metavar="DEST", type=Path, help="file to write")
     backup.add_argument("--force", action="store_true", help="replace DEST if it exists")
     backup.add_argument("--config", "-c", metavar="FILE", type=Path,
                         help="service config file (default: TOCSIN_CONFIG, then built-ins)")
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run ``tocsin state ...``."""
-    if args.state_command != "backup":
-        sys.stderr.write("tocsin state: a subcommand is required (backup)\n")
-        return 2
+def _run(args: argparse.Namespace) -> int:
     from router.config import load_command_config
 
     try:
         config = load_command_config(args.config, os.environ)
     except ConfigError as exc:
         sys.stderr.write(f"tocsin state backup: {exc}\n")
-        return 1
+        return EXIT_FAILURE
     return backup_command(config, args.dest, force=args.force, out=sys.stdout,
                           err=sys.stderr)

@@ -1,21 +1,16 @@
-"""The ``retention`` section: how long each kind of history is kept.
-
-The worker that applies it is :mod:`router.workers.retention`.
-"""
+"""The ``retention`` section: how long each kind of history is kept."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from router.store.retention import Prunable
+from router.strict import Strict
 
 __all__ = ["RetentionConfig"]
 
 
-class RetentionConfig(BaseModel):
+class RetentionConfig(Strict):
     """The ``retention`` section: how long each kind of history is kept (days)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     intake_days: float = Field(default=7.0, ge=0)  # routed intake rows (the ingest log)
     deliveries_days: float = Field(default=90.0, ge=0)  # sent and dead-lettered deliveries
@@ -24,7 +19,7 @@ class RetentionConfig(BaseModel):
     batch_rows: int = Field(default=2000, ge=1)  # rows deleted per transaction at most
     pause_s: float = Field(default=0.05, ge=0)  # pause between two transactions
 
-    def keep_days(self, kind: Prunable) -> float:
+    def keep_days(self, kind: str) -> float:
         """The configured age of ``kind`` (0: keep forever)."""
         return {"intake": self.intake_days, "deliveries": self.deliveries_days,
                 "incidents": self.incidents_days}[kind]

@@ -9,7 +9,7 @@ commented) that routes alerts exactly as Alertmanager's route tree does:
   regexes are kept verbatim: Tocsin's regexes are RE2, as Alertmanager's;
 * ``time_intervals`` (and the deprecated top-level ``mute_time_intervals``) and
   ``inhibit_rules`` (new and old matcher styles);
-* each receiver becomes an audience named after it (:mod:`router.rules.importer_receivers`),
+* each receiver becomes an audience named after it (:mod:`router.authoring.importer_receivers`),
   the ``receiver`` of a route its ``audiences``;
 * a minimal ``default`` template (email, plus SMS/topic when used), so the file passes
   ``tocsin rules check`` on its own.
@@ -30,15 +30,15 @@ from typing import Any
 from pydantic import ValidationError
 
 from router import __version__
-from router.errors import AlertmanagerConfigError, Problem
+from router.authoring.importer_matchers import check_matcher_text, check_regex
+from router.authoring.importer_receivers import AudiencePlan, plan_audiences
+from router.authoring.importer_template import template_block
+from router.authoring.importer_yaml import Block, flow_list, scalar
+from router.errors import AlertmanagerConfigError, InvalidMatcher, Problem
 from router.rules.durations import parse_duration_s
-from router.rules.importer_matchers import InvalidMatcher, check_matcher_text, check_regex
-from router.rules.importer_receivers import AudiencePlan, plan_audiences
-from router.rules.importer_template import template_block
-from router.rules.importer_yaml import Block, flow_list, scalar
 from router.rules.problems import did_you_mean
 from router.rules.time_intervals import TimeIntervalSpecModel
-from router.rules.yamlsrc import Path_, SourceFile, read_yaml
+from router.yamlsrc import Path_, SourceFile, read_yaml
 
 __all__ = ["AlertmanagerConfigError", "ImportResult", "ReportItem", "import_alertmanager"]
 

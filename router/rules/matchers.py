@@ -9,7 +9,7 @@ When both fail, the UTF-8 parser's positioned error is raised as a
 :class:`MatcherParseError` whose ``offset`` is the 0-based character index of the problem
 inside the matcher string (callers map it to a file column).
 
-Regular expressions are Alertmanager's: compiled once by :mod:`router.regex` with RE2
+Regular expressions are Alertmanager's: compiled once by :mod:`router.rules.regex` with RE2
 (the engine Go's ``regexp`` follows) as ``^(?:re)$``, so the syntax is Go's and matching
 is linear-time in the label value. A regex Alertmanager rejects raises
 :class:`MatcherParseError` naming the regex and giving Go's reason. A label missing from
@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from router.errors import MatcherParseError, RegexParseError
-from router.regex import Regex, RegexError
-from router.regex import compile_anchored as compile_regex
+from router.rules.regex import Regex, RegexError
+from router.rules.regex import compile_anchored as compile_regex
 
 __all__ = [
     "MatchType",
@@ -61,7 +61,7 @@ def compile_anchored(value: str, *, text: str | None = None, offset: int = 0,
     """Compile an Alertmanager regex value as ``^(?:value)$`` (Go syntax, RE2 engine).
 
     ``twice``: anchored as Alertmanager's ``match_re`` tables are (see
-    :func:`router.regex.compile_anchored`). Errors are raised as :class:`RegexParseError`
+    :func:`router.rules.regex.compile_anchored`). Errors are raised as :class:`RegexParseError`
     naming the regex and giving Go's reason.
     """
     try:

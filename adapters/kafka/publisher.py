@@ -1,7 +1,7 @@
 """Cluster ingest: publish accepted webhook alerts to a Kafka topic (acks=all).
 
 Several stateless ingest instances can then feed one pipeline: the consumer group
-(:mod:`adapters.kafka_source`) hands the alerts to the intake. The webhook answers 200
+(:mod:`adapters.kafka.source`) hands the alerts to the intake. The webhook answers 200
 only after the broker acknowledged every message of the request.
 
 Keys (``kafka.publish.key``):
@@ -25,10 +25,10 @@ from typing import Any
 
 from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 
-from adapters.kafka_client import make_producer
-from adapters.kafka_formats import FORMAT_HEADER
+from adapters.kafka.client import make_producer
+from adapters.kafka.formats import FORMAT_HEADER
+from router.config.kafka import KafkaConfig
 from router.errors import PublishError
-from router.kafka_config import KafkaConfig
 from router.models import Alert, IntakeRecord
 
 __all__ = ["KafkaPublisher", "PublishError", "alert_message"]

@@ -1,7 +1,7 @@
 """Matchers of an Alertmanager configuration, checked for Tocsin (importer helper).
 
 Tocsin parses matchers exactly like Alertmanager and compiles regexes with RE2, the
-engine (and syntax) of Alertmanager's Go ``regexp`` (:mod:`router.regex`), so every
+engine (and syntax) of Alertmanager's Go ``regexp`` (:mod:`router.rules.regex`), so every
 matcher entry and ``match_re`` value is imported verbatim. This module only says when
 Alertmanager itself would reject one.
 """
@@ -9,7 +9,7 @@ Alertmanager itself would reject one.
 from __future__ import annotations
 
 from router.errors import InvalidMatcher
-from router.matchers import Matcher, MatcherParseError, parse_matchers
+from router.rules.matchers import Matcher, MatcherParseError, parse_matchers
 
 __all__ = ["InvalidMatcher", "check_matcher_text", "check_regex", "raw_matchers"]
 
