@@ -254,7 +254,8 @@ class IntakeProcessor:
                 sender = sender_of(record.source, record.meta)
                 row_events = [AlertEvent(
                     decision=decision, group_key=key, group_labels=labels, alert=alert,
-                    source=record.source, sender=sender, meta=record.meta)
+                    source=record.source, sender=sender, intake_id=intake_id,
+                    meta=record.meta)
                     for decision, key, labels in routed.groups]
             except Exception as exc:
                 # Dead-lettered, not processed: retrying a deterministic failure would wedge

@@ -25,12 +25,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from router.errors import TocsinError
 from router.models import Delivery, IntakeRecord, NewDelivery, Receipt
 from router.store.lanes import LaneSlots
 from router.store.retention import Prunable, PruneStep
 from router.store.subscriptions import PushSubscription
 
-__all__ = ["BACKLOG_STAGES", "COUNT_KEYS", "Backlog", "StageBacklog", "Store"]
+__all__ = ["BACKLOG_STAGES", "COUNT_KEYS", "Backlog", "IncidentConflict", "StageBacklog", "Store"]
+
+class IncidentConflict(TocsinError):
+    """An incident changed between its read and a write computed from it (its ``version``
+    no longer matches): the write was not applied, the caller reads and recomputes."""
+
 
 #: Keys of :meth:`Store.counts`.
 COUNT_KEYS: tuple[str, ...] = ("intake_pending", "pending", "due", "failed")

@@ -37,6 +37,7 @@ from router.incidents.engine import AlertEvent, change_of, effective_status, nex
 from router.incidents.grouping import incident_id
 from router.incidents.state import decision_to_json
 from router.rules.inhibit import SourceKey
+from router.store.base import IncidentConflict
 from router.store.codec import parse_ts, parse_ts_opt, ts, ts_opt
 
 __all__ = ["SourceUpdate", "apply_intake_job", "dead_letter_intake_job", "requeue_intake_job"]
@@ -54,8 +55,8 @@ class SourceUpdate:
 # The open incidents of the batch's groups: ``?`` is a JSON list of group keys (driving
 # the join from the list keeps the lookup on the open-group index, one probe per key).
 _OPEN_INCIDENTS: Final = (
-    "SELECT i.id, i.group_key, i.opened_at, i.flushed_at, i.due_at, i.started_at"
-    " FROM json_each(?) AS j CROSS JOIN incidents AS i"
+    "SELECT i.id, i.group_key, i.opened_at, i.flushed_at, i.due_at, i.started_at,"
+    " i.version FROM json_each(?) AS j CROSS JOIN incidents AS i"
     " ON i.group_key = j.value AND i.state = 'open'"
 )
 # The incidents' copies of the batch's alerts: ``?`` is a JSON list of [incident, fp].
@@ -73,12 +74,11 @@ _LATE_RESOLVE: Final = (
 # lost its identity in a reload (renamed, removed), and the resolution is theirs too.
 _FIRING_IN_OPEN: Final = (
     "SELECT a.fingerprint, i.id, i.group_key, i.opened_at, i.flushed_at, i.due_at,"
-    " i.started_at, a.status, a.starts_at, a.sender"
+    " i.started_at, i.version, a.status, a.starts_at, a.sender"
     " FROM json_each(?) AS j CROSS JOIN incident_alerts AS a ON a.fingerprint = j.value"
     " JOIN incidents AS i ON i.id = a.incident_id AND i.state = 'open'"
     " WHERE a.status = 'firing'"
 )
-_SEQUENCE: Final = "SELECT COUNT(*) FROM incidents WHERE group_key = ?"
 _INSERT_INCIDENT: Final = (
     "INSERT INTO incidents (id, route_id, group_key, group_labels, state, severity,"
     " audiences, decision, meta, opened_at, started_at, updated_at, due_at, version)"
@@ -86,7 +86,7 @@ _INSERT_INCIDENT: Final = (
 )
 _UPDATE_INCIDENT: Final = (
     "UPDATE incidents SET due_at = ?, updated_at = ?, started_at = ?,"
-    " version = version + ? WHERE id = ?"
+    " version = version + ? WHERE id = ? AND version = ?"
 )
 _INSERT_ALERT: Final = (
     "INSERT INTO incident_alerts (incident_id, fingerprint, labels, annotations, status,"
@@ -105,12 +105,15 @@ _TOUCH_ALERT: Final = (  # a duplicate: seen again, same state
 _INSERT_EVENT: Final = (
     "INSERT INTO incident_events (incident_id, at, kind, detail) VALUES (?,?,?,?)"
 )
+# ``?``: a JSON list of intake ids (any ids: nothing assumes they are consecutive).
 _MARK_PROCESSED: Final = (
-    "UPDATE intake SET processed_at = ? WHERE id BETWEEN ? AND ? AND processed_at IS NULL"
+    "UPDATE intake SET processed_at = ?, claimed_by = NULL, lease_until = NULL"
+    " WHERE id IN (SELECT value FROM json_each(?)) AND processed_at IS NULL"
 )
 
 _MARK_DEAD: Final = (
-    "UPDATE intake SET dead_at = ?, dead_letter_reason = ? WHERE id = ?"
+    "UPDATE intake SET dead_at = ?, dead_letter_reason = ?, claimed_by = NULL,"
+    " lease_until = NULL WHERE id = ?"
     " AND processed_at IS NULL"
 )
 
@@ -130,6 +133,7 @@ class _Incident:
     flushed_at: datetime | None
     due_at: datetime | None
     started_at: datetime
+    version: int = 0  # as read: the UPDATE applies only if it is unchanged
     changes: int = 0  # events that changed it: its version grows by as much
     opened: AlertEvent | None = None  # the event that opened it in this batch
 
@@ -198,8 +202,9 @@ def apply_intake_job(
             batch.apply(event)
         batch.write()
     _apply_sources(cursor, sources)
-    cursor.executemany(_MARK_PROCESSED, [(batch.now_s, first, last)
-                                         for first, last in _id_runs(intake_ids)])
+    if intake_ids:
+        ids = orjson.dumps(sorted(set(intake_ids))).decode()
+        cursor.execute(_MARK_PROCESSED, (batch.now_s, ids))
     dead_letter_intake_job(conn, dead, now)
     return batch.earliest
 
@@ -221,10 +226,10 @@ class _Batch:
     def load(self, events: Sequence[AlertEvent]) -> None:
         """Read the open incidents of the batch's groups and their copies of its alerts."""
         keys = list(dict.fromkeys(event.group_key for event in events))
-        for iid, key, opened_at, flushed_at, due_at, started_at in self.cursor.execute(
+        for iid, key, opened_at, flushed_at, due_at, started_at, version in self.cursor.execute(
                 _OPEN_INCIDENTS, (orjson.dumps(keys).decode(),)):
             self.open[key] = _Incident(iid, parse_ts(opened_at), parse_ts_opt(flushed_at),
-                                       parse_ts_opt(due_at), parse_ts(started_at))
+                                       parse_ts_opt(due_at), parse_ts(started_at), int(version))
         pairs = list(dict.fromkeys(
             (self.open[event.group_key].id, event.alert.fingerprint)
             for event in events if event.group_key in self.open))
@@ -269,13 +274,13 @@ class _Batch:
         """
         alert = event.alert
         found = False
-        for (iid, key, opened_at, flushed_at, due_at, started_at, status, starts_at,
+        for (iid, key, opened_at, flushed_at, due_at, started_at, version, status, starts_at,
              sender) in self.strays.get(alert.fingerprint, ()):
             incident = self.open.get(key)
             if incident is None:
                 incident = self.open[key] = _Incident(
                     iid, parse_ts(opened_at), parse_ts_opt(flushed_at), parse_ts_opt(due_at),
-                    parse_ts(started_at))
+                    parse_ts(started_at), int(version))
             copy = self.copies.setdefault((iid, alert.fingerprint),
                                           _Copy(status, starts_at, sender))
             if copy.status == "resolved":
@@ -323,8 +328,7 @@ class _Batch:
 
     def _open(self, event: AlertEvent, status: str) -> None:
         alert = event.alert
-        sequence = self.cursor.execute(_SEQUENCE, (event.group_key,)).fetchone()[0]
-        iid = incident_id(event.group_key, int(sequence))
+        iid = incident_id(event.group_key, event.intake_id)
         due = next_flush(due_at=None, opened_at=self.now, flushed_at=None,
                          policy=event.decision.policy, now=self.now)
         self.open[event.group_key] = _Incident(iid, self.now, None, due, alert.starts_at,
@@ -368,7 +372,7 @@ class _Batch:
                     1 + incident.changes))
             elif incident.changes:
                 updated.append((due_s, now_s, ts(incident.started_at), incident.changes,
-                                incident.id))
+                                incident.id, incident.version))
         inserts: list[tuple[Any, ...]] = []
         rewrites: list[tuple[Any, ...]] = []
         touches: list[tuple[Any, ...]] = []
@@ -390,9 +394,14 @@ class _Batch:
                                  copy.starts_at, copy.ends_at, alert.generator_url, now_s,
                                  iid, fp))
         cursor = self.cursor
-        for sql, rows in ((_INSERT_INCIDENT, opened), (_UPDATE_INCIDENT, updated),
-                          (_INSERT_ALERT, inserts), (_UPDATE_ALERT, rewrites),
-                          (_TOUCH_ALERT, touches), (_INSERT_EVENT, self.timeline)):
+        if updated:
+            cursor.executemany(_UPDATE_INCIDENT, updated)
+            if cursor.rowcount != len(updated):  # another writer changed one since load()
+                raise IncidentConflict(
+                    f"{len(updated) - cursor.rowcount} incident(s) changed during the batch")
+        for sql, rows in ((_INSERT_INCIDENT, opened), (_INSERT_ALERT, inserts),
+                          (_UPDATE_ALERT, rewrites), (_TOUCH_ALERT, touches),
+                          (_INSERT_EVENT, self.timeline)):
             if rows:
                 cursor.executemany(sql, rows)
 
@@ -432,13 +441,3 @@ def _apply_sources(cursor: sqlite3.Cursor, sources: Sequence[SourceUpdate]) -> N
             "INSERT OR REPLACE INTO inhibit_sources (rule_key, equal_hash, fingerprint,"
             " both_sides) VALUES (?, ?, ?, ?)", rows)
 
-
-def _id_runs(ids: Sequence[int]) -> list[tuple[int, int]]:
-    """``[(first, last), ...]`` runs of consecutive ids (intake batches are mostly one)."""
-    runs: list[tuple[int, int]] = []
-    for i in sorted(set(ids)):
-        if runs and runs[-1][1] == i - 1:
-            runs[-1] = (runs[-1][0], i)
-        else:
-            runs.append((i, i))
-    return runs

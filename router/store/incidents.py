@@ -5,8 +5,9 @@ writer's group commit), so an intake batch, its incidents and its timeline commi
 together (:mod:`router.store.incident_intake`), and a flush (deliveries, notification
 log, cancelled held notices, timeline, next timer) is all or nothing. A flush is
 optimistic: it was computed from a snapshot, and :func:`commit_flush_job` applies it only
-if the incident's ``version`` is unchanged and every held delivery it replaces can still
-be cancelled; otherwise it writes nothing and returns False (the scheduler recomputes).
+if the incident's ``version`` is unchanged (checked by the ``UPDATE ... WHERE id = ? AND
+version = ?`` itself) and every held delivery it replaces can still be cancelled;
+otherwise it writes nothing and returns None (the scheduler recomputes).
 """
 
 from __future__ import annotations
@@ -335,15 +336,25 @@ def commit_flush_job(
     """Apply ``result`` if still valid; return the deliveries inserted, None on conflict."""
     incident = snapshot.incident
     now_s = ts(now)
-    row = conn.execute("SELECT version FROM incidents WHERE id = ?", (incident.id,)).fetchone()
-    if row is None or int(row[0]) != incident.version:
-        return None
     for delivery_id in result.cancel:
         d = conn.execute("SELECT status, lease_until, next_attempt_at FROM deliveries"
                          " WHERE id = ?", (delivery_id,)).fetchone()
         if (d is None or d["status"] != "pending" or d["lease_until"] is not None
                 or (d["next_attempt_at"] or "") <= now_s):
             return None
+    # The version guard is inside the UPDATE (no read-then-write): 0 rows = the incident
+    # changed since the snapshot, and nothing at all is written. It goes first so that
+    # the rest of the flush is written only by the transaction that won.
+    updated = conn.execute(
+        "UPDATE incidents SET state = ?, resolved_at = ?, due_at = ?, flushed_at = ?,"
+        " first_notice_at = ?, follow_ups = ?, updated_at = ?, version = version + 1,"
+        " flush_failures = 0, flush_error = NULL, claimed_by = NULL, lease_until = NULL"
+        " WHERE id = ? AND version = ?",
+        (result.state, ts_opt(result.resolved_at), ts_opt(result.due_at), now_s,
+         ts_opt(result.first_notice_at), result.follow_ups, now_s, incident.id,
+         incident.version))
+    if updated.rowcount != 1:
+        return None
     conn.executemany(
         "UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, updated_at = ?,"
         " last_error = 'replaced by a newer notice while held by quiet hours'"
@@ -391,12 +402,6 @@ def commit_flush_job(
             fold_into_storm(conn, audience, incident.id, now, storm_window_s, decision_json,
                             incident.route_id)
         _event(conn, incident.id, now_s, "storm", {"audiences": result.storm_folded})
-    conn.execute(
-        "UPDATE incidents SET state = ?, resolved_at = ?, due_at = ?, flushed_at = ?,"
-        " first_notice_at = ?, follow_ups = ?, updated_at = ?, version = version + 1,"
-        " flush_failures = 0, flush_error = NULL WHERE id = ?",
-        (result.state, ts_opt(result.resolved_at), ts_opt(result.due_at), now_s,
-         ts_opt(result.first_notice_at), result.follow_ups, now_s, incident.id))
     return inserted
 
 
