@@ -33,7 +33,7 @@ from router.incidents.state import (
     decision_to_json,
 )
 from router.models import Delivery, IntakeRecord, NewDelivery, RouteDecision
-from router.rules.inhibit import TargetKey
+from router.rules.inhibit import InhibitSource, TargetKey, is_inhibited_by_keys
 from router.store.base import Store
 from router.store.codec import parse_ts, parse_ts_opt, ts, ts_opt
 from router.store.incident_intake import SourceUpdate, apply_intake_job
@@ -87,13 +87,25 @@ class FlushClaim:
 
 @dataclass(frozen=True, slots=True)
 class IncidentSnapshot:
-    """What a flush reads: the incident, its alerts, notification log, inhibition, storms."""
+    """What a flush reads: the incident, its alerts, notification log, inhibition, storms.
+
+    Inhibition is read as data (each firing alert's target keys and the sources found
+    under them); :attr:`inhibited` is decided from it by the pure
+    :func:`~router.rules.inhibit.is_inhibited_by_keys`, never by the store.
+    """
 
     incident: Incident
     alerts: list[IncidentAlert]
     logs: dict[tuple[str, str], RecipientLog]
-    inhibited: dict[str, bool]
+    targets: dict[str, tuple[TargetKey, ...]]  # firing fingerprint -> its target keys
+    sources: dict[tuple[str, str], tuple[InhibitSource, ...]]  # (rule_key, equal) -> found
     storm_recent: dict[str, int]
+
+    @property
+    def inhibited(self) -> dict[str, bool]:
+        """Firing fingerprint -> whether a firing source inhibits it now."""
+        return {fp: is_inhibited_by_keys(keys, fp, self.sources)
+                for fp, keys in self.targets.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,12 +316,16 @@ def load_snapshot_query(
             notified_at=parse_ts(r["notified_at"]), seq=int(r["seq"]),
             channels=tuple((c[0], c[1], c[2]) for c in json.loads(r["channels"])),
             announced=bool(r["announced"]), held=tuple(held))
-    inhibited: dict[str, bool] = {}
-    for alert in alerts:
-        if alert.status != "firing":
-            continue
-        inhibited[alert.fingerprint] = any(
-            _has_source(conn, key, alert.fingerprint) for key in target_keys(alert.labels))
+    targets = {alert.fingerprint: tuple(target_keys(alert.labels))
+               for alert in alerts if alert.status == "firing"}
+    sources: dict[tuple[str, str], tuple[InhibitSource, ...]] = {}
+    for keys in targets.values():
+        for key in keys:
+            pair = (key.rule_key, key.equal)
+            if pair not in sources:
+                sources[pair] = tuple(
+                    InhibitSource(fp, bool(both))
+                    for fp, both in conn.execute(_SOURCES, (*pair, *pair)).fetchall())
     storm_recent: dict[str, int] = {}
     if storm_window_s is not None:
         since = ts(now - timedelta(seconds=storm_window_s))
@@ -317,15 +333,17 @@ def load_snapshot_query(
             n = conn.execute("SELECT COUNT(*) FROM storm_notices WHERE audience = ? AND at >= ?"
                              " AND incident_id != ?", (audience, since, iid)).fetchone()[0]
             storm_recent[audience] = int(n)
-    return IncidentSnapshot(incident, alerts, logs, inhibited, storm_recent)
+    return IncidentSnapshot(incident, alerts, logs, targets, sources, storm_recent)
 
 
-def _has_source(conn: sqlite3.Connection, key: TargetKey, fp: str) -> bool:
-    sql = ("SELECT 1 FROM inhibit_sources WHERE rule_key = ? AND equal_hash = ?"
-           " AND fingerprint != ?")
-    if key.exclude_both:
-        sql += " AND both_sides = 0"
-    return conn.execute(sql + " LIMIT 1", (key.rule_key, key.equal, fp)).fetchone() is not None
+# The firing sources recorded under one (rule_key, equal_hash): at most two of each kind
+# (matching both sides or not), which is all the decision needs (is_inhibited_by_keys).
+_SOURCES: Final = (
+    "SELECT fingerprint, both_sides FROM (SELECT fingerprint, both_sides FROM inhibit_sources"
+    " WHERE rule_key = ? AND equal_hash = ? AND both_sides = 0 LIMIT 2) UNION ALL"
+    " SELECT fingerprint, both_sides FROM (SELECT fingerprint, both_sides FROM inhibit_sources"
+    " WHERE rule_key = ? AND equal_hash = ? AND both_sides = 1 LIMIT 2)"
+)
 
 
 def commit_flush_job(
