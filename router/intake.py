@@ -38,6 +38,7 @@ from router.metrics import INCIDENT_ALERT_EVENTS, INTAKE_PENDING, PIPELINE_ITEM_
 from router.models import IncidentPolicy, IntakeRecord, RouteDecision
 from router.rules.inhibit import SourceKey, source_keys
 from router.rules.tree import Route
+from router.store.base import CLAIM_LEASE_S, claim_owner
 from router.store.incidents import IncidentStore, SourceUpdate
 
 __all__ = ["IntakeProcessor", "RoutingRules"]
@@ -112,9 +113,11 @@ class IntakeProcessor:
         poll_interval_s: float = 1.0,
         on_planned: Callable[[], None] | None = None,
         timer_scale: float = 1.0,
+        lease_s: float = CLAIM_LEASE_S,
     ) -> None:
         """``on_planned`` is called when a batch set or moved an incident timer (wake the
-        scheduler); ``timer_scale`` multiplies the rule timers (tests, demos)."""
+        scheduler); ``timer_scale`` multiplies the rule timers (tests, demos); ``lease_s``:
+        how long a claim on a batch of intake rows holds."""
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         self._store = store
@@ -125,6 +128,8 @@ class IntakeProcessor:
         self._poll_interval_s = poll_interval_s
         self.on_planned = on_planned
         self._timer_scale = timer_scale
+        self._lease_s = lease_s
+        self._owner = claim_owner("intake")
         self._wake = asyncio.Event()
         self._stopping = False
         self._running = False
@@ -159,8 +164,7 @@ class IntakeProcessor:
             while not self._stopping:
                 processed = 0
                 try:
-                    rows = await self._store.fetch_intake(
-                        self._batch_size, after_id=last_id if in_flight is not None else 0)
+                    rows = await self._claim(last_id if in_flight is not None else 0)
                     plan = await self._plan(rows) if rows else None
                     if in_flight is not None:
                         committed, in_flight = await in_flight, None
@@ -224,7 +228,7 @@ class IntakeProcessor:
 
     async def process_once(self) -> int:
         """Route one batch of intake rows; return how many rows were processed."""
-        rows = await self._store.fetch_intake(self._batch_size)
+        rows = await self._claim()
         if not rows:
             return 0
         plan = await self._plan(rows)
@@ -235,6 +239,12 @@ class IntakeProcessor:
             if isinstance(exc, sqlite3.OperationalError) or not await self._commit_rows(plan):
                 raise
         return plan.rows
+
+    async def _claim(self, after_id: int = 0) -> list[tuple[int, IntakeRecord]]:
+        """Lease the next batch of intake rows (another worker skips them meanwhile)."""
+        return await self._store.claim_intake(
+            self._batch_size, owner=self._owner, now=self._clock.now(),
+            lease_s=self._lease_s, after_id=after_id)
 
     async def _plan(self, rows: Sequence[tuple[int, IntakeRecord]]) -> _Plan:
         """Route ``rows`` (one rule set for the whole batch) into incident events."""

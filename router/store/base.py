@@ -20,6 +20,9 @@ Semantics every implementation must keep:
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,11 +34,29 @@ from router.store.lanes import LaneSlots
 from router.store.retention import Prunable, PruneStep
 from router.store.subscriptions import PushSubscription
 
-__all__ = ["BACKLOG_STAGES", "COUNT_KEYS", "Backlog", "IncidentConflict", "StageBacklog", "Store"]
+__all__ = [
+    "BACKLOG_STAGES",
+    "CLAIM_LEASE_S",
+    "COUNT_KEYS",
+    "Backlog",
+    "IncidentConflict",
+    "StageBacklog",
+    "Store",
+    "claim_owner",
+]
 
 class IncidentConflict(TocsinError):
     """An incident changed between its read and a write computed from it (its ``version``
     no longer matches): the write was not applied, the caller reads and recomputes."""
+
+
+#: How long a claim on intake rows or a due incident holds by default (seconds).
+CLAIM_LEASE_S = 60.0
+
+
+def claim_owner(role: str) -> str:
+    """A name for one worker's claims, unique across processes and restarts."""
+    return f"{role}:{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 #: Keys of :meth:`Store.counts`.

@@ -149,6 +149,14 @@ class IncidentStore(Store, Protocol):
         """Unprocessed intake rows with an id above ``after_id``, oldest first."""
         ...
 
+    async def claim_intake(
+        self, limit: int, *, owner: str, now: datetime, lease_s: float, after_id: int = 0,
+    ) -> list[tuple[int, IntakeRecord]]:
+        """Lease up to ``limit`` unprocessed rows above ``after_id`` for ``lease_s``, oldest
+        first: rows unclaimed, whose lease ran out at ``now``, or held by ``owner``.
+        Committing (processed or dead-lettered) releases them."""
+        ...
+
     async def commit_intake(
         self, intake_ids: Sequence[int], events: Sequence[AlertEvent],
         sources: Sequence[SourceUpdate], *, now: datetime,
@@ -178,6 +186,14 @@ class IncidentStore(Store, Protocol):
 
     async def due_incidents(self, now: datetime, limit: int) -> list[str]:
         """Ids of incidents whose timer is due at ``now``, earliest first."""
+        ...
+
+    async def claim_due_incidents(self, now: datetime, limit: int, *, owner: str,
+                                  lease_s: float) -> list[str]:
+        """Lease up to ``limit`` incidents due at ``now`` for ``lease_s``, earliest first.
+
+        Another owner does not get them until the lease runs out; the owner itself does
+        (a retry). A committed flush or a quarantine releases the claim."""
         ...
 
     async def next_incident_due(self) -> datetime | None:
@@ -439,7 +455,8 @@ def quarantine_job(conn: sqlite3.Connection, iid: str, now: datetime, reason: st
     retry_at = now + timedelta(seconds=delay)
     now_s = ts(now)
     conn.execute("UPDATE incidents SET due_at = ?, flush_failures = ?, flush_error = ?,"
-                 " updated_at = ? WHERE id = ?", (ts(retry_at), failures, error, now_s, iid))
+                 " updated_at = ?, claimed_by = NULL, lease_until = NULL WHERE id = ?",
+                 (ts(retry_at), failures, error, now_s, iid))
     _event(conn, iid, now_s, "flush_failed", {
         "reason": reason, "error": error, "failures": failures,
         "retry_at": retry_at.isoformat()})

@@ -33,10 +33,11 @@ class _WatchedStore:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)
 
-    async def fetch_intake(self, limit: int, *, after_id: int = 0
-                           ) -> list[tuple[int, IntakeRecord]]:
+    async def claim_intake(self, limit: int, *, owner: str, now: datetime, lease_s: float,
+                           after_id: int = 0) -> list[tuple[int, IntakeRecord]]:
         self.fetched_while_committing |= self.committing
-        return await self.store.fetch_intake(limit, after_id=after_id)
+        return await self.store.claim_intake(limit, owner=owner, now=now, lease_s=lease_s,
+                                             after_id=after_id)
 
     async def commit_intake(self, intake_ids: Sequence[int], events: Sequence[AlertEvent],
                             sources: Sequence[SourceUpdate], *, now: datetime,

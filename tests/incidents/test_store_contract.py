@@ -40,3 +40,29 @@ async def test_an_incident_opened_after_retention_pruned_its_group_gets_a_new_id
     assert incidents[1].id == second.id
     assert incidents[0].id not in {first.id, second.id}
     assert await h.store.list_intake(status="dead") == []
+
+
+async def test_two_schedulers_never_claim_the_same_due_incident(h: Harness) -> None:
+    """A due incident claimed by one scheduler is not handed to another until its lease ends."""
+    await h.receive(make_alert("HostDown", instance="a", starts_at=START))
+    h.clock.advance(30)
+    now = h.clock.now()
+    claimed = await h.store.claim_due_incidents(now, 10, owner="s1", lease_s=60)
+    assert len(claimed) == 1
+    assert await h.store.claim_due_incidents(now, 10, owner="s2", lease_s=60) == []
+    assert await h.store.claim_due_incidents(now, 10, owner="s1", lease_s=60) == claimed
+    later = now + timedelta(seconds=60)
+    assert await h.store.claim_due_incidents(later, 10, owner="s2", lease_s=60) == claimed
+
+
+async def test_a_committed_flush_releases_the_claim_on_its_incident(h: Harness) -> None:
+    """Once flushed, the incident's next timer is free for any scheduler."""
+    await h.receive(make_alert("HostDown", instance="a", starts_at=START))
+    h.clock.advance(30)
+    [incident_id] = await h.store.claim_due_incidents(h.clock.now(), 10, owner="s1",
+                                                      lease_s=3600)
+    assert await h.scheduler.flush_one(incident_id, h.clock.now()) == 2
+    await h.receive(make_alert("HostDown", instance="b", starts_at=START))
+    h.clock.advance(300)
+    assert await h.store.claim_due_incidents(h.clock.now(), 10, owner="s2",
+                                             lease_s=60) == [incident_id]
