@@ -38,8 +38,7 @@ from router.metrics import INCIDENT_ALERT_EVENTS, INTAKE_PENDING, PIPELINE_ITEM_
 from router.models import IncidentPolicy, IntakeRecord, RouteDecision
 from router.rules.inhibit import SourceKey, source_keys
 from router.rules.tree import Route
-from router.store.base import CLAIM_LEASE_S, claim_owner
-from router.store.incidents import IncidentStore, SourceUpdate
+from router.store.base import CLAIM_LEASE_S, SourceUpdate, Store, claim_owner
 
 __all__ = ["IntakeProcessor", "RoutingRules"]
 
@@ -104,7 +103,7 @@ class IntakeProcessor:
 
     def __init__(
         self,
-        store: IncidentStore,
+        store: Store,
         rules: Callable[[], RoutingRules],
         *,
         clock: Clock,

@@ -45,9 +45,7 @@ from router.incidents.view import StormItem
 from router.metrics import INCIDENT_FLUSHES, PIPELINE_ITEM_FAILURES
 from router.models import Delivery
 from router.rules.inhibit import TargetKey, target_keys
-from router.store.base import CLAIM_LEASE_S, claim_owner
-from router.store.incidents import FlushClaim, IncidentStore
-from router.store.lanes import LaneSlots
+from router.store.base import CLAIM_LEASE_S, FlushClaim, LaneSlots, Store, claim_owner
 
 __all__ = ["Scheduler", "SlotClaimer"]
 
@@ -79,7 +77,7 @@ class Scheduler:
 
     def __init__(
         self,
-        store: IncidentStore,
+        store: Store,
         rules: Callable[[], FlushRules],
         *,
         clock: Clock,

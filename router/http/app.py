@@ -44,7 +44,6 @@ if TYPE_CHECKING:
     from router.dispatch.channel import Channel
     from router.dispatch.dispatcher import Dispatcher
     from router.rules import RuleSet
-    from router.store.incidents import IncidentStore
 
 __all__ = ["WORKER_STOP_TIMEOUT_S", "create_app"]
 
@@ -215,7 +214,7 @@ async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     dispatcher = app.get(_DISPATCHER)
     scheduler = Scheduler(
-        cast("IncidentStore", app[STORE]),
+        app[STORE],
         current_rules,
         clock=app[CLOCK],
         deadline_s=config.dispatch.deadline_s,
@@ -257,7 +256,7 @@ def _intake_ctx(run: bool) -> Callable[[web.Application], AsyncIterator[None]]:
 
         dispatch = app[CONFIG].dispatch
         processor = IntakeProcessor(
-            cast("IncidentStore", app[STORE]),
+            app[STORE],
             current_rules,
             clock=app[CLOCK],
             deadline_s=dispatch.deadline_s,

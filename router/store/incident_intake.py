@@ -36,20 +36,10 @@ import orjson
 from router.incidents.engine import AlertEvent, change_of, effective_status, next_flush
 from router.incidents.grouping import incident_id
 from router.incidents.state import decision_to_json
-from router.rules.inhibit import SourceKey
-from router.store.base import IncidentConflict
+from router.store.base import IncidentConflict, SourceUpdate
 from router.store.codec import parse_ts, parse_ts_opt, ts, ts_opt
 
 __all__ = ["SourceUpdate", "apply_intake_job", "dead_letter_intake_job", "requeue_intake_job"]
-
-
-@dataclass(frozen=True, slots=True)
-class SourceUpdate:
-    """Inhibition sources of one received alert: its keys while firing, none once resolved."""
-
-    fingerprint: str
-    firing: bool
-    keys: tuple[SourceKey, ...]
 
 
 # The open incidents of the batch's groups: ``?`` is a JSON list of group keys (driving

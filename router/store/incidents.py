@@ -16,12 +16,11 @@ import json
 import re
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
-from router.incidents.engine import AlertEvent
-from router.incidents.flush import FlushResult, PlannedNotice
+from router.incidents.flush import FlushResult
 from router.incidents.grouping import group_key
 from router.incidents.state import (
     HeldNotice,
@@ -32,12 +31,19 @@ from router.incidents.state import (
     decision_from_json,
     decision_to_json,
 )
-from router.models import Delivery, IntakeRecord, NewDelivery, RouteDecision
-from router.rules.inhibit import InhibitSource, TargetKey, is_inhibited_by_keys
-from router.store.base import Store
+from router.models import NewDelivery, RouteDecision
+from router.rules.inhibit import InhibitSource, TargetKey
+from router.store.base import (
+    DueStorm,
+    FlushClaim,
+    IncidentDetail,
+    IncidentSnapshot,
+    IncidentSummary,
+    SourceUpdate,
+    Store,
+)
 from router.store.codec import parse_ts, parse_ts_opt, ts, ts_opt
-from router.store.incident_intake import SourceUpdate, apply_intake_job
-from router.store.lanes import LaneSlots
+from router.store.incident_intake import apply_intake_job
 
 __all__ = [
     "DueStorm",
@@ -63,188 +69,11 @@ __all__ = [
     "upgrade_legacy_job",
 ]
 
+#: The store the incident pipeline needs: all of it (kept for the older name).
+IncidentStore = Store
+
 #: Inserts one delivery, returns its id (None when its idempotency key already existed).
 InsertDelivery = Callable[[sqlite3.Connection, NewDelivery], int | None]
-
-
-@dataclass(frozen=True, slots=True)
-class FlushClaim:
-    """Claim due deliveries in a flush's own transaction, as ``Store.claim_lanes`` would.
-
-    ``slots``: the dispatcher's reserved free send slots, per channel lane; ``at``: the
-    claim's clock (due means ``next_attempt_at <= at``; leased until ``at + lease_s``).
-    """
-
-    slots: LaneSlots
-    lease_s: float
-    at: datetime
-
-    @property
-    def limit(self) -> int:
-        """Deliveries the claim may take in all."""
-        return self.slots.total
-
-
-@dataclass(frozen=True, slots=True)
-class IncidentSnapshot:
-    """What a flush reads: the incident, its alerts, notification log, inhibition, storms.
-
-    Inhibition is read as data (each firing alert's target keys and the sources found
-    under them); :attr:`inhibited` is decided from it by the pure
-    :func:`~router.rules.inhibit.is_inhibited_by_keys`, never by the store.
-    """
-
-    incident: Incident
-    alerts: list[IncidentAlert]
-    logs: dict[tuple[str, str], RecipientLog]
-    targets: dict[str, tuple[TargetKey, ...]]  # firing fingerprint -> its target keys
-    sources: dict[tuple[str, str], tuple[InhibitSource, ...]]  # (rule_key, equal) -> found
-    storm_recent: dict[str, int]
-
-    @property
-    def inhibited(self) -> dict[str, bool]:
-        """Firing fingerprint -> whether a firing source inhibits it now."""
-        return {fp: is_inhibited_by_keys(keys, fp, self.sources)
-                for fp, keys in self.targets.items()}
-
-
-@dataclass(frozen=True, slots=True)
-class IncidentSummary:
-    """A row of ``GET /api/v1/incidents``."""
-
-    id: str
-    route_id: str
-    state: str
-    severity: str
-    audiences: list[str]
-    group_labels: dict[str, str]
-    opened_at: datetime
-    started_at: datetime
-    updated_at: datetime
-    resolved_at: datetime | None
-    due_at: datetime | None
-    alerts_firing: int
-    alerts_total: int
-    follow_ups: int
-    flush_failures: int = 0  # failed flushes in a row (quarantined while > 0)
-    flush_error: str | None = None  # why the last flush failed
-
-
-@dataclass(frozen=True, slots=True)
-class IncidentDetail:
-    """``GET /api/v1/incidents/{id}``: the summary, its alerts, timeline and notifications."""
-
-    summary: IncidentSummary
-    alerts: list[IncidentAlert]
-    events: list[TimelineEvent]
-    deliveries: list[dict[str, Any]] = field(default_factory=list)
-
-
-class IncidentStore(Store, Protocol):
-    """The store methods the incident engine needs (SQLite implements them)."""
-
-    async def fetch_intake(
-        self, limit: int, *, after_id: int = 0
-    ) -> list[tuple[int, IntakeRecord]]:
-        """Unprocessed intake rows with an id above ``after_id``, oldest first."""
-        ...
-
-    async def claim_intake(
-        self, limit: int, *, owner: str, now: datetime, lease_s: float, after_id: int = 0,
-    ) -> list[tuple[int, IntakeRecord]]:
-        """Lease up to ``limit`` unprocessed rows above ``after_id`` for ``lease_s``, oldest
-        first: rows unclaimed, whose lease ran out at ``now``, or held by ``owner``.
-        Committing (processed or dead-lettered) releases them."""
-        ...
-
-    async def commit_intake(
-        self, intake_ids: Sequence[int], events: Sequence[AlertEvent],
-        sources: Sequence[SourceUpdate], *, now: datetime,
-        dead: Sequence[tuple[int, str]] = (),
-    ) -> datetime | None:
-        """Apply alerts to incidents and mark the intake rows processed, atomically.
-
-        ``dead``: rows whose routing raised, ``(id, reason)``, dead-lettered instead.
-        Returns the earliest timer set by this batch (None when no timer changed)."""
-        ...
-
-    async def dead_letter_intake(self, dead: Sequence[tuple[int, str]], *,
-                                 now: datetime) -> None:
-        """Set intake rows aside, ``(id, reason)``: dead-lettered, not processed."""
-        ...
-
-    async def quarantine_incident(
-        self, incident_id: str, *, now: datetime, reason: str, error: str,
-        base_s: float, cap_s: float,
-    ) -> tuple[int, datetime] | None:
-        """A flush raised: back off the incident's timer (see :func:`quarantine_job`)."""
-        ...
-
-    async def postpone_storm(self, storm_id: int, until: datetime) -> None:
-        """A storm summary failed to plan: due again at ``until``."""
-        ...
-
-    async def due_incidents(self, now: datetime, limit: int) -> list[str]:
-        """Ids of incidents whose timer is due at ``now``, earliest first."""
-        ...
-
-    async def claim_due_incidents(self, now: datetime, limit: int, *, owner: str,
-                                  lease_s: float) -> list[str]:
-        """Lease up to ``limit`` incidents due at ``now`` for ``lease_s``, earliest first.
-
-        Another owner does not get them until the lease runs out; the owner itself does
-        (a retry). A committed flush or a quarantine releases the claim."""
-        ...
-
-    async def next_incident_due(self) -> datetime | None:
-        """The earliest incident timer, if any."""
-        ...
-
-    async def load_incident(
-        self, incident_id: str, now: datetime,
-        target_keys: Callable[[Mapping[str, str]], list[TargetKey]],
-        storm_window_s: float | None,
-    ) -> IncidentSnapshot | None:
-        """Everything a flush of ``incident_id`` reads."""
-        ...
-
-    async def commit_flush(
-        self, snapshot: IncidentSnapshot, result: FlushResult, *, now: datetime,
-        deadline_s: float, storm_window_s: float | None = None,
-        claim: FlushClaim | None = None,
-    ) -> list[Delivery] | None:
-        """Apply a flush computed from ``snapshot``; None (nothing written) on conflict.
-
-        With ``claim``, the same transaction then leases due deliveries, at most
-        ``claim.slots`` per channel lane (the flush's own and any other due one; the most
-        severe, then the oldest due first) and returns them; otherwise it returns an
-        empty list."""
-        ...
-
-    async def due_storms(self, now: datetime) -> list[DueStorm]:
-        """Storm summaries due at ``now``."""
-        ...
-
-    async def commit_storm(self, storm_id: int, notices: Sequence[PlannedNotice], *,
-                           now: datetime, deadline_s: float) -> int:
-        """Insert a storm summary's deliveries and mark it sent."""
-        ...
-
-    async def list_incidents(
-        self, *, state: str | None = None, route: str | None = None,
-        audience: str | None = None, limit: int = 100, offset: int = 0,
-    ) -> list[IncidentSummary]:
-        """Incidents, newest first, filtered."""
-        ...
-
-    async def get_incident(self, incident_id: str) -> IncidentDetail | None:
-        """One incident with its timeline."""
-        ...
-
-    async def upgrade_legacy_incidents(
-            self, identity: Callable[[str, RouteDecision], str | None]) -> int:
-        """Re-key the open incidents opened under a route position (:func:`upgrade_legacy_job`)."""
-        ...
 
 
 def _dumps(value: object) -> str:
@@ -583,17 +412,6 @@ def get_incident_query(conn: sqlite3.Connection, iid: str) -> IncidentDetail | N
 
 
 # --------------------------------------------------------------------------- storms
-
-
-@dataclass(frozen=True, slots=True)
-class DueStorm:
-    """A storm summary due: the audience, the decision to render with, its incidents."""
-
-    id: int
-    audience: str
-    decision_json: str
-    opened_at: datetime
-    incidents: list[IncidentSummary]
 
 
 def fold_into_storm(conn: sqlite3.Connection, audience: str, incident_id: str, now: datetime,

@@ -15,11 +15,10 @@ import base64
 import binascii
 import sqlite3
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 from urllib.parse import urlsplit
 
+from router.store.base import PushSubscription
 from router.store.codec import parse_ts, ts
 
 __all__ = [
@@ -31,22 +30,6 @@ __all__ = [
     "parse_subscription",
     "upsert_subscription",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class PushSubscription:
-    """One browser subscription of one contact."""
-
-    id: int
-    contact_id: str
-    endpoint: str
-    p256dh: str  # base64url, the browser's P-256 public key (65 bytes decoded)
-    auth: str  # base64url, the 16-byte auth secret
-    created_at: datetime
-
-    def info(self) -> dict[str, Any]:
-        """The subscription in the browser's JSON shape (what pywebpush takes)."""
-        return {"endpoint": self.endpoint, "keys": {"p256dh": self.p256dh, "auth": self.auth}}
 
 
 class SubscriptionError(ValueError):
