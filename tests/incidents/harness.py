@@ -13,7 +13,7 @@ from router.intake import IntakeProcessor
 from router.models import Alert, Delivery, IntakeRecord
 from router.rules import RuleSet, load_rules
 from router.scheduler import Scheduler
-from router.store import SqliteStore
+from router.store import Store
 
 RULES = """
 defaults: {locale: en, timezone: UTC}
@@ -79,7 +79,7 @@ def make_alert(name: str, *, status: str = "firing", starts_at: datetime,
 class Harness:
     """Drive alerts through intake → incidents → scheduler → outbox with a fake clock."""
 
-    store: SqliteStore
+    store: Store
     rules: RuleSet
     clock: FakeClock
     processor: IntakeProcessor = field(init=False)

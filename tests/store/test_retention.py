@@ -34,8 +34,14 @@ def _worker(store: SqliteStore, **config: float) -> RetentionWorker:
 
 
 @pytest.fixture
+def store(sqlite_store: SqliteStore) -> SqliteStore:
+    """These tests count rows in the database file: the SQLite store."""
+    return sqlite_store
+
+
+@pytest.fixture
 def db(tmp_path: Path) -> Path:
-    """The file of the ``store`` fixture (tests/store/conftest.py)."""
+    """The file of the ``sqlite_store`` fixture (tests/store/conftest.py)."""
     return tmp_path / "state" / "tocsin.db"
 
 
