@@ -76,8 +76,7 @@ from router.metrics import (
     SMS_SEGMENTS,
 )
 from router.models import Delivery, OutboundMessage, Receipt
-from router.store.base import Store
-from router.store.lanes import LaneSlots
+from router.store.base import LaneSlots, Store
 
 __all__ = ["OTHER_LANE", "Dispatcher", "LaneSettings", "Outcome"]
 

@@ -38,6 +38,8 @@ Semantics every implementation must keep:
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import secrets
 import socket
@@ -46,6 +48,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, Literal, Protocol
+from urllib.parse import urlsplit
 
 from router.errors import TocsinError
 from router.incidents.engine import AlertEvent
@@ -78,8 +81,10 @@ __all__ = [
     "SourceUpdate",
     "StageBacklog",
     "Store",
+    "SubscriptionError",
     "Subscriptions",
     "claim_owner",
+    "parse_subscription",
 ]
 
 class IncidentConflict(TocsinError):
@@ -273,6 +278,43 @@ class PushSubscription:
     def info(self) -> dict[str, Any]:
         """The subscription in the browser's JSON shape (what pywebpush takes)."""
         return {"endpoint": self.endpoint, "keys": {"p256dh": self.p256dh, "auth": self.auth}}
+
+
+class SubscriptionError(ValueError):
+    """A PushSubscription JSON that cannot be used (the API answers 400 with it)."""
+
+
+def _b64url_len(value: str) -> int:
+    padded = value + "=" * (-len(value) % 4)
+    try:
+        return len(base64.urlsafe_b64decode(padded.encode("ascii")))
+    except (binascii.Error, UnicodeEncodeError, ValueError):
+        return -1
+
+
+def parse_subscription(data: object) -> tuple[str, str, str]:
+    """``(endpoint, p256dh, auth)`` from a ``PushSubscription.toJSON()`` object.
+
+    Raises SubscriptionError naming the field when the shape or a key is wrong.
+    """
+    if not isinstance(data, Mapping):
+        raise SubscriptionError("subscription must be an object with endpoint and keys")
+    endpoint = data.get("endpoint")
+    if not isinstance(endpoint, str) or not endpoint:
+        raise SubscriptionError("subscription.endpoint must be a URL string")
+    parts = urlsplit(endpoint)
+    if parts.scheme not in ("https", "http") or not parts.netloc:
+        raise SubscriptionError("subscription.endpoint must be an http(s) URL")
+    keys = data.get("keys")
+    if not isinstance(keys, Mapping):
+        raise SubscriptionError("subscription.keys must be an object with p256dh and auth")
+    p256dh, auth = keys.get("p256dh"), keys.get("auth")
+    if not isinstance(p256dh, str) or _b64url_len(p256dh) != 65:
+        raise SubscriptionError("subscription.keys.p256dh must be a base64url P-256 public "
+                                "key (65 bytes)")
+    if not isinstance(auth, str) or _b64url_len(auth) != 16:
+        raise SubscriptionError("subscription.keys.auth must be a base64url 16-byte secret")
+    return endpoint, p256dh, auth
 
 
 Prunable = Literal["intake", "deliveries", "incidents"]

@@ -12,7 +12,7 @@ import pytest
 from router.dispatch import Dispatcher
 from router.models import Delivery
 from router.store import SqliteStore
-from router.store.lanes import LaneSlots
+from router.store.sqlite.lanes import LaneSlots
 from tests.dispatch.test_dispatcher import eventually
 
 

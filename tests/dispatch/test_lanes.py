@@ -19,7 +19,7 @@ from router.errors import DeliveryError
 from router.metrics import REGISTRY
 from router.models import NewDelivery
 from router.store import SqliteStore
-from router.store.lanes import LaneSlots, claim_sql, severity_rank
+from router.store.sqlite.lanes import LaneSlots, claim_sql, severity_rank
 from tests.dispatch.channels import ScriptedChannel
 from tests.dispatch.test_dispatcher import eventually
 from tests.store.factories import T0, make_delivery

@@ -19,8 +19,8 @@ from router.incidents.flush import plan_flush
 from router.models import Delivery
 from router.scheduler import Scheduler
 from router.store import SqliteStore
-from router.store.incidents import FlushClaim
-from router.store.lanes import LaneSlots
+from router.store.sqlite.incidents import FlushClaim
+from router.store.sqlite.lanes import LaneSlots
 from tests.dispatch.channels import ScriptedChannel
 from tests.dispatch.loop import count_claims, running
 from tests.dispatch.test_dispatcher import eventually

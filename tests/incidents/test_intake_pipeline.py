@@ -16,7 +16,7 @@ from router.incidents.engine import AlertEvent
 from router.intake import IntakeProcessor
 from router.models import IntakeRecord
 from router.store import SqliteStore
-from router.store.incidents import IncidentStore, SourceUpdate
+from router.store.sqlite.incidents import IncidentStore, SourceUpdate
 from tests.incidents.harness import T_MON_10, load, make_alert
 
 
@@ -99,7 +99,7 @@ async def test_a_backlog_beyond_the_memory_bound_keeps_its_oldest_rows_in_memory
     store: SqliteStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The rows routed next come from memory; only the newest overflow is read from disk."""
-    import router.store.sqlite as sqlite_module
+    import router.store.sqlite.store as sqlite_module
 
     monkeypatch.setattr(sqlite_module, "_FRESH_MAX", 3)
     records = _records(6)

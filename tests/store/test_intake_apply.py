@@ -7,7 +7,7 @@ from pathlib import Path
 
 from router.rules.inhibit import SourceKey
 from router.store import SqliteStore, Store
-from router.store.incidents import SourceUpdate
+from router.store.sqlite.incidents import SourceUpdate
 from tests.store.factories import T0, make_record
 
 KEY = SourceKey("rule-1", "eq-1", False)

@@ -14,7 +14,7 @@ from router.clock import FakeClock
 from router.models import Receipt
 from router.retention import RetentionConfig, RetentionWorker
 from router.store import SqliteStore
-from router.store.codec import ts
+from router.store.sqlite.codec import ts
 from tests.store.factories import T0, make_delivery, make_record
 
 NOW = T0 + timedelta(days=100)

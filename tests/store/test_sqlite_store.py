@@ -310,7 +310,7 @@ async def test_fetch_intake_mixes_memory_and_disk_in_id_order(
     sqlite_store: SqliteStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Records beyond the in-memory bound are read from disk; order and content unchanged."""
-    import router.store.sqlite as sqlite_module
+    import router.store.sqlite.store as sqlite_module
 
     monkeypatch.setattr(sqlite_module, "_FRESH_MAX", 3)
     records = [make_record("A", n=str(i)) for i in range(6)]

@@ -1,6 +1,6 @@
 """The embedded SQLite store (the default).
 
-Writes go through one :class:`~router.store.writer.SqliteWriter` thread with group
+Writes go through one :class:`~router.store.sqlite.writer.SqliteWriter` thread with group
 commit; reads use a second, read-only connection in its own thread so that listing the
 history never waits behind a write batch (WAL lets readers and the writer run together).
 An in-memory database has a single connection, so its reads go through the writer.
@@ -28,10 +28,10 @@ from router.incidents.flush import FlushResult, PlannedNotice
 from router.metrics import DEAD_LETTERS, PLANNED_DELIVERIES
 from router.models import Delivery, IntakeRecord, NewDelivery, Receipt, RouteDecision
 from router.rules.inhibit import TargetKey
-from router.store import incidents as incident_store
-from router.store.base import COUNT_KEYS, Backlog, StageBacklog
-from router.store.batcher import WriterBatcher
-from router.store.codec import (
+from router.store.base import COUNT_KEYS, Backlog, PushSubscription, StageBacklog
+from router.store.sqlite import incidents as incident_store
+from router.store.sqlite.batcher import WriterBatcher
+from router.store.sqlite.codec import (
     alert_to_json,
     delivery_from_row,
     intake_from_row,
@@ -39,17 +39,17 @@ from router.store.codec import (
     parse_ts,
     ts,
 )
-from router.store.incident_intake import dead_letter_intake_job, requeue_intake_job
-from router.store.incidents import (
+from router.store.sqlite.incident_intake import dead_letter_intake_job, requeue_intake_job
+from router.store.sqlite.incidents import (
     DueStorm,
     IncidentDetail,
     IncidentSnapshot,
     IncidentSummary,
     SourceUpdate,
 )
-from router.store.lanes import LaneSlots, claim_sql
-from router.store.migrate import migrate
-from router.store.outcomes import (
+from router.store.sqlite.lanes import LaneSlots, claim_sql
+from router.store.sqlite.migrate import migrate
+from router.store.sqlite.outcomes import (
     activate_fallbacks,
     defer_delivery,
     fail_delivery,
@@ -57,15 +57,14 @@ from router.store.outcomes import (
     requeue_failed,
     sent_delivery,
 )
-from router.store.retention import Prunable, PruneStep, prune_step
-from router.store.subscriptions import (
-    PushSubscription,
+from router.store.sqlite.retention import Prunable, PruneStep, prune_step
+from router.store.sqlite.subscriptions import (
     delete_subscription,
     delete_subscription_by_endpoint,
     list_subscriptions,
     upsert_subscription,
 )
-from router.store.writer import SqliteWriter
+from router.store.sqlite.writer import SqliteWriter
 
 __all__ = ["SYNCHRONOUS_MODES", "SqliteStore"]
 
@@ -539,7 +538,7 @@ class SqliteStore:
 
         await self._writer.submit(job)
 
-    # -- incidents (router/store/incidents.py) ----------------------------------------
+    # -- incidents (router/store/sqlite/incidents.py) ----------------------------------------
 
     async def commit_intake(
         self, intake_ids: Sequence[int], events: Sequence[AlertEvent],

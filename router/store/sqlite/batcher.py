@@ -23,7 +23,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
-from router.store.writer import SqliteWriter
+from router.store.sqlite.writer import SqliteWriter
 
 __all__ = ["WriterBatcher"]
 

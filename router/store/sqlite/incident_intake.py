@@ -37,7 +37,7 @@ from router.incidents.engine import AlertEvent, change_of, effective_status, nex
 from router.incidents.grouping import incident_id
 from router.incidents.state import decision_to_json
 from router.store.base import IncidentConflict, SourceUpdate
-from router.store.codec import parse_ts, parse_ts_opt, ts, ts_opt
+from router.store.sqlite.codec import parse_ts, parse_ts_opt, ts, ts_opt
 
 __all__ = ["SourceUpdate", "apply_intake_job", "dead_letter_intake_job", "requeue_intake_job"]
 

@@ -2,7 +2,7 @@
 
 Each ``*_job`` function takes the connection and runs inside one transaction (the
 writer's group commit), so an intake batch, its incidents and its timeline commit
-together (:mod:`router.store.incident_intake`), and a flush (deliveries, notification
+together (:mod:`router.store.sqlite.incident_intake`), and a flush (deliveries, notification
 log, cancelled held notices, timeline, next timer) is all or nothing. A flush is
 optimistic: it was computed from a snapshot, and :func:`commit_flush_job` applies it only
 if the incident's ``version`` is unchanged (checked by the ``UPDATE ... WHERE id = ? AND
@@ -42,8 +42,8 @@ from router.store.base import (
     SourceUpdate,
     Store,
 )
-from router.store.codec import parse_ts, parse_ts_opt, ts, ts_opt
-from router.store.incident_intake import apply_intake_job
+from router.store.sqlite.codec import parse_ts, parse_ts_opt, ts, ts_opt
+from router.store.sqlite.incident_intake import apply_intake_job
 
 __all__ = [
     "DueStorm",
