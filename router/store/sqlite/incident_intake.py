@@ -1,5 +1,9 @@
 """The intake batch job: apply a batch of alert events to incidents, in one transaction.
 
+The SQL side only: what the events do to incidents is decided in memory by the pure
+:class:`router.incidents.batch.IntakeBatch`; this module reads the state it needs and
+writes what it left.
+
 Run by the store's writer thread for every batch the intake processor routed. What it
 writes is exactly what applying the events one by one would write (same incidents, same
 alert rows, same timeline in the same order, same timers); only the number of
@@ -26,15 +30,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import orjson
 
-from router.incidents.engine import AlertEvent, change_of, effective_status, next_flush
-from router.incidents.grouping import incident_id
+from router.incidents.batch import AlertCopy, IntakeBatch, OpenIncident
+from router.incidents.engine import AlertEvent
 from router.incidents.state import decision_to_json
 from router.store.base import IncidentConflict, SourceUpdate
 from router.store.sqlite.codec import parse_ts, parse_ts_opt, ts, ts_opt
@@ -107,48 +110,6 @@ _MARK_DEAD: Final = (
     " AND processed_at IS NULL"
 )
 
-_CHANGE_KIND: Final = {"new": "alert_joined", "resolved": "alert_resolved",
-                       "refired": "alert_refired"}
-
-#: Pending write of one alert row: insert a new row, rewrite it, or touch a duplicate.
-_Write = Literal["insert", "update", "touch"]
-
-
-@dataclass(slots=True)
-class _Incident:
-    """An open incident as the batch's events leave it."""
-
-    id: str
-    opened_at: datetime
-    flushed_at: datetime | None
-    due_at: datetime | None
-    started_at: datetime
-    version: int = 0  # as read: the UPDATE applies only if it is unchanged
-    changes: int = 0  # events that changed it: its version grows by as much
-    opened: AlertEvent | None = None  # the event that opened it in this batch
-
-
-@dataclass(slots=True)
-class _Copy:
-    """An incident's copy of one alert as the batch's events leave it."""
-
-    status: str
-    starts_at: str
-    sender: str
-    write: _Write | None = None  # None: the stored row is unchanged so far
-    event: AlertEvent | None = None  # the last event that wrote the whole row
-    annotations: Mapping[str, str] | None = None  # the last event's (duplicates too)
-    ends_at: str | None = None  # likewise
-
-
-def _json(value: object) -> str:
-    """Compact JSON with sorted keys (orjson; the standard encoder for what it refuses)."""
-    try:
-        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
-    except TypeError:  # e.g. lone surrogates
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
-
-
 def dead_letter_intake_job(conn: sqlite3.Connection, dead: Sequence[tuple[int, str]],
                            now: datetime) -> None:
     """Set intake rows aside: ``(id, reason)`` dead-lettered, not processed (never fetched
@@ -185,12 +146,12 @@ def apply_intake_job(
     """
     cursor = conn.cursor()
     cursor.row_factory = None  # plain tuples
-    batch = _Batch(cursor, now)
+    batch = IntakeBatch(now, time_text=_starts_text)
     if events:
-        batch.load(events)
+        _load(cursor, batch, events)
         for event in events:
             batch.apply(event)
-        batch.write()
+        _write(cursor, batch)
     _apply_sources(cursor, sources)
     if intake_ids:
         ids = orjson.dumps(sorted(set(intake_ids))).decode()
@@ -199,208 +160,90 @@ def apply_intake_job(
     return batch.earliest
 
 
-class _Batch:
-    """The in-memory state of the incidents and alerts one intake batch touches."""
-
-    def __init__(self, cursor: sqlite3.Cursor, now: datetime) -> None:
-        self.cursor = cursor
-        self.now = now
-        self.now_s = ts(now)
-        self.earliest: datetime | None = None
-        self.open: dict[str, _Incident] = {}  # group key -> its open incident
-        self.copies: dict[tuple[str, str], _Copy] = {}  # (incident id, fingerprint)
-        # fingerprint -> open incidents of other groups holding it firing (_FIRING_IN_OPEN)
-        self.strays: dict[str, list[tuple[Any, ...]]] = {}
-        self.timeline: list[tuple[str, str, str, str]] = []
-
-    def load(self, events: Sequence[AlertEvent]) -> None:
-        """Read the open incidents of the batch's groups and their copies of its alerts."""
-        keys = list(dict.fromkeys(event.group_key for event in events))
-        for iid, key, opened_at, flushed_at, due_at, started_at, version in self.cursor.execute(
-                _OPEN_INCIDENTS, (orjson.dumps(keys).decode(),)):
-            self.open[key] = _Incident(iid, parse_ts(opened_at), parse_ts_opt(flushed_at),
+def _load(cursor: sqlite3.Cursor, batch: IntakeBatch, events: Sequence[AlertEvent]) -> None:
+    """Read what the batch's events need: the open incidents of their groups, those
+    incidents' copies of their alerts, and for resolved alerts the open incidents of other
+    groups that hold them firing and the closed incident a late resolve belongs to."""
+    keys = list(dict.fromkeys(event.group_key for event in events))
+    for iid, key, opened_at, flushed_at, due_at, started_at, version in cursor.execute(
+            _OPEN_INCIDENTS, (orjson.dumps(keys).decode(),)):
+        batch.open[key] = OpenIncident(iid, parse_ts(opened_at), parse_ts_opt(flushed_at),
                                        parse_ts_opt(due_at), parse_ts(started_at), int(version))
-        pairs = list(dict.fromkeys(
-            (self.open[event.group_key].id, event.alert.fingerprint)
-            for event in events if event.group_key in self.open))
-        if pairs:
-            for iid, fp, status, starts_at, sender in self.cursor.execute(
-                    _KNOWN_ALERTS, (orjson.dumps(pairs).decode(),)):
-                self.copies[(iid, fp)] = _Copy(status, starts_at, sender)
-        resolved = [event for event in events
-                    if effective_status(event.alert, self.now) == "resolved"]
-        if resolved:
-            routed: dict[str, set[str]] = {}  # fingerprint -> its groups under these rules
-            for event in events:
-                routed.setdefault(event.alert.fingerprint, set()).add(event.group_key)
-            fps = list(dict.fromkeys(event.alert.fingerprint for event in resolved))
-            for fp, *row in self.cursor.execute(_FIRING_IN_OPEN,
-                                                (orjson.dumps(fps).decode(),)):
-                if row[1] not in routed[fp]:
-                    self.strays.setdefault(fp, []).append(tuple(row))
+    pairs = list(dict.fromkeys(
+        (batch.open[event.group_key].id, event.alert.fingerprint)
+        for event in events if event.group_key in batch.open))
+    if pairs:
+        for iid, fp, status, starts_at, sender in cursor.execute(
+                _KNOWN_ALERTS, (orjson.dumps(pairs).decode(),)):
+            batch.copies[(iid, fp)] = AlertCopy(status, starts_at, sender)
+    resolved = IntakeBatch.resolved_events(events, batch.now)
+    if not resolved:
+        return
+    routed = batch.routed_groups(events)
+    fps = list(dict.fromkeys(event.alert.fingerprint for event in resolved))
+    for (fp, iid, key, opened_at, flushed_at, due_at, started_at, version, status, starts_at,
+         sender) in cursor.execute(_FIRING_IN_OPEN, (orjson.dumps(fps).decode(),)):
+        if key not in routed[fp]:
+            batch.strays.setdefault(fp, []).append((key, OpenIncident(
+                iid, parse_ts(opened_at), parse_ts_opt(flushed_at), parse_ts_opt(due_at),
+                parse_ts(started_at), int(version)), AlertCopy(status, starts_at, sender)))
+    for event in resolved:  # a resolve whose group has no open incident: maybe a late one
+        pair = (event.alert.fingerprint, event.group_key)
+        if event.group_key not in batch.open and pair not in batch.closed:
+            late = cursor.execute(_LATE_RESOLVE, pair).fetchone()
+            if late is not None:
+                batch.closed[pair] = str(late[0])
 
-    def apply(self, event: AlertEvent) -> None:
-        """What one event does, against the state the earlier events of the batch left."""
-        alert = event.alert
-        status = effective_status(alert, self.now)
-        incident = self.open.get(event.group_key)
-        copy = None if incident is None else self.copies.get((incident.id, alert.fingerprint))
-        if status == "resolved" and self._resolve_strays(event) and incident is None:
-            return
-        if incident is None:
-            if status == "resolved":
-                self._late_resolve(event)
-                return
-            self._open(event, status)
-            return
-        self._apply_to(incident, event, status, copy)
 
-    def _resolve_strays(self, event: AlertEvent) -> bool:
-        """Resolve the alert in the open incidents of other groups that hold it firing.
-
-        They are incidents whose route no longer has the same identity (a reload renamed
-        or removed it): the alert now routes to another group, but its resolution still
-        belongs to them (docs/rules.md "Route identity"). True when there was one.
-        """
-        alert = event.alert
-        found = False
-        for (iid, key, opened_at, flushed_at, due_at, started_at, version, status, starts_at,
-             sender) in self.strays.get(alert.fingerprint, ()):
-            incident = self.open.get(key)
-            if incident is None:
-                incident = self.open[key] = _Incident(
-                    iid, parse_ts(opened_at), parse_ts_opt(flushed_at), parse_ts_opt(due_at),
-                    parse_ts(started_at), int(version))
-            copy = self.copies.setdefault((iid, alert.fingerprint),
-                                          _Copy(status, starts_at, sender))
-            if copy.status == "resolved":
-                continue  # already resolved earlier in this batch
-            found = True
-            self._apply_to(incident, replace(event, group_key=key), "resolved", copy)
-        return found
-
-    def _apply_to(self, incident: _Incident, event: AlertEvent,
-                  status: Literal["firing", "resolved"], copy: _Copy | None) -> None:
-        """Apply ``event`` to the open ``incident`` whose copy of the alert is ``copy``."""
-        alert = event.alert
-        key = (incident.id, alert.fingerprint)
-        starts_at = _starts_text(alert.starts_at)
-        change = change_of(None if copy is None else copy.status,
-                           copy is not None and copy.starts_at == starts_at, status)
-        if change == "duplicate":
-            assert copy is not None  # a duplicate is of a known alert
-            if copy.write is None:
-                copy.write = "touch"
-            copy.annotations, copy.ends_at = alert.annotations, ts_opt(alert.ends_at)
-            other = event.sender != copy.sender
-            self.timeline.append((incident.id, self.now_s, "duplicate", _json({
-                "fingerprint": alert.fingerprint, "status": status, "sender": event.sender,
-                "why": ("the same alert state from another sender (HA replica)" if other
-                        else "the same alert state received again (retry or redelivery)")})))
-            return
-        if copy is None:
-            self.copies[key] = _Copy(status, starts_at, event.sender, "insert", event,
-                                     alert.annotations, ts_opt(alert.ends_at))
+def _write(cursor: sqlite3.Cursor, batch: IntakeBatch) -> None:
+    """One write per incident and per alert of the batch, then the timeline."""
+    now_s = batch.now_s
+    opened: list[tuple[Any, ...]] = []
+    updated: list[tuple[Any, ...]] = []
+    for incident in batch.open.values():
+        event = incident.opened
+        due_s = ts_opt(incident.due_at)
+        if event is not None:
+            decision = event.decision
+            opened.append((
+                incident.id, decision.route_id, event.group_key,
+                _json(dict(event.group_labels)), decision.severity,
+                _json(list(decision.audiences)), decision_to_json(decision),
+                _json(dict(event.meta)), now_s, ts(incident.started_at), now_s, due_s,
+                1 + incident.changes))
+        elif incident.changes:
+            updated.append((due_s, now_s, ts(incident.started_at), incident.changes,
+                            incident.id, incident.version))
+    inserts: list[tuple[Any, ...]] = []
+    rewrites: list[tuple[Any, ...]] = []
+    touches: list[tuple[Any, ...]] = []
+    for (iid, fp), copy in batch.copies.items():
+        if copy.write is None:
+            continue
+        annotations = _json(dict(copy.annotations or {}))
+        if copy.write == "touch":
+            touches.append((now_s, annotations, copy.ends_at, iid, fp))
+            continue
+        assert copy.event is not None  # set with every insert/update
+        alert = copy.event.alert
+        if copy.write == "insert":
+            inserts.append((iid, fp, _json(dict(alert.labels)), annotations, copy.status,
+                            copy.starts_at, copy.ends_at, alert.generator_url, now_s,
+                            now_s, copy.sender))
         else:
-            copy.status, copy.starts_at, copy.event = status, starts_at, event
-            copy.annotations, copy.ends_at = alert.annotations, ts_opt(alert.ends_at)
-            if copy.write != "insert":
-                copy.write = "update"
-        self.timeline.append((incident.id, self.now_s, _CHANGE_KIND[change],
-                              _json(_alert_detail(event))))
-        due = next_flush(due_at=incident.due_at, opened_at=incident.opened_at,
-                         flushed_at=incident.flushed_at, policy=event.decision.policy,
-                         now=self.now)
-        incident.due_at = due
-        incident.started_at = min(incident.started_at, alert.starts_at)
-        incident.changes += 1
-        self._planned(due)
-
-    def _open(self, event: AlertEvent, status: str) -> None:
-        alert = event.alert
-        iid = incident_id(event.group_key, event.intake_id)
-        due = next_flush(due_at=None, opened_at=self.now, flushed_at=None,
-                         policy=event.decision.policy, now=self.now)
-        self.open[event.group_key] = _Incident(iid, self.now, None, due, alert.starts_at,
-                                               opened=event)
-        self.timeline.append((iid, self.now_s, "opened", _json({
-            "route_id": event.decision.route_id, "group_labels": dict(event.group_labels)})))
-        self.copies[(iid, alert.fingerprint)] = _Copy(
-            status, _starts_text(alert.starts_at), event.sender, "insert", event,
-            alert.annotations, ts_opt(alert.ends_at))
-        self.timeline.append((iid, self.now_s, "alert_joined", _json(_alert_detail(event))))
-        self._planned(due)
-
-    def _late_resolve(self, event: AlertEvent) -> None:
-        """A resolved alert with no open incident: note it on the closed one, if any."""
-        alert = event.alert
-        late = self.cursor.execute(_LATE_RESOLVE, (alert.fingerprint, event.group_key)).fetchone()
-        if late is not None:
-            self.timeline.append((late[0], self.now_s, "duplicate", _json({
-                "fingerprint": alert.fingerprint, "sender": event.sender,
-                "why": "resolved alert for an incident already resolved"})))
-
-    def _planned(self, due: datetime) -> None:
-        if self.earliest is None or due < self.earliest:
-            self.earliest = due
-
-    def write(self) -> None:
-        """One write per incident and per alert of the batch, then the timeline."""
-        now_s = self.now_s
-        opened: list[tuple[Any, ...]] = []
-        updated: list[tuple[Any, ...]] = []
-        for incident in self.open.values():
-            event = incident.opened
-            due_s = ts_opt(incident.due_at)
-            if event is not None:
-                decision = event.decision
-                opened.append((
-                    incident.id, decision.route_id, event.group_key,
-                    _json(dict(event.group_labels)), decision.severity,
-                    _json(list(decision.audiences)), decision_to_json(decision),
-                    _json(dict(event.meta)), now_s, ts(incident.started_at), now_s, due_s,
-                    1 + incident.changes))
-            elif incident.changes:
-                updated.append((due_s, now_s, ts(incident.started_at), incident.changes,
-                                incident.id, incident.version))
-        inserts: list[tuple[Any, ...]] = []
-        rewrites: list[tuple[Any, ...]] = []
-        touches: list[tuple[Any, ...]] = []
-        for (iid, fp), copy in self.copies.items():
-            if copy.write is None:
-                continue
-            annotations = _json(dict(copy.annotations or {}))
-            if copy.write == "touch":
-                touches.append((now_s, annotations, copy.ends_at, iid, fp))
-                continue
-            assert copy.event is not None  # set with every insert/update
-            alert = copy.event.alert
-            if copy.write == "insert":
-                inserts.append((iid, fp, _json(dict(alert.labels)), annotations, copy.status,
-                                copy.starts_at, copy.ends_at, alert.generator_url, now_s,
-                                now_s, copy.sender))
-            else:
-                rewrites.append((_json(dict(alert.labels)), annotations, copy.status,
-                                 copy.starts_at, copy.ends_at, alert.generator_url, now_s,
-                                 iid, fp))
-        cursor = self.cursor
-        if updated:
-            cursor.executemany(_UPDATE_INCIDENT, updated)
-            if cursor.rowcount != len(updated):  # another writer changed one since load()
-                raise IncidentConflict(
-                    f"{len(updated) - cursor.rowcount} incident(s) changed during the batch")
-        for sql, rows in ((_INSERT_INCIDENT, opened), (_INSERT_ALERT, inserts),
-                          (_UPDATE_ALERT, rewrites), (_TOUCH_ALERT, touches),
-                          (_INSERT_EVENT, self.timeline)):
-            if rows:
-                cursor.executemany(sql, rows)
-
-
-def _alert_detail(event: AlertEvent) -> dict[str, Any]:
-    labels = event.alert.labels
-    return {"fingerprint": event.alert.fingerprint, "alertname": labels.get("alertname", ""),
-            "instance": labels.get("instance", ""), "sender": event.sender,
-            "starts_at": _starts_text(event.alert.starts_at)}
+            rewrites.append((_json(dict(alert.labels)), annotations, copy.status,
+                             copy.starts_at, copy.ends_at, alert.generator_url, now_s,
+                             iid, fp))
+    if updated:
+        cursor.executemany(_UPDATE_INCIDENT, updated)
+        if cursor.rowcount != len(updated):  # another writer changed one since load()
+            raise IncidentConflict(
+                f"{len(updated) - cursor.rowcount} incident(s) changed during the batch")
+    for sql, rows in ((_INSERT_INCIDENT, opened), (_INSERT_ALERT, inserts),
+                      (_UPDATE_ALERT, rewrites), (_TOUCH_ALERT, touches),
+                      (_INSERT_EVENT, batch.timeline)):
+        if rows:
+            cursor.executemany(sql, rows)
 
 
 _STARTS_TEXT: dict[datetime, str] = {}
@@ -415,6 +258,14 @@ def _starts_text(value: datetime) -> str:
             _STARTS_TEXT.clear()
         text = _STARTS_TEXT[value] = ts(value)
     return text
+
+
+def _json(value: object) -> str:
+    """Compact JSON with sorted keys (orjson; the standard encoder for what it refuses)."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    except TypeError:  # e.g. lone surrogates
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
 
 
 def _apply_sources(cursor: sqlite3.Cursor, sources: Sequence[SourceUpdate]) -> None:
