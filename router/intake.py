@@ -38,7 +38,7 @@ from router.metrics import INCIDENT_ALERT_EVENTS, INTAKE_PENDING, PIPELINE_ITEM_
 from router.models import IncidentPolicy, IntakeRecord, RouteDecision
 from router.rules.inhibit import SourceKey, source_keys
 from router.rules.tree import Route
-from router.store.base import CLAIM_LEASE_S, SourceUpdate, Store, claim_owner
+from router.store.base import CLAIM_LEASE_S, IncidentConflict, SourceUpdate, Store, claim_owner
 
 __all__ = ["IntakeProcessor", "RoutingRules"]
 
@@ -96,6 +96,10 @@ class RoutingRules(FlushRules, Protocol):
     def evaluate(self, labels: Mapping[str, str]) -> list[RouteDecision]: ...
 
     def route_at(self, position: str) -> Route | None: ...
+
+
+#: Commit failures of the store itself, not of a row: the batch is retried as it is.
+_TRANSIENT = (sqlite3.OperationalError, IncidentConflict)
 
 
 class IntakeProcessor:
@@ -235,7 +239,7 @@ class IntakeProcessor:
             await self._commit(plan)
         except Exception as exc:
             # As in the loop: a row the store cannot apply is set aside, row by row.
-            if isinstance(exc, sqlite3.OperationalError) or not await self._commit_rows(plan):
+            if isinstance(exc, _TRANSIENT) or not await self._commit_rows(plan):
                 raise
         return plan.rows
 
@@ -308,14 +312,15 @@ class IntakeProcessor:
         """:meth:`_commit` for the pipelined loop: False (logged) when it failed.
 
         A batch whose commit raised for another reason than the store itself
-        (``sqlite3.OperationalError``: disk, lock) is committed again row by row, so
+        (``sqlite3.OperationalError``: disk, lock; ``IncidentConflict``: another writer
+        changed an incident meanwhile) is committed again row by row, so
         that one row the store cannot apply is dead-lettered instead of wedging the
         intake; False when that fails too (the rows stay unprocessed)."""
         try:
             await self._commit(plan)
         except Exception as exc:  # noqa: BLE001 - logged with traceback
             _log.exception("intake.batch_failed")
-            if isinstance(exc, sqlite3.OperationalError) or plan.rows == 0:
+            if isinstance(exc, _TRANSIENT) or plan.rows == 0:
                 return False
             return await self._commit_rows(plan)
         return True
@@ -330,7 +335,7 @@ class IntakeProcessor:
                 try:
                     await self._commit(one)
                 except Exception as exc:
-                    if isinstance(exc, sqlite3.OperationalError):
+                    if isinstance(exc, _TRANSIENT):
                         raise
                     reason = failure_reason(exc)
                     PIPELINE_ITEM_FAILURES.labels(stage="intake", reason=reason).inc()

@@ -16,6 +16,7 @@ from router.incidents.engine import AlertEvent
 from router.intake import IntakeProcessor
 from router.models import IntakeRecord
 from router.store import SqliteStore
+from router.store.base import IncidentConflict
 from router.store.sqlite.incidents import IncidentStore, SourceUpdate
 from tests.incidents.harness import T_MON_10, load, make_alert
 
@@ -23,9 +24,11 @@ from tests.incidents.harness import T_MON_10, load, make_alert
 class _WatchedStore:
     """The real store; commits are slowed, recorded, and the first ``failures`` fail."""
 
-    def __init__(self, store: SqliteStore, *, failures: int) -> None:
+    def __init__(self, store: SqliteStore, *, failures: int,
+                 error: Exception | None = None) -> None:
         self.store = store
         self.failures = failures
+        self.error = error or sqlite3.OperationalError("injected: database is locked")
         self.committing = False
         self.fetched_while_committing = False
         self.committed: list[list[int]] = []
@@ -47,7 +50,7 @@ class _WatchedStore:
             await asyncio.sleep(0.05)
             if self.failures > 0:
                 self.failures -= 1
-                raise sqlite3.OperationalError("injected: database is locked")
+                raise self.error
             earliest = await self.store.commit_intake(intake_ids, events, sources, now=now,
                                                       dead=dead)
             self.committed.append(list(intake_ids))
@@ -85,6 +88,30 @@ async def test_run_routes_the_next_batch_while_one_commits_and_commits_in_order(
     assert [i for batch in watched.committed for i in batch] == ids
     detail = await store.get_incident((await store.list_incidents())[0].id)
     assert detail is not None and detail.summary.alerts_total == 10
+
+
+async def test_a_batch_that_met_a_version_conflict_is_retried_not_dead_lettered(
+    store: SqliteStore, tmp_path: Path,
+) -> None:
+    """IncidentConflict (another writer changed an incident) is transient: the rows are
+    applied again later, none is set aside."""
+    await store.append_intake(_records(4))
+    watched = _WatchedStore(store, failures=1, error=IncidentConflict("injected"))
+    rules = load(tmp_path)
+    processor = IntakeProcessor(cast(IncidentStore, watched), lambda: rules,
+                                clock=FakeClock(T_MON_10), deadline_s=3600, batch_size=10,
+                                poll_interval_s=0.05)
+    task = asyncio.create_task(processor.run())
+    try:
+        for _ in range(600):  # generous: a loaded machine
+            if not (await store.counts())["intake_pending"]:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await processor.stop()
+        await task
+    assert await store.list_intake(status="dead") == []
+    assert [len(batch) for batch in watched.committed] == [4]
 
 
 async def test_fetch_after_an_id_skips_the_rows_being_committed(store: SqliteStore) -> None:
