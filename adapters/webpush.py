@@ -52,7 +52,7 @@ from router.errors import DeliveryError, excerpt
 from router.masking import mask_address
 from router.models import OutboundMessage, Receipt
 from router.push_endpoints import EndpointPolicy, EndpointRefused, is_public_address
-from router.store.subscriptions import PushSubscription
+from router.store.base import PushSubscription
 
 __all__ = [
     "MAX_ENCRYPTED_BYTES",

@@ -85,7 +85,6 @@ from router.workers.scheduler import Scheduler
 
 if TYPE_CHECKING:
     from adapters.registry import SubscriptionStore
-    from router.store.incidents import IncidentStore
 
 __all__ = [
     "DRAIN_TIMEOUT_S",
@@ -257,7 +256,7 @@ async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     dispatcher = app.get(_DISPATCHER)
     scheduler = Scheduler(
-        cast("IncidentStore", app[STORE]),
+        app[STORE],
         _current_rules(app),
         clock=app[CLOCK],
         deadline_s=config.dispatch.deadline_s,
@@ -282,7 +281,7 @@ def _intake_ctx(run: bool) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         config = app[CONFIG]
         processor = IntakeProcessor(
-            cast("IncidentStore", app[STORE]),
+            app[STORE],
             _current_rules(app),
             clock=app[CLOCK],
             deadline_s=config.dispatch.deadline_s,

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -231,31 +230,18 @@ def open_incidents(state_path: str, new: RuleSet,
                    changes: Sequence[IdentityChange]) -> list[OpenIncident]:
     """The open incidents of the database at ``state_path`` (read only) whose route
     identity is not one of NEW's. Raises sqlite3.Error when it cannot be read."""
-    from router.store.incidents import list_incidents_query  # the CLI's only store read
+    from router.store.sqlite.tools import read_open_incidents  # the CLI's only store read
 
     fate = {c.old: f"renamed to {c.new}" if c.new else "removed" for c in changes}
-    uri = Path(state_path).resolve().as_uri() + "?mode=ro"
-    conn = sqlite3.connect(uri, uri=True, timeout=5.0)
-    conn.row_factory = sqlite3.Row
-    try:
-        found: list[OpenIncident] = []
-        offset = 0
-        while True:
-            page = list_incidents_query(conn, state="open", route=None, audience=None,
-                                        limit=500, offset=offset)
-            for item in page:
-                if item.route_id in new.routes:
-                    continue
-                becomes = fate.get(item.route_id, "not a route of OLD either"
-                                   if not _POSITION.fullmatch(item.route_id) else
-                                   "opened under a route position (before route identities)")
-                found.append(OpenIncident(item.id, item.route_id, item.group_labels,
-                                          item.opened_at.isoformat(), becomes))
-            if len(page) < 500:
-                break
-            offset += 500
-    finally:
-        conn.close()
+    found: list[OpenIncident] = []
+    for item in read_open_incidents(state_path):
+        if item.route_id in new.routes:
+            continue
+        becomes = fate.get(item.route_id, "not a route of OLD either"
+                           if not _POSITION.fullmatch(item.route_id) else
+                           "opened under a route position (before route identities)")
+        found.append(OpenIncident(item.id, item.route_id, item.group_labels,
+                                  item.opened_at.isoformat(), becomes))
     found.sort(key=lambda i: (i.opened_at, i.id))
     return found
 

@@ -23,6 +23,7 @@ from router.cli.base import EXIT_FAILURE, EXIT_OK, Commands, command, group
 from router.config import ServiceConfig
 from router.errors import ConfigError
 from router.store import sqlite_url
+from router.store.sqlite.tools import backup_database
 
 __all__ = ["backup_command", "register"]
 
@@ -51,7 +52,7 @@ def backup_command(config: ServiceConfig, dest: Path, *, force: bool, out: TextI
     started = time.monotonic()
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
     try:
-        version = _copy(source, tmp)
+        version = backup_database(source, tmp, busy_timeout_s=BUSY_TIMEOUT_S)
         os.replace(tmp, dest)
         _fsync_dir(dest.parent)
     except (sqlite3.Error, OSError) as exc:
@@ -62,27 +63,6 @@ def backup_command(config: ServiceConfig, dest: Path, *, force: bool, out: TextI
     out.write(f"backed up {source} (schema version {version}, {size_mib:.1f} MiB) to {dest} "
               f"in {time.monotonic() - started:.1f} s\n")
     return EXIT_OK
-
-
-def _copy(source: Path, tmp: Path) -> int:
-    """Online-backup ``source`` into ``tmp`` and check it; return its schema version."""
-    src = sqlite3.connect(source, timeout=BUSY_TIMEOUT_S)
-    try:
-        dst = sqlite3.connect(tmp)
-        try:
-            src.backup(dst)
-            check = dst.execute("PRAGMA quick_check").fetchone()[0]
-            if check != "ok":
-                raise sqlite3.DatabaseError(f"the copy failed its check: {check}")
-            dst.execute("PRAGMA journal_mode=DELETE")
-            version = int(dst.execute("SELECT MAX(version) FROM schema_version").fetchone()[0])
-        finally:
-            dst.close()
-    finally:
-        src.close()
-    with tmp.open("rb") as handle:
-        os.fsync(handle.fileno())
-    return version
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -10,7 +10,7 @@ the post-mortem. Recipients and addresses in errors are masked.
 
 from __future__ import annotations
 
-from typing import Any, Final, cast
+from typing import Any, Final
 
 from aiohttp import web
 
@@ -20,7 +20,7 @@ from router.http.responses import json_error, json_errors
 from router.http.state import STORE
 from router.logging import mask_text
 from router.masking import mask_address
-from router.store.incidents import IncidentStore, IncidentSummary
+from router.store.base import IncidentSummary, Store
 
 __all__ = ["add_incident_routes", "summary_to_json"]
 
@@ -51,8 +51,8 @@ def summary_to_json(item: IncidentSummary) -> dict[str, Any]:
 
 
 
-def _store(request: web.Request) -> IncidentStore:
-    return cast(IncidentStore, request.app[STORE])
+def _store(request: web.Request) -> Store:
+    return request.app[STORE]
 
 
 async def handle_incidents(request: web.Request) -> web.Response:

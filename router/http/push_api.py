@@ -30,7 +30,7 @@ from router.http.auth import API_AUTH, RouteScope
 from router.http.responses import json_error, json_errors
 from router.http.state import CLOCK, CONFIG, RULES, STORE
 from router.push_endpoints import EndpointPolicy, EndpointRefused
-from router.store.subscriptions import PushSubscription, SubscriptionError, parse_subscription
+from router.store.base import PushSubscription, SubscriptionError, parse_subscription
 
 __all__ = ["add_push_routes", "subscription_to_json"]
 

@@ -44,6 +44,7 @@ class AlertEvent:
     alert: Alert
     source: str
     sender: str
+    intake_id: int  # the intake row it comes from (an incident it opens is named after it)
     meta: Mapping[str, str] = field(default_factory=dict)
 
 

@@ -507,7 +507,7 @@ def _render(incident: Incident, rules: FlushRules, rcpt: _Recipient, alert: Aler
         failed_reason=failed_reason,
     )
     # Route `fallback: {sms: email}`: the same notice on the fallback channel, planned
-    # with it and sent only if this delivery fails permanently (router/store/outcomes.py).
+    # with it and sent only if this delivery fails permanently (router/store/sqlite/outcomes.py).
     backup = decision.fallback.get(channel)
     backup_address = recipient_address(rcpt.contact, backup) if backup else None
     if backup is None or backup_address is None or backup == channel:

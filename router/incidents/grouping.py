@@ -5,8 +5,9 @@ labels (labels the alert lacks are left out, as in Alertmanager), or all its lab
 ``group_by: ['...']``. The group key hashes the route id (the route's identity: its name,
 else its matchers path, never its position, so a reload that inserts or moves other
 routes keeps every open incident's key) with the group labels; an
-incident id hashes the group key with the number of incidents that group had before, so
-the same alerts replayed in the same order give the same ids. Pure functions.
+incident id hashes the group key with the id of the intake row that opened it (unique in
+the intake log, so ids never depend on counting rows, and the same intake log replayed
+gives the same ids). Pure functions.
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ def group_key(route_id: str, labels: Mapping[str, str]) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
 
 
-def incident_id(key: str, sequence: int) -> str:
-    """The id of the ``sequence``-th incident (0-based) of group ``key``: ``inc-`` + 16 hex."""
-    return "inc-" + hashlib.sha256(f"{key}\x1f{sequence}".encode()).hexdigest()[:16]
+def incident_id(key: str, intake_id: int) -> str:
+    """The id of the incident of group ``key`` opened by intake row ``intake_id``.
+
+    ``inc-`` + 16 hex digits. An intake row opens at most one incident per group, and
+    intake ids are never reused, so two incidents never share an id.
+    """
+    return "inc-" + hashlib.sha256(f"{key}\x1f{intake_id}".encode()).hexdigest()[:16]

@@ -8,8 +8,9 @@ that do *not* match the target matchers count (two alerts matching both sides do
 inhibit each other).
 
 The rule set compiles each rule once; :func:`source_keys` and :func:`target_keys` turn an
-alert's labels into small hashable keys that the store can index, so "is there a firing
-source for this target?" is one indexed lookup, not a scan of every alert.
+alert's labels into small hashable keys that the store can index, so finding the firing
+sources for a target is one indexed lookup, not a scan of every alert. The store only
+finds them; :func:`is_inhibited_by_keys` decides.
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ from router.strict import Strict
 __all__ = [
     "InhibitRule",
     "InhibitRuleModel",
+    "InhibitSource",
     "SourceKey",
     "TargetKey",
     "is_inhibited",
+    "is_inhibited_by_keys",
     "source_keys",
     "target_keys",
 ]
@@ -122,7 +125,8 @@ def is_inhibited(
 ) -> InhibitRule | None:
     """The rule that inhibits ``target`` given the ``(fingerprint, labels)`` firing now.
 
-    The reference implementation of the semantics (the store uses the indexed keys).
+    The reference implementation of the semantics; the flush decides with
+    :func:`is_inhibited_by_keys` on the store's index of keys, which agrees with it.
     """
     for rule in rules:
         if not rule.target_matches(target):
@@ -137,3 +141,34 @@ def is_inhibited(
             if rule.equal_hash(labels) == wanted:
                 return rule
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class InhibitSource:
+    """A firing alert recorded as a source under one ``(rule_key, equal)`` key."""
+
+    fingerprint: str
+    both: bool  # it also matches the rule's target matchers (SourceKey.both)
+
+
+def is_inhibited_by_keys(
+    keys: Sequence[TargetKey],
+    target_fingerprint: str,
+    sources: Mapping[tuple[str, str], Sequence[InhibitSource]],
+) -> bool:
+    """:func:`is_inhibited` on the indexed keys: the decision the flush uses.
+
+    ``keys``: the target's :func:`target_keys`; ``sources``: the firing sources found
+    under each ``(rule_key, equal)`` (the store's index of :func:`source_keys`). An alert
+    never inhibits itself; a target that matches the source matchers too is inhibited only
+    by sources that do not match both sides. Two sources of each kind (``both`` or not)
+    per key are enough to decide: the target itself is at most one of them.
+    """
+    for key in keys:
+        for source in sources.get((key.rule_key, key.equal), ()):
+            if source.fingerprint == target_fingerprint:
+                continue
+            if key.exclude_both and source.both:
+                continue
+            return True
+    return False

@@ -1,7 +1,9 @@
 """The state store: intake log and delivery outbox, behind one interface.
 
-``open_store(url)`` picks the implementation from the URL scheme:
+The contract is :mod:`router.store.base` (one Protocol per role); ``open_store(url)``
+picks the implementation from the URL scheme:
 
+- ``postgresql://`` (or ``postgres://``): not available yet, refused with a ConfigError;
 - ``sqlite:///var/tocsin.db`` (relative path), ``sqlite:////abs/path.db``,
   ``sqlite:///:memory:``; options as query parameters:
   ``?synchronous=full|normal`` (default ``full``: durable against power loss; ``normal``
@@ -28,6 +30,8 @@ __all__ = [
 ]
 
 _SQLITE = "sqlite:///"
+#: Schemes of implementations still to come: refused with a clear message.
+_NOT_YET = {"postgresql": "PostgreSQL", "postgres": "PostgreSQL"}
 
 
 def sqlite_url(url: str) -> tuple[str, dict[str, str]]:
@@ -50,6 +54,11 @@ def open_store(url: str, *, release_leases_on_start: bool = True) -> Store:
     ``release_leases_on_start=False`` for tools that open the store next to a running
     service (``tocsin deliveries retry``): its in-flight leases must stay held.
     """
+    scheme = url.partition(":")[0].partition("+")[0].lower()
+    if scheme in _NOT_YET:
+        raise ConfigError(
+            f"state_url {scheme}://...: the {_NOT_YET[scheme]} store is not available yet;"
+            " use 'sqlite:///PATH'")
     path, options = sqlite_url(url)
     unknown = set(options) - {"synchronous", "max_batch"}
     if unknown:

@@ -73,8 +73,7 @@ from router.metrics import (
     SMS_SEGMENTS,
 )
 from router.models import Delivery, OutboundMessage, Receipt
-from router.store.base import Store
-from router.store.lanes import LaneSlots
+from router.store.base import LaneSlots, Store
 from router.workers.breaker import CircuitBreaker
 from router.workers.loop import Loop
 from router.workers.ratelimit import TokenBucket

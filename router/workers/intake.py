@@ -39,7 +39,7 @@ from router.metrics import INCIDENT_ALERT_EVENTS, INTAKE_PENDING, PIPELINE_ITEM_
 from router.models import IncidentPolicy, IntakeRecord, RouteDecision
 from router.rules.inhibit import SourceKey, source_keys
 from router.rules.tree import Route
-from router.store.incidents import IncidentStore, SourceUpdate
+from router.store.base import CLAIM_LEASE_S, IncidentConflict, SourceUpdate, Store, claim_owner
 from router.workers.loop import Loop
 
 __all__ = ["IntakeProcessor", "RoutingRules"]
@@ -107,12 +107,16 @@ class RoutingRules(FlushRules, Protocol):
     def route_at(self, position: str) -> Route | None: ...
 
 
+#: Commit failures of the store itself, not of a row: the batch is retried as it is.
+_TRANSIENT = (sqlite3.OperationalError, IncidentConflict)
+
+
 class IntakeProcessor(Loop):
     """Routes intake rows into deliveries; one instance per service."""
 
     def __init__(
         self,
-        store: IncidentStore,
+        store: Store,
         rules: Callable[[], RoutingRules],
         *,
         clock: Clock,
@@ -121,9 +125,11 @@ class IntakeProcessor(Loop):
         poll_interval_s: float = 1.0,
         on_planned: Callable[[], None] | None = None,
         timer_scale: float = 1.0,
+        lease_s: float = CLAIM_LEASE_S,
     ) -> None:
         """``on_planned`` is called when a batch set or moved an incident timer (wake the
-        scheduler); ``timer_scale`` multiplies the rule timers (tests, demos)."""
+        scheduler); ``timer_scale`` multiplies the rule timers (tests, demos); ``lease_s``:
+        how long a claim on a batch of intake rows holds."""
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         self._store = store
@@ -137,6 +143,8 @@ class IntakeProcessor(Loop):
         self._in_flight: asyncio.Task[bool] | None = None  # the batch being committed
         self._last_id = 0  # the highest intake id of the batch in flight
         self._coalesce = False  # the last pass was busy: pause before the next fetch
+        self._lease_s = lease_s
+        self._owner = claim_owner("intake")
         self._gauge_refreshed_at = float("-inf")
         self._memo_rules: RoutingRules | None = None
         self._memo: ByteLRU[str, _Routed] = ByteLRU(_routed_bytes, share="routes")
@@ -175,8 +183,7 @@ class IntakeProcessor(Loop):
             await asyncio.sleep(_COALESCE_S)
         processed = 0
         try:
-            rows = await self._store.fetch_intake(
-                self._batch_size, after_id=self._last_id if self._in_flight is not None else 0)
+            rows = await self._claim(self._last_id if self._in_flight is not None else 0)
             plan = await self._plan(rows) if rows else None
             if self._in_flight is not None:
                 committed, self._in_flight = await self._in_flight, None
@@ -232,7 +239,7 @@ class IntakeProcessor(Loop):
 
     async def process_once(self) -> int:
         """Route one batch of intake rows; return how many rows were processed."""
-        rows = await self._store.fetch_intake(self._batch_size)
+        rows = await self._claim()
         if not rows:
             return 0
         plan = await self._plan(rows)
@@ -240,9 +247,15 @@ class IntakeProcessor(Loop):
             await self._commit(plan)
         except Exception as exc:
             # As in the loop: a row the store cannot apply is set aside, row by row.
-            if isinstance(exc, sqlite3.OperationalError) or not await self._commit_rows(plan):
+            if isinstance(exc, _TRANSIENT) or not await self._commit_rows(plan):
                 raise
         return plan.rows
+
+    async def _claim(self, after_id: int = 0) -> list[tuple[int, IntakeRecord]]:
+        """Lease the next batch of intake rows (another worker skips them meanwhile)."""
+        return await self._store.claim_intake(
+            self._batch_size, owner=self._owner, now=self._clock.now(),
+            lease_s=self._lease_s, after_id=after_id)
 
     async def _plan(self, rows: Sequence[tuple[int, IntakeRecord]]) -> _Plan:
         """Route ``rows`` (one rule set for the whole batch) into incident events."""
@@ -262,7 +275,8 @@ class IntakeProcessor(Loop):
                 sender = sender_of(record.source, record.meta)
                 row_events = [AlertEvent(
                     decision=decision, group_key=key, group_labels=labels, alert=alert,
-                    source=record.source, sender=sender, meta=record.meta)
+                    source=record.source, sender=sender, intake_id=intake_id,
+                    meta=record.meta)
                     for decision, key, labels in routed.groups]
             except Exception as exc:
                 # Dead-lettered, not processed: retrying a deterministic failure would wedge
@@ -306,14 +320,15 @@ class IntakeProcessor(Loop):
         """:meth:`_commit` for the pipelined loop: False (logged) when it failed.
 
         A batch whose commit raised for another reason than the store itself
-        (``sqlite3.OperationalError``: disk, lock) is committed again row by row, so
+        (``sqlite3.OperationalError``: disk, lock; ``IncidentConflict``: another writer
+        changed an incident meanwhile) is committed again row by row, so
         that one row the store cannot apply is dead-lettered instead of wedging the
         intake; False when that fails too (the rows stay unprocessed)."""
         try:
             await self._commit(plan)
         except Exception as exc:  # noqa: BLE001 - logged with traceback
             _log.exception("intake.batch_failed")
-            if isinstance(exc, sqlite3.OperationalError) or plan.rows == 0:
+            if isinstance(exc, _TRANSIENT) or plan.rows == 0:
                 return False
             return await self._commit_rows(plan)
         return True
@@ -328,7 +343,7 @@ class IntakeProcessor(Loop):
                 try:
                     await self._commit(one)
                 except Exception as exc:
-                    if isinstance(exc, sqlite3.OperationalError):
+                    if isinstance(exc, _TRANSIENT):
                         raise
                     reason = failure_reason(exc)
                     PIPELINE_ITEM_FAILURES.labels(stage="intake", reason=reason).inc()

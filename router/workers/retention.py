@@ -2,7 +2,7 @@
 
 Once at start and then every ``retention.interval_s``, it deletes routed intake rows,
 ended deliveries and resolved incidents older than their configured age (see
-:mod:`router.store.retention` for exactly what each covers), in bounded steps with a
+:mod:`router.store.sqlite.retention` for exactly what each covers), in bounded steps with a
 pause between them so ingest and dispatch keep the writer. An age of ``0`` keeps that
 history forever. Freed pages are reused by SQLite; the file itself does not shrink
 (run ``VACUUM`` offline for that).
@@ -19,7 +19,7 @@ import structlog
 from router.clock import Clock
 from router.config import RetentionConfig
 from router.metrics import RETENTION_DELETED
-from router.store.retention import PRUNABLE, Prunable, PruneStep
+from router.store.base import PRUNABLE, Prunable, PruneStep
 from router.workers.loop import Loop
 
 __all__ = ["Prunes", "RetentionWorker"]

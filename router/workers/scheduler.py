@@ -47,8 +47,7 @@ from router.metrics import INCIDENT_FLUSHES, PIPELINE_ITEM_FAILURES
 from router.models import Delivery
 from router.rules.inhibit import TargetKey, target_keys
 from router.rules.view import StormItem
-from router.store.incidents import FlushClaim, IncidentStore
-from router.store.lanes import LaneSlots
+from router.store.base import CLAIM_LEASE_S, FlushClaim, LaneSlots, Store, claim_owner
 from router.workers.loop import Loop
 
 __all__ = ["Scheduler", "SlotClaimer"]
@@ -81,7 +80,7 @@ class Scheduler(Loop):
 
     def __init__(
         self,
-        store: IncidentStore,
+        store: Store,
         rules: Callable[[], FlushRules],
         *,
         clock: Clock,
@@ -92,10 +91,15 @@ class Scheduler(Loop):
         dispatcher: SlotClaimer | None = None,
         quarantine_base_s: float = 60.0,
         quarantine_cap_s: float = 3600.0,
+        lease_s: float = CLAIM_LEASE_S,
     ) -> None:
         """``quarantine_base_s`` / ``quarantine_cap_s``: the back-off of an incident whose
-        flush raised (the first retry after ``base``, doubling, at most ``cap``)."""
+        flush raised (the first retry after ``base``, doubling, at most ``cap``);
+        ``lease_s``: how long the claim on a due incident holds (another scheduler does
+        not flush it meanwhile)."""
         self._store = store
+        self._lease_s = lease_s
+        self._owner = claim_owner("scheduler")
         self._quarantine_base_s = quarantine_base_s
         self._quarantine_cap_s = quarantine_cap_s
         self._storm_failures: dict[int, int] = {}
@@ -125,7 +129,8 @@ class Scheduler(Loop):
     async def flush_due(self) -> int:
         """Flush every incident due now (up to ``batch_size``); return how many."""
         now = self._clock.now()
-        due = await self._store.due_incidents(now, self._batch_size)
+        due = await self._store.claim_due_incidents(now, self._batch_size, owner=self._owner,
+                                                    lease_s=self._lease_s)
         unclaimed = False  # planned deliveries the dispatcher must claim by itself
         stuck = 0  # due incidents that failed and could not even be set aside
         for incident_id in due:

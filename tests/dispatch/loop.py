@@ -11,7 +11,7 @@ import pytest
 
 from router.models import Delivery
 from router.store import SqliteStore
-from router.store.lanes import LaneSlots
+from router.store.sqlite.lanes import LaneSlots
 from router.workers.dispatcher import Dispatcher
 from tests.dispatch.test_dispatcher import eventually
 

@@ -16,7 +16,7 @@ from router.errors import DeliveryError
 from router.metrics import REGISTRY
 from router.models import NewDelivery
 from router.store import SqliteStore
-from router.store.lanes import LaneSlots, claim_sql, severity_rank
+from router.store.sqlite.lanes import LaneSlots, claim_sql, severity_rank
 from router.workers.breaker import CircuitBreaker
 from router.workers.dispatcher import Dispatcher, LaneSettings
 from router.workers.retry import RetryPolicy

@@ -8,7 +8,7 @@ import pytest
 
 from router.clock import FakeClock
 from router.store import SqliteStore
-from router.store.lanes import LaneSlots
+from router.store.sqlite.lanes import LaneSlots
 from tests.dispatch.channels import ScriptedChannel
 from tests.dispatch.loop import count_claims, running
 from tests.dispatch.test_dispatcher import dispatcher, eventually, plan

@@ -1,4 +1,4 @@
-"""Fixtures of the incident tests: a started store on a temporary file and the harness."""
+"""Fixtures of the incident tests: a started store (each implementation) and the harness."""
 
 from __future__ import annotations
 
@@ -8,20 +8,20 @@ from pathlib import Path
 import pytest
 
 from router.clock import FakeClock
-from router.store import SqliteStore
+from router.store import Store
 from tests.incidents.harness import T_MON_10, Harness, load
+from tests.store.impls import STORE_KINDS, started_store, store_url_for
+
+
+@pytest.fixture(params=STORE_KINDS)
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """A started store (one per implementation, tests/store/impls.py) on a temporary folder."""
+    async with started_store(store_url_for(str(request.param), tmp_path / "tocsin.db")) as s:
+        yield s
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    s = SqliteStore(str(tmp_path / "tocsin.db"))
-    await s.start()
-    yield s
-    await s.close()
-
-
-@pytest.fixture
-async def h(tmp_path: Path, store: SqliteStore) -> Harness:
+async def h(tmp_path: Path, store: Store) -> Harness:
     return Harness(store, load(tmp_path), FakeClock(T_MON_10))
 
 

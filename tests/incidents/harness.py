@@ -11,7 +11,7 @@ from router.clock import FakeClock
 from router.fingerprint import fingerprint
 from router.models import Alert, Delivery, IntakeRecord
 from router.rules import RuleSet, load_rules
-from router.store import SqliteStore
+from router.store import Store
 from router.workers.intake import IntakeProcessor
 from router.workers.scheduler import Scheduler
 
@@ -79,7 +79,7 @@ def make_alert(name: str, *, status: str = "firing", starts_at: datetime,
 class Harness:
     """Drive alerts through intake → incidents → scheduler → outbox with a fake clock."""
 
-    store: SqliteStore
+    store: Store
     rules: RuleSet
     clock: FakeClock
     processor: IntakeProcessor = field(init=False)

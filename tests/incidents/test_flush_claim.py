@@ -18,8 +18,8 @@ from router.http import ServiceState
 from router.incidents.flush import plan_flush
 from router.models import Delivery
 from router.store import SqliteStore
-from router.store.incidents import FlushClaim
-from router.store.lanes import LaneSlots
+from router.store.sqlite.incidents import FlushClaim
+from router.store.sqlite.lanes import LaneSlots
 from router.workers.dispatcher import Dispatcher
 from router.workers.retry import RetryPolicy
 from router.workers.scheduler import Scheduler
@@ -52,7 +52,8 @@ async def test_flush_claims_and_sends_without_a_claim_transaction(
         commits = h.store.commits
         h.clock.advance(30)
         assert await h.scheduler.flush_due() == 1
-        assert h.store.commits == commits + 1  # the flush, its claim included
+        # the claim of the due incident, then the flush with its deliveries' claim
+        assert h.store.commits == commits + 2
         leased = await h.deliveries()
         assert [(x.status, x.attempts) for x in leased] == [("pending", 1)] * 2
         assert {x.next_attempt_at for x in leased} == {h.clock.now() + timedelta(seconds=60)}

@@ -30,8 +30,8 @@ def test_group_key_depends_on_route_and_labels_not_order() -> None:
     assert len(a) == 16
 
 
-def test_incident_ids_are_stable_and_distinct_per_sequence() -> None:
-    """The n-th incident of a group has a deterministic id; the next one differs."""
+def test_incident_ids_are_stable_and_distinct_per_opening_intake_row() -> None:
+    """An incident's id follows from its group and the intake row that opened it."""
     key = group_key("root", {"alertname": "X"})
     assert incident_id(key, 0) == incident_id(key, 0)
     assert incident_id(key, 0) != incident_id(key, 1)

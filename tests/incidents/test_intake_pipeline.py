@@ -16,7 +16,8 @@ from router.clock import FakeClock
 from router.incidents.engine import AlertEvent
 from router.models import IntakeRecord
 from router.store import SqliteStore
-from router.store.incidents import IncidentStore, SourceUpdate
+from router.store.base import IncidentConflict
+from router.store.sqlite.incidents import IncidentStore, SourceUpdate
 from router.workers.intake import IntakeProcessor
 from tests.incidents.harness import T_MON_10, load, make_alert
 
@@ -30,12 +31,13 @@ class _WatchedStore:
     """
 
     def __init__(self, store: SqliteStore, *, failures: int, gated: bool = False,
-                 hold_s: float = 5.0) -> None:
+                 hold_s: float = 5.0, error: Exception | None = None) -> None:
         self.store = store
         self.failures = failures
         self.gated = gated
         self.hold_s = hold_s
         self.release = asyncio.Event()
+        self.error = error or sqlite3.OperationalError("injected: database is locked")
         self.committing = False
         self.started = 0  # commits begun
         self.fetched_while_committing = False
@@ -45,10 +47,11 @@ class _WatchedStore:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)
 
-    async def fetch_intake(self, limit: int, *, after_id: int = 0
-                           ) -> list[tuple[int, IntakeRecord]]:
+    async def claim_intake(self, limit: int, *, owner: str, now: datetime, lease_s: float,
+                           after_id: int = 0) -> list[tuple[int, IntakeRecord]]:
         self.fetched_while_committing |= self.committing
-        rows = await self.store.fetch_intake(limit, after_id=after_id)
+        rows = await self.store.claim_intake(limit, owner=owner, now=now, lease_s=lease_s,
+                                             after_id=after_id)
         if self.committing:  # the commit started while this fetch ran
             self.fetched_while_committing = True
             self._fetched.set()
@@ -69,7 +72,7 @@ class _WatchedStore:
                     await asyncio.wait_for(self._fetched.wait(), timeout=self.hold_s)
             if self.failures > 0:
                 self.failures -= 1
-                raise sqlite3.OperationalError("injected: database is locked")
+                raise self.error
             earliest = await self.store.commit_intake(intake_ids, events, sources, now=now,
                                                       dead=dead)
             self.committed.append(list(intake_ids))
@@ -132,6 +135,30 @@ async def test_run_routes_the_next_batch_while_one_commits_and_commits_in_order(
     assert detail is not None and detail.summary.alerts_total == 10
 
 
+async def test_a_batch_that_met_a_version_conflict_is_retried_not_dead_lettered(
+    store: SqliteStore, tmp_path: Path,
+) -> None:
+    """IncidentConflict (another writer changed an incident) is transient: the rows are
+    applied again later, none is set aside."""
+    await store.append_intake(_records(4))
+    watched = _WatchedStore(store, failures=1, error=IncidentConflict("injected"))
+    rules = load(tmp_path)
+    processor = IntakeProcessor(cast(IncidentStore, watched), lambda: rules,
+                                clock=FakeClock(T_MON_10), deadline_s=3600, batch_size=10,
+                                poll_interval_s=0.05)
+    task = asyncio.create_task(processor.run())
+    try:
+        for _ in range(600):  # generous: a loaded machine
+            if not (await store.counts())["intake_pending"]:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await processor.stop()
+        await task
+    assert await store.list_intake(status="dead") == []
+    assert [len(batch) for batch in watched.committed] == [4]
+
+
 async def test_fetch_after_an_id_skips_the_rows_being_committed(store: SqliteStore) -> None:
     """``after_id`` returns only unprocessed rows above it, oldest first."""
     ids = await store.append_intake(_records(5))
@@ -144,7 +171,7 @@ async def test_a_backlog_beyond_the_memory_bound_keeps_its_oldest_rows_in_memory
     store: SqliteStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The rows routed next come from memory; only the newest overflow is read from disk."""
-    import router.store.sqlite as sqlite_module
+    import router.store.sqlite.store as sqlite_module
 
     monkeypatch.setattr(sqlite_module, "_FRESH_MAX", 3)
     records = _records(6)

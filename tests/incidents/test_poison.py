@@ -266,7 +266,7 @@ async def test_a_row_the_store_cannot_apply_is_dead_lettered_alone(
 ) -> None:
     """A batch whose commit raises because of one row is committed again row by row: that
     row is dead-lettered, the others are applied (the intake is not wedged)."""
-    import router.store.incidents as incident_store
+    import router.store.sqlite.incidents as incident_store
 
     real = incident_store.apply_intake_job
 

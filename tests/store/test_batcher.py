@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from router.store.batcher import WriterBatcher
-from router.store.writer import SqliteWriter
+from router.store.sqlite.batcher import WriterBatcher
+from router.store.sqlite.writer import SqliteWriter
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from router.models import Alert
-from router.store.codec import alert_from_json, alert_to_json, ts
+from router.store.sqlite.codec import alert_from_json, alert_to_json, ts
 
 _PARIS = timezone(timedelta(hours=2))
 

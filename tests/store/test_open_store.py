@@ -9,7 +9,7 @@ import pytest
 
 from router.errors import ConfigError
 from router.store import SqliteStore, open_store
-from router.store.migrate import available_migrations
+from router.store.sqlite.migrate import available_migrations
 from tests.store.factories import T0, make_delivery, make_record
 
 
@@ -53,7 +53,10 @@ def test_synchronous_defaults_to_full(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("postgresql://db/tocsin", "unsupported state_url scheme 'postgresql'"),
+        ("postgresql://db/tocsin", "PostgreSQL store is not available yet"),
+        ("postgres://db/tocsin", "PostgreSQL store is not available yet"),
+        ("postgresql+psycopg://db/tocsin", "PostgreSQL store is not available yet"),
+        ("mysql://db/tocsin", "unsupported state_url scheme 'mysql'"),
         ("sqlite:///", "no database path"),
         ("sqlite:///x.db?synchronous=off", "synchronous='off'"),
         ("sqlite:///x.db?fsync=1", "unknown state_url option"),

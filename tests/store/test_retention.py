@@ -14,7 +14,7 @@ from router.clock import FakeClock
 from router.config import RetentionConfig
 from router.models import Receipt
 from router.store import SqliteStore
-from router.store.codec import ts
+from router.store.sqlite.codec import ts
 from router.workers.retention import RetentionWorker
 from tests.store.factories import T0, make_delivery, make_record
 
@@ -35,8 +35,14 @@ def _worker(store: SqliteStore, **config: float) -> RetentionWorker:
 
 
 @pytest.fixture
+def store(sqlite_store: SqliteStore) -> SqliteStore:
+    """These tests count rows in the database file: the SQLite store."""
+    return sqlite_store
+
+
+@pytest.fixture
 def db(tmp_path: Path) -> Path:
-    """The file of the ``store`` fixture (tests/store/conftest.py)."""
+    """The file of the ``sqlite_store`` fixture (tests/store/conftest.py)."""
     return tmp_path / "state" / "tocsin.db"
 
 

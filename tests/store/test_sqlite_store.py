@@ -1,4 +1,6 @@
-"""Behaviour of the SQLite store: durability, group commit, idempotency, leases, reads."""
+"""Behaviour of the store: durability, idempotency, leases, reads (every implementation,
+through the ``store``/``store_url`` fixtures), and what only SQLite has: group commit,
+its in-memory intake cache, its writer thread (``sqlite_store``)."""
 
 from __future__ import annotations
 
@@ -10,25 +12,24 @@ from pathlib import Path
 import pytest
 
 from router.models import Receipt
-from router.store import SqliteStore
+from router.store import SqliteStore, Store, open_store
 from tests.store.factories import T0, make_delivery, make_record
 
 
-async def reopen(path: Path, **kwargs: bool) -> SqliteStore:
-    store = SqliteStore(str(path), **kwargs)
+async def reopen(url: str, **kwargs: bool) -> Store:
+    store = open_store(url, **kwargs)
     await store.start()
     return store
 
 
-async def test_intake_survives_close_and_reopen(tmp_path: Path) -> None:
+async def test_intake_survives_close_and_reopen(store_url: str) -> None:
     """Records acknowledged by append_intake are read back identical after a reopen."""
-    path = tmp_path / "t.db"
-    store = await reopen(path)
+    store = await reopen(store_url)
     records = [make_record("HostDown", instance="a"), make_record("DiskFull", instance="b")]
     ids = await store.append_intake(records)
     await store.close()
 
-    store = await reopen(path)
+    store = await reopen(store_url)
     try:
         fetched = await store.fetch_intake(10)
     finally:
@@ -37,7 +38,7 @@ async def test_intake_survives_close_and_reopen(tmp_path: Path) -> None:
     assert [r for _, r in fetched] == records
 
 
-async def test_fetch_intake_is_oldest_first_and_limited(store: SqliteStore) -> None:
+async def test_fetch_intake_is_oldest_first_and_limited(store: Store) -> None:
     """fetch_intake returns unprocessed rows in arrival order, at most ``limit``."""
     ids = await store.append_intake([make_record(f"A{i}") for i in range(5)])
     fetched = await store.fetch_intake(3)
@@ -45,15 +46,15 @@ async def test_fetch_intake_is_oldest_first_and_limited(store: SqliteStore) -> N
     assert [r.alert.labels["alertname"] for _, r in fetched] == ["A0", "A1", "A2"]
 
 
-async def test_concurrent_appends_are_group_committed(store: SqliteStore) -> None:
+async def test_concurrent_appends_are_group_committed(sqlite_store: SqliteStore) -> None:
     """1000 concurrent single-record appends share a handful of transactions."""
-    before = store.commits
+    before = sqlite_store.commits
     results = await asyncio.gather(
-        *(store.append_intake([make_record("A", n=str(i))]) for i in range(1000))
+        *(sqlite_store.append_intake([make_record("A", n=str(i))]) for i in range(1000))
     )
     assert len({ids[0] for ids in results}) == 1000
-    assert store.commits - before <= 100  # one per alert would be 1000
-    assert (await store.counts())["intake_pending"] == 1000
+    assert sqlite_store.commits - before <= 100  # one per alert would be 1000
+    assert (await sqlite_store.counts())["intake_pending"] == 1000
 
 
 async def test_group_commit_respects_max_batch(tmp_path: Path) -> None:
@@ -71,7 +72,7 @@ async def test_group_commit_respects_max_batch(tmp_path: Path) -> None:
         await store.close()
 
 
-async def test_concurrent_appends_get_their_own_ids(store: SqliteStore) -> None:
+async def test_concurrent_appends_get_their_own_ids(store: Store) -> None:
     """Coalesced appends return, to each caller, the ids of exactly its own records."""
     results = await asyncio.gather(
         *(store.append_intake([make_record(n=f"{i}-{j}") for j in range(i % 3 + 1)])
@@ -84,18 +85,19 @@ async def test_concurrent_appends_get_their_own_ids(store: SqliteStore) -> None:
             assert stored[intake_id].alert.labels["n"] == f"{i}-{j}"
 
 
-async def test_one_call_with_many_records_is_one_transaction(store: SqliteStore) -> None:
+async def test_one_call_with_many_records_is_one_transaction(sqlite_store: SqliteStore) -> None:
     """A 500-record append costs exactly one commit."""
-    before = store.commits
-    ids = await store.append_intake([make_record(n=str(i)) for i in range(500)])
+    before = sqlite_store.commits
+    ids = await sqlite_store.append_intake([make_record(n=str(i)) for i in range(500)])
     assert len(ids) == 500
-    assert store.commits - before == 1
+    assert sqlite_store.commits - before == 1
 
 
 async def test_returned_ids_name_the_rows_on_disk(tmp_path: Path) -> None:
     """Ids of a batch inserted by several multi-row INSERTs are the ids of exactly its rows."""
     path = tmp_path / "t.db"
-    store = await reopen(path)
+    store = SqliteStore(str(path))
+    await store.start()
     try:
         results = await asyncio.gather(
             store.append_intake([make_record(n=f"a{i}") for i in range(70)]),  # 32 + 32 + 6
@@ -115,7 +117,7 @@ async def test_returned_ids_name_the_rows_on_disk(tmp_path: Path) -> None:
         assert [on_disk[i] for i in ids] == [make_record(n=n).alert.fingerprint for n in names]
 
 
-async def test_commit_plan_ignores_duplicate_keys_and_marks_intake(store: SqliteStore) -> None:
+async def test_commit_plan_ignores_duplicate_keys_and_marks_intake(store: Store) -> None:
     """A delivery whose idempotency key exists is not inserted twice; intake is marked."""
     ids = await store.append_intake([make_record(), make_record("B")])
     inserted = await store.commit_plan(
@@ -137,7 +139,7 @@ async def test_commit_plan_ignores_duplicate_keys_and_marks_intake(store: Sqlite
     assert first.attempts == 0
 
 
-async def test_commit_plan_records_render_failures_as_failed(store: SqliteStore) -> None:
+async def test_commit_plan_records_render_failures_as_failed(store: Store) -> None:
     """A planned delivery with a failed_reason lands as failed, never claimed."""
     await store.commit_plan(
         [], [make_delivery("bad", failed_reason="template boom")], now=T0, deadline_s=60
@@ -148,7 +150,7 @@ async def test_commit_plan_records_render_failures_as_failed(store: SqliteStore)
     assert await store.claim_due(T0 + timedelta(hours=1), 10, 30) == []
 
 
-async def test_claimed_row_is_not_claimed_again_until_lease_expires(store: SqliteStore) -> None:
+async def test_claimed_row_is_not_claimed_again_until_lease_expires(store: Store) -> None:
     """A lease hides a claimed row from other claims until it runs out."""
     await store.commit_plan([], [make_delivery("k1")], now=T0, deadline_s=600)
     (claimed,) = await store.claim_due(T0, 10, lease_s=30)
@@ -159,7 +161,7 @@ async def test_claimed_row_is_not_claimed_again_until_lease_expires(store: Sqlit
     assert again.attempts == 2
 
 
-async def test_claim_only_due_rows_oldest_first_up_to_limit(store: SqliteStore) -> None:
+async def test_claim_only_due_rows_oldest_first_up_to_limit(store: Store) -> None:
     """claim_due takes rows due at ``now``, in due order, at most ``limit``."""
     await store.commit_plan([], [make_delivery("a")], now=T0, deadline_s=600)
     later = T0 + timedelta(seconds=10)
@@ -170,7 +172,7 @@ async def test_claim_only_due_rows_oldest_first_up_to_limit(store: SqliteStore) 
     assert [d.idempotency_key for d in got] == ["b"]
 
 
-async def test_mark_retry_makes_row_due_at_next_attempt(store: SqliteStore) -> None:
+async def test_mark_retry_makes_row_due_at_next_attempt(store: Store) -> None:
     """After mark_retry the row is due again at next_attempt_at, not before."""
     await store.commit_plan([], [make_delivery()], now=T0, deadline_s=600)
     (d,) = await store.claim_due(T0, 10, 30)
@@ -182,7 +184,7 @@ async def test_mark_retry_makes_row_due_at_next_attempt(store: SqliteStore) -> N
     assert again.status == "pending"
 
 
-async def test_mark_sent_and_failed_are_terminal(store: SqliteStore) -> None:
+async def test_mark_sent_and_failed_are_terminal(store: Store) -> None:
     """sent and failed rows are never claimed again and later marks do not change them."""
     await store.commit_plan([], [make_delivery("s"), make_delivery("f")], now=T0,
                             deadline_s=600)
@@ -203,15 +205,14 @@ async def test_mark_sent_and_failed_are_terminal(store: SqliteStore) -> None:
     assert await store.counts(T0) == {"intake_pending": 0, "pending": 0, "due": 0, "failed": 1}
 
 
-async def test_lease_survives_restart_when_not_released(tmp_path: Path) -> None:
+async def test_lease_survives_restart_when_not_released(store_url: str) -> None:
     """Without release on start, a row claimed before a crash waits for its lease."""
-    path = tmp_path / "t.db"
-    store = await reopen(path)
+    store = await reopen(store_url)
     await store.commit_plan([], [make_delivery()], now=T0, deadline_s=600)
     await store.claim_due(T0, 10, 60)
     await store.close()  # the process "dies" mid-send: no mark_*
 
-    store = await reopen(path, release_leases_on_start=False)
+    store = await reopen(store_url, release_leases_on_start=False)
     try:
         assert await store.claim_due(T0 + timedelta(seconds=59), 10, 60) == []
         (d,) = await store.claim_due(T0 + timedelta(seconds=60), 10, 60)
@@ -220,17 +221,16 @@ async def test_lease_survives_restart_when_not_released(tmp_path: Path) -> None:
         await store.close()
 
 
-async def test_restart_releases_dead_leases_once(tmp_path: Path) -> None:
+async def test_restart_releases_dead_leases_once(store_url: str) -> None:
     """By default a restart makes an interrupted send due at once, and only once."""
-    path = tmp_path / "t.db"
-    store = await reopen(path)
+    store = await reopen(store_url)
     await store.commit_plan([], [make_delivery("k"), make_delivery("done")], now=T0,
                             deadline_s=600)
     k, done = await store.claim_due(T0, 10, 60)
     await store.mark_sent(done.id, T0, Receipt())
     await store.close()
 
-    store = await reopen(path)
+    store = await reopen(store_url)
     try:
         (again,) = await store.claim_due(T0, 10, 60)
         assert again.id == k.id
@@ -239,7 +239,7 @@ async def test_restart_releases_dead_leases_once(tmp_path: Path) -> None:
         await store.close()
 
 
-async def test_list_deliveries_filters_and_pages_newest_first(store: SqliteStore) -> None:
+async def test_list_deliveries_filters_and_pages_newest_first(store: Store) -> None:
     """list_deliveries filters by status and pages newest first."""
     await store.commit_plan([], [make_delivery(f"k{i}") for i in range(5)], now=T0,
                             deadline_s=600)
@@ -254,15 +254,15 @@ async def test_list_deliveries_filters_and_pages_newest_first(store: SqliteStore
         await store.list_deliveries(status="lost")
 
 
-async def test_ping_and_counts_on_empty_store(store: SqliteStore) -> None:
+async def test_ping_and_counts_on_empty_store(store: Store) -> None:
     """An empty started store answers ping and zero counts."""
     assert await store.ping()
     assert await store.counts() == {"intake_pending": 0, "pending": 0, "due": 0, "failed": 0}
 
 
-async def test_closed_store_refuses_work(tmp_path: Path) -> None:
+async def test_closed_store_refuses_work(store_url: str) -> None:
     """After close, writes raise and ping answers False."""
-    store = await reopen(tmp_path / "t.db")
+    store = await reopen(store_url)
     await store.close()
     await store.close()  # idempotent
     assert not await store.ping()
@@ -270,13 +270,13 @@ async def test_closed_store_refuses_work(tmp_path: Path) -> None:
         await store.append_intake([make_record()])
 
 
-async def test_naive_datetimes_are_rejected(store: SqliteStore) -> None:
+async def test_naive_datetimes_are_rejected(store: Store) -> None:
     """The store refuses naive datetimes instead of guessing their zone."""
     with pytest.raises(ValueError, match="naive"):
         await store.claim_due(datetime(2024, 1, 1), 1, 30)  # naive on purpose
 
 
-async def test_timestamps_round_trip_in_utc(store: SqliteStore) -> None:
+async def test_timestamps_round_trip_in_utc(store: Store) -> None:
     """A non-UTC aware time is stored and read back as the same instant in UTC."""
     from zoneinfo import ZoneInfo
 
@@ -287,50 +287,50 @@ async def test_timestamps_round_trip_in_utc(store: SqliteStore) -> None:
     assert d.created_at.tzinfo == UTC
 
 
-async def test_failing_job_fails_alone_in_its_batch(store: SqliteStore) -> None:
+async def test_failing_job_fails_alone_in_its_batch(sqlite_store: SqliteStore) -> None:
     """One job raising inside a group-committed batch fails only its own caller."""
-    writer = store._writer  # the writer seam itself is under test here
+    writer = sqlite_store._writer  # the writer seam itself is under test here
 
     def bad(conn: sqlite3.Connection) -> None:
         conn.execute("INSERT INTO nonexistent VALUES (1)")
 
     results = await asyncio.gather(
-        *(store.append_intake([make_record(n=str(i))]) for i in range(20)),
+        *(sqlite_store.append_intake([make_record(n=str(i))]) for i in range(20)),
         writer.submit(bad),
-        *(store.append_intake([make_record(n=str(i))]) for i in range(20, 40)),
+        *(sqlite_store.append_intake([make_record(n=str(i))]) for i in range(20, 40)),
         return_exceptions=True,
     )
     errors = [r for r in results if isinstance(r, BaseException)]
     assert len(errors) == 1
     assert isinstance(errors[0], sqlite3.OperationalError)
-    assert (await store.counts())["intake_pending"] == 40
+    assert (await sqlite_store.counts())["intake_pending"] == 40
 
 
 async def test_fetch_intake_mixes_memory_and_disk_in_id_order(
-    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+    sqlite_store: SqliteStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Records beyond the in-memory bound are read from disk; order and content unchanged."""
-    import router.store.sqlite as sqlite_module
+    import router.store.sqlite.store as sqlite_module
 
     monkeypatch.setattr(sqlite_module, "_FRESH_MAX", 3)
     records = [make_record("A", n=str(i)) for i in range(6)]
-    ids = [i for r in records for i in await store.append_intake([r])]
-    fetched = await store.fetch_intake(10)
+    ids = [i for r in records for i in await sqlite_store.append_intake([r])]
+    fetched = await sqlite_store.fetch_intake(10)
     assert [i for i, _ in fetched] == ids
     assert [r for _, r in fetched] == records
 
 
-async def test_append_intake_at_returns_the_ids_of_its_rows(store: SqliteStore) -> None:
+async def test_append_intake_at_returns_the_ids_of_its_rows(sqlite_store: SqliteStore) -> None:
     """Stream hand-off ids are those of the rows, in order, positions stored with them."""
-    first = await store.append_intake([make_record("A")])
+    first = await sqlite_store.append_intake([make_record("A")])
     records = [make_record("B", n=str(i)) for i in range(3)]
-    ids = await store.append_intake_at(records, {("g", "t", 0): 7})
+    ids = await sqlite_store.append_intake_at(records, {("g", "t", 0): 7})
     assert ids == [first[0] + 1, first[0] + 2, first[0] + 3]
-    assert dict(await store.fetch_intake(10))[ids[2]] == records[2]
-    assert await store.stream_positions("g") == {("t", 0): 7}
+    assert dict(await sqlite_store.fetch_intake(10))[ids[2]] == records[2]
+    assert await sqlite_store.stream_positions("g") == {("t", 0): 7}
 
 
-async def test_counts_tell_due_from_waiting(store: SqliteStore) -> None:
+async def test_counts_tell_due_from_waiting(store: Store) -> None:
     """A delivery deferred to later (quiet hours, backoff) is pending but not due; the
     backlog that matters (due) counts only what should be sending now."""
     await store.commit_plan([], [make_delivery("now"), make_delivery("later")], now=T0,

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Final
 
 from router.models import NewDelivery
-from router.store.codec import parse_ts, ts
+from router.store.sqlite.codec import parse_ts, ts
 
 __all__ = [
     "DEAD_LETTER_REASONS",

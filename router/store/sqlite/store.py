@@ -1,6 +1,6 @@
 """The embedded SQLite store (the default).
 
-Writes go through one :class:`~router.store.writer.SqliteWriter` thread with group
+Writes go through one :class:`~router.store.sqlite.writer.SqliteWriter` thread with group
 commit; reads use a second, read-only connection in its own thread so that listing the
 history never waits behind a write batch (WAL lets readers and the writer run together).
 An in-memory database has a single connection, so its reads go through the writer.
@@ -30,10 +30,10 @@ from router.incidents.flush import FlushResult, PlannedNotice
 from router.metrics import DEAD_LETTERS, PLANNED_DELIVERIES
 from router.models import Delivery, IntakeRecord, NewDelivery, Receipt, RouteDecision
 from router.rules.inhibit import TargetKey
-from router.store import incidents as incident_store
-from router.store.base import COUNT_KEYS, Backlog, StageBacklog
-from router.store.batcher import WriterBatcher
-from router.store.codec import (
+from router.store.base import COUNT_KEYS, Backlog, PushSubscription, StageBacklog
+from router.store.sqlite import incidents as incident_store
+from router.store.sqlite.batcher import WriterBatcher
+from router.store.sqlite.codec import (
     alert_to_json,
     delivery_from_row,
     intake_from_row,
@@ -41,17 +41,17 @@ from router.store.codec import (
     parse_ts,
     ts,
 )
-from router.store.incident_intake import dead_letter_intake_job, requeue_intake_job
-from router.store.incidents import (
+from router.store.sqlite.incident_intake import dead_letter_intake_job, requeue_intake_job
+from router.store.sqlite.incidents import (
     DueStorm,
     IncidentDetail,
     IncidentSnapshot,
     IncidentSummary,
     SourceUpdate,
 )
-from router.store.lanes import LaneSlots, claim_sql
-from router.store.migrate import migrate
-from router.store.outcomes import (
+from router.store.sqlite.lanes import LaneSlots, claim_sql
+from router.store.sqlite.migrate import migrate
+from router.store.sqlite.outcomes import (
     activate_fallbacks,
     defer_delivery,
     fail_delivery,
@@ -59,15 +59,14 @@ from router.store.outcomes import (
     requeue_failed,
     sent_delivery,
 )
-from router.store.retention import Prunable, PruneStep, prune_step
-from router.store.subscriptions import (
-    PushSubscription,
+from router.store.sqlite.retention import Prunable, PruneStep, prune_step
+from router.store.sqlite.subscriptions import (
     delete_subscription,
     delete_subscription_by_endpoint,
     list_subscriptions,
     upsert_subscription,
 )
-from router.store.writer import SqliteWriter
+from router.store.sqlite.writer import SqliteWriter
 
 __all__ = ["SYNCHRONOUS_MODES", "SqliteStore"]
 
@@ -113,6 +112,19 @@ _UPSERT_POSITION = (
     " next_offset = excluded.next_offset, updated_at = excluded.updated_at"
 )
 
+# ``RETURNING`` gives no order: the callers sort (ids grow in intake order).
+_CLAIM_INTAKE = (
+    "UPDATE intake SET claimed_by = ?, lease_until = ? WHERE id IN (SELECT id FROM intake"
+    " WHERE processed_at IS NULL AND dead_at IS NULL AND id > ?"
+    " AND (lease_until IS NULL OR lease_until <= ? OR claimed_by = ?) ORDER BY id LIMIT ?)"
+    " RETURNING id"
+)
+_CLAIM_INCIDENTS = (
+    "UPDATE incidents SET claimed_by = ?, lease_until = ? WHERE rowid IN (SELECT rowid"
+    " FROM incidents WHERE due_at IS NOT NULL AND due_at <= ?"
+    " AND (lease_until IS NULL OR lease_until <= ? OR claimed_by = ?)"
+    " ORDER BY due_at, rowid LIMIT ?) RETURNING id, due_at, rowid"
+)
 
 #: Rows per multi-row INSERT: one statement text (and prepared statement) per size.
 _ROWS_PER_INSERT = 32
@@ -220,6 +232,13 @@ class SqliteStore:
                 "UPDATE deliveries SET next_attempt_at = updated_at, lease_until = NULL"
                 " WHERE status = 'pending' AND lease_until IS NOT NULL"
             )
+            # Likewise the claims on intake rows and due incidents: free them now.
+            conn.execute(
+                "UPDATE intake SET claimed_by = NULL, lease_until = NULL"
+                " WHERE processed_at IS NULL AND dead_at IS NULL AND claimed_by IS NOT NULL")
+            conn.execute(
+                "UPDATE incidents SET claimed_by = NULL, lease_until = NULL"
+                " WHERE due_at IS NOT NULL AND claimed_by IS NOT NULL")
 
     def _open_reader(self) -> None:
         conn = sqlite3.connect(self._path, isolation_level=None, timeout=30.0)
@@ -349,7 +368,25 @@ class SqliteStore:
                 (after_id, limit),
             )]
 
-        ids = await self._read(pending)
+        return await self._records(await self._read(pending))
+
+    async def claim_intake(
+        self, limit: int, *, owner: str, now: datetime, lease_s: float, after_id: int = 0,
+    ) -> list[tuple[int, IntakeRecord]]:
+        """Lease up to ``limit`` unprocessed intake rows above ``after_id``, oldest first.
+
+        A row is free when unclaimed, when its lease ran out at ``now``, or when
+        ``owner`` holds it already (a batch fetched again after a failed commit).
+        """
+        params = (owner, ts(now + timedelta(seconds=lease_s)), after_id, ts(now), owner, limit)
+
+        def job(conn: sqlite3.Connection) -> list[int]:
+            return sorted(int(row[0]) for row in conn.execute(_CLAIM_INTAKE, params))
+
+        return await self._records(await self._writer.submit(job))
+
+    async def _records(self, ids: list[int]) -> list[tuple[int, IntakeRecord]]:
+        """The intake records of ``ids``, in that order (from memory when fresh)."""
         fresh = self._fresh
         found: dict[int, IntakeRecord] = {}
         for i in ids:  # taken now: the bound may evict
@@ -524,7 +561,7 @@ class SqliteStore:
 
         await self._writer.submit(job)
 
-    # -- incidents (router/store/incidents.py) ----------------------------------------
+    # -- incidents (router/store/sqlite/incidents.py) ----------------------------------------
 
     async def commit_intake(
         self, intake_ids: Sequence[int], events: Sequence[AlertEvent],
@@ -585,6 +622,20 @@ class SqliteStore:
     async def due_incidents(self, now: datetime, limit: int) -> list[str]:
         """Incidents whose timer is due, earliest first."""
         return await self._read(lambda conn: incident_store.due_incidents_query(conn, now, limit))
+
+    async def claim_due_incidents(self, now: datetime, limit: int, *, owner: str,
+                                  lease_s: float) -> list[str]:
+        """Lease up to ``limit`` incidents due at ``now``, earliest first.
+
+        Free as for :meth:`claim_intake`: unclaimed, lease run out, or held by ``owner``.
+        A flush that commits (or a quarantine) releases the claim."""
+        params = (owner, ts(now + timedelta(seconds=lease_s)), ts(now), ts(now), owner, limit)
+
+        def job(conn: sqlite3.Connection) -> list[str]:
+            rows = conn.execute(_CLAIM_INCIDENTS, params).fetchall()
+            return [str(row[0]) for row in sorted(rows, key=lambda r: (r[1], r[2]))]
+
+        return await self._writer.submit(job)
 
     async def next_incident_due(self) -> datetime | None:
         """The earliest incident timer."""

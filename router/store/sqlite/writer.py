@@ -77,7 +77,7 @@ class SqliteWriter:
     def submit_nowait(self, fn: Callable[[sqlite3.Connection], T]) -> concurrent.futures.Future[T]:
         """Queue ``fn`` like :meth:`submit`; its future resolves after the COMMIT.
 
-        For callers that collect results themselves (:class:`~router.store.batcher.
+        For callers that collect results themselves (:class:`~router.store.sqlite.batcher.
         WriterBatcher`): no asyncio future, no event-loop wake-up per job. The future's
         callbacks run in the writer thread. Raises StoreClosedError when the store is closed.
         """

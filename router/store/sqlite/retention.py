@@ -20,25 +20,10 @@ in a whole chunk ends the walk.
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
-from typing import Final, Literal
+
+from router.store.base import PRUNABLE, Prunable, PruneStep
 
 __all__ = ["PRUNABLE", "Prunable", "PruneStep", "prune_step"]
-
-Prunable = Literal["intake", "deliveries", "incidents"]
-
-#: Every kind of history :func:`prune_step` knows, in the order a pass prunes them.
-PRUNABLE: Final[tuple[Prunable, ...]] = ("intake", "deliveries", "incidents")
-
-
-@dataclass(frozen=True, slots=True)
-class PruneStep:
-    """What one step deleted, where the next step resumes, and whether the walk is over."""
-
-    deleted: int
-    cursor: int
-    done: bool
-
 
 def prune_step(conn: sqlite3.Connection, kind: Prunable, cutoff: str, cursor: int,
                chunk: int) -> PruneStep:

@@ -6,81 +6,24 @@ and owner. The push channel removes a subscription when the push service answers
 410 (the browser unsubscribed or the subscription expired).
 
 The SQL lives here as plain functions on a connection; :class:`~router.store.sqlite.
-SqliteStore` runs them in its writer / reader threads.
+SqliteStore` runs them in its writer / reader threads. The value type and the check of a
+browser's JSON are in :mod:`router.store.base`.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import sqlite3
-from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
-from urllib.parse import urlsplit
 
-from router.errors import SubscriptionError
-from router.store.codec import parse_ts, ts
+from router.store.base import PushSubscription
+from router.store.sqlite.codec import parse_ts, ts
 
 __all__ = [
-    "PushSubscription",
-    "SubscriptionError",
     "delete_subscription",
     "delete_subscription_by_endpoint",
     "list_subscriptions",
-    "parse_subscription",
     "upsert_subscription",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class PushSubscription:
-    """One browser subscription of one contact."""
-
-    id: int
-    contact_id: str
-    endpoint: str
-    p256dh: str  # base64url, the browser's P-256 public key (65 bytes decoded)
-    auth: str  # base64url, the 16-byte auth secret
-    created_at: datetime
-
-    def info(self) -> dict[str, Any]:
-        """The subscription in the browser's JSON shape (what pywebpush takes)."""
-        return {"endpoint": self.endpoint, "keys": {"p256dh": self.p256dh, "auth": self.auth}}
-
-
-def _b64url_len(value: str) -> int:
-    padded = value + "=" * (-len(value) % 4)
-    try:
-        return len(base64.urlsafe_b64decode(padded.encode("ascii")))
-    except (binascii.Error, UnicodeEncodeError, ValueError):
-        return -1
-
-
-def parse_subscription(data: object) -> tuple[str, str, str]:
-    """``(endpoint, p256dh, auth)`` from a ``PushSubscription.toJSON()`` object.
-
-    Raises SubscriptionError naming the field when the shape or a key is wrong.
-    """
-    if not isinstance(data, Mapping):
-        raise SubscriptionError("subscription must be an object with endpoint and keys")
-    endpoint = data.get("endpoint")
-    if not isinstance(endpoint, str) or not endpoint:
-        raise SubscriptionError("subscription.endpoint must be a URL string")
-    parts = urlsplit(endpoint)
-    if parts.scheme not in ("https", "http") or not parts.netloc:
-        raise SubscriptionError("subscription.endpoint must be an http(s) URL")
-    keys = data.get("keys")
-    if not isinstance(keys, Mapping):
-        raise SubscriptionError("subscription.keys must be an object with p256dh and auth")
-    p256dh, auth = keys.get("p256dh"), keys.get("auth")
-    if not isinstance(p256dh, str) or _b64url_len(p256dh) != 65:
-        raise SubscriptionError("subscription.keys.p256dh must be a base64url P-256 public "
-                                "key (65 bytes)")
-    if not isinstance(auth, str) or _b64url_len(auth) != 16:
-        raise SubscriptionError("subscription.keys.auth must be a base64url 16-byte secret")
-    return endpoint, p256dh, auth
 
 
 def _from_row(row: sqlite3.Row) -> PushSubscription:

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
 from router.errors import StoreClosedError
-from router.store.writer import SqliteWriter
+from router.store.sqlite.writer import SqliteWriter
 
 __all__ = ["WriterBatcher"]
 

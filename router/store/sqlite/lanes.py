@@ -10,13 +10,10 @@ one ``UPDATE ... RETURNING`` statement that leases them, in one transaction.
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
 
-from router.models import Delivery
+from router.store.base import LaneSlots
 
 __all__ = ["SEVERITY_RANK_SQL", "LaneSlots", "claim_sql", "severity_rank"]
 
@@ -29,33 +26,6 @@ _RANKS = {"critical": 0, "warning": 1, "info": 2}
 def severity_rank(severity: str) -> int:
     """Claim rank of a severity (lower first), as :data:`SEVERITY_RANK_SQL` computes it."""
     return _RANKS.get(severity, 1)
-
-
-@dataclass(frozen=True, slots=True)
-class LaneSlots:
-    """Free send slots reserved for one claim, per channel lane.
-
-    ``per_channel`` names every lane (0: full, or its circuit breaker is open) and says
-    how many of its deliveries the claim may take; ``other`` is how many deliveries of
-    channels *without* a lane it may take (no adapter: they become dead letters).
-    ``LaneSlots(other=n)`` claims any ``n`` due deliveries, whatever their channel.
-    """
-
-    per_channel: Mapping[str, int] = field(default_factory=dict)
-    other: int = 0
-
-    @property
-    def total(self) -> int:
-        """Deliveries the claim may take in all."""
-        return sum(self.per_channel.values()) + self.other
-
-    def filled(self, claimed: Sequence[Delivery]) -> bool:
-        """Whether a lane's claim took all its slots (more of it may be due)."""
-        taken = Counter(d.channel if d.channel in self.per_channel else None for d in claimed)
-        if any(slots > 0 and taken[channel] >= slots
-               for channel, slots in self.per_channel.items()):
-            return True
-        return self.other > 0 and taken[None] >= self.other
 
 
 _PENDING = "FROM deliveries{hint} WHERE status = 'pending'"

@@ -1,6 +1,6 @@
 """Versioned schema migrations for the SQLite store.
 
-Migrations are the files ``router/store/migrations/NNNN_name.sql``, applied in order,
+Migrations are the files ``router/store/sqlite/migrations/NNNN_name.sql``, applied in order,
 each in its own transaction together with its row in ``schema_version``. A database
 written by a newer Tocsin (unknown version) is refused rather than silently misused.
 """
@@ -22,7 +22,7 @@ _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 def available_migrations() -> list[tuple[int, str, str]]:
     """``(version, file name, sql)`` of every shipped migration, in version order."""
     found: list[tuple[int, str, str]] = []
-    for entry in files("router.store").joinpath("migrations").iterdir():
+    for entry in files("router.store.sqlite").joinpath("migrations").iterdir():
         match = _NAME.match(entry.name)
         if match:
             found.append((int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))

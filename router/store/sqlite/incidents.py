@@ -2,11 +2,12 @@
 
 Each ``*_job`` function takes the connection and runs inside one transaction (the
 writer's group commit), so an intake batch, its incidents and its timeline commit
-together (:mod:`router.store.incident_intake`), and a flush (deliveries, notification
+together (:mod:`router.store.sqlite.incident_intake`), and a flush (deliveries, notification
 log, cancelled held notices, timeline, next timer) is all or nothing. A flush is
 optimistic: it was computed from a snapshot, and :func:`commit_flush_job` applies it only
-if the incident's ``version`` is unchanged and every held delivery it replaces can still
-be cancelled; otherwise it writes nothing and returns False (the scheduler recomputes).
+if the incident's ``version`` is unchanged (checked by the ``UPDATE ... WHERE id = ? AND
+version = ?`` itself) and every held delivery it replaces can still be cancelled;
+otherwise it writes nothing and returns None (the scheduler recomputes).
 """
 
 from __future__ import annotations
@@ -15,12 +16,11 @@ import json
 import re
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
-from router.incidents.engine import AlertEvent
-from router.incidents.flush import FlushResult, PlannedNotice
+from router.incidents.flush import FlushResult
 from router.incidents.grouping import group_key
 from router.incidents.state import (
     HeldNotice,
@@ -31,12 +31,19 @@ from router.incidents.state import (
     decision_from_json,
     decision_to_json,
 )
-from router.models import Delivery, IntakeRecord, NewDelivery, RouteDecision
-from router.rules.inhibit import TargetKey
-from router.store.base import Store
-from router.store.codec import parse_ts, parse_ts_opt, ts, ts_opt
-from router.store.incident_intake import SourceUpdate, apply_intake_job
-from router.store.lanes import LaneSlots
+from router.models import NewDelivery, RouteDecision
+from router.rules.inhibit import InhibitSource, TargetKey
+from router.store.base import (
+    DueStorm,
+    FlushClaim,
+    IncidentDetail,
+    IncidentSnapshot,
+    IncidentSummary,
+    SourceUpdate,
+    Store,
+)
+from router.store.sqlite.codec import parse_ts, parse_ts_opt, ts, ts_opt
+from router.store.sqlite.incident_intake import apply_intake_job
 
 __all__ = [
     "DueStorm",
@@ -62,160 +69,11 @@ __all__ = [
     "upgrade_legacy_job",
 ]
 
+#: The store the incident pipeline needs: all of it (kept for the older name).
+IncidentStore = Store
+
 #: Inserts one delivery, returns its id (None when its idempotency key already existed).
 InsertDelivery = Callable[[sqlite3.Connection, NewDelivery], int | None]
-
-
-@dataclass(frozen=True, slots=True)
-class FlushClaim:
-    """Claim due deliveries in a flush's own transaction, as ``Store.claim_lanes`` would.
-
-    ``slots``: the dispatcher's reserved free send slots, per channel lane; ``at``: the
-    claim's clock (due means ``next_attempt_at <= at``; leased until ``at + lease_s``).
-    """
-
-    slots: LaneSlots
-    lease_s: float
-    at: datetime
-
-    @property
-    def limit(self) -> int:
-        """Deliveries the claim may take in all."""
-        return self.slots.total
-
-
-@dataclass(frozen=True, slots=True)
-class IncidentSnapshot:
-    """What a flush reads: the incident, its alerts, notification log, inhibition, storms."""
-
-    incident: Incident
-    alerts: list[IncidentAlert]
-    logs: dict[tuple[str, str], RecipientLog]
-    inhibited: dict[str, bool]
-    storm_recent: dict[str, int]
-
-
-@dataclass(frozen=True, slots=True)
-class IncidentSummary:
-    """A row of ``GET /api/v1/incidents``."""
-
-    id: str
-    route_id: str
-    state: str
-    severity: str
-    audiences: list[str]
-    group_labels: dict[str, str]
-    opened_at: datetime
-    started_at: datetime
-    updated_at: datetime
-    resolved_at: datetime | None
-    due_at: datetime | None
-    alerts_firing: int
-    alerts_total: int
-    follow_ups: int
-    flush_failures: int = 0  # failed flushes in a row (quarantined while > 0)
-    flush_error: str | None = None  # why the last flush failed
-
-
-@dataclass(frozen=True, slots=True)
-class IncidentDetail:
-    """``GET /api/v1/incidents/{id}``: the summary, its alerts, timeline and notifications."""
-
-    summary: IncidentSummary
-    alerts: list[IncidentAlert]
-    events: list[TimelineEvent]
-    deliveries: list[dict[str, Any]] = field(default_factory=list)
-
-
-class IncidentStore(Store, Protocol):
-    """The store methods the incident engine needs (SQLite implements them)."""
-
-    async def fetch_intake(
-        self, limit: int, *, after_id: int = 0
-    ) -> list[tuple[int, IntakeRecord]]:
-        """Unprocessed intake rows with an id above ``after_id``, oldest first."""
-        ...
-
-    async def commit_intake(
-        self, intake_ids: Sequence[int], events: Sequence[AlertEvent],
-        sources: Sequence[SourceUpdate], *, now: datetime,
-        dead: Sequence[tuple[int, str]] = (),
-    ) -> datetime | None:
-        """Apply alerts to incidents and mark the intake rows processed, atomically.
-
-        ``dead``: rows whose routing raised, ``(id, reason)``, dead-lettered instead.
-        Returns the earliest timer set by this batch (None when no timer changed)."""
-        ...
-
-    async def dead_letter_intake(self, dead: Sequence[tuple[int, str]], *,
-                                 now: datetime) -> None:
-        """Set intake rows aside, ``(id, reason)``: dead-lettered, not processed."""
-        ...
-
-    async def quarantine_incident(
-        self, incident_id: str, *, now: datetime, reason: str, error: str,
-        base_s: float, cap_s: float,
-    ) -> tuple[int, datetime] | None:
-        """A flush raised: back off the incident's timer (see :func:`quarantine_job`)."""
-        ...
-
-    async def postpone_storm(self, storm_id: int, until: datetime) -> None:
-        """A storm summary failed to plan: due again at ``until``."""
-        ...
-
-    async def due_incidents(self, now: datetime, limit: int) -> list[str]:
-        """Ids of incidents whose timer is due at ``now``, earliest first."""
-        ...
-
-    async def next_incident_due(self) -> datetime | None:
-        """The earliest incident timer, if any."""
-        ...
-
-    async def load_incident(
-        self, incident_id: str, now: datetime,
-        target_keys: Callable[[Mapping[str, str]], list[TargetKey]],
-        storm_window_s: float | None,
-    ) -> IncidentSnapshot | None:
-        """Everything a flush of ``incident_id`` reads."""
-        ...
-
-    async def commit_flush(
-        self, snapshot: IncidentSnapshot, result: FlushResult, *, now: datetime,
-        deadline_s: float, storm_window_s: float | None = None,
-        claim: FlushClaim | None = None,
-    ) -> list[Delivery] | None:
-        """Apply a flush computed from ``snapshot``; None (nothing written) on conflict.
-
-        With ``claim``, the same transaction then leases due deliveries, at most
-        ``claim.slots`` per channel lane (the flush's own and any other due one; the most
-        severe, then the oldest due first) and returns them; otherwise it returns an
-        empty list."""
-        ...
-
-    async def due_storms(self, now: datetime) -> list[DueStorm]:
-        """Storm summaries due at ``now``."""
-        ...
-
-    async def commit_storm(self, storm_id: int, notices: Sequence[PlannedNotice], *,
-                           now: datetime, deadline_s: float) -> int:
-        """Insert a storm summary's deliveries and mark it sent."""
-        ...
-
-    async def list_incidents(
-        self, *, state: str | None = None, route: str | None = None,
-        audience: str | None = None, limit: int = 100, offset: int = 0,
-    ) -> list[IncidentSummary]:
-        """Incidents, newest first, filtered."""
-        ...
-
-    async def get_incident(self, incident_id: str) -> IncidentDetail | None:
-        """One incident with its timeline."""
-        ...
-
-    async def upgrade_legacy_incidents(
-            self, identity: Callable[[str, RouteDecision], str | None]) -> int:
-        """Re-key the open incidents opened under a route position (:func:`upgrade_legacy_job`)."""
-        ...
 
 
 def _dumps(value: object) -> str:
@@ -303,12 +161,16 @@ def load_snapshot_query(
             notified_at=parse_ts(r["notified_at"]), seq=int(r["seq"]),
             channels=tuple((c[0], c[1], c[2]) for c in json.loads(r["channels"])),
             announced=bool(r["announced"]), held=tuple(held))
-    inhibited: dict[str, bool] = {}
-    for alert in alerts:
-        if alert.status != "firing":
-            continue
-        inhibited[alert.fingerprint] = any(
-            _has_source(conn, key, alert.fingerprint) for key in target_keys(alert.labels))
+    targets = {alert.fingerprint: tuple(target_keys(alert.labels))
+               for alert in alerts if alert.status == "firing"}
+    sources: dict[tuple[str, str], tuple[InhibitSource, ...]] = {}
+    for keys in targets.values():
+        for key in keys:
+            pair = (key.rule_key, key.equal)
+            if pair not in sources:
+                sources[pair] = tuple(
+                    InhibitSource(fp, bool(both))
+                    for fp, both in conn.execute(_SOURCES, (*pair, *pair)).fetchall())
     storm_recent: dict[str, int] = {}
     if storm_window_s is not None:
         since = ts(now - timedelta(seconds=storm_window_s))
@@ -316,15 +178,17 @@ def load_snapshot_query(
             n = conn.execute("SELECT COUNT(*) FROM storm_notices WHERE audience = ? AND at >= ?"
                              " AND incident_id != ?", (audience, since, iid)).fetchone()[0]
             storm_recent[audience] = int(n)
-    return IncidentSnapshot(incident, alerts, logs, inhibited, storm_recent)
+    return IncidentSnapshot(incident, alerts, logs, targets, sources, storm_recent)
 
 
-def _has_source(conn: sqlite3.Connection, key: TargetKey, fp: str) -> bool:
-    sql = ("SELECT 1 FROM inhibit_sources WHERE rule_key = ? AND equal_hash = ?"
-           " AND fingerprint != ?")
-    if key.exclude_both:
-        sql += " AND both_sides = 0"
-    return conn.execute(sql + " LIMIT 1", (key.rule_key, key.equal, fp)).fetchone() is not None
+# The firing sources recorded under one (rule_key, equal_hash): at most two of each kind
+# (matching both sides or not), which is all the decision needs (is_inhibited_by_keys).
+_SOURCES: Final = (
+    "SELECT fingerprint, both_sides FROM (SELECT fingerprint, both_sides FROM inhibit_sources"
+    " WHERE rule_key = ? AND equal_hash = ? AND both_sides = 0 LIMIT 2) UNION ALL"
+    " SELECT fingerprint, both_sides FROM (SELECT fingerprint, both_sides FROM inhibit_sources"
+    " WHERE rule_key = ? AND equal_hash = ? AND both_sides = 1 LIMIT 2)"
+)
 
 
 def commit_flush_job(
@@ -335,15 +199,25 @@ def commit_flush_job(
     """Apply ``result`` if still valid; return the deliveries inserted, None on conflict."""
     incident = snapshot.incident
     now_s = ts(now)
-    row = conn.execute("SELECT version FROM incidents WHERE id = ?", (incident.id,)).fetchone()
-    if row is None or int(row[0]) != incident.version:
-        return None
     for delivery_id in result.cancel:
         d = conn.execute("SELECT status, lease_until, next_attempt_at FROM deliveries"
                          " WHERE id = ?", (delivery_id,)).fetchone()
         if (d is None or d["status"] != "pending" or d["lease_until"] is not None
                 or (d["next_attempt_at"] or "") <= now_s):
             return None
+    # The version guard is inside the UPDATE (no read-then-write): 0 rows = the incident
+    # changed since the snapshot, and nothing at all is written. It goes first so that
+    # the rest of the flush is written only by the transaction that won.
+    updated = conn.execute(
+        "UPDATE incidents SET state = ?, resolved_at = ?, due_at = ?, flushed_at = ?,"
+        " first_notice_at = ?, follow_ups = ?, updated_at = ?, version = version + 1,"
+        " flush_failures = 0, flush_error = NULL, claimed_by = NULL, lease_until = NULL"
+        " WHERE id = ? AND version = ?",
+        (result.state, ts_opt(result.resolved_at), ts_opt(result.due_at), now_s,
+         ts_opt(result.first_notice_at), result.follow_ups, now_s, incident.id,
+         incident.version))
+    if updated.rowcount != 1:
+        return None
     conn.executemany(
         "UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, updated_at = ?,"
         " last_error = 'replaced by a newer notice while held by quiet hours'"
@@ -391,12 +265,6 @@ def commit_flush_job(
             fold_into_storm(conn, audience, incident.id, now, storm_window_s, decision_json,
                             incident.route_id)
         _event(conn, incident.id, now_s, "storm", {"audiences": result.storm_folded})
-    conn.execute(
-        "UPDATE incidents SET state = ?, resolved_at = ?, due_at = ?, flushed_at = ?,"
-        " first_notice_at = ?, follow_ups = ?, updated_at = ?, version = version + 1,"
-        " flush_failures = 0, flush_error = NULL WHERE id = ?",
-        (result.state, ts_opt(result.resolved_at), ts_opt(result.due_at), now_s,
-         ts_opt(result.first_notice_at), result.follow_ups, now_s, incident.id))
     return inserted
 
 
@@ -416,7 +284,8 @@ def quarantine_job(conn: sqlite3.Connection, iid: str, now: datetime, reason: st
     retry_at = now + timedelta(seconds=delay)
     now_s = ts(now)
     conn.execute("UPDATE incidents SET due_at = ?, flush_failures = ?, flush_error = ?,"
-                 " updated_at = ? WHERE id = ?", (ts(retry_at), failures, error, now_s, iid))
+                 " updated_at = ?, claimed_by = NULL, lease_until = NULL WHERE id = ?",
+                 (ts(retry_at), failures, error, now_s, iid))
     _event(conn, iid, now_s, "flush_failed", {
         "reason": reason, "error": error, "failures": failures,
         "retry_at": retry_at.isoformat()})
@@ -543,17 +412,6 @@ def get_incident_query(conn: sqlite3.Connection, iid: str) -> IncidentDetail | N
 
 
 # --------------------------------------------------------------------------- storms
-
-
-@dataclass(frozen=True, slots=True)
-class DueStorm:
-    """A storm summary due: the audience, the decision to render with, its incidents."""
-
-    id: int
-    audience: str
-    decision_json: str
-    opened_at: datetime
-    incidents: list[IncidentSummary]
 
 
 def fold_into_storm(conn: sqlite3.Connection, audience: str, incident_id: str, now: datetime,

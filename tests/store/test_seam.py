@@ -1,0 +1,48 @@
+"""The store is a seam: SQL only in router/store/sqlite, the contract free of SQLite."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+_SQL = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|PRAGMA|CREATE|ALTER|DROP|WITH)\s",
+                  re.IGNORECASE)
+
+
+def _sql_literals(path: Path) -> list[str]:
+    """The string constants of ``path`` that read as SQL statements."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef
+                                | ast.AsyncFunctionDef)
+                  and node.body and isinstance(node.body[0], ast.Expr)}
+    return [node.value for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)
+            and id(node) not in docstrings and _SQL.match(node.value)]
+
+
+def test_no_sql_outside_the_store_implementations() -> None:
+    """Every SQL statement of router/ and adapters/ is under router/store/sqlite/."""
+    found = {}
+    for folder in ("router", "adapters"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            rel = path.relative_to(ROOT).as_posix()
+            if rel.startswith("router/store/sqlite/"):
+                continue
+            if literals := _sql_literals(path):
+                found[rel] = literals
+    assert found == {}
+
+
+def test_the_contract_knows_nothing_of_sqlite() -> None:
+    """router/store/base.py imports no database driver and holds no SQL."""
+    path = ROOT / "router" / "store" / "base.py"
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree)
+                if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {(node.module or "").split(".")[0] for node in ast.walk(tree)
+                 if isinstance(node, ast.ImportFrom)}
+    assert "sqlite3" not in imported
+    assert _sql_literals(path) == []
