@@ -150,6 +150,11 @@ class Scheduler(Loop):
             self.on_planned()
         return len(due)
 
+    async def flush_one(self, incident_id: str, now: datetime) -> int:
+        """Flush one incident; return the number of deliveries planned."""
+        planned, _ = await self._flush(incident_id, now)
+        return planned
+
     async def _flush(self, incident_id: str, now: datetime) -> tuple[int, bool]:
         """Flush one incident: (deliveries planned, every due one handed to the dispatcher)."""
         rules = self._rules()

@@ -7,8 +7,8 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-_SQL = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|PRAGMA|CREATE|ALTER|DROP|WITH)\s",
-                  re.IGNORECASE)
+#: SQL as Tocsin writes it: keywords in capitals (prose such as " with sample data" is not).
+_SQL = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|PRAGMA|CREATE|ALTER|DROP|WITH)\s")
 
 
 def _sql_literals(path: Path) -> list[str]:
