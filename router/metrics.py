@@ -245,7 +245,8 @@ PIPELINE_ITEM_FAILURES = Counter(
     "tocsin_pipeline_item_failures",
     "Items that failed one pipeline step and were set aside while the others went on, by "
     "stage (intake: a row dead-lettered; flush: an incident quarantined with back-off; "
-    "plan, render: a notice dead-lettered; send) and reason (the exception's class).",
+    "plan, render: a notice dead-lettered; send: a channel's send raised, the delivery is "
+    "retried) and reason (the exception's class).",
     ["stage", "reason"],
     registry=REGISTRY,
 )
