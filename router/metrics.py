@@ -254,7 +254,7 @@ PIPELINE_ITEM_FAILURES = Counter(
 # -- retention (router/retention.py) ----------------------------------------------------
 RETENTION_DELETED = Counter(
     "tocsin_retention_deleted_rows",
-    "Rows deleted by retention, by kind (intake, deliveries, incidents).",
+    "Rows deleted by retention, by kind (intake, dead_intake, deliveries, incidents).",
     ["kind"],
     registry=REGISTRY,
 )
