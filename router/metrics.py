@@ -46,6 +46,7 @@ __all__ = [
     "RULES_LAST_RELOAD",
     "RULES_RELOAD_SUCCESS",
     "SMS_SEGMENTS",
+    "WEBHOOK_LARGE_BODIES",
     "WEBHOOK_REJECTED",
 ]
 
@@ -116,6 +117,13 @@ HTTP_CONNECTIONS_CLOSED = Counter(
     "HTTP connections closed by Tocsin's guards, by reason (connection_limit: refused "
     "with 503 at the cap; header_timeout: headers not complete in webhook.header_timeout_s).",
     ["reason"],
+    registry=REGISTRY,
+)
+WEBHOOK_LARGE_BODIES = Gauge(
+    "tocsin_webhook_large_bodies",
+    "Webhook requests whose body may pass webhook.parse_thread_bytes, by state (active: "
+    "being read or parsed, at most webhook.max_large_bodies; waiting: for a slot).",
+    ["state"],
     registry=REGISTRY,
 )
 
