@@ -20,6 +20,8 @@ Lenient where senders differ, strict where routing depends on it:
 Anything else raises :class:`WebhookPayloadError` (a PayloadError, status 400) with the location
 as a dotted path (``alerts.0.labels.severity``) and the problem in plain words.
 Parsing uses pydantic's ``model_validate_json`` on the raw bytes: one pass in Rust.
+:func:`parse_webhook` is thread-safe (its one shared state, the fingerprint memo, is
+locked); note that pydantic holds the GIL while it validates.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, Strict, ValidationError
 from pydantic_core import from_json
 
-from router.bytecache import ENTRY_OVERHEAD, ByteLRU, labels_bytes
+from router.bytecache import ENTRY_OVERHEAD, LockedByteLRU, labels_bytes
 from router.errors import WebhookPayloadError
 from router.fingerprint import fingerprint
 from router.models import Alert, AlertStatus, IntakeRecord
@@ -188,8 +190,10 @@ def _pairs_bytes(key: tuple[tuple[str, str], ...], _value: str) -> int:
 
 
 #: Label set → fingerprint, bounded in bytes (``memory.cache_bytes``, router/bytecache.py).
-_FINGERPRINTS: ByteLRU[tuple[tuple[str, str], ...], str] = ByteLRU(_pairs_bytes,
-                                                                   share="fingerprints")
+#: Locked: :func:`parse_webhook` runs on the event loop and, for large bodies, in worker
+#: threads (router/http/webhook.py) at the same time.
+_FINGERPRINTS: LockedByteLRU[tuple[tuple[str, str], ...], str] = LockedByteLRU(
+    _pairs_bytes, share="fingerprints")
 
 
 def _fingerprint(labels: dict[str, str]) -> str:

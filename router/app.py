@@ -68,7 +68,7 @@ from router.http.state import (
     RulesRef,
     ServiceState,
 )
-from router.http.webhook import LIMITS, webhook_limits
+from router.http.webhook import LIMITS, large_bodies_ctx, webhook_limits
 from router.logging import configure_logging, get_logger
 from router.metrics import RULES_LAST_RELOAD, RULES_RELOAD_SUCCESS
 from router.rules import RuleSet, load_rules
@@ -135,6 +135,7 @@ def create_app(
 
     app.cleanup_ctx.append(_store_ctx(store))
     app.cleanup_ctx.append(_backpressure_ctx)  # backlog sampled: webhook 503, Kafka pause
+    app.cleanup_ctx.append(large_bodies_ctx)  # large webhook bodies: slots and threads
     if run_workers:
         app.cleanup_ctx.append(_channels_ctx(channels))
         app.cleanup_ctx.append(_dispatcher_ctx)

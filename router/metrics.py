@@ -46,6 +46,7 @@ __all__ = [
     "RULES_LAST_RELOAD",
     "RULES_RELOAD_SUCCESS",
     "SMS_SEGMENTS",
+    "WEBHOOK_LARGE_BODIES",
     "WEBHOOK_REJECTED",
 ]
 
@@ -116,6 +117,13 @@ HTTP_CONNECTIONS_CLOSED = Counter(
     "HTTP connections closed by Tocsin's guards, by reason (connection_limit: refused "
     "with 503 at the cap; header_timeout: headers not complete in webhook.header_timeout_s).",
     ["reason"],
+    registry=REGISTRY,
+)
+WEBHOOK_LARGE_BODIES = Gauge(
+    "tocsin_webhook_large_bodies",
+    "Webhook requests whose body may pass webhook.parse_thread_bytes, by state (active: "
+    "being read or parsed, at most webhook.max_large_bodies; waiting: for a slot).",
+    ["state"],
     registry=REGISTRY,
 )
 
@@ -245,7 +253,8 @@ PIPELINE_ITEM_FAILURES = Counter(
     "tocsin_pipeline_item_failures",
     "Items that failed one pipeline step and were set aside while the others went on, by "
     "stage (intake: a row dead-lettered; flush: an incident quarantined with back-off; "
-    "plan, render: a notice dead-lettered; send) and reason (the exception's class).",
+    "plan, render: a notice dead-lettered; send: a channel's send raised, the delivery is "
+    "retried) and reason (the exception's class).",
     ["stage", "reason"],
     registry=REGISTRY,
 )
@@ -253,7 +262,7 @@ PIPELINE_ITEM_FAILURES = Counter(
 # -- retention (router/retention.py) ----------------------------------------------------
 RETENTION_DELETED = Counter(
     "tocsin_retention_deleted_rows",
-    "Rows deleted by retention, by kind (intake, deliveries, incidents).",
+    "Rows deleted by retention, by kind (intake, dead_intake, deliveries, incidents).",
     ["kind"],
     registry=REGISTRY,
 )

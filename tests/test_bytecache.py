@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gc
 import json
+import sys
+import threading
 import tracemalloc
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
@@ -13,7 +15,14 @@ from pathlib import Path
 import pytest
 
 from adapters.alertmanager import parse_webhook
-from router.bytecache import ByteLRU, cache_bytes, cache_share, labels_bytes, set_cache_bytes
+from router.bytecache import (
+    ByteLRU,
+    LockedByteLRU,
+    cache_bytes,
+    cache_share,
+    labels_bytes,
+    set_cache_bytes,
+)
 from router.clock import FakeClock
 from router.rules import RuleSet, load_rules
 from router.store import SqliteStore
@@ -136,3 +145,48 @@ async def test_routing_memo_and_intake_buffer_stay_under_their_shares(
         assert await proc.process_once() == 1
         assert proc._memo.nbytes <= cache_share("routes")
     assert 0 < len(proc._memo) < 30
+
+
+
+def _hammer(cache: ByteLRU[int, str]) -> list[BaseException]:
+    """4 threads missing, filling and evicting the same keys, the GIL switching as often
+    as it can; returns what they raised."""
+    errors: list[BaseException] = []
+
+    def work(seed: int) -> None:
+        try:
+            for i in range(50_000):
+                key = (seed * 7 + i) % 23
+                if cache.get(key) is None:
+                    cache.put(key, str(key))
+        except Exception as exc:  # noqa: BLE001 - reported by the caller's assertion
+            errors.append(exc)
+
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=work, args=(seed,)) for seed in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+    finally:
+        sys.setswitchinterval(before)
+    return errors
+
+
+def test_a_locked_cache_shared_by_threads_stays_consistent() -> None:
+    """LockedByteLRU shared by threads: no error, and its byte count is exactly what it
+    holds (full: ten entries of 100 bytes). A plain ByteLRU hammered so loses track
+    of its bytes (it thinks itself full with a fraction of its entries)."""
+    cache: LockedByteLRU[int, str] = LockedByteLRU(lambda _k, _v: 100, max_bytes=1000)
+    assert _hammer(cache) == []
+    assert cache.nbytes == sum(cost for _, cost in cache._data.values()) == 1000
+
+
+def test_the_fingerprint_memo_is_locked() -> None:
+    """Reproducer: the fingerprint memo of parse_webhook was a plain ByteLRU, corrupted
+    once large webhook bodies are parsed in worker threads beside the loop."""
+    from adapters.alertmanager import _FINGERPRINTS
+
+    assert isinstance(_FINGERPRINTS, LockedByteLRU)

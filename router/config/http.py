@@ -48,6 +48,8 @@ class WebhookConfig(Strict):
     max_connections: int = Field(default=1024, ge=1)  # open HTTP connections, all routes
     keepalive_timeout_s: float = Field(default=75.0, gt=0)  # idle keep-alive connection
     keepalive_max_requests: int = Field(default=1000, ge=1)  # requests per connection
+    parse_thread_bytes: int = Field(default=262_144, ge=0)  # larger: parsed off the loop
+    max_large_bodies: int = Field(default=4, ge=1)  # such bodies read and parsed at once
 
     @field_validator("bearer_token")
     @classmethod

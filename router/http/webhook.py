@@ -10,6 +10,17 @@ client's fault: a body that cannot be decoded (``Content-Encoding`` that does no
 match it), nested too deep, with a time out of range, or over a ``webhook.max_*`` limit
 (413 naming the limit) is a 4xx; a body not complete within ``webhook.body_timeout_s`` gets 408.
 
+Large bodies: a body over ``webhook.parse_thread_bytes`` (256 KiB; 10,000 alerts are
+~4.4 MB) is parsed in a worker thread, so the event loop keeps answering other requests
+meanwhile (pydantic still holds the GIL while it validates, about half of the parse;
+building the records and their fingerprints runs beside the loop). At most
+``webhook.max_large_bodies`` such requests read and parse their body at once (the others
+wait for a slot before their body is read): 1,024 connections of 16 MiB bodies are never
+all held in memory. A request that may be large is one whose ``Content-Length`` passes
+the threshold, or that has none (chunked) or a ``Content-Encoding`` (the decoded size is
+unknown until read). ``tocsin_webhook_large_bodies{state}`` shows the slots in use and
+the requests waiting.
+
 Content-Type: ``application/json`` (any parameters, e.g. ``charset=utf-8``) and
 ``application/*+json`` are accepted; a request without Content-Type is accepted when its
 body parses (some scripts and proxies drop the header); any other type gets 415.
@@ -18,7 +29,10 @@ body parses (some scripts and proxies drop the header); any other type gets 415.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import TYPE_CHECKING, Final
 
 from aiohttp import hdrs, web
@@ -31,14 +45,20 @@ from router.http.auth import API_AUTH
 from router.http.responses import internal_error, json_error
 from router.http.state import BACKPRESSURE, CLOCK, CONFIG, KAFKA_PUBLISHER, PROCESSOR, STORE
 from router.logging import get_logger
-from router.metrics import ALERTS_RECEIVED, KAFKA_PUBLISHED, WEBHOOK_REJECTED
+from router.metrics import (
+    ALERTS_RECEIVED,
+    KAFKA_PUBLISHED,
+    WEBHOOK_LARGE_BODIES,
+    WEBHOOK_REJECTED,
+)
 from router.models import IntakeRecord
 
 if TYPE_CHECKING:
     from adapters.registry import KafkaPublisher
 
-__all__ = ["LIMITS", "PUBLISH_RETRY_AFTER_S", "RETRY_AFTER_S", "handle_alertmanager",
-           "publish_webhook", "webhook_limits"]
+__all__ = ["LARGE_BODIES", "LIMITS", "PUBLISH_RETRY_AFTER_S", "RETRY_AFTER_S",
+           "LargeBodies", "handle_alertmanager", "large_bodies_ctx", "publish_webhook",
+           "webhook_limits"]
 
 LIMITS: web.AppKey[WebhookLimits] = web.AppKey("webhook_limits")
 #: Seconds a sender is asked to wait when the store cannot take the alerts.
@@ -67,6 +87,78 @@ def _reject(
     if alerts:
         _REJECTED.inc(alerts)
     return json_error(status, error, location=location, headers=headers)
+
+
+class LargeBodies:
+    """The slots and the worker threads of bodies over ``webhook.parse_thread_bytes``.
+
+    ``slots`` bounds the requests that read and parse such a body at once (memory); each
+    parses in one of as many threads of its own (not the loop's default executor, which
+    resolves host names for the channels).
+    """
+
+    def __init__(self, config: WebhookConfig) -> None:
+        self.threshold = config.parse_thread_bytes
+        self.limit = config.max_large_bodies
+        self._slots = asyncio.Semaphore(self.limit)
+        self._executor = ThreadPoolExecutor(max_workers=self.limit,
+                                            thread_name_prefix="tocsin-webhook-parse")
+        self.active = 0
+        self.waiting = 0
+
+    def may_be_large(self, request: web.Request) -> bool:
+        """True when the body may pass the threshold once read (see the module docstring)."""
+        length = request.content_length
+        if length is None or length > self.threshold:
+            return True
+        encoding = request.headers.get(hdrs.CONTENT_ENCODING)
+        return encoding is not None and encoding.strip().lower() != "identity"
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold one of the ``max_large_bodies`` slots (wait for one first)."""
+        self.waiting += 1
+        self._gauge()
+        try:
+            await self._slots.acquire()
+        finally:
+            self.waiting -= 1
+        self.active += 1
+        self._gauge()
+        try:
+            yield
+        finally:
+            self.active -= 1
+            self._slots.release()
+            self._gauge()
+
+    async def parse(self, body: bytes, *, received_at: datetime,
+                    limits: WebhookLimits) -> list[IntakeRecord]:
+        """:func:`adapters.registry.parse_webhook` in a worker thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._executor, lambda: parse_webhook(body, received_at=received_at, limits=limits))
+
+    def close(self) -> None:
+        """Stop the worker threads (after the parses under way)."""
+        self._executor.shutdown(wait=True)
+
+    def _gauge(self) -> None:
+        WEBHOOK_LARGE_BODIES.labels(state="active").set(self.active)
+        WEBHOOK_LARGE_BODIES.labels(state="waiting").set(self.waiting)
+
+
+LARGE_BODIES: web.AppKey[LargeBodies] = web.AppKey("webhook_large_bodies")
+
+
+async def large_bodies_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The app's :class:`LargeBodies`, its threads stopped at cleanup."""
+    gate = LargeBodies(app[CONFIG].webhook)
+    app[LARGE_BODIES] = gate
+    try:
+        yield
+    finally:
+        gate.close()
 
 
 def webhook_limits(config: WebhookConfig) -> WebhookLimits:
@@ -124,6 +216,19 @@ async def _handle(request: web.Request) -> web.Response:
             "unsupported_media_type",
             f"unsupported Content-Type {request.content_type!r}: send application/json",
         )
+    gate = app[LARGE_BODIES]
+    if gate.may_be_large(request):
+        async with gate.slot():  # bounded: at most max_large_bodies held at once
+            return await _read_and_accept(request, gate)
+    return await _read_and_accept(request, None)
+
+
+async def _read_and_accept(request: web.Request, gate: LargeBodies | None) -> web.Response:
+    """Read the body, parse it (in a worker thread when large), persist, answer (a large
+    body holds its slot throughout: the body and its records stay in memory until then)."""
+    app = request.app
+    webhook = app[CONFIG].webhook
+    limit = webhook.max_body_bytes
     try:
         async with asyncio.timeout(webhook.body_timeout_s):
             body = await request.read()
@@ -144,7 +249,10 @@ async def _handle(request: web.Request) -> web.Response:
 
     received_at = app[CLOCK].now()
     try:
-        records = parse_webhook(body, received_at=received_at, limits=app[LIMITS])
+        if gate is not None and len(body) > gate.threshold:
+            records = await gate.parse(body, received_at=received_at, limits=app[LIMITS])
+        else:
+            records = parse_webhook(body, received_at=received_at, limits=app[LIMITS])
     except WebhookPayloadError as exc:
         if not body.strip():  # checked only here: the accepted path never copies the body
             return _reject(400, "malformed_json", "the body is empty: expected a JSON object")

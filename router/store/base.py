@@ -313,10 +313,10 @@ def parse_subscription(data: object) -> tuple[str, str, str]:
     return endpoint, p256dh, auth
 
 
-Prunable = Literal["intake", "deliveries", "incidents"]
+Prunable = Literal["intake", "dead_intake", "deliveries", "incidents"]
 
 #: Every kind of history :func:`prune_step` knows, in the order a pass prunes them.
-PRUNABLE: Final[tuple[Prunable, ...]] = ("intake", "deliveries", "incidents")
+PRUNABLE: Final[tuple[Prunable, ...]] = ("intake", "dead_intake", "deliveries", "incidents")
 
 
 @dataclass(frozen=True, slots=True)

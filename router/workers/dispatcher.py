@@ -15,7 +15,8 @@ bounds every send), then record the outcome:
 - success → ``mark_sent`` (written *after* the send: a crash mid-send resends, never
   suppresses);
 - ``DeliveryError(retryable=True)``, a timeout or an unexpected exception (logged with
-  its traceback) → ``mark_retry`` at the time the :class:`RetryPolicy` picks, or
+  its traceback and counted in ``tocsin_pipeline_item_failures_total{stage="send"}``,
+  reason its class) → ``mark_retry`` at the time the :class:`RetryPolicy` picks, or
   ``mark_failed`` "deadline exceeded after N attempts: <last error>" when the next try
   would pass the delivery's deadline;
 - ``DeliveryError(retryable=False)`` or no adapter for the channel → ``mark_failed``.
@@ -69,6 +70,7 @@ from router.metrics import (
     FALLBACKS_PLANNED,
     OUTBOX_DEPTH,
     OUTBOX_STATUSES,
+    PIPELINE_ITEM_FAILURES,
     RATE_LIMITED,
     SMS_SEGMENTS,
 )
@@ -467,6 +469,7 @@ class Dispatcher(Loop):
         except Exception as exc:  # noqa: BLE001 - an adapter bug: logged, then retried
             _log.exception("dispatch.unexpected_error", delivery_id=delivery.id,
                            channel=delivery.channel)
+            PIPELINE_ITEM_FAILURES.labels(stage="send", reason=type(exc).__name__).inc()
             return Outcome(error=f"unexpected {type(exc).__name__}: {exc}", retryable=True)
         return Outcome(receipt=receipt)
 

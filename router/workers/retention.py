@@ -1,10 +1,10 @@
 """The retention worker: keeps the state database from growing without bound.
 
 Once at start and then every ``retention.interval_s``, it deletes routed intake rows,
-ended deliveries and resolved incidents older than their configured age (see
-:mod:`router.store.sqlite.retention` for exactly what each covers), in bounded steps with a
-pause between them so ingest and dispatch keep the writer. An age of ``0`` keeps that
-history forever. Freed pages are reused by SQLite; the file itself does not shrink
+dead-lettered intake rows, ended deliveries and resolved incidents older than their
+configured age (see :mod:`router.store.sqlite.retention` for exactly what each covers),
+in bounded steps with a pause between them so ingest and dispatch keep the writer. An
+age of ``0`` keeps that history forever. Freed pages are reused by SQLite; the file itself does not shrink
 (run ``VACUUM`` offline for that).
 """
 

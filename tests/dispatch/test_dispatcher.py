@@ -156,11 +156,17 @@ async def test_unknown_channel_fails_permanently(store: SqliteStore, clock: Fake
 async def test_unexpected_exception_is_logged_and_retried(
     store: SqliteStore, clock: FakeClock
 ) -> None:
-    """An adapter bug is logged with its traceback and treated as retryable."""
+    """An adapter bug is logged with its traceback, treated as retryable and counted in
+    tocsin_pipeline_item_failures_total{stage="send", reason=<class>} (reproducer: it
+    was not counted, so TocsinPipelineItemFailing never saw it)."""
     await plan(store, "k1")
     channel = ScriptedChannel(script=[KeyError("oops")])
+    labels = {"stage": "send", "reason": "KeyError"}
+    before = REGISTRY.get_sample_value("tocsin_pipeline_item_failures_total", labels) or 0.0
     with capture_logs() as logs:
         await dispatcher(store, clock, {"email": channel}).dispatch_once()
+    after = REGISTRY.get_sample_value("tocsin_pipeline_item_failures_total", labels)
+    assert after == before + 1
     row = await only(store)
     assert row.status == "pending"
     assert row.last_error == "unexpected KeyError: 'oops'"

@@ -9,6 +9,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from router.models import NewDelivery, Receipt, RenderedMessage
+from tests.store.factories import make_record
 
 from .conftest import state_of, store_of
 
@@ -135,6 +136,20 @@ async def test_readyz_ready_then_draining(client: TestClient[Any, Any]) -> None:
     assert await draining.json() == {
         "status": "not ready", "reasons": ["draining: the service is shutting down"]
     }
+
+
+async def test_readyz_stays_ready_while_items_are_set_aside(
+        client: TestClient[Any, Any]) -> None:
+    """A decision, not a reproducer (docs/operations.md, TocsinPipelineItemFailing): a
+    dead-lettered intake row does not take the instance out of its load balancer."""
+    store = store_of(client)
+    ids = await store.append_intake([make_record()])
+    await store.dead_letter_intake([(ids[0], "ZeroDivisionError: boom")], now=NOW)
+    dead = await client.get("/api/v1/intake?status=dead")
+    assert [row["id"] for row in await dead.json()] == ids
+    response = await client.get("/readyz")
+    assert response.status == 200
+    assert await response.json() == {"status": "ready"}
 
 
 async def test_readyz_store_down(client: TestClient[Any, Any]) -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from router.clock import FakeClock
 from router.config import RetentionConfig
+from router.metrics import REGISTRY
 from router.models import Receipt
 from router.store import SqliteStore
 from router.store.sqlite.codec import ts
@@ -182,3 +183,43 @@ async def test_a_failed_pass_does_not_end_the_worker(store: SqliteStore, db: Pat
     assert _count(db, "SELECT count(*) FROM intake") == 0
     await worker.stop()
     await asyncio.wait_for(task, timeout=10)
+
+
+async def test_dead_lettered_intake_goes_after_the_deliveries_age(store: SqliteStore,
+                                                                  db: Path) -> None:
+    """Reproducer: dead-lettered intake rows were never pruned. Rows set aside before
+    deliveries_days go (in bounded steps, counted as kind="dead_intake"); rows
+    dead-lettered recently, or old but never routed, stay."""
+    before = REGISTRY.get_sample_value("tocsin_retention_deleted_rows_total",
+                                       {"kind": "dead_intake"}) or 0.0
+    # Received long ago; most set aside long ago, one only recently (e.g. replayed, then
+    # dead-lettered again), interleaved with rows that were never routed.
+    old = await store.append_intake(
+        [replace(make_record(instance=f"d{i}"), received_at=OLD) for i in range(7)])
+    stuck = await store.append_intake([replace(make_record(instance="stuck"), received_at=OLD)])
+    late = await store.append_intake([replace(make_record(instance="late"), received_at=OLD)])
+    await store.dead_letter_intake([(i, "ZeroDivisionError: boom") for i in old], now=OLD)
+    await store.dead_letter_intake([(late[0], "KeyError: 'x'")], now=RECENT)
+
+    deleted = await _worker(store).run_pass()  # deliveries_days=30, batch_rows=3
+
+    assert deleted["dead_intake"] == 7
+    with sqlite3.connect(db) as conn:
+        ids = [row[0] for row in conn.execute("SELECT id FROM intake ORDER BY id")]
+    assert ids == stuck + late
+    after = REGISTRY.get_sample_value("tocsin_retention_deleted_rows_total",
+                                      {"kind": "dead_intake"})
+    assert after == before + 7
+
+
+async def test_dead_lettered_intake_kept_with_deliveries_days_zero(store: SqliteStore,
+                                                                   db: Path) -> None:
+    """deliveries_days 0 keeps dead-lettered intake rows forever, like dead-lettered
+    deliveries; intake_days does not apply to them."""
+    ids = await store.append_intake([replace(make_record(), received_at=OLD)])
+    await store.dead_letter_intake([(ids[0], "ValueError: bad")], now=OLD)
+
+    deleted = await _worker(store, deliveries_days=0, intake_days=1).run_pass()
+
+    assert "dead_intake" not in deleted and deleted["intake"] == 0
+    assert _count(db, "SELECT count(*) FROM intake") == 1

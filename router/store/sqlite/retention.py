@@ -6,6 +6,8 @@ caller repeats the step until it reports ``done``. What is pruned:
 
 - ``intake``: rows already routed (``processed_at`` set) received before the cutoff.
   Unprocessed rows are never touched, however old.
+- ``dead_intake``: rows whose routing raised and that were dead-lettered (``dead_at``
+  set) before the cutoff and never replayed since. Rows still pending are never touched.
 - ``deliveries``: the notification history of rows that ended (``sent`` or ``failed``)
   before the cutoff. Pending rows, held or retrying, are never touched.
 - ``incidents``: incidents resolved before the cutoff, with their alerts, notification
@@ -15,6 +17,9 @@ The intake and the outbox are walked in id order (ids follow insertion time) fro
 cursor the previous step returned, without an index on their timestamps (which would
 cost every insert on the webhook path); a step that finds no row older than the cutoff
 in a whole chunk ends the walk.
+Dead-lettered intake rows are walked in id order too, through the partial index
+``intake_dead`` (few rows): ``dead_at`` does not follow the ids (a row replayed and
+dead-lettered again), so the walk goes to the last of them.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ def prune_step(conn: sqlite3.Connection, kind: Prunable, cutoff: str, cursor: in
     if kind == "intake":
         return _walk(conn, "intake", "received_at",
                      "processed_at IS NOT NULL", cutoff, cursor, chunk)
+    if kind == "dead_intake":
+        return _prune_dead_intake(conn, cutoff, cursor, chunk)
     if kind == "deliveries":
         return _walk(conn, "deliveries", "updated_at",
                      "status IN ('sent', 'failed')", cutoff, cursor, chunk)
@@ -59,6 +66,24 @@ def _walk(conn: sqlite3.Connection, table: str, at_column: str, ended: str, cuto
         # A fallback planned for a delivery that ended is never used any more.
         conn.execute("DELETE FROM planned_fallbacks WHERE primary_key NOT IN "
                      "(SELECT idempotency_key FROM deliveries)")
+    return PruneStep(deleted, last, len(rows) < chunk)
+
+
+def _prune_dead_intake(conn: sqlite3.Connection, cutoff: str, cursor: int,
+                      chunk: int) -> PruneStep:
+    """One chunk of the dead-lettered intake rows: delete those dead before ``cutoff``."""
+    rows = conn.execute(
+        "SELECT id FROM intake WHERE dead_at IS NOT NULL AND id > ? ORDER BY id LIMIT ?",
+        (cursor, chunk),
+    ).fetchall()
+    if not rows:
+        return PruneStep(0, cursor, True)
+    last = int(rows[-1][0])
+    deleted = conn.execute(
+        "DELETE FROM intake WHERE id > ? AND id <= ? AND dead_at IS NOT NULL"
+        " AND processed_at IS NULL AND dead_at < ?",
+        (cursor, last, cutoff),
+    ).rowcount
     return PruneStep(deleted, last, len(rows) < chunk)
 
 
