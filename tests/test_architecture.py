@@ -27,13 +27,20 @@ _PENDING: Mapping[tuple[str, str], str] = {
     ("router.rules.cli", "router.store"): "cli/",
     ("router.rules.diff", "router.store.incidents"): "authoring/",
     ("router.rules.explain", "router.planner"): "authoring/, one planner",
-    ("router.rules.testrun", "router.planner"): "authoring/, one planner",
+    ("router.rules.rehearsal", "router.store.sqlite"): "authoring/ (rule test rehearsal)",
+    ("router.rules.rehearsal", "router.workers.intake"): "authoring/ (rule test rehearsal)",
+    ("router.rules.rehearsal", "router.workers.scheduler"): "authoring/ (rule test rehearsal)",
     ("router.incidents.flush", "router.planner"): "one planner",
     ("router.rules.loader", "adapters.registry"): "rules/ imports no adapters",
     ("router.rules.ruleset", "router.incidents.view"): "what templates see, in rules/",
     ("router.rules.sms_policy", "router.incidents.view"): "what templates see, in rules/",
     ("router.rules.template_fields", "router.incidents.view"): "what templates see",
     ("router.rules.templates", "router.incidents.view"): "what templates see, in rules/",
+}
+#: Modules of rules/ that still import asyncio, each leaving rules/ with another part of
+#: the layout (the rule-test rehearsal runs the service's workers: it goes to authoring/).
+_PENDING_ASYNC: Mapping[str, str] = {
+    "router.rules.rehearsal": "authoring/",
 }
 
 
@@ -194,6 +201,9 @@ def test_rules_and_incidents_are_pure() -> None:
                  and i.target.startswith(forbidden)]
     for module, path in _modules().items():
         if not module.startswith(("router.rules", "router.incidents")):
+            continue
+        if module in _PENDING_ASYNC:
+            assert "asyncio" in path.read_text(encoding="utf-8"), f"{module}: not pending"
             continue
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         for node in ast.walk(tree):
