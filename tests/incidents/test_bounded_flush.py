@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from router.clock import FakeClock
-from router.incidents.flush import FlushRules
+from router.incidents.flush import AudienceView, FlushRules
 from router.incidents.view import (
     MAX_LISTED_ALERTS,
     AlertList,
@@ -19,7 +19,6 @@ from router.incidents.view import (
     alert_view,
 )
 from router.models import Alert, Contact, Phase, RenderedMessage, RouteDecision
-from router.planner import AudienceView
 from router.rules import RuleSet
 from router.rules.incident_rules import IncidentRules
 from router.store import SqliteStore
