@@ -169,7 +169,7 @@ def _rendering_changed(rules: RuleSet) -> Iterator[None]:
     try:
         yield
     finally:
-        del rules.render  # type: ignore[attr-defined]
+        del rules.render
 
 
 async def test_rule_test_messages_equal_the_service_outbox(tmp_path: Path) -> None:
