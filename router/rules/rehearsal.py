@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 import structlog.testing
 
 from router.clock import FakeClock
+from router.errors import UserError
 from router.models import Alert, Delivery, IntakeRecord
 from router.rules.ruleset import RuleSet
 from router.store.sqlite import SqliteStore
@@ -118,5 +119,5 @@ async def _flush_until(store: SqliteStore, scheduler: Scheduler, clock: FakeCloc
             return
         if due > clock.now():
             clock.set(due)
-    raise RuntimeError(f"incident timers keep firing before {end.isoformat()}: more than "
-                       f"{_MAX_FLUSHES} flushes in one step")
+    raise UserError(f"incident timers keep firing before {end.isoformat()}: more than "
+                    f"{_MAX_FLUSHES} flushes in one step (shorten the step)")
