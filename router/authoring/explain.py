@@ -1,23 +1,27 @@
 """Explain how one alert is routed: the walk, the decisions, the rendered messages.
 
-Built on :meth:`RuleSet.explain` (the real evaluator with a tracer) and
-:meth:`RuleSet.render`, so what it shows is what the service does. The result is a
-JSON-ready dict (``--format json``) that :func:`format_text` turns into readable text.
+Built on :meth:`RuleSet.explain` (the real evaluator with a tracer) for the walk, and on
+a rehearsal through the service's pipeline (:mod:`router.authoring.rehearsal`: intake,
+incident engine, scheduler, :func:`router.incidents.flush.plan_flush`) for the messages:
+the first notice the alert sends ``group_wait`` after ``now``, and the notice its
+resolution sends. What it shows is what the service queues, byte for byte. The result
+is a JSON-ready dict (``--format json``) that :func:`format_text` turns into readable
+text.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from router.authoring.rehearsal import Step, rehearse, settle_s
 from router.fingerprint import fingerprint as alert_fingerprint
-from router.models import Alert, AlertStatus, Contact, Phase, RenderedMessage
-from router.planner import recipient_address
+from router.incidents.flush import recipient_address
+from router.models import Alert, Contact, Delivery, Phase, RenderedMessage
 from router.rules.quiet import QuietVerdict, quiet_verdict
 from router.rules.ruleset import RuleSet
-from router.rules.templates import RenderError
 from router.rules.tree import Trace
 from router.sms import analyse
 
@@ -99,6 +103,28 @@ def _address(contact: Contact, channel: str) -> str | None:
     return recipient_address(contact, channel)
 
 
+#: (route id, contact id, channel) → the rehearsed outbox rows, one per phase.
+_Sent = dict[tuple[str, str, str], dict[str, Delivery]]
+
+
+def _rehearsed(rules: RuleSet, alert: Alert, phases: tuple[Phase, ...]) -> _Sent:
+    """What the service queues for ``alert``: its first notice, then (with ``resolved`` in
+    ``phases``) the notice of its resolution, received once the first one is out."""
+    steps = [Step(alert.starts_at, (alert,))]
+    if "resolved" in phases:
+        resolve_at = alert.starts_at + timedelta(seconds=2 * settle_s(rules, [alert]))
+        steps.append(Step(resolve_at, (Alert(
+            labels=alert.labels, annotations=alert.annotations, status="resolved",
+            starts_at=alert.starts_at, ends_at=resolve_at, generator_url="",
+            fingerprint=alert.fingerprint),)))
+    sent: _Sent = {}
+    for window in rehearse(rules, steps):
+        for d in window:
+            if d.phase in phases or (d.phase == "summary" and "resolved" in phases):
+                sent.setdefault((d.route_id, d.contact_id, d.channel), {})[d.phase] = d
+    return sent
+
+
 def explain_alert(
     rules: RuleSet,
     labels: Mapping[str, str],
@@ -111,14 +137,19 @@ def explain_alert(
     traces, decisions = rules.explain(labels)
     starts_at = now or datetime.now(UTC)
     fp = alert_fingerprint(labels)
+    alert = Alert(labels=dict(labels), annotations=dict(annotations), status="firing",
+                  starts_at=starts_at, ends_at=None, generator_url="", fingerprint=fp)
+    sent = _rehearsed(rules, alert, phases) if decisions else {}
     routes: list[dict[str, Any]] = []
     for d in decisions:
         recipients: list[dict[str, Any]] = []
+        # The instant the first notice is planned: quiet hours are judged then.
+        first_at = starts_at + timedelta(seconds=d.policy.group_wait_s)
         for aud_name in d.audiences:
             audience = rules.audiences[aud_name]
             for contact in audience.contacts:
                 verdict = quiet_verdict(rules.incident, d.policy, d.severity, contact,
-                                        starts_at)
+                                        first_at)
                 entry: dict[str, Any] = {
                     "audience": aud_name,
                     "contact": contact.id,
@@ -137,20 +168,12 @@ def explain_alert(
                         continue
                     ch["held_until"] = _instant(verdict.held_until)
                     ch["messages"] = {}
-                    for phase in phases:
-                        status: AlertStatus = "resolved" if phase == "resolved" else "firing"
-                        alert = Alert(
-                            labels=dict(labels), annotations=dict(annotations), status=status,
-                            starts_at=starts_at,
-                            ends_at=starts_at if phase == "resolved" else None,
-                            generator_url="", fingerprint=fp,
-                        )
-                        try:
-                            msg = rules.render(d, alert, contact, channel, phase,
-                                               {"receiver": "tocsin-explain"})
-                            ch["messages"][phase] = message_doc(channel, msg)
-                        except RenderError as exc:
-                            ch["messages"][phase] = {"error": str(exc)}
+                    for phase, delivery in sent.get((d.route_id, contact.id,
+                                                     channel), {}).items():
+                        if delivery.status == "failed":
+                            ch["messages"][phase] = {"error": delivery.last_error or ""}
+                        else:
+                            ch["messages"][phase] = message_doc(channel, delivery.message)
                     entry["channels"].append(ch)
                 recipients.append(entry)
         routes.append({
@@ -220,6 +243,8 @@ def format_text(doc: Mapping[str, Any]) -> str:
                 held = ch.get("held_until")
                 out.append(f"      {ch['channel']} to {ch['address']}"
                            + (f" (held until {held}):" if held else ":"))
+                if not ch["messages"]:
+                    out.append("        (no message: the route sends nothing now)")
                 for phase, msg in ch["messages"].items():
                     if "error" in msg:
                         out.append(f"        [{phase}] RENDER ERROR: {msg['error']}")

@@ -1,7 +1,11 @@
 """Rule test files (``rules/tests/*.yaml``): their strict shape and how they are found.
 
 A test file lists cases; each case gives one alert (labels, annotations, status), an
-optional clock time and recipient time zone, and what the rule set must do with it.
+optional clock time and recipient time zone, and what the rule set must do with it: the
+first notice of a firing alert, the resolved notice of a resolved one. A case may
+instead describe a short incident life: ``alerts`` received at the case's time, then
+``steps`` at offsets from it (alerts joining, resolving, a follow-up falling due), each
+with what it must send (:mod:`router.authoring.rehearsal` runs it through the service).
 The file is read with positions (:mod:`router.yamlsrc`) so that a failing
 expectation, or a mistake in the test file itself, points at its line. See
 docs/rules.md, "Rule test files".
@@ -13,11 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from router.errors import Problem
+from router.rules.durations import Duration
 from router.rules.problems import validation_problems
 from router.rules.time_intervals import check_timezone
 from router.strict import Strict
@@ -30,6 +35,7 @@ __all__ = [
     "CaseModel",
     "ExpectModel",
     "MessageExpect",
+    "StepModel",
     "TestFile",
     "TestFileModel",
     "find_test_files",
@@ -87,6 +93,9 @@ class MessageExpect(Strict):
     recipient: str | None = None
     channel: str | None = None
     locale: str | None = None
+    #: Only the messages of this phase (first notice ``firing``, ``update``,
+    #: ``follow_up``, ``resolved``, ``summary``).
+    phase: Literal["firing", "update", "follow_up", "resolved", "summary"] | None = None
     subject: str | None = None
     text: str | None = None
     html: str | None = None
@@ -120,14 +129,35 @@ class ExpectModel(Strict):
         return v
 
 
+class StepModel(Strict):
+    """One moment of an incident life: ``at`` after the case's time, alerts join
+    (``alerts``) or resolve (``resolve``: indexes into the case's alerts, then the
+    alerts the earlier steps added); ``expect`` covers what is sent from ``at`` until
+    the next step (the last step: until what it changed is notified)."""
+
+    at: Duration
+    alerts: list[AlertSpec] = Field(default_factory=list)
+    resolve: list[int] = Field(default_factory=list)
+    expect: ExpectModel = Field(default_factory=lambda: ExpectModel())
+
+    @field_validator("at")
+    @classmethod
+    def _offset(cls, v: float) -> float:
+        if v < 0:
+            raise ValueError("a step's 'at' is an offset after the case's time (0s or more)")
+        return v
+
+
 class CaseModel(Strict):
-    """One test case."""
+    """One test case: ``alert`` and ``expect``, or ``alerts`` and ``steps``."""
 
     name: str = Field(min_length=1)
-    alert: AlertSpec
+    alert: AlertSpec | None = None
+    alerts: list[AlertSpec] | None = Field(default=None, min_length=1)
     at: str | None = None
     timezone: str | None = None
-    expect: ExpectModel
+    expect: ExpectModel | None = None
+    steps: list[StepModel] | None = Field(default=None, min_length=1)
 
     @field_validator("at")
     @classmethod
@@ -140,6 +170,33 @@ class CaseModel(Strict):
     @classmethod
     def _tz(cls, v: str | None) -> str | None:
         return None if v is None else check_timezone(v)
+
+    @model_validator(mode="after")
+    def _shape(self) -> Self:
+        if (self.alert is None) == (self.alerts is None):
+            raise ValueError("a case gives either 'alert' (one alert) or 'alerts' (a list)")
+        if (self.expect is None) == (self.steps is None):
+            raise ValueError("a case gives either 'expect' (the first notice) or 'steps' "
+                             "(an incident life)")
+        if self.steps is not None:
+            known = len(self.alerts or [self.alert])
+            last = 0.0
+            for k, step in enumerate(self.steps):
+                if step.at < last:
+                    raise ValueError(f"steps[{k}].at comes before the step above it: steps "
+                                     "are in time order")
+                last = step.at
+                for i in step.resolve:
+                    if not 0 <= i < known:
+                        raise ValueError(f"steps[{k}].resolve: no alert {i} (the case has "
+                                         f"{known} alert(s) so far, numbered from 0)")
+                known += len(step.alerts)
+        return self
+
+    @property
+    def alert_specs(self) -> list[AlertSpec]:
+        """The case's alerts (``alert`` is a list of one)."""
+        return list(self.alerts) if self.alerts is not None else [self.alert]  # type: ignore[list-item]
 
 
 class TestFileModel(Strict):

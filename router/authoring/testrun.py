@@ -1,29 +1,36 @@
-"""Run rule test files: evaluate and plan each case with the real code, compare, report.
+"""Run rule test files: rehearse each case through the service's pipeline, compare, report.
 
-Each case goes through :meth:`RuleSet.evaluate` and the service's own planner
-(:func:`router.planner.plan`), so "channels per recipient" and the rendered messages are
-exactly what the service would queue. Output reads like a test runner: one line per
-case, a positioned explanation (with a diff for texts) per failed expectation, and the
-summary line ``N passed, M failed``.
+Each case is rehearsed by :mod:`router.authoring.rehearsal`: its alerts go through the
+service's intake, incident engine and scheduler on a fake clock, and the expectations
+are checked against the outbox rows the service writes, planned by
+:func:`router.incidents.flush.plan_flush` (the one planner). So "channels per
+recipient" and the rendered messages are exactly what the service would queue: the
+first notice of a firing alert (``group_wait`` after the case's time), the resolved
+notice of a resolved one, or each phase of an incident life given as ``steps``.
+
+Output reads like a test runner: one line per case, a positioned explanation (with a
+diff for texts) per failed expectation, and the summary line ``N passed, M failed``.
 """
 
 from __future__ import annotations
 
+import copy
 import difflib
 import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
-import structlog.testing
-
+from router.authoring.rehearsal import Step, rehearse, settle_s
 from router.authoring.testfile import (
     DEFAULT_AT,
     MESSAGE_FIELDS,
+    AlertSpec,
     CaseModel,
+    ExpectModel,
     MessageExpect,
     TestFile,
     load_test_file,
@@ -31,16 +38,16 @@ from router.authoring.testfile import (
 )
 from router.errors import Problem, RuleError
 from router.fingerprint import fingerprint as alert_fingerprint
-from router.models import Alert, Contact, IntakeRecord, NewDelivery, Phase, RenderedMessage
+from router.models import Alert, Delivery
 from router.models import RouteDecision as Decision
 from router.rules.loader import load_rules
 from router.rules.problems import did_you_mean, format_problem
 from router.rules.quiet import QuietVerdict, format_local, quiet_verdict
-from router.rules.ruleset import Audience, RuleSet
+from router.rules.ruleset import RuleSet
 from router.sms import analyse
 from router.yamlsrc import Path_
 
-__all__ = ["CaseResult", "Failure", "run_case", "run_test_files"]
+__all__ = ["CaseResult", "Failure", "case_deliveries", "run_case", "run_test_files"]
 
 #: Where an expectation's field is in the rendered message (push title/body).
 _SLOT = {"subject": "subject", "text": "text", "html": "html", "title": "subject",
@@ -79,33 +86,79 @@ class CaseResult:
         return not self.failures
 
 
-class _TzRules:
-    """A rule-set view whose contacts all live in one time zone (a case's ``timezone``)."""
-
-    def __init__(self, rules: RuleSet, timezone: str) -> None:
-        self._rules = rules
-        self.audiences: Mapping[str, Audience] = {
-            name: replace(a, contacts=tuple(replace(c, timezone=timezone) for c in a.contacts))
-            for name, a in rules.audiences.items()
-        }
-
-    def render(self, decision: Decision, alert: Alert, contact: Contact, channel: str,
-               phase: Phase, meta: Mapping[str, str]) -> RenderedMessage:
-        return self._rules.render(decision, alert, contact, channel, phase, meta)
+def _in_timezone(rules: RuleSet, timezone: str) -> RuleSet:
+    """``rules`` with every contact living in ``timezone`` (a case's ``timezone``)."""
+    clone = copy.copy(rules)
+    clone.audiences = {
+        name: replace(a, contacts=tuple(replace(c, timezone=timezone) for c in a.contacts))
+        for name, a in rules.audiences.items()
+    }
+    return clone
 
 
-def _alert(case: CaseModel) -> tuple[Alert, datetime]:
-    at = parse_time(case.at) if case.at else DEFAULT_AT
-    spec = case.alert
+def _alert(spec: AlertSpec, at: datetime) -> Alert:
+    """The alert of ``spec`` as received at ``at`` (its default ``startsAt``)."""
     starts = parse_time(spec.starts_at) if spec.starts_at else at
     ends: datetime | None = parse_time(spec.ends_at) if spec.ends_at else None
     if spec.status == "resolved" and ends is None:
         ends = at
-    alert = Alert(labels=dict(spec.labels), annotations=dict(spec.annotations),
-                  status=spec.status, starts_at=starts, ends_at=ends,
-                  generator_url=spec.generator_url,
-                  fingerprint=alert_fingerprint(spec.labels))
-    return alert, at
+    return Alert(labels=dict(spec.labels), annotations=dict(spec.annotations),
+                 status=spec.status, starts_at=starts, ends_at=ends,
+                 generator_url=spec.generator_url,
+                 fingerprint=alert_fingerprint(spec.labels))
+
+
+def _resolved(alert: Alert, at: datetime) -> Alert:
+    return replace(alert, status="resolved", ends_at=at)
+
+
+@dataclass(frozen=True, slots=True)
+class _Check:
+    """One ``expect`` of a case, where it is in the file, and the step it covers."""
+
+    base: Path_
+    expect: ExpectModel
+    step: int
+    alerts: tuple[Alert, ...]  # every alert received up to that step
+
+
+def _life(case: CaseModel, rules: RuleSet) -> tuple[list[Step], list[_Check]]:
+    """The steps of the rehearsal of ``case`` and its expectations."""
+    at = parse_time(case.at) if case.at else DEFAULT_AT
+    received = [_alert(spec, at) for spec in case.alert_specs]
+    if case.steps is None:
+        assert case.expect is not None  # the model gives one or the other
+        firing = [a for a in received if a.status == "firing"]
+        resolved = [a for a in received if a.status == "resolved"]
+        if not resolved:  # the first notice
+            return [Step(at, tuple(firing))], [_Check(("expect",), case.expect, 0,
+                                                      tuple(received))]
+        # The resolved notice: the alert fired first (when it started, or long enough
+        # before ``at`` for its first notice to go out), then resolves at ``at``.
+        wait = timedelta(seconds=settle_s(rules, resolved) * 2)
+        fire_at = min([a.starts_at for a in resolved] + [at - wait])
+        before = firing + [replace(a, status="firing", ends_at=None) for a in resolved]
+        return ([Step(fire_at, tuple(before)), Step(at, tuple(received))],
+                [_Check(("expect",), case.expect, 1, tuple(received))])
+    steps: list[Step] = []
+    checks: list[_Check] = []
+    known = list(received)
+    if case.steps[0].at > 0:
+        steps.append(Step(at, tuple(received)))
+    for k, model in enumerate(case.steps):
+        when = at + timedelta(seconds=model.at)
+        changes: list[Alert] = []
+        for i in model.resolve:
+            known[i] = _resolved(known[i], when)
+            changes.append(known[i])
+        joined = [_alert(spec, when) for spec in model.alerts]
+        known.extend(joined)
+        if k == 0 and model.at == 0:
+            changes = received + changes
+        steps.append(Step(when, tuple(changes + joined)))
+        checks.append(_Check(("steps", k, "expect"), model.expect, len(steps) - 1,
+                             tuple(known)))
+    return steps, checks
 
 
 def _show(value: Any) -> str:
@@ -120,11 +173,11 @@ def _text_diff(expected: str, actual: str) -> str:
 
 
 class _Checker:
-    """Collects failures for one case, positioned via the test file's marks."""
+    """Collects failures for one expectation, positioned via the test file's marks."""
 
-    def __init__(self, tf: TestFile, index: int, result: CaseResult) -> None:
+    def __init__(self, tf: TestFile, base: Path_, result: CaseResult) -> None:
         self.tf = tf
-        self.base: Path_ = ("cases", index, "expect")
+        self.base = base
         self.result = result
 
     def fail(self, path: Path_, what: str, detail: str = "", *, key: bool = True) -> None:
@@ -159,25 +212,40 @@ def _check_route_refs(check: _Checker, refs: Sequence[str], rules: RuleSet) -> N
         check.fail(("routes", i), f"no route is called '{ref}'{hint}", key=False)
 
 
+def case_deliveries(tf: TestFile, index: int, rules: RuleSet) -> list[list[Delivery]]:
+    """The outbox rows the service writes for case ``index``, per rehearsal step."""
+    case = tf.model.cases[index]
+    view = _in_timezone(rules, case.timezone) if case.timezone else rules
+    steps, _checks = _life(case, view)
+    return rehearse(view, steps)
+
+
 def run_case(tf: TestFile, index: int, rules: RuleSet) -> CaseResult:
-    """Evaluate, plan and check one case of ``tf`` against ``rules``."""
+    """Rehearse one case of ``tf`` through the service's pipeline and check it."""
     case = tf.model.cases[index]
     line = tf.src.mark(("cases", index)).line
     result = CaseResult(case.name, line)
-    check = _Checker(tf, index, result)
-    alert, at = _alert(case)
-    decisions = rules.evaluate(alert.labels)
-    view: Any = _TzRules(rules, case.timezone) if case.timezone else rules
-    from router.planner import plan  # the service's planner (it imports router.rules)
+    view = _in_timezone(rules, case.timezone) if case.timezone else rules
+    steps, checks = _life(case, view)
+    windows = rehearse(view, steps)
+    for item in checks:
+        check = _Checker(tf, ("cases", index, *item.base), result)
+        _check_expect(check, item.expect, view, item.alerts, windows[item.step])
+    return result
 
-    record = IntakeRecord(source="rules-test", received_at=at, alert=alert,
-                          meta={"receiver": "tocsin-rules-test"})
-    # The planner logs unreachable contacts as warnings; a test run reports through its
-    # own expectations (channels per recipient), so keep its output clean.
-    with structlog.testing.capture_logs():
-        deliveries = plan(record, decisions, view)
-    exp = case.expect
 
+def _decisions(rules: RuleSet, alerts: Sequence[Alert]) -> list[Decision]:
+    """The routes the alerts match, in order, each once."""
+    out: dict[str, Decision] = {}
+    for alert in alerts:
+        for d in rules.evaluate(alert.labels):
+            out.setdefault(d.route_id, d)
+    return list(out.values())
+
+
+def _check_expect(check: _Checker, exp: ExpectModel, rules: RuleSet,
+                  alerts: Sequence[Alert], deliveries: Sequence[Delivery]) -> None:
+    decisions = _decisions(rules, alerts)
     if exp.routes is not None:
         _check_route_refs(check, exp.routes, rules)
         labels = [_route_label(d) for d in decisions]
@@ -207,33 +275,35 @@ def run_case(tf: TestFile, index: int, rules: RuleSet) -> CaseResult:
     for j, mexp in enumerate(exp.messages or []):
         _check_messages(check, ("messages", j), mexp, deliveries)
     if exp.quiet_hours_hold is not None or exp.held_until is not None:
-        verdicts = _quiet_verdicts(rules, view.audiences, decisions, deliveries, at)
+        verdicts = _quiet_verdicts(rules, decisions, deliveries)
         _check_quiet(check, exp.quiet_hours_hold, exp.held_until, verdicts)
     for dl in deliveries:
-        if dl.failed_reason:
+        if dl.status == "failed":
             check.fail((), f"message to {dl.contact_id} on {dl.channel} failed to render",
-                       dl.failed_reason)
-    return result
+                       dl.last_error or "")
 
 
 #: (contact id, route label) → the quiet-hours verdict of the notices planned for it.
 _Verdicts = dict[tuple[str, str], QuietVerdict]
 
 
-def _quiet_verdicts(rules: RuleSet, audiences: Mapping[str, Audience],
-                    decisions: Sequence[Decision], deliveries: Sequence[NewDelivery],
-                    at: datetime) -> _Verdicts:
-    """The verdict for every recipient that has a message, with the engine's function."""
+def _quiet_verdicts(rules: RuleSet, decisions: Sequence[Decision],
+                    deliveries: Sequence[Delivery]) -> _Verdicts:
+    """The verdict for every recipient that has a message, with the engine's function,
+    at the instant the scheduler planned the message."""
     by_route = {d.route_id: d for d in decisions}
     out: _Verdicts = {}
     for dl in deliveries:
-        decision = by_route[dl.route_id]
-        key = (dl.contact_id, _route_label(decision))
-        if key in out:
+        decision = by_route.get(dl.route_id)
+        audience = rules.audiences.get(dl.audience)
+        if decision is None or audience is None:
             continue
-        contact = next(c for c in audiences[dl.audience].contacts if c.id == dl.contact_id)
+        key = (dl.contact_id, _route_label(decision))
+        contact = next((c for c in audience.contacts if c.id == dl.contact_id), None)
+        if key in out or contact is None:
+            continue
         out[key] = quiet_verdict(rules.incident, decision.policy, decision.severity, contact,
-                                 at)
+                                 dl.created_at)
     return out
 
 
@@ -286,9 +356,11 @@ def _check_held_until(check: _Checker, path: Path_, who: str, expected: datetime
                    f"actual:   {_when(actual, verdict.timezone)}")
 
 
-def _select(mexp: MessageExpect, deliveries: Sequence[NewDelivery]) -> list[NewDelivery]:
+def _select(mexp: MessageExpect, deliveries: Sequence[Delivery]) -> list[Delivery]:
     out = []
     for dl in deliveries:
+        if mexp.phase is not None and dl.phase != mexp.phase:
+            continue
         if mexp.recipient is not None and dl.contact_id != mexp.recipient:
             continue
         if mexp.channel is not None and dl.channel != mexp.channel:
@@ -300,19 +372,21 @@ def _select(mexp: MessageExpect, deliveries: Sequence[NewDelivery]) -> list[NewD
 
 
 def _check_messages(check: _Checker, path: Path_, mexp: MessageExpect,
-                    deliveries: Sequence[NewDelivery]) -> None:
+                    deliveries: Sequence[Delivery]) -> None:
     selected = _select(mexp, deliveries)
     if not selected:
         wanted = ", ".join(f"{k}={v}" for k, v in (("recipient", mexp.recipient),
                                                     ("channel", mexp.channel),
-                                                    ("locale", mexp.locale)) if v)
-        have = ", ".join(sorted({f"{d.contact_id}/{d.channel}/{d.locale}" for d in deliveries}))
+                                                    ("locale", mexp.locale),
+                                                    ("phase", mexp.phase)) if v)
+        have = ", ".join(sorted({f"{d.contact_id}/{d.channel}/{d.locale}/{d.phase}"
+                                 for d in deliveries}))
         check.fail(path, f"no message for {wanted or 'any recipient'}",
-                   f"messages planned (recipient/channel/locale): {have or 'none'}")
+                   f"messages planned (recipient/channel/locale/phase): {have or 'none'}")
         return
     for dl in selected:
-        if dl.failed_reason:
-            continue  # reported once per case
+        if dl.status == "failed":
+            continue  # reported once per expectation
         who = f"{dl.contact_id} on {dl.channel}"
         msg = dl.message
         if mexp.sms_segments is not None:

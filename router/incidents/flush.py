@@ -1,6 +1,9 @@
 """The notices of one incident at one instant: a pure function of its state and the rules.
 
-:func:`plan_flush` is what the scheduler runs when an incident's timer fires. For every
+:func:`plan_flush` is THE planner: the scheduler runs it when an incident's timer fires,
+and ``tocsin rules test`` (files and ``--labels``) runs the same scheduler on a fake
+clock (:mod:`router.authoring.rehearsal`), so a rule test sees the template context,
+idempotency keys (:func:`notice_key`) and render-failure handling the service uses. For every
 recipient (the contacts of the route's audiences, plus anyone told before) it asks the
 dedup decision (:func:`router.incidents.dedup.needs_notice`) whether a notice is due,
 picks the phase, applies quiet hours (hold until the window ends, never drop; a newer
@@ -17,7 +20,7 @@ over, the same way.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -36,13 +39,13 @@ from router.incidents.state import (
 )
 from router.masking import mask_address
 from router.models import Alert, Contact, NewDelivery, Phase, RenderedMessage, RouteDecision
-from router.planner import AudienceView, recipient_address
 from router.rules import RenderError
 from router.rules.incident_rules import IncidentRules
 from router.rules.quiet import quiet_until, quiet_verdict
 from router.rules.view import AlertList, IncidentView, StormItem, incident_view
 
 __all__ = [
+    "AudienceView",
     "FlushResult",
     "FlushRules",
     "PlannedNotice",
@@ -54,9 +57,34 @@ __all__ = [
     "plan_flush",
     "plan_storm",
     "quiet_until",
+    "recipient_address",
 ]
 
 _log = structlog.get_logger(__name__)
+
+
+class AudienceView(Protocol):
+    """What the planner needs of an audience."""
+
+    @property
+    def contacts(self) -> Sequence[Contact]: ...
+
+
+#: How to address a contact on each channel (None: the contact has no such address).
+_ADDRESS_OF: Mapping[str, Callable[[Contact], str | None]] = {
+    "email": lambda contact: contact.email,
+    "sms": lambda contact: contact.phone,  # E.164, normalised at load
+    "topic": lambda contact: contact.topic,  # an SNS topic ARN
+    # Web Push goes to every browser subscription of the contact (looked up at send
+    # time); a topic is not a person and has no browser.
+    "push": lambda contact: contact.id if contact.topic is None else None,
+}
+
+
+def recipient_address(contact: Contact, channel: str) -> str | None:
+    """The contact's address on ``channel``, or None if it cannot receive it."""
+    address_of = _ADDRESS_OF.get(channel)
+    return None if address_of is None else address_of(contact)
 
 
 class FlushRules(Protocol):
@@ -284,6 +312,12 @@ def _plan_recipients(
     storm_recent: Mapping[str, int],
 ) -> None:
     counts: dict[tuple[str, str, bool], int] = {}
+    # (channel, address) → the recipient whose notices use it: a person in two audiences
+    # of the route (or two contacts sharing an address) is told once.
+    taken: dict[tuple[str, str], tuple[str, str]] = {}
+    for key, log in sorted(logs.items()):
+        for channel, address, _locale in log.channels:
+            taken.setdefault((channel, address), key)
     for rcpt in _recipients(incident, rules, logs):
         # One recipient's failure (a bug, a value out of range) is theirs alone: it becomes
         # a dead letter with the reason and the other recipients are planned as usual.
@@ -292,7 +326,8 @@ def _plan_recipients(
                 result.first_notice_at)
         try:
             _plan_recipient(incident, rules, rcpt, firing, resolved, base_view,
-                            representative, follow_now, now, result, storm_recent, counts)
+                            representative, follow_now, now, result, storm_recent, counts,
+                            taken)
         except Exception as exc:  # noqa: BLE001 - recorded on the incident, counted, logged
             (n_notices, n_logs, n_cancel, n_counted, n_folded, n_failures,
              result.first_notice_at) = mark
@@ -311,7 +346,7 @@ def _plan_recipient(
     incident: Incident, rules: FlushRules, rcpt: _Recipient, firing: frozenset[str],
     resolved: frozenset[str], base_view: IncidentView, representative: Alert,
     follow_now: bool, now: datetime, result: FlushResult, storm_recent: Mapping[str, int],
-    counts: dict[tuple[str, str, bool], int],
+    counts: dict[tuple[str, str, bool], int], taken: dict[tuple[str, str], tuple[str, str]],
 ) -> None:
     """Plan one recipient's notice (see :func:`_plan_recipients`)."""
     decision = incident.decision
@@ -361,7 +396,9 @@ def _plan_recipient(
     # and rule tests.
     held_until = quiet_verdict(rules.incident, policy, decision.severity, rcpt.contact,
                                now).held_until
-    channels = (_first_channels(rcpt.contact, decision)
+    me = (rcpt.audience, rcpt.contact.id)
+    channels = (tuple(c for c in _first_channels(rcpt.contact, decision)
+                      if taken.setdefault((c[0], c[1]), me) == me)
                 if phase == "firing" or log is None or not log.channels else log.channels)
     if not channels:
         return

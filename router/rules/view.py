@@ -1,8 +1,9 @@
 """What templates see of an incident (``incident`` and ``storm`` in the template context).
 
 Built from an incident's alerts by :func:`incident_view`; when a template is rendered
-for a single alert (``tocsin rules test``, previews), :func:`single_alert_view` makes a
-one-alert incident so every template renders the same way everywhere.
+outside an incident (storm summaries, the sample render of ``tocsin rules check``),
+:func:`single_alert_view` makes a one-alert incident so every template renders. Rule
+tests and ``--labels`` never use it: they render through the incident engine.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ Once at start and then every ``retention.interval_s``, it deletes routed intake 
 dead-lettered intake rows, ended deliveries and resolved incidents older than their
 configured age (see :mod:`router.store.sqlite.retention` for exactly what each covers),
 in bounded steps with a pause between them so ingest and dispatch keep the writer. An
-age of ``0`` keeps that history forever. Freed pages are reused by SQLite; the file itself does not shrink
-(run ``VACUUM`` offline for that).
+age of ``0`` keeps that history forever. Freed pages are reused by SQLite; the file
+itself does not shrink (run ``VACUUM`` offline for that).
 """
 
 from __future__ import annotations

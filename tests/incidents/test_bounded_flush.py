@@ -10,9 +10,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from router.clock import FakeClock
-from router.incidents.flush import FlushRules
+from router.incidents.flush import AudienceView, FlushRules
 from router.models import Alert, Contact, Phase, RenderedMessage, RouteDecision
-from router.planner import AudienceView
 from router.rules import RuleSet
 from router.rules.incident_rules import IncidentRules
 from router.rules.view import (

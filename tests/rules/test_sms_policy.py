@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from adapters.sns import SnsClient, SnsSettings, SnsSmsChannel
+from router.authoring.rehearsal import Step, rehearse, rehearse_async
 from router.cli.rules import check_command
-from router.models import Alert, IntakeRecord, NewDelivery, OutboundMessage
-from router.planner import plan
+from router.models import Alert, Delivery, OutboundMessage
 from router.rules import RuleSet, load_rules
 from router.sms import SmsPolicy, analyse
 from tests.adapters.sns_services import REGION, MotoServer, moto_server
@@ -57,12 +57,13 @@ def rules(tmp_path: Path) -> RuleSet:
     return load_rules([tmp_path])
 
 
-def _plan(rules: RuleSet, template: str, summary: str = LONG) -> list[NewDelivery]:
+def _plan(rules: RuleSet, template: str, summary: str = LONG) -> list[Delivery]:
+    """The outbox rows of the alert's first notice (the service's planner)."""
     labels = {"alertname": "PaymentsDown", "t": template}
     alert = Alert(labels=labels, annotations={"summary": summary}, status="firing",
                   starts_at=AT, ends_at=None, generator_url="", fingerprint="f" * 16)
-    record = IntakeRecord(source="test", received_at=AT, alert=alert)
-    return plan(record, rules.evaluate(labels), rules)
+    [first] = rehearse(rules, [Step(AT, (alert,))])
+    return first
 
 
 def test_template_budget_truncates_when_rendered(rules: RuleSet) -> None:
@@ -89,15 +90,15 @@ def test_template_transliterates(rules: RuleSet) -> None:
 
 def test_overflow_fail_fails_the_delivery_permanently(rules: RuleSet) -> None:
     """overflow: fail at run time: the SMS is recorded failed with the reason; its email
-    fallback is planned with it (the store sends it because the SMS failed)."""
-    [sms] = _plan(rules, "strict")
-    assert sms.failed_reason is not None
+    fallback is queued with it (the store sends it because the SMS failed)."""
+    sms, fallback = _plan(rules, "strict")
+    assert sms.channel == "sms" and sms.status == "failed" and sms.last_error is not None
     assert ("the SMS of template 'strict' (en) needs 3 parts (GSM-7, 337 units) but its "
-            "sms_policy allows at most 1 (overflow: fail)") in sms.failed_reason
-    assert sms.fallback is not None and sms.fallback.channel == "email"
-    assert sms.fallback.failed_reason is None
+            "sms_policy allows at most 1 (overflow: fail)") in sms.last_error
+    assert fallback.channel == "email" and fallback.fallback_of == sms.id
+    assert fallback.status == "pending" and fallback.last_error is None
     [ok] = _plan(rules, "strict", "paiements en panne")
-    assert ok.failed_reason is None and ok.message.text == "PaymentsDown: paiements en panne\n"
+    assert ok.last_error is None and ok.message.text == "PaymentsDown: paiements en panne\n"
 
 
 def test_rule_check_fails_on_an_overflowing_template(tmp_path: Path) -> None:
@@ -136,7 +137,10 @@ async def test_sns_receives_template_budget_or_channel_default(rules: RuleSet,
     channel = SnsSmsChannel(SnsClient(settings))
     try:
         for i, template in enumerate(("one-part", "plain"), start=1):
-            [dl] = _plan(rules, template)
+            labels = {"alertname": "PaymentsDown", "t": template}
+            alert = Alert(labels=labels, annotations={"summary": LONG}, status="firing",
+                          starts_at=AT, ends_at=None, generator_url="", fingerprint="f" * 16)
+            [[dl]] = await rehearse_async(rules, [Step(AT, (alert,))])
             await channel.send(OutboundMessage(
                 delivery_id=i, idempotency_key=dl.idempotency_key, channel="sms",
                 recipient=dl.recipient, severity=dl.severity, locale=dl.locale,
