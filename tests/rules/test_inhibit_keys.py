@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from router.matchers import parse_matcher
 
 from router.rules.inhibit import (
     InhibitRule,
@@ -14,6 +13,7 @@ from router.rules.inhibit import (
     source_keys,
     target_keys,
 )
+from router.rules.matchers import parse_matcher
 
 RULES = [
     InhibitRule.build([parse_matcher('alertname="Down"')], [parse_matcher('alertname="Slow"')],
