@@ -54,8 +54,8 @@ DEFAULT_CACHE_BYTES: Final = 64 * 1024 * 1024
 #: The share of the total each cache gets (they add up to 1).
 _SHARES: Final[Mapping[str, float]] = {
     "fingerprints": 0.25,  # adapters/alertmanager.py: label set → fingerprint
-    "routes": 0.5,  # router/intake.py: label set → routing verdict
-    "intake": 0.25,  # router/store/sqlite.py: accepted records awaiting routing
+    "routes": 0.5,  # router/workers/intake.py: label set → routing verdict
+    "intake": 0.25,  # router/store/sqlite/store.py: accepted records awaiting routing
 }
 
 _total = DEFAULT_CACHE_BYTES

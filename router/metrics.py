@@ -259,7 +259,7 @@ PIPELINE_ITEM_FAILURES = Counter(
     registry=REGISTRY,
 )
 
-# -- retention (router/retention.py) ----------------------------------------------------
+# -- retention (router/workers/retention.py) ----------------------------------------------
 RETENTION_DELETED = Counter(
     "tocsin_retention_deleted_rows",
     "Rows deleted by retention, by kind (intake, dead_intake, deliveries, incidents).",
