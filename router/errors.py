@@ -4,7 +4,10 @@ Every exception Tocsin raises on purpose is a :class:`TocsinError`. User errors 
 rule file, a bad payload or request, a bad config: fix the input and try again) are
 separate from delivery errors (a channel refused or failed), broker errors (Kafka did not
 acknowledge), store errors and internal errors (a broken invariant: a bug in Tocsin).
-Anything else that escapes is a bug or a failure of the environment (OSError, sqlite3.Error).
+A store never lets its database driver's exceptions out: what the database cannot do
+now (disk, lock, a damaged file) is a StoreUnavailable, with the driver's error as its
+``__cause__``. Anything else that escapes is a bug or a failure of the environment
+(OSError).
 The tree::
 
     TocsinError
@@ -33,6 +36,7 @@ The tree::
     │   └── DeadLetterError          writing a dead letter
     ├── StoreError                   the state store cannot do what was asked
     │   ├── StoreClosedError         it is not started, or already closed
+    │   ├── StoreUnavailable         the database cannot be reached or written now
     │   └── ConflictError            a guarded update lost a race (stale version)
     └── InternalError                a broken invariant: a bug in Tocsin
 
@@ -72,6 +76,7 @@ __all__ = [
     "RuleError",
     "StoreClosedError",
     "StoreError",
+    "StoreUnavailable",
     "SubscriptionError",
     "TemplateCompileError",
     "TocsinError",
@@ -317,6 +322,13 @@ class StoreClosedError(StoreError, RuntimeError):
     """The store is not started, or already closed: nothing will run the job.
 
     Also a ``RuntimeError``, as asyncio's own "closed" errors are.
+    """
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be reached or written now (disk, lock, a damaged file): retry later.
+
+    The driver's own error is the ``__cause__``; nothing of the batch was committed.
     """
 
 

@@ -229,7 +229,7 @@ class OpenIncident:
 def open_incidents(state_path: str, new: RuleSet,
                    changes: Sequence[IdentityChange]) -> list[OpenIncident]:
     """The open incidents of the database at ``state_path`` (read only) whose route
-    identity is not one of NEW's. Raises sqlite3.Error when it cannot be read."""
+    identity is not one of NEW's. Raises StoreError when it cannot be read."""
     from router.store.sqlite.tools import read_open_incidents  # the CLI's only store read
 
     fate = {c.old: f"renamed to {c.new}" if c.new else "removed" for c in changes}

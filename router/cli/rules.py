@@ -273,7 +273,6 @@ def diff_command(old: str, new: str, alerts_file: str | None, fmt: Literal["text
     0 when both rule sets load (whether or not something changed), 1 when a rule set, the
     alerts file or the state database is invalid.
     """
-    import sqlite3
     from dataclasses import asdict
 
     from router.authoring.diff import (
@@ -284,7 +283,7 @@ def diff_command(old: str, new: str, alerts_file: str | None, fmt: Literal["text
         read_alerts,
         route_identity_changes,
     )
-    from router.errors import ConfigError
+    from router.errors import ConfigError, StoreError
     from router.store import sqlite_url
 
     sets: list[RuleSet] = []
@@ -303,7 +302,7 @@ def diff_command(old: str, new: str, alerts_file: str | None, fmt: Literal["text
             if not Path(path).is_file():
                 raise ConfigError(f"no state database at {path}")
             incidents = open_incidents(path, sets[1], changes)
-        except (ConfigError, sqlite3.Error) as exc:
+        except (ConfigError, StoreError) as exc:
             out.write(f"cannot read the open incidents of {state_url}: {exc}\n")
             return EXIT_FAILURE
     extra: dict[str, object] = {"route_identity_changes": [asdict(c) for c in changes]}

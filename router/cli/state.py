@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import TextIO
 
 from router.cli.base import EXIT_FAILURE, EXIT_OK, Commands, command, group
 from router.config import ServiceConfig
-from router.errors import ConfigError
+from router.errors import ConfigError, StoreError
 from router.store import sqlite_url
 from router.store.sqlite.tools import backup_database
 
@@ -55,7 +54,7 @@ def backup_command(config: ServiceConfig, dest: Path, *, force: bool, out: TextI
         version = backup_database(source, tmp, busy_timeout_s=BUSY_TIMEOUT_S)
         os.replace(tmp, dest)
         _fsync_dir(dest.parent)
-    except (sqlite3.Error, OSError) as exc:
+    except (StoreError, OSError) as exc:
         tmp.unlink(missing_ok=True)
         err.write(f"tocsin state backup: {exc}\n")
         return EXIT_FAILURE

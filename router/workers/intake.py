@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
@@ -32,6 +31,7 @@ import structlog
 
 from router.bytecache import ENTRY_OVERHEAD, ByteLRU, labels_bytes
 from router.clock import Clock
+from router.errors import StoreUnavailable
 from router.incidents.engine import AlertEvent, sender_of
 from router.incidents.flush import FlushRules, failure_reason
 from router.incidents.grouping import group_key, group_labels
@@ -108,7 +108,7 @@ class RoutingRules(FlushRules, Protocol):
 
 
 #: Commit failures of the store itself, not of a row: the batch is retried as it is.
-_TRANSIENT = (sqlite3.OperationalError, IncidentConflict)
+_TRANSIENT = (StoreUnavailable, IncidentConflict)
 
 
 class IntakeProcessor(Loop):
@@ -320,7 +320,7 @@ class IntakeProcessor(Loop):
         """:meth:`_commit` for the pipelined loop: False (logged) when it failed.
 
         A batch whose commit raised for another reason than the store itself
-        (``sqlite3.OperationalError``: disk, lock; ``IncidentConflict``: another writer
+        (``StoreUnavailable``: disk, lock; ``IncidentConflict``: another writer
         changed an incident meanwhile) is committed again row by row, so
         that one row the store cannot apply is dead-lettered instead of wedging the
         intake; False when that fails too (the rows stay unprocessed)."""

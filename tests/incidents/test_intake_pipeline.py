@@ -13,6 +13,7 @@ from typing import Any, cast
 import pytest
 
 from router.clock import FakeClock
+from router.errors import StoreUnavailable
 from router.incidents.engine import AlertEvent
 from router.models import IntakeRecord
 from router.store import SqliteStore
@@ -37,7 +38,7 @@ class _WatchedStore:
         self.gated = gated
         self.hold_s = hold_s
         self.release = asyncio.Event()
-        self.error = error or sqlite3.OperationalError("injected: database is locked")
+        self.error = error or StoreUnavailable("injected: database is locked")
         self.committing = False
         self.started = 0  # commits begun
         self.fetched_while_committing = False
@@ -157,6 +158,37 @@ async def test_a_batch_that_met_a_version_conflict_is_retried_not_dead_lettered(
         await task
     assert await store.list_intake(status="dead") == []
     assert [len(batch) for batch in watched.committed] == [4]
+
+
+async def test_a_batch_the_database_refused_is_retried_not_dead_lettered(
+    store: SqliteStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A lock met inside the store's own commit job reaches the processor as the store's
+    StoreUnavailable (no sqlite3 error outside the store): the batch is retried whole."""
+    import router.store.sqlite.store as sqlite_module
+
+    await store.append_intake(_records(4))
+    real, calls = sqlite_module.incident_store.apply_intake_job, 0
+
+    def locked_once(*args: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise sqlite3.OperationalError("database is locked")
+        return real(*args)
+
+    monkeypatch.setattr(sqlite_module.incident_store, "apply_intake_job", locked_once)
+    rules = load(tmp_path)
+    processor = IntakeProcessor(store, lambda: rules, clock=FakeClock(T_MON_10),
+                                deadline_s=3600, batch_size=10, poll_interval_s=0.05)
+    task = asyncio.create_task(processor.run())
+    try:
+        await _until(lambda: _drained(store), "every row routed")
+    finally:
+        await processor.stop()
+        await task
+    assert calls == 2  # the whole batch once more, not row by row
+    assert await store.list_intake(status="dead") == []
 
 
 async def test_fetch_after_an_id_skips_the_rows_being_committed(store: SqliteStore) -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from router.clock import FakeClock
 from router.config import RetentionConfig
+from router.errors import StoreUnavailable
 from router.metrics import REGISTRY
 from router.models import Receipt
 from router.store import SqliteStore
@@ -170,7 +171,7 @@ async def test_a_failed_pass_does_not_end_the_worker(store: SqliteStore, db: Pat
         nonlocal calls
         calls += 1
         if calls == 1:
-            raise sqlite3.OperationalError("database is locked")
+            raise StoreUnavailable("database is locked")
         return await real(*args, **kwargs)  # type: ignore[arg-type]
 
     store.prune_step = flaky  # type: ignore[method-assign,assignment]

@@ -46,3 +46,26 @@ def test_the_contract_knows_nothing_of_sqlite() -> None:
                  if isinstance(node, ast.ImportFrom)}
     assert "sqlite3" not in imported
     assert _sql_literals(path) == []
+
+
+#: Modules outside router/store/sqlite/ that may import sqlite3, each with its reason.
+SQLITE_IMPORT_ALLOWED: dict[str, str] = {}
+
+
+def test_no_module_outside_the_sqlite_store_imports_sqlite3() -> None:
+    """Reproducer: the intake processor and the CLI caught sqlite3 errors; the driver is
+    now imported (even lazily) only under router/store/sqlite/, which raises StoreError."""
+    found = []
+    for folder in ("router", "adapters"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            rel = path.relative_to(ROOT).as_posix()
+            if rel.startswith("router/store/sqlite/") or rel in SQLITE_IMPORT_ALLOWED:
+                continue
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            names = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                     for alias in node.names}
+            names |= {node.module or "" for node in ast.walk(tree)
+                      if isinstance(node, ast.ImportFrom)}
+            if any(name.split(".")[0] == "sqlite3" for name in names):
+                found.append(rel)
+    assert found == []

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from router.errors import StoreUnavailable
 from router.models import Receipt
 from router.store import SqliteStore, Store, open_store
 from tests.store.factories import T0, make_delivery, make_record
@@ -302,8 +303,49 @@ async def test_failing_job_fails_alone_in_its_batch(sqlite_store: SqliteStore) -
     )
     errors = [r for r in results if isinstance(r, BaseException)]
     assert len(errors) == 1
-    assert isinstance(errors[0], sqlite3.OperationalError)
+    assert isinstance(errors[0], StoreUnavailable)  # the driver's error does not leak
+    assert isinstance(errors[0].__cause__, sqlite3.OperationalError)
     assert (await sqlite_store.counts())["intake_pending"] == 40
+
+
+async def test_a_write_the_database_refuses_is_store_unavailable(
+        sqlite_store: SqliteStore) -> None:
+    """Reproducer: a writer job's sqlite3.OperationalError (a lock, a full disk) reached
+    the caller as is; now it is a StoreUnavailable whose cause is the driver's error."""
+
+    def locked(conn: sqlite3.Connection) -> None:
+        raise sqlite3.OperationalError("database is locked")
+
+    with pytest.raises(StoreUnavailable, match="database is locked") as caught:
+        await sqlite_store._writer.submit(locked)
+    assert isinstance(caught.value.__cause__, sqlite3.OperationalError)
+
+
+async def test_a_read_the_database_refuses_is_store_unavailable(
+        sqlite_store: SqliteStore) -> None:
+    """Reproducer: a read on the reader connection raised sqlite3.OperationalError (or a
+    bare DatabaseError for a damaged file); now both are StoreUnavailable with the cause."""
+    for driver_error in (sqlite3.OperationalError("disk I/O error"),
+                         sqlite3.DatabaseError("database disk image is malformed")):
+
+        def damaged(conn: sqlite3.Connection, error: Exception = driver_error) -> None:
+            raise error
+
+        with pytest.raises(StoreUnavailable) as caught:
+            await sqlite_store._read(damaged)
+        assert caught.value.__cause__ is driver_error
+
+
+async def test_a_bug_in_a_job_is_not_taken_for_an_unavailable_store(
+        sqlite_store: SqliteStore) -> None:
+    """A constraint a job violates stays the driver's IntegrityError (a bug, not a retry)."""
+
+    def duplicate(conn: sqlite3.Connection) -> None:
+        conn.execute("CREATE TEMP TABLE t (x INTEGER PRIMARY KEY)")
+        conn.execute("INSERT INTO t VALUES (1), (1)")
+
+    with pytest.raises(sqlite3.IntegrityError):
+        await sqlite_store._writer.submit(duplicate)
 
 
 async def test_fetch_intake_mixes_memory_and_disk_in_id_order(

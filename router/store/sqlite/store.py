@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from router.bytecache import ENTRY_OVERHEAD, PAIR_OVERHEAD, ByteLRU, labels_bytes
-from router.errors import InternalError, StoreClosedError
+from router.errors import InternalError, StoreClosedError, StoreError
 from router.incidents.engine import AlertEvent
 from router.incidents.flush import FlushResult, PlannedNotice
 from router.metrics import DEAD_LETTERS, PLANNED_DELIVERIES
@@ -66,7 +66,7 @@ from router.store.sqlite.subscriptions import (
     list_subscriptions,
     upsert_subscription,
 )
-from router.store.sqlite.writer import SqliteWriter
+from router.store.sqlite.writer import SqliteWriter, store_error
 
 __all__ = ["SYNCHRONOUS_MODES", "SqliteStore"]
 
@@ -261,7 +261,13 @@ class SqliteStore:
 
         def run() -> T:
             assert self._read_conn is not None
-            return fn(self._read_conn)
+            try:
+                return fn(self._read_conn)
+            except sqlite3.Error as exc:  # the writer's jobs fail the same way
+                failure = store_error(exc)
+                if failure is exc:
+                    raise
+                raise failure from exc
 
         return await asyncio.get_running_loop().run_in_executor(reader, run)
 
@@ -831,7 +837,7 @@ class SqliteStore:
 
         try:
             return await self._read(query)
-        except (sqlite3.Error, RuntimeError):  # closed, or its executor shut down
+        except (StoreError, sqlite3.Error, RuntimeError):  # unavailable, closed, shut down
             return False
 
 

@@ -9,6 +9,11 @@ the COMMIT that contains it returned, so "awaited" means "durable".
 If a job raises, the batch is rolled back and every job of it is re-run alone, so one
 bad job fails only its own caller. Jobs must therefore be re-runnable (they are plain
 SQL on the connection, with no side effects outside it).
+
+The driver's errors do not leave the store: what the database cannot do now (an
+``sqlite3.OperationalError`` such as a full disk or a lock held too long, or a damaged
+file) reaches the caller as :class:`~router.errors.StoreUnavailable`, the driver's error
+as its ``__cause__`` (:func:`store_error`, also applied to the store's reads).
 """
 
 from __future__ import annotations
@@ -24,9 +29,9 @@ from typing import Any, TypeVar
 
 import structlog
 
-from router.errors import StoreClosedError
+from router.errors import StoreClosedError, StoreUnavailable
 
-__all__ = ["SqliteWriter"]
+__all__ = ["SqliteWriter", "store_error"]
 
 T = TypeVar("T")
 
@@ -40,6 +45,21 @@ class _Job:
 
 
 _STOP = object()
+
+
+def store_error(exc: BaseException) -> BaseException:
+    """What the store's caller gets for ``exc``, raised by a job or a read.
+
+    ``sqlite3.OperationalError`` (disk, lock, I/O) and a bare ``sqlite3.DatabaseError`` (a
+    damaged or foreign file) become :class:`~router.errors.StoreUnavailable` with ``exc``
+    as ``__cause__``; anything else (an ``IntegrityError`` or ``ProgrammingError`` is a
+    bug in a job) is returned as it is.
+    """
+    if isinstance(exc, sqlite3.OperationalError) or type(exc) is sqlite3.DatabaseError:
+        failure = StoreUnavailable(str(exc))
+        failure.__cause__ = exc
+        return failure
+    return exc
 
 
 class SqliteWriter:
@@ -104,7 +124,7 @@ class SqliteWriter:
             if self._on_open is not None:
                 self._on_open(conn)
         except BaseException as exc:  # noqa: BLE001 - reported to start() and re-raised there
-            self._ready.set_exception(exc)
+            self._ready.set_exception(store_error(exc))
             return
         self._ready.set_result(None)
         try:
@@ -132,7 +152,7 @@ class SqliteWriter:
                         _log.exception("store.batch_crashed", jobs=len(batch))
                         for job in batch:
                             if not job.future.done():
-                                job.future.set_exception(exc)
+                                job.future.set_exception(store_error(exc))
         finally:
             self._closed = True
             conn.close()
@@ -157,7 +177,7 @@ class SqliteWriter:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             if len(batch) == 1:
-                batch[0].future.set_exception(exc)
+                batch[0].future.set_exception(store_error(exc))
                 return
             _log.debug("store.batch_isolated", jobs=len(batch), error=str(exc))
             for job in batch:
