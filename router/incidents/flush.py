@@ -42,7 +42,7 @@ from router.models import Alert, Contact, NewDelivery, Phase, RenderedMessage, R
 from router.rules import RenderError
 from router.rules.incident_rules import IncidentRules
 from router.rules.quiet import quiet_until, quiet_verdict
-from router.rules.view import AlertList, IncidentView, StormItem, incident_view
+from router.rules.view import AlertList, IncidentView, StormItem, eta_and_notes, incident_view
 
 __all__ = [
     "AudienceView",
@@ -260,15 +260,15 @@ def plan_flush(
         result.resolved_at = max(ends) if ends else now
         result.events.append(TimelineEvent(now, "resolved", {"alerts": len(alerts)}))
 
-    view_alerts = [alert_of(a, statuses[a.fingerprint]) for a in alerts
-                   if a.fingerprint not in inhibited_now]
+    shown = [a for a in alerts if a.fingerprint not in inhibited_now]
+    view_alerts = [alert_of(a, statuses[a.fingerprint]) for a in shown]
     owner = decision.owner or _owner_of(view_alerts)
     base_view = incident_view(
         incident_id=incident.id, state=result.state, alerts=view_alerts,
         group_labels=incident.group_labels, started_at=incident.started_at,
         resolved_at=result.resolved_at, now=now, owner=owner)
     representative = _representative(view_alerts)
-    if base_view.notes:
+    if base_view.notes and base_view.notes != _notes_noted(incident, shown, view_alerts):
         result.events.append(TimelineEvent(now, "value_ignored", {"notes": list(base_view.notes)}))
 
     mute_reason = muted(rules.incident, decision, now)
@@ -285,6 +285,27 @@ def plan_flush(
     result.due_at = _next_due(incident, result, logs, alerts, statuses, base_view.eta, now,
                               muted_now=mute_reason is not None)
     return result
+
+
+def _notes_noted(incident: Incident, shown: Sequence[IncidentAlert],
+                 view_alerts: Sequence[Alert]) -> tuple[str, ...]:
+    """The notes the previous flush saw, so put on the timeline then: those of the alerts
+    first seen before it (none before the first flush; an alert first seen at the very
+    instant of that flush counts as new, so its note is never missed). A ``value_ignored``
+    event is added only when the notes differ from these: once per change, not at every
+    flush.
+
+    An annotation changed since on an alert already seen is read as it is now (the rows
+    keep the last one received), so such a change alone adds no event; ``incident.notes``
+    in the messages stays current.
+    """
+    seen = incident.flushed_at
+    if seen is None:
+        return ()
+    before = sorted((alert for row, alert in zip(shown, view_alerts, strict=True)
+                     if row.first_seen_at < seen),
+                    key=lambda a: (a.starts_at, a.fingerprint))
+    return eta_and_notes(before, incident.started_at)[1]
 
 
 def _owner_of(alerts: Sequence[Alert]) -> str:

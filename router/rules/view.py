@@ -23,6 +23,7 @@ __all__ = [
     "LabelDict",
     "StormItem",
     "alert_view",
+    "eta_and_notes",
     "format_duration",
     "incident_view",
     "parse_eta",
@@ -217,14 +218,7 @@ def incident_view(
     resolved = [v for v in views if v.status == "resolved"]
     new_set = set(new)
     end = resolved_at if resolved_at is not None else now
-    eta = None
-    notes: list[str] = []
-    for alert in ordered:
-        eta, note = read_eta(alert.annotations.get("eta", ""), started_at)
-        if note is not None and note not in notes:
-            notes.append(note)
-        if eta is not None:
-            break
+    eta, notes = eta_and_notes(ordered, started_at)
     try:
         duration_s = max(0, int((end - started_at).total_seconds()))
     except OverflowError:  # pragma: no cover - aware datetimes subtract within range
@@ -249,8 +243,24 @@ def incident_view(
         temporary_fix=_temporary(a.annotations for a in ordered),
         follow_up=follow_up,
         owner=owner,
-        notes=tuple(notes),
+        notes=notes,
     )
+
+
+def eta_and_notes(ordered: Sequence[Alert], started_at: datetime,
+                  ) -> tuple[datetime | None, tuple[str, ...]]:
+    """The incident's ``eta`` (the first of ``ordered`` that has a valid one) and the notes
+    of the values ignored on the way, each once; ``ordered`` as :func:`incident_view`
+    sorts them (start, then fingerprint)."""
+    eta = None
+    notes: list[str] = []
+    for alert in ordered:
+        eta, note = read_eta(alert.annotations.get("eta", ""), started_at)
+        if note is not None and note not in notes:
+            notes.append(note)
+        if eta is not None:
+            break
+    return eta, tuple(notes)
 
 
 def single_alert_view(alert: Alert, owner: str = "") -> IncidentView:

@@ -68,6 +68,26 @@ async def test_poison_eta_incident_does_not_stop_later_ones(h: Harness) -> None:
     assert "more than 366 days" in kinds["value_ignored"]["notes"][0]
 
 
+async def test_an_ignored_value_is_noted_once_not_at_every_flush(h: Harness) -> None:
+    """Reproducer: every flush of the poisoned incident (first notice, group_interval
+    update, repeat) added a ``value_ignored`` event; now one, and one more only when the
+    notes change (a later alert brings another ignored eta)."""
+    await h.receive(make_alert("P", starts_at=T_MON_10, annotations={"eta": "999999999d"}))
+    assert len(await h.tick(31)) == 2  # first notice: alice and bob
+    await h.receive(make_alert("P", starts_at=T_MON_10, instance="b"))
+    assert len(await h.tick(300)) == 2  # group_interval: the new alert
+    assert len(await h.tick(4 * 3600 + 1)) == 2  # repeat_interval
+    kinds = [kind for kind, _ in await events_of(h, "P")]
+    assert kinds.count("value_ignored") == 1
+
+    await h.receive(make_alert("P", starts_at=T_MON_10 + timedelta(hours=5), instance="c",
+                               annotations={"eta": "tomorrow"}))
+    assert len(await h.tick(300)) == 2
+    noted = [detail["notes"] for kind, detail in await events_of(h, "P")
+             if kind == "value_ignored"]
+    assert len(noted) == 2 and len(noted[1]) == 2, await events_of(h, "P")  # the new note too
+
+
 async def test_start_at_the_end_of_time_does_not_stop_later_ones(h: Harness) -> None:
     """Reproducer: ``startsAt`` 9999-12-31T23:00:00Z with ``eta: 2h`` is flushed, and a
     later incident is notified in the same pass."""
