@@ -89,3 +89,16 @@ def test_backup_onto_the_live_database_is_refused(tmp_path: Path) -> None:
     err = io.StringIO()
     assert backup_command(_config(db), db, force=True, out=io.StringIO(), err=err) == 1
     assert "live database" in err.getvalue()
+
+
+def test_a_file_that_is_not_a_database_is_one_clear_line(tmp_path: Path) -> None:
+    """A damaged source reaches the command as the store's StoreError (no sqlite3 error
+    outside the store): exit 1, the driver's reason on one line, no copy left behind."""
+    db = tmp_path / "tocsin.db"
+    db.write_bytes(b"not a database at all" * 100)
+    dest = tmp_path / "copy.db"
+    err = io.StringIO()
+    assert backup_command(_config(db), dest, force=False, out=io.StringIO(), err=err) == 1
+    assert err.getvalue().startswith("tocsin state backup: ") and "database" in err.getvalue()
+    assert not dest.exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["tocsin.db"]
