@@ -16,72 +16,66 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
 from router.cli.base import EXIT_FAILURE, EXIT_OK, Commands, command, group, usage_error
 from router.clock import SystemClock
 from router.config import ServiceConfig
-from router.store import open_store
+from router.store import Store, open_store
 
 __all__ = ["intake_retry_command", "register", "retry_command"]
 
 
-async def _requeue(config: ServiceConfig, ids: Sequence[int] | None) -> list[int]:
+async def _on_store(config: ServiceConfig,
+                    action: Callable[[Store], Awaitable[list[int]]]) -> list[int]:
+    """Run ``action`` on the config's state store, opened without releasing leases."""
     store = open_store(config.state_url, release_leases_on_start=False)
     await store.start()
     try:
-        return await store.requeue_failed(ids, now=SystemClock().now(),
-                                          deadline_s=config.dispatch.deadline_s)
+        return await action(store)
     finally:
         await store.close()
+
+
+def _report(replayed: Sequence[int], ids: Sequence[int] | None, out: TextIO, err: TextIO, *,
+            done: str, nothing: str, refused: str) -> int:
+    """Print what was replayed (``done`` + ids, or ``nothing``); 1 when a given id was not."""
+    if replayed:
+        out.write(f"{done}: {', '.join(str(i) for i in replayed)}\n")
+    else:
+        out.write(f"{nothing}\n")
+    if ids is not None:
+        missing = sorted(set(ids) - set(replayed))
+        if missing:
+            err.write(f"{refused}: {', '.join(str(i) for i in missing)}\n")
+            return EXIT_FAILURE
+    return EXIT_OK
 
 
 def retry_command(config: ServiceConfig, ids: Sequence[int] | None, out: TextIO,
                   err: TextIO) -> int:
     """Replay ``ids`` (or every dead letter when None); 0 ok, 1 when an id was not one."""
-    replayed = asyncio.run(_requeue(config, ids))
-    if replayed:
-        out.write(f"replayed {len(replayed)} deliver{'y' if len(replayed) == 1 else 'ies'}: "
-                  f"{', '.join(str(i) for i in replayed)}\n")
-    else:
-        out.write("no dead letters to replay\n")
-    if ids is not None:
-        missing = sorted(set(ids) - set(replayed))
-        if missing:
-            err.write("not replayed (no such delivery, or not failed): "
-                      f"{', '.join(str(i) for i in missing)}\n")
-            return EXIT_FAILURE
-    return EXIT_OK
-
-
-async def _requeue_intake(config: ServiceConfig, ids: Sequence[int] | None) -> list[int]:
-    store = open_store(config.state_url, release_leases_on_start=False)
-    await store.start()
-    try:
-        return await store.requeue_intake(ids)
-    finally:
-        await store.close()
+    replayed = asyncio.run(_on_store(config, lambda store: store.requeue_failed(
+        ids, now=SystemClock().now(), deadline_s=config.dispatch.deadline_s)))
+    return _report(replayed, ids, out, err,
+                   done=f"replayed {len(replayed)} deliver"
+                        f"{'y' if len(replayed) == 1 else 'ies'}",
+                   nothing="no dead letters to replay",
+                   refused="not replayed (no such delivery, or not failed)")
 
 
 def intake_retry_command(config: ServiceConfig, ids: Sequence[int] | None, out: TextIO,
                          err: TextIO) -> int:
     """Route dead-lettered intake rows again (all when ``ids`` is None); 1 when an id was
     not one."""
-    replayed = asyncio.run(_requeue_intake(config, ids))
-    if replayed:
-        out.write(f"replayed {len(replayed)} intake row{'' if len(replayed) == 1 else 's'}: "
-                  f"{', '.join(str(i) for i in replayed)}\n")
-    else:
-        out.write("no dead-lettered intake rows to replay\n")
-    if ids is not None:
-        missing = sorted(set(ids) - set(replayed))
-        if missing:
-            err.write("not replayed (no such intake row, or not dead-lettered): "
-                      f"{', '.join(str(i) for i in missing)}\n")
-            return EXIT_FAILURE
-    return EXIT_OK
+    replayed = asyncio.run(_on_store(config, lambda store: store.requeue_intake(ids)))
+    return _report(replayed, ids, out, err,
+                   done=f"replayed {len(replayed)} intake row"
+                        f"{'' if len(replayed) == 1 else 's'}",
+                   nothing="no dead-lettered intake rows to replay",
+                   refused="not replayed (no such intake row, or not dead-lettered)")
 
 
 def register(commands: Commands) -> None:
