@@ -29,7 +29,9 @@ The tree::
     │       ├── KafkaMessageError    a Kafka message that cannot become alerts
     │       ├── BadQuery             an HTTP query parameter
     │       ├── SubscriptionError    a PushSubscription JSON
-    │       └── EndpointRefused      a push endpoint Tocsin will not POST to
+    │       ├── EndpointRefused      a push endpoint Tocsin will not POST to
+    │       ├── AckTokenError        an acknowledgement link: malformed, forged, expired
+    │       └── SnsMessageError      an inbound SNS message: signature, topic, replay
     ├── DeliveryError                a channel could not deliver (retryable or not)
     ├── BrokerError                  the Kafka broker did not acknowledge
     │   ├── PublishError             publishing webhook alerts
@@ -54,6 +56,7 @@ from typing import Final
 __all__ = [
     "EXCERPT_CHARS",
     "STORED_ERROR_CHARS",
+    "AckTokenError",
     "AlertmanagerConfigError",
     "BadQuery",
     "BrokerError",
@@ -74,6 +77,7 @@ __all__ = [
     "RenderBudgetError",
     "RenderError",
     "RuleError",
+    "SnsMessageError",
     "StoreClosedError",
     "StoreError",
     "StoreUnavailable",
@@ -300,6 +304,14 @@ class SubscriptionError(PayloadError):
 
 class EndpointRefused(PayloadError):
     """An endpoint Tocsin will not POST to; the message says why, in a short line."""
+
+
+class AckTokenError(PayloadError):
+    """An acknowledgement link token that is malformed, forged or expired."""
+
+
+class SnsMessageError(PayloadError):
+    """An inbound SNS message refused: bad signature, certificate URL, topic, or replay."""
 
 
 class BrokerError(TocsinError):

@@ -14,11 +14,13 @@ from typing import Final, Literal
 __all__ = [
     "CHANNEL_KINDS",
     "SUBJECT_MAX_CHARS",
+    "AckPolicy",
     "Alert",
     "AlertStatus",
     "Contact",
     "Delivery",
     "DeliveryStatus",
+    "EscalationTier",
     "IncidentPolicy",
     "IntakeRecord",
     "NewDelivery",
@@ -82,6 +84,33 @@ class Contact:
 
 
 @dataclass(frozen=True, slots=True)
+class EscalationTier:
+    """One tier of an ack policy's ``escalate`` list: who is paged ``after_s`` seconds
+    after the first notice when nobody has answered."""
+
+    after_s: float
+    audiences: tuple[str, ...]
+    channels: tuple[tuple[str, tuple[str, ...]], ...] = ()  # severity|"default" -> channels
+
+
+@dataclass(frozen=True, slots=True)
+class AckPolicy:
+    """A route's ``ack:`` block: the notices ask for an answer.
+
+    ``first``: one answer stops re-sends and escalation for everyone (on-call); ``each``:
+    every recipient must answer (read receipts). Unanswered recipients get a ``reminder``
+    every ``resend_after_s`` (at most ``max_resends``); each ``escalate`` tier pages its
+    audiences after its delay; ``notify_on_ack`` tells the others who answered.
+    """
+
+    mode: Literal["first", "each"] = "first"
+    resend_after_s: float | None = None
+    max_resends: int = 2
+    escalate: tuple[EscalationTier, ...] = ()
+    notify_on_ack: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class IncidentPolicy:
     """How a route's incidents live: timers, follow-ups, quiet hours, time intervals.
 
@@ -99,6 +128,7 @@ class IncidentPolicy:
     resolved_during_quiet_hours: Literal["summary", "drop"] = "summary"
     mute_time_intervals: tuple[str, ...] = ()
     active_time_intervals: tuple[str, ...] = ()
+    ack: AckPolicy | None = None  # None: the notices ask for no answer
 
     def breaks_quiet_hours(self, severity: str) -> bool:
         """Whether a notice of ``severity`` may be sent during quiet hours."""
