@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from router.acks import AckLinks, Acknowledger
 from router.clock import Clock
 from router.config import ServiceConfig
 from router.store import Store
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
     from router.workers.reloader import RuleReloader
 
 __all__ = [
+    "ACKNOWLEDGER",
+    "ACK_LINKS",
     "BACKPRESSURE",
     "CLOCK",
     "CONFIG",
@@ -75,4 +78,6 @@ PROCESSOR: web.AppKey[IntakeProcessor] = web.AppKey("processor")
 KAFKA_SOURCE: web.AppKey[KafkaSource] = web.AppKey("kafka_source")  # kafka.topics set
 KAFKA_PUBLISHER: web.AppKey[KafkaPublisher] = web.AppKey("kafka_publisher")  # cluster ingest
 BACKPRESSURE: web.AppKey[Backpressure] = web.AppKey("backpressure")  # ingest held back?
+ACKNOWLEDGER: web.AppKey[Acknowledger] = web.AppKey("acknowledger")  # records answers
+ACK_LINKS: web.AppKey[AckLinks] = web.AppKey("ack_links")  # set when acks.link_key is
 RELOADER: web.AppKey[RuleReloader] = web.AppKey("rules_reloader")  # POST /-/reload, SIGHUP
