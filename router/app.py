@@ -43,6 +43,7 @@ from aiohttp import web
 
 from adapters.registry import SmtpSettings, build_channels, sns_settings, webpush_settings
 from router import __version__
+from router.acks import AckLinks
 from router.backpressure import Backpressure
 from router.bytecache import set_cache_bytes
 from router.channel import Channel
@@ -55,6 +56,7 @@ from router.http.auth import API_AUTH, ApiAuth, auth_warnings
 from router.http.routes import add_routes
 from router.http.server import HttpServer
 from router.http.state import (
+    ACK_LINKS,
     BACKPRESSURE,
     CLOCK,
     CONFIG,
@@ -90,6 +92,7 @@ __all__ = [
     "DRAIN_TIMEOUT_S",
     "WORKER_STOP_TIMEOUT_S",
     "apply_limits",
+    "build_ack_links",
     "build_service_channels",
     "channel_lanes",
     "channel_rate_limits",
@@ -132,6 +135,9 @@ def create_app(
     app[CLOCK] = clock if clock is not None else SystemClock()
     app[API_AUTH] = ApiAuth.from_config(config)  # every route checks its scope with it
     app[LIMITS] = webhook_limits(config.webhook)  # webhook.max_*: per-request bounds
+    links = build_ack_links(config)
+    if links is not None:  # acks.link_key: notices carry links, /ack/{token} answers them
+        app[ACK_LINKS] = links
 
     app.cleanup_ctx.append(_store_ctx(store))
     app.cleanup_ctx.append(_backpressure_ctx)  # backlog sampled: webhook 503, Kafka pause
@@ -348,6 +354,14 @@ async def _kafka_publisher_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await publisher.close()
+
+
+def build_ack_links(config: ServiceConfig) -> AckLinks | None:
+    """The acknowledgement links of the ``acks`` section (None: no link key, links off)."""
+    key = config.acks.key()
+    if key is None or config.acks.public_url is None:
+        return None
+    return AckLinks(public_url=config.acks.public_url, key=key, ttl_s=config.acks.link_ttl)
 
 
 # -- channels: the outbound adapters the config enables -------------------------------

@@ -307,7 +307,16 @@ class EndpointRefused(PayloadError):
 
 
 class AckTokenError(PayloadError):
-    """An acknowledgement link token that is malformed, forged or expired."""
+    """An acknowledgement link token that is malformed, forged or expired.
+
+    ``reason`` names which (``malformed``, ``forged``, ``expired``): the link page words
+    it and answers 400, 403 or 410.
+    """
+
+    def __init__(self, message: str, *, reason: str = "malformed") -> None:
+        self.reason = reason
+        status = {"forged": 403, "expired": 410}.get(reason, 400)
+        super().__init__(message, status=status)
 
 
 class SnsMessageError(PayloadError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 __all__ = [
+    "ACK_LINK_REQUESTS",
     "ALERTS_RECEIVED",
     "BACKLOG_ITEMS",
     "BACKLOG_OLDEST_AGE",
@@ -56,6 +57,14 @@ ALERTS_RECEIVED = Counter(
     "tocsin_alerts_received",
     "Alerts received, by source and result (accepted, rejected).",
     ["source", "result"],
+    registry=REGISTRY,
+)
+ACK_LINK_REQUESTS = Counter(
+    "tocsin_ack_link_requests",
+    "Requests to acknowledgement links (/ack/{token}), by result: shown (GET), "
+    "acknowledged, already, resolved, not_found, not_asked (POST), expired, forged, "
+    "malformed, disabled, unavailable.",
+    ["result"],
     registry=REGISTRY,
 )
 WEBHOOK_REJECTED = Counter(

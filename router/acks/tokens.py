@@ -60,11 +60,11 @@ def verify_token(key: bytes, token: str, now: datetime) -> AckToken:
     except (ValueError, UnicodeDecodeError) as exc:
         raise TokenError("malformed acknowledgement token") from exc
     if not hmac.compare_digest(given, _mac(key, payload)):
-        raise TokenError("acknowledgement token signature does not match")
+        raise TokenError("acknowledgement token signature does not match", reason="forged")
     parts = body.split("|")
     if len(parts) != 3 or not parts[0] or not parts[1] or not parts[2].isdigit():
         raise TokenError("malformed acknowledgement token")
     expires_at = datetime.fromtimestamp(int(parts[2]), tz=UTC)
     if now >= expires_at:
-        raise TokenError("acknowledgement link has expired")
+        raise TokenError("acknowledgement link has expired", reason="expired")
     return AckToken(incident_id=parts[0], contact_id=parts[1], expires_at=expires_at)

@@ -4,9 +4,11 @@
 environment variables) and words its errors; :mod:`router.config.service` is the whole
 model, each section in its own module: ``smtp``, ``http`` (``webhook``, ``api``),
 ``dispatch``, ``log``, ``incidents``, ``retention``, ``backpressure``, ``kafka``,
-``channels`` (``sns``, ``webpush``). Every model is :class:`router.strict.Strict`.
+``channels`` (``sns``, ``webpush``), ``acks`` (acknowledgement links). Every model
+is :class:`router.strict.Strict`.
 """
 
+from router.config.acks import AcksConfig
 from router.config.backpressure import BackpressureConfig
 from router.config.channels import SnsAudienceConfig, SnsConfig, WebPushConfig
 from router.config.dispatch import DispatchConfig, LaneConfig, LanesConfig
@@ -46,6 +48,7 @@ __all__ = [
     "MESSAGE_FORMATS",
     "NON_CONFIG_ENV",
     "SCOPES",
+    "AcksConfig",
     "ApiConfig",
     "ApiTokenConfig",
     "BackpressureConfig",

@@ -19,8 +19,8 @@ command-line tool; run ``tocsin serve`` from the project directory or use absolu
 The models are strict (``extra="forbid"``): an unknown key is rejected with a
 suggestion, and every error names the key path (and the file position or environment
 variable it came from). Secrets (``smtp.password``, ``webhook.bearer_token``,
-``webhook.basic_auth.password``, ``api.tokens[].token``) are :class:`pydantic.SecretStr`:
-they never appear in a repr, a log line or an error message.
+``webhook.basic_auth.password``, ``api.tokens[].token``, ``acks.link_key``) are
+:class:`pydantic.SecretStr`: they never appear in a repr, a log line or an error message.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ ENV_PREFIX = "TOCSIN_"
 #: ``TOCSIN_`` variables that are not config keys (ignored by :func:`load_config`).
 NON_CONFIG_ENV: frozenset[str] = frozenset({"TOCSIN_CONFIG", "TOCSIN_REQUIRE_SERVICES"})
 _SECRET_KEYS = frozenset({"password", "bearer_token", "secret_access_key",
-                          "vapid_private_key", "api_token", "token", "token_sha256"})
+                          "vapid_private_key", "api_token", "token", "token_sha256", "link_key"})
 
 
 # --------------------------------------------------------------------------- loading

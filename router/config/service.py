@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
+from router.config.acks import AcksConfig
 from router.config.backpressure import BackpressureConfig
 from router.config.channels import SnsConfig, WebPushConfig
 from router.config.dispatch import DispatchConfig
@@ -41,6 +42,7 @@ class ServiceConfig(Strict):
     kafka: KafkaConfig | None = None  # Kafka source / cluster ingest (docs/kafka.md)
     sns: SnsConfig | None = None  # SMS and topics through AWS SNS (docs/channels.md)
     webpush: WebPushConfig | None = None  # Web Push (docs/channels.md)
+    acks: AcksConfig = Field(default_factory=AcksConfig)  # acknowledgement links
 
     @field_validator("listen")
     @classmethod

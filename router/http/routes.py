@@ -1,6 +1,7 @@
 """The route table of the HTTP app: every route and the API scope it needs.
 
-Every route needs a scope (:mod:`router.http.auth`) but the probes;
+Every route needs a scope (:mod:`router.http.auth`) but the probes and the
+acknowledgement links (their signed token is the credential);
 tests/http/test_route_scopes.py fails for a route left out of this table. The app and
 everything the routes read through its state keys (:mod:`router.http.state`) are built
 by the composition root, :func:`router.app.create_app`.
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from router.http.ack_api import add_ack_api_routes
+from router.http.ack_links import add_ack_link_routes
 from router.http.api import handle_deliveries, handle_intake
 from router.http.auth import requires
 from router.http.incidents_api import add_incident_routes
@@ -37,6 +40,8 @@ def add_routes(app: web.Application, *, public_metrics: bool) -> None:
     app.router.add_get("/healthz", json_errors(handle_healthz))  # open: liveness probe
     app.router.add_get("/readyz", json_errors(handle_readyz))  # open: readiness probe
     add_incident_routes(app)  # /api/v1/incidents, /api/v1/incidents/{id}: read
+    add_ack_api_routes(app)  # POST /api/v1/incidents/{id}/ack: operate
+    add_ack_link_routes(app)  # GET|POST /ack/{token}: the signed token is the credential
     add_push_routes(app)  # /api/v1/push/subscriptions (404 without a webpush section)
     app.router.add_post("/-/reload", json_errors(requires("operate", handle_reload)))
     add_unmatched_route(app)  # last: JSON 404 / 405 for whatever no route above takes
