@@ -43,7 +43,8 @@ __all__ = ["ENV_PREFIX", "NON_CONFIG_ENV", "env_names", "load_command_config", "
 
 ENV_PREFIX = "TOCSIN_"
 #: ``TOCSIN_`` variables that are not config keys (ignored by :func:`load_config`).
-NON_CONFIG_ENV: frozenset[str] = frozenset({"TOCSIN_CONFIG", "TOCSIN_REQUIRE_SERVICES"})
+NON_CONFIG_ENV: frozenset[str] = frozenset({"TOCSIN_CONFIG", "TOCSIN_REQUIRE_SERVICES",
+                                            "TOCSIN_API_TOKEN"})  # the last: tocsin incidents ack
 _SECRET_KEYS = frozenset({"password", "bearer_token", "secret_access_key",
                           "vapid_private_key", "api_token", "token", "token_sha256", "link_key"})
 

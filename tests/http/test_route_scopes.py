@@ -31,6 +31,7 @@ SCOPED: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/intake"): "read",
     ("GET", "/api/v1/incidents"): "read",
     ("GET", "/api/v1/incidents/{incident_id}"): "read",
+    ("POST", "/api/v1/incidents/{incident_id}/ack"): "operate",
     ("GET", "/metrics"): "read",
     ("GET", "/api/v1/push/subscriptions"): "read",
     ("POST", "/api/v1/push/subscriptions"): "operate",
@@ -40,6 +41,9 @@ SCOPED: dict[tuple[str, str], str] = {
 #: Open whatever the config: the probes, and the JSON 404/405 for unknown paths.
 OPEN: set[tuple[str, str]] = {("GET", "/healthz"), ("GET", "/readyz"),
                               ("*", "/{unmatched_path}")}
+#: Open to anyone holding a signed link token (the token is the credential:
+#: tests/http/test_ack_links.py).
+TOKEN_LINKS: set[tuple[str, str]] = {("GET", "/ack/{token}"), ("POST", "/ack/{token}")}
 TOKENS = {scope: f"{scope}-token-0123456789abcdef" for scope in
           ("ingest", "read", "operate", "admin")}
 PUSH_TOKEN = "push-api-token-0123456789"
@@ -83,8 +87,8 @@ async def _call(client: TestClient[Any, Any], method: str, path: str,
 async def test_every_registered_route_is_in_the_scope_table(make_client: ClientFactory) -> None:
     """The app registers exactly the routes of the table (and their HEAD twins)."""
     client = await make_client(**_config())
-    expected = set(SCOPED) | OPEN
-    expected |= {("HEAD", path) for method, path in set(SCOPED) | OPEN if method == "GET"}
+    expected = set(SCOPED) | OPEN | TOKEN_LINKS
+    expected |= {("HEAD", path) for method, path in expected if method == "GET"}
     assert _routes(client) == expected
 
 
