@@ -14,7 +14,8 @@ with 200 for ``acknowledged`` and ``already`` (acknowledging twice is not an err
 body says who did it first), 404 for ``not_found`` and 409 for ``resolved`` and
 ``not_asked`` (nothing to acknowledge: the request conflicts with the incident's state);
 4xx answers also carry ``"status": "error"`` and ``"error"`` like every API error. A bad
-body is a 400 with ``location``; no acknowledger configured is a 503.
+body is a 400 with ``location``; no acknowledger configured, or the store not answering,
+is a 503.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from aiohttp import web
 
 from router.acks import AckBy, AckResult
 from router.acks.contract import AckChannel
+from router.errors import StoreError
 from router.http.auth import requires
 from router.http.query import iso
 from router.http.responses import json_error, json_errors
@@ -133,8 +135,14 @@ async def handle_ack(request: web.Request) -> web.Response:
     if acknowledger is None:
         return json_error(503, "acknowledgements are not available on this service")
     assert by is not None  # required=True
-    result = await acknowledger.acknowledge(incident_id, by=AckBy(name=by),
-                                            channel=channel, at=request.app[CLOCK].now())
+    try:
+        result = await acknowledger.acknowledge(incident_id, by=AckBy(name=by),
+                                                channel=channel, at=request.app[CLOCK].now())
+    except StoreError:
+        _log.warning("acknowledgement by api: the store did not answer",
+                     incident_id=incident_id)
+        return json_error(503, "the state store did not answer: nothing was acknowledged, "
+                          "try again", headers={"Retry-After": "5"})
     _log.info("acknowledgement by api", incident_id=incident_id, channel=channel,
               result=result.status, comment=comment)
     reply = result_to_json(result)

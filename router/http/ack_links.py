@@ -18,6 +18,7 @@ Every page is HTML, not cached, not framed, sent with no referrer
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Final
 
 from aiohttp import web
@@ -25,7 +26,7 @@ from aiohttp import web
 from router.acks import AckBy, AckResult, AckToken, TokenError, verify_token
 from router.errors import StoreError
 from router.http.ack_page import IncidentFacts, Page, page_response, text, when
-from router.http.responses import json_errors
+from router.http.responses import Handler, json_errors
 from router.http.state import ACK_LINKS, ACKNOWLEDGER, CLOCK, RULES, STORE
 from router.logging import get_logger
 from router.metrics import ACK_LINK_REQUESTS
@@ -166,11 +167,9 @@ async def handle_ack_post(request: web.Request) -> web.Response:
     try:
         result = await acknowledger.acknowledge(grant.incident_id, by=by, channel="link",
                                                 at=request.app[CLOCK].now())
-    except asyncio.CancelledError:
-        raise
-    except Exception:  # noqa: BLE001 — logged with traceback (not the token), answered 503
-        _log.exception("acknowledgement by link failed", incident_id=grant.incident_id,
-                       contact_id=grant.contact_id)
+    except StoreError:
+        _log.warning("acknowledgement by link: the store did not answer",
+                     incident_id=grant.incident_id, contact_id=grant.contact_id)
         return _refused(contact.locale if contact else None, "unavailable", 503)
     ACK_LINK_REQUESTS.labels(result=result.status).inc()
     _log.info("acknowledgement by link", incident_id=grant.incident_id,
@@ -178,7 +177,24 @@ async def handle_ack_post(request: web.Request) -> web.Response:
     return _result_page(result, contact)
 
 
+def _html_errors(handler: Handler) -> Handler:
+    """Answer an unexpected error with the HTML "try again" page, logged without the URL
+    (:func:`router.http.responses.internal_error` would log the path, token included)."""
+
+    @functools.wraps(handler)
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except (asyncio.CancelledError, web.HTTPException):
+            raise
+        except Exception:  # noqa: BLE001 — last resort: logged with traceback, answered 500
+            _log.exception("acknowledgement link failed", method=request.method)
+            return _refused(_browser_locale(request), "unavailable", 500)
+
+    return guarded
+
+
 def add_ack_link_routes(app: web.Application) -> None:
     """Register ``GET`` and ``POST /ack/{token}`` (the token is the credential)."""
-    app.router.add_get(ACK_PATH, json_errors(handle_ack_page))
-    app.router.add_post(ACK_PATH, json_errors(handle_ack_post))
+    app.router.add_get(ACK_PATH, json_errors(_html_errors(handle_ack_page)))
+    app.router.add_post(ACK_PATH, json_errors(_html_errors(handle_ack_post)))

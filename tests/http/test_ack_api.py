@@ -18,6 +18,7 @@ from router.cli import main
 from router.cli.incidents import ack_command, service_url
 from router.clock import FakeClock
 from router.config import ServiceConfig, load_config
+from router.errors import StoreUnavailable
 from router.http import ServiceState
 from router.http.state import ACKNOWLEDGER
 from router.rules import load_rules
@@ -214,3 +215,18 @@ def test_cli_usage(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["incidents", "ack", "--help"]) == 0
     assert "example" in capsys.readouterr().out
     assert main(["incidents", "ack", "inc-1", "--by", "A", "--url", "ftp://x"]) == 2
+
+
+async def test_store_down_is_503_with_retry_after(api_client: ApiClient,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The acknowledger's store not answering: 503 + Retry-After, not a 500."""
+    client, fake = await api_client()
+
+    async def failing(*args: Any, **kwargs: Any) -> None:
+        raise StoreUnavailable("database is locked")
+
+    monkeypatch.setattr(fake, "acknowledge", failing)
+    response = await client.post(PATH, json={"by": "Alice"}, headers=_auth())
+    assert response.status == 503
+    assert response.headers["Retry-After"] == "5"
+    assert "nothing was acknowledged" in (await response.json())["error"]

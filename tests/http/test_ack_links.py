@@ -14,11 +14,13 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from structlog.testing import capture_logs
 
 from router.acks import AckBy, AckResult, sign_token, verify_token
 from router.app import build_ack_links, create_app
 from router.clock import FakeClock
 from router.config import ServiceConfig
+from router.errors import StoreUnavailable
 from router.http import STORE, ServiceState
 from router.http.state import ACK_LINKS, ACKNOWLEDGER, PROCESSOR
 from router.rules import load_rules
@@ -227,3 +229,24 @@ def test_links_are_built_from_the_acks_section() -> None:
     assert url.startswith(PUBLIC + "/tocsin/ack/")
     grant = verify_token(KEY.encode(), url.rsplit("/", 1)[1], NOW)
     assert grant.expires_at == NOW + timedelta(minutes=30)
+
+
+@pytest.mark.parametrize(("error", "status"), [
+    (StoreUnavailable("disk full"), 503), (RuntimeError("a bug"), 500)])
+async def test_a_failing_acknowledger_is_an_html_page_and_the_token_is_not_logged(
+    ack_client: AckClient, monkeypatch: pytest.MonkeyPatch, error: Exception, status: int,
+) -> None:
+    """The store down: 503 "try again"; a bug: 500, same page; neither log holds the token."""
+    client, fake = await ack_client()
+
+    async def failing(*args: Any, **kwargs: Any) -> AckResult:
+        raise error
+
+    monkeypatch.setattr(fake, "acknowledge", failing)
+    path = _path(client, "inc-1", "ops")
+    with capture_logs() as logs:
+        response = await client.post(path)
+    assert response.status == status
+    assert response.headers["Content-Type"].startswith("text/html")
+    assert "Try again shortly" in await response.text()
+    assert logs and path.removeprefix("/ack/") not in repr(logs)
