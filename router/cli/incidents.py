@@ -87,7 +87,8 @@ def ack_command(base_url: str, incident_id: str, *, by: str, comment: str | None
         return EXIT_FAILURE
     if status == 200 and result in _OK_RESULTS:
         if result == "acknowledged":
-            out.write(f"{message} by {by}\n")
+            who = answer.get("acknowledged_by") or {}
+            out.write(f"{message} by {who.get('name') or by}\n")
         else:
             out.write(f"{message}\n")
         return EXIT_OK

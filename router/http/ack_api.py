@@ -1,7 +1,9 @@
 """``POST /api/v1/incidents/{id}/ack``: an operator acknowledges an incident (scope ``operate``).
 
 Body: ``{"by": "NAME", "comment": "...", "channel": "api"|"cli"}``; ``by`` (who takes
-it, as the others will be told) is required, ``comment`` optional (at most 500
+it, as the others will be told) is required: the id of a contact of the rules (the
+acknowledgement is then that contact's, under its name: in mode ``each`` it is their
+answer) or any name; ``comment`` is optional (at most 500
 characters, kept in the answer and the service log), ``channel`` defaults to ``api``
 (``tocsin incidents ack`` sends ``cli``). The answer is the
 :class:`router.acks.AckResult` as JSON::
@@ -29,10 +31,11 @@ from aiohttp import web
 from router.acks import AckBy, AckResult
 from router.acks.contract import AckChannel
 from router.errors import StoreError
+from router.http.ack_links import find_contact
 from router.http.auth import requires
 from router.http.query import iso
 from router.http.responses import json_error, json_errors
-from router.http.state import ACKNOWLEDGER, CLOCK, CONFIG
+from router.http.state import ACKNOWLEDGER, CLOCK, CONFIG, RULES
 from router.logging import get_logger
 
 __all__ = ["add_ack_api_routes", "result_to_json"]
@@ -135,8 +138,10 @@ async def handle_ack(request: web.Request) -> web.Response:
     if acknowledger is None:
         return json_error(503, "acknowledgements are not available on this service")
     assert by is not None  # required=True
+    contact = find_contact(request.app[RULES].current, by)
+    who = AckBy(name=contact.name, contact_id=contact.id) if contact else AckBy(name=by)
     try:
-        result = await acknowledger.acknowledge(incident_id, by=AckBy(name=by),
+        result = await acknowledger.acknowledge(incident_id, by=who,
                                                 channel=channel, at=request.app[CLOCK].now())
     except StoreError:
         _log.warning("acknowledgement by api: the store did not answer",

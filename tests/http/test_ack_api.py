@@ -230,3 +230,13 @@ async def test_store_down_is_503_with_retry_after(api_client: ApiClient,
     assert response.status == 503
     assert response.headers["Retry-After"] == "5"
     assert "nothing was acknowledged" in (await response.json())["error"]
+
+
+async def test_by_a_contact_id_is_that_contact(api_client: ApiClient) -> None:
+    """`by` naming a contact id of the rules acknowledges as that contact, by its name."""
+    client, fake = await api_client()
+    response = await client.post(PATH, json={"by": "astreinte-fr"}, headers=_auth())
+    assert response.status == 200
+    assert (await response.json())["acknowledged_by"] == {"name": "Astreinte France",
+                                                          "contact_id": "astreinte-fr"}
+    assert fake.calls[0][1].contact_id == "astreinte-fr"
