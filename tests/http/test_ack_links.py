@@ -6,6 +6,7 @@ the intake processor from a webhook), with an in-test acknowledger recording its
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -24,6 +25,7 @@ from router.errors import StoreUnavailable
 from router.http import STORE, ServiceState
 from router.http.state import ACK_LINKS, ACKNOWLEDGER, PROCESSOR
 from router.rules import load_rules
+from router.store.base import IncidentDetail
 
 from .ackfake import RecordingAcknowledger
 from .conftest import metric
@@ -250,3 +252,26 @@ async def test_a_failing_acknowledger_is_an_html_page_and_the_token_is_not_logge
     assert response.headers["Content-Type"].startswith("text/html")
     assert "Try again shortly" in await response.text()
     assert logs and path.removeprefix("/ack/") not in repr(logs)
+
+
+async def test_get_of_a_resolved_incident_says_so_without_a_button(
+    ack_client: AckClient, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A resolved incident (as the store reads it): the page says so, offers no button."""
+    client, fake = await ack_client()
+    incident_id = await _incident(client)
+    store = client.app[STORE]
+    detail = await store.get_incident(incident_id)
+    assert detail is not None
+    resolved = dataclasses.replace(detail, summary=dataclasses.replace(
+        detail.summary, state="resolved", resolved_at=NOW))
+
+    async def get_incident(wanted: str) -> IncidentDetail | None:
+        return resolved if wanted == incident_id else None
+
+    monkeypatch.setattr(store, "get_incident", get_incident)
+    response = await client.get(_path(client, incident_id, "ops"))
+    assert response.status == 200
+    page = await response.text()
+    assert "Incident resolved" in page and "HostDown" in page and "<form" not in page
+    assert fake.calls == []
