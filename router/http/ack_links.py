@@ -133,7 +133,7 @@ async def handle_ack_page(request: web.Request) -> web.Response:
                                   text(locale, "resolved_body"), tone="ok", facts=rows))
     return page_response(Page(locale, text(locale, "confirm_title"),
                               text(locale, "confirm_body"), facts=rows,
-                              form_action=request.path))
+                              confirm=True))
 
 
 def _result_page(result: AckResult, contact: Contact | None) -> web.Response:

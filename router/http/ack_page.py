@@ -165,7 +165,9 @@ class Page:
     body: str
     tone: str = ""  # "ok", "warn", "err" or "" (the heading's colour)
     facts: tuple[tuple[str, str], ...] = ()
-    form_action: str | None = None  # the confirmation button POSTs here
+    #: Show the confirmation button. The form has no ``action``: it POSTs to the page's
+    #: own URL as the browser sees it (right behind a proxy that strips a path prefix).
+    confirm: bool = False
 
     def render(self) -> str:
         """The whole HTML document, every value escaped."""
@@ -173,8 +175,8 @@ class Page:
         lang = _language(self.locale)
         facts = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in self.facts)
         form = ""
-        if self.form_action is not None:
-            form = (f'<form method="post" action="{esc(self.form_action)}">'
+        if self.confirm:
+            form = ('<form method="post">'
                     f'<button type="submit">{esc(text(lang, "button"))}</button></form>')
         tone = f' class="{esc(self.tone)}"' if self.tone else ""
         return (
