@@ -8,7 +8,7 @@ model, each section in its own module: ``smtp``, ``http`` (``webhook``, ``api``)
 """
 
 from router.config.backpressure import BackpressureConfig
-from router.config.channels import SnsAudienceConfig, SnsConfig, WebPushConfig
+from router.config.channels import SnsAudienceConfig, SnsConfig, SnsInboundConfig, WebPushConfig
 from router.config.dispatch import DispatchConfig, LaneConfig, LanesConfig
 from router.config.http import (
     SCOPES,
@@ -68,6 +68,7 @@ __all__ = [
     "SmtpConfig",
     "SnsAudienceConfig",
     "SnsConfig",
+    "SnsInboundConfig",
     "TemplatesConfig",
     "WebPushConfig",
     "WebhookConfig",
