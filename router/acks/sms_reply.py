@@ -86,8 +86,7 @@ async def answer_sms(acks: Acknowledger, phone: str, text: str, now: datetime, *
                 outcome = "already"
             by = result.acknowledged_by.name if result.acknowledged_by else "?"
             answers.append(already_text(target, by, language))
-    answer = " / ".join(answers) if answers else None
-    if confirm and answer:
-        await acks.send_reply(phone, answer, now)
-    return ReplyResult(outcome, incident_ids=tuple(acknowledged),
-                       answered=answer if confirm else None)
+    confirmation = " / ".join(answers) if confirm and answers else None
+    if confirmation is not None:
+        await acks.send_reply(phone, confirmation, now)
+    return ReplyResult(outcome, incident_ids=tuple(acknowledged), answered=confirmation)
