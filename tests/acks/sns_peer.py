@@ -15,7 +15,12 @@ from aiohttp.test_utils import TestServer
 
 from router.acks import AckBy, AckResult, PendingAck
 from router.acks.contract import AckChannel
-from router.acks.sns_dev import SigningIdentity, inbound_sms_message, new_signing_identity, signed_message
+from router.acks.sns_dev import (
+    SigningIdentity,
+    inbound_sms_message,
+    new_signing_identity,
+    signed_message,
+)
 
 TOPIC = "arn:aws:sns:eu-west-1:123456789012:tocsin-sms-replies"
 OUR_NUMBER = "+33700000001"

@@ -19,7 +19,7 @@ CERT_URL = "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-x.pem"
 def _signed(version: str = "2", **extra: str) -> dict[str, str]:
     return signed_message(identity().key_pem, message_type="Notification", topic_arn=TOPIC,
                           message='{"messageBody": "oui"}', cert_url=CERT_URL, at=T0,
-                          signature_version=version, **extra)  # type: ignore[arg-type]
+                          signature_version=version, **extra)
 
 
 def _parse(data: dict[str, str]) -> object:
@@ -120,7 +120,7 @@ def test_body_and_header_must_agree() -> None:
         parse_sns_message(orjson.dumps(_signed()), header_type="SubscriptionConfirmation")
     assert err.value.reason == "type_mismatch"
     for raw in (b"not json", b"[1, 2]"):
-        with pytest.raises(SnsMessageError, match="not a JSON|not JSON"):
+        with pytest.raises(SnsMessageError, match=r"not a JSON|not JSON"):
             parse_sns_message(raw)
 
 
