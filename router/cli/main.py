@@ -2,10 +2,10 @@
 
 Commands: ``serve`` (:mod:`router.cli.serve`), ``rules check|test|diff|import-alertmanager``
 (:mod:`router.cli.rules`), ``deliveries retry``, ``intake retry``, ``push vapid-keys``
-(:mod:`router.cli.deliveries`), ``state backup`` (:mod:`router.cli.state`) and
-``version``. Each module registers its commands through :mod:`router.cli.base`, which
-also holds the exit codes: 0 ok, 1 failure (invalid config or rules, failed run),
-2 usage error (bad arguments).
+(:mod:`router.cli.deliveries`), ``state backup`` (:mod:`router.cli.state`),
+``dev reply|sns-identity`` (:mod:`router.cli.dev`) and ``version``. Each module
+registers its commands through :mod:`router.cli.base`, which also holds the exit codes:
+0 ok, 1 failure (invalid config or rules, failed run), 2 usage error (bad arguments).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from router import __version__
-from router.cli import deliveries, rules, serve, state
+from router.cli import deliveries, dev, rules, serve, state
 from router.cli.base import EXIT_OK, EXIT_USAGE, FORMATTER, command
 
 __all__ = ["build_parser", "main"]
@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     rules.register(commands)
     deliveries.register(commands)  # deliveries/intake retry, push vapid-keys
     state.register(commands)  # state backup
+    dev.register(commands)  # dev reply, dev sns-identity: the local world
     command(commands, "version", help="print the version", description="Print the Tocsin version.",
             epilog="example:\n  tocsin version", run=_version)
     return parser

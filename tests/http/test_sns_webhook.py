@@ -4,7 +4,9 @@ app and its SQLite store; the Acknowledger records what it is asked."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -300,3 +302,50 @@ async def test_disabled_is_a_404(make_client: Callable[..., Awaitable[TestClient
     client = await make_client()
     status, answer = await _post(client, sns_peer.notification("oui"))
     assert status == 404 and "sns.inbound.enabled" in answer["error"]
+
+
+async def test_dev_reply_plays_an_sms_reply(sns_app: App, sns_peer: SnsPeer,  # noqa: F811
+                                            tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """`tocsin dev reply PHONE oui` posts a signed Notification the service accepts."""
+    from router.cli import main
+    from tests.acks.sns_peer import identity
+
+    client, acks, clock = await sns_app()
+    clock.set(datetime.now(UTC))  # the command signs with the real time
+    (tmp_path / "signing-key.pem").write_bytes(identity().key_pem)
+    url = str(client.make_url("")).rstrip("/")
+    code = await asyncio.to_thread(main, [
+        "dev", "reply", PHONE, "oui", "--url", url, "--dir", str(tmp_path),
+        "--cert-url", sns_peer.cert_url, "--topic-arn", TOPIC, "--signature-version", "1"])
+    assert code == 0, capsys.readouterr()
+    assert [i for i, _, _ in acks.acknowledged] == ["inc-db"]
+    assert '"outcome":"acknowledged"' in capsys.readouterr().out.replace(" ", "")
+
+
+def test_dev_sns_identity_writes_a_matching_pair(tmp_path: Path) -> None:
+    """The key and certificate written verify each other; a second run keeps them."""
+    from router.acks.sns_dev import inbound_sms_message, signed_message
+    from router.acks.sns_message import parse_sns_message, verify_signature
+    from router.cli import main
+
+    assert main(["dev", "sns-identity", "--dir", str(tmp_path)]) == 0
+    key = (tmp_path / "signing-key.pem").read_bytes()
+    now = datetime.now(UTC)
+    message = signed_message(key, message_type="Notification", topic_arn=TOPIC,
+                             message=inbound_sms_message(PHONE, "oui", destination="+1800"),
+                             cert_url="http://x/", at=now)
+    verify_signature(parse_sns_message(orjson.dumps(message)),
+                     (tmp_path / "signing-cert.pem").read_bytes(), now)
+    assert (tmp_path / "signing-key.pem").stat().st_mode & 0o077 == 0
+    assert main(["dev", "sns-identity", "--dir", str(tmp_path)]) == 0
+    assert (tmp_path / "signing-key.pem").read_bytes() == key
+
+
+def test_dev_reply_without_a_key_says_how_to_make_one(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """No key: exit 1 naming `tocsin dev sns-identity`."""
+    from router.cli import main
+
+    assert main(["dev", "reply", PHONE, "oui", "--dir", str(tmp_path)]) == 1
+    assert "tocsin dev sns-identity" in capsys.readouterr().err
