@@ -183,9 +183,12 @@ async def _answer(store: Store, acks: Acknowledger, sms: InboundSms, inbound: Sn
     result = await answer_sms(acks, phone, sms.body, now, keyword=sms.keyword,
                               confirm=inbound.confirm_replies, first_help=first_help)
     SMS_REPLIES.labels(outcome=result.outcome).inc()
-    _log.info("sms reply", phone=mask_phone(phone), outcome=result.outcome,
-              incidents=list(result.incident_ids), answered=result.answered is not None,
-              contacts=list(result.contact_ids))
+    if result.outcome == "opted_out":  # that phone gets no SMS any more: an on-call gap
+        _log.warning("sms opt-out recorded: the carrier will not deliver SMS to this phone",
+                     phone=mask_phone(phone), contacts=list(result.contact_ids))
+    else:
+        _log.info("sms reply", phone=mask_phone(phone), outcome=result.outcome,
+                  incidents=list(result.incident_ids), answered=result.answered is not None)
     return _ok("Notification", "accepted", outcome=result.outcome,
                incidents=list(result.incident_ids))
 

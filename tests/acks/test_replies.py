@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from router.acks.replies import (
     Reply,
@@ -94,3 +96,17 @@ def test_language_follows_the_word_then_the_country() -> None:
     assert reply_language(parse_reply("oui"), "+447700900123") == "fr"
     assert reply_language(parse_reply("ok"), "+33612345678") == "fr"
     assert reply_language(parse_reply("ok"), "+447700900123") == "en"
+
+
+@given(st.text(max_size=200))
+def test_any_text_parses(text: str) -> None:
+    """Whatever arrives, parse_reply answers (never raises) with a known kind."""
+    assert parse_reply(text).kind in ("yes", "code", "opt_out", "unknown")
+
+
+@given(st.sampled_from(["oui", "yes 4821", "4821 ok", "stop", "arrêt", "ack"]),
+       st.sampled_from(["", "!", ".", " ?", "  ", "!!", "…"]), st.booleans())
+def test_case_and_punctuation_do_not_matter(text: str, tail: str, upper: bool) -> None:
+    """Case and trailing punctuation never change the meaning."""
+    variant = (text.upper() if upper else text.title()) + tail
+    assert parse_reply(variant) == parse_reply(text)
