@@ -76,8 +76,8 @@ class SnsPeer:
             subscribe_url=subscribe_url or f"{self.base}/?Action=ConfirmSubscription&Token=tok-123")
 
 
-@pytest.fixture
-async def sns_peer() -> AsyncIterator[SnsPeer]:
+@pytest.fixture(name="sns_peer")
+async def sns_peer_fixture() -> AsyncIterator[SnsPeer]:
     """The local SNS certificate server on 127.0.0.1 (a free port)."""
     peer = SnsPeer(base="")
 

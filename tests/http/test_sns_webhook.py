@@ -27,7 +27,7 @@ from tests.acks.sns_peer import (
     SnsPeer,
     body,
     pending,
-    sns_peer,  # noqa: F401 — the fixture
+    sns_peer_fixture,  # noqa: F401 — the sns_peer fixture
 )
 from tests.http.conftest import REPO, metric
 
@@ -39,7 +39,7 @@ App = Callable[..., Awaitable[tuple[TestClient[Any, Any], RecordingAcknowledger,
 
 
 @pytest.fixture
-async def sns_app(tmp_path: Path, sns_peer: SnsPeer) -> AsyncIterator[App]:  # noqa: F811
+async def sns_app(tmp_path: Path, sns_peer: SnsPeer) -> AsyncIterator[App]:
     """The app with sns.inbound trusting the local certificate server."""
     clients: list[TestClient[Any, Any]] = []
     rules = load_rules([REPO / "rules"])
@@ -76,7 +76,7 @@ async def _post(client: TestClient[Any, Any], message: dict[str, str],
 
 @pytest.mark.parametrize("version", ["1", "2"])
 async def test_a_signed_oui_acknowledges_the_pending_incident(
-        sns_app: App, sns_peer: SnsPeer, version: str) -> None:  # noqa: F811
+        sns_app: App, sns_peer: SnsPeer, version: str) -> None:
     """The whole path: verified, new, one pending → acknowledged by the contact, by SMS,
     and the person is told."""
     client, acks, _ = await sns_app()
@@ -88,7 +88,7 @@ async def test_a_signed_oui_acknowledges_the_pending_incident(
     assert acks.replies == [(PHONE, "Pris en compte: DB down (4821)")]
 
 
-async def test_certificate_fetched_once(sns_app: App, sns_peer: SnsPeer) -> None:  # noqa: F811
+async def test_certificate_fetched_once(sns_app: App, sns_peer: SnsPeer) -> None:
     """Three messages with one SigningCertURL: one download."""
     client, _, _ = await sns_app()
     for n in range(3):
@@ -96,7 +96,7 @@ async def test_certificate_fetched_once(sns_app: App, sns_peer: SnsPeer) -> None
     assert sns_peer.cert_gets == 1
 
 
-async def test_tampered_body_acknowledges_nothing(sns_app: App, sns_peer: SnsPeer) -> None:  # noqa: F811
+async def test_tampered_body_acknowledges_nothing(sns_app: App, sns_peer: SnsPeer) -> None:
     """A reply whose Message was changed after signing: 403 bad_signature, counted."""
     client, acks, _ = await sns_app()
     message = sns_peer.notification("non")
@@ -109,7 +109,7 @@ async def test_tampered_body_acknowledges_nothing(sns_app: App, sns_peer: SnsPee
     assert acks.acknowledged == [] and acks.replies == []
 
 
-async def test_unsigned_body_is_refused(sns_app: App, sns_peer: SnsPeer) -> None:  # noqa: F811
+async def test_unsigned_body_is_refused(sns_app: App, sns_peer: SnsPeer) -> None:
     """No Signature at all: 400 malformed."""
     client, acks, _ = await sns_app()
     message = sns_peer.notification("oui")
@@ -120,7 +120,7 @@ async def test_unsigned_body_is_refused(sns_app: App, sns_peer: SnsPeer) -> None
 
 
 async def test_certificate_url_outside_the_pattern_is_not_fetched(
-        sns_app: App, sns_peer: SnsPeer) -> None:  # noqa: F811
+        sns_app: App, sns_peer: SnsPeer) -> None:
     """A SigningCertURL elsewhere (even a real server): 403, no request made to it."""
     client, acks, _ = await sns_app(cert_url_pattern=r"^https://sns\.[a-z0-9-]+\.amazonaws\.com/")
     status, answer = await _post(client, sns_peer.notification("oui"))
@@ -128,7 +128,7 @@ async def test_certificate_url_outside_the_pattern_is_not_fetched(
     assert sns_peer.cert_gets == 0 and acks.acknowledged == []
 
 
-async def test_wrong_topic_is_refused(sns_app: App, sns_peer: SnsPeer) -> None:  # noqa: F811
+async def test_wrong_topic_is_refused(sns_app: App, sns_peer: SnsPeer) -> None:
     """A correctly signed message of another topic: 403 wrong_topic."""
     client, acks, _ = await sns_app()
     other = "arn:aws:sns:eu-west-1:123456789012:someone-else"
@@ -137,7 +137,7 @@ async def test_wrong_topic_is_refused(sns_app: App, sns_peer: SnsPeer) -> None: 
     assert acks.acknowledged == []
 
 
-async def test_replayed_message_id_acts_once(sns_app: App, sns_peer: SnsPeer) -> None:  # noqa: F811
+async def test_replayed_message_id_acts_once(sns_app: App, sns_peer: SnsPeer) -> None:
     """The same MessageId again (an SNS retry, a replay): 200 duplicate, nothing more."""
     client, acks, _ = await sns_app()
     message = sns_peer.notification("oui")
@@ -147,7 +147,7 @@ async def test_replayed_message_id_acts_once(sns_app: App, sns_peer: SnsPeer) ->
     assert len(acks.acknowledged) == 1 and len(acks.replies) == 1
 
 
-async def test_same_sms_published_twice_acts_once(sns_app: App, sns_peer: SnsPeer) -> None:  # noqa: F811
+async def test_same_sms_published_twice_acts_once(sns_app: App, sns_peer: SnsPeer) -> None:
     """Two SNS messages (two MessageIds) of one inboundMessageId: the second is ignored."""
     client, acks, _ = await sns_app()
     acks.pending[PHONE] = [DB, DISK]
@@ -157,7 +157,7 @@ async def test_same_sms_published_twice_acts_once(sns_app: App, sns_peer: SnsPee
     assert len(acks.replies) == 1  # one choices SMS, not two
 
 
-async def test_old_and_future_timestamps_are_refused(sns_app: App, sns_peer: SnsPeer) -> None:  # noqa: F811
+async def test_old_and_future_timestamps_are_refused(sns_app: App, sns_peer: SnsPeer) -> None:
     """Older than replay_window_s, or too far ahead: 400 stale."""
     client, acks, clock = await sns_app(replay_window_s=600)
     message = sns_peer.notification("oui")
@@ -169,7 +169,7 @@ async def test_old_and_future_timestamps_are_refused(sns_app: App, sns_peer: Sns
     assert acks.acknowledged == []
 
 
-async def test_unknown_number_acknowledges_nothing(sns_app: App, sns_peer: SnsPeer) -> None:  # noqa: F811
+async def test_unknown_number_acknowledges_nothing(sns_app: App, sns_peer: SnsPeer) -> None:
     """A number with nothing pending (no paged contact): 200, counted, no SMS back."""
     client, acks, _ = await sns_app()
     before = metric("tocsin_sms_replies_total", outcome="not_pending")
@@ -181,7 +181,7 @@ async def test_unknown_number_acknowledges_nothing(sns_app: App, sns_peer: SnsPe
     assert (status, answer["outcome"]) == (200, "unknown_number")
 
 
-async def test_ambiguous_reply_gets_the_choices(sns_app: App, sns_peer: SnsPeer) -> None:  # noqa: F811
+async def test_ambiguous_reply_gets_the_choices(sns_app: App, sns_peer: SnsPeer) -> None:
     """Two pending, no code: one SMS with both codes; then OUI 1234 takes that one."""
     client, acks, _ = await sns_app()
     acks.pending[PHONE] = [DB, DISK]
@@ -194,7 +194,7 @@ async def test_ambiguous_reply_gets_the_choices(sns_app: App, sns_peer: SnsPeer)
     assert [i for i, _, _ in acks.acknowledged] == ["inc-disk"]
 
 
-async def test_already_acknowledged_names_who(sns_app: App, sns_peer: SnsPeer) -> None:  # noqa: F811
+async def test_already_acknowledged_names_who(sns_app: App, sns_peer: SnsPeer) -> None:
     """Someone answered first: outcome already, and the person learns who."""
     client, acks, _ = await sns_app()
     acks.already_by["inc-db"] = "Bob"
@@ -203,7 +203,7 @@ async def test_already_acknowledged_names_who(sns_app: App, sns_peer: SnsPeer) -
     assert acks.replies == [(PHONE, "Already taken by Bob: DB down (4821)")]
 
 
-async def test_opt_out_is_recorded_and_not_answered(sns_app: App, sns_peer: SnsPeer) -> None:  # noqa: F811
+async def test_opt_out_is_recorded_and_not_answered(sns_app: App, sns_peer: SnsPeer) -> None:
     """STOP: record_opt_out with the phone; no SMS sent back, nothing acknowledged."""
     client, acks, _ = await sns_app()
     status, answer = await _post(client, sns_peer.notification("Arrêt"))
@@ -212,7 +212,7 @@ async def test_opt_out_is_recorded_and_not_answered(sns_app: App, sns_peer: SnsP
     assert acks.replies == [] and acks.acknowledged == []
 
 
-async def test_not_understood_gets_help_once(sns_app: App, sns_peer: SnsPeer) -> None:  # noqa: F811
+async def test_not_understood_gets_help_once(sns_app: App, sns_peer: SnsPeer) -> None:
     """A paged contact's unclear reply: help text once a day, then silence."""
     client, acks, _ = await sns_app()
     for text in ("peut-être", "hein ?"):
@@ -222,7 +222,7 @@ async def test_not_understood_gets_help_once(sns_app: App, sns_peer: SnsPeer) ->
                                     "l'incident.")]
 
 
-async def test_confirmation_gets_the_subscribe_url(sns_app: App, sns_peer: SnsPeer) -> None:  # noqa: F811
+async def test_confirmation_gets_the_subscribe_url(sns_app: App, sns_peer: SnsPeer) -> None:
     """A signed SubscriptionConfirmation (v1 and v2): GET SubscribeURL, 200 confirmed."""
     client, _, _ = await sns_app()
     for version in ("1", "2"):
@@ -231,7 +231,7 @@ async def test_confirmation_gets_the_subscribe_url(sns_app: App, sns_peer: SnsPe
     assert sns_peer.confirm_gets == ["Action=ConfirmSubscription&Token=tok-123"] * 2
 
 
-async def test_confirmation_elsewhere_is_not_followed(sns_app: App, sns_peer: SnsPeer) -> None:  # noqa: F811
+async def test_confirmation_elsewhere_is_not_followed(sns_app: App, sns_peer: SnsPeer) -> None:
     """A signed confirmation whose SubscribeURL is outside the pattern: 403, no GET."""
     client, _, _ = await sns_app()
     message = sns_peer.confirmation(subscribe_url="http://127.0.0.2:1/?Action=Confirm")
@@ -240,7 +240,7 @@ async def test_confirmation_elsewhere_is_not_followed(sns_app: App, sns_peer: Sn
     assert sns_peer.confirm_gets == []
 
 
-async def test_tampered_confirmation_is_not_followed(sns_app: App, sns_peer: SnsPeer) -> None:  # noqa: F811
+async def test_tampered_confirmation_is_not_followed(sns_app: App, sns_peer: SnsPeer) -> None:
     """A SubscribeURL changed after signing: bad signature, no GET."""
     client, _, _ = await sns_app()
     message = sns_peer.confirmation()
@@ -250,7 +250,7 @@ async def test_tampered_confirmation_is_not_followed(sns_app: App, sns_peer: Sns
     assert sns_peer.confirm_gets == []
 
 
-async def test_unsubscribe_confirmation_is_logged_only(sns_app: App, sns_peer: SnsPeer) -> None:  # noqa: F811
+async def test_unsubscribe_confirmation_is_logged_only(sns_app: App, sns_peer: SnsPeer) -> None:
     """UnsubscribeConfirmation: verified, 200, the SubscribeURL is not followed."""
     client, _, _ = await sns_app()
     status, answer = await _post(client, sns_peer.confirmation(kind="UnsubscribeConfirmation"))
@@ -258,7 +258,7 @@ async def test_unsubscribe_confirmation_is_logged_only(sns_app: App, sns_peer: S
     assert sns_peer.confirm_gets == []
 
 
-async def test_header_must_match_the_body(sns_app: App, sns_peer: SnsPeer) -> None:  # noqa: F811
+async def test_header_must_match_the_body(sns_app: App, sns_peer: SnsPeer) -> None:
     """x-amz-sns-message-type SubscriptionConfirmation on a Notification body: 400."""
     client, acks, _ = await sns_app()
     status, answer = await _post(client, sns_peer.notification("oui"),
@@ -267,7 +267,7 @@ async def test_header_must_match_the_body(sns_app: App, sns_peer: SnsPeer) -> No
     assert acks.acknowledged == []
 
 
-async def test_certificate_server_down_is_a_503(sns_app: App, sns_peer: SnsPeer) -> None:  # noqa: F811
+async def test_certificate_server_down_is_a_503(sns_app: App, sns_peer: SnsPeer) -> None:
     """The certificate cannot be fetched now: 503 (SNS retries), and the retry acts."""
     client, acks, _ = await sns_app()
     message = sns_peer.notification("oui", cert_url=f"{sns_peer.base}/missing.pem")
@@ -276,7 +276,7 @@ async def test_certificate_server_down_is_a_503(sns_app: App, sns_peer: SnsPeer)
     assert acks.acknowledged == []
 
 
-async def test_failed_handling_is_retried(sns_app: App, sns_peer: SnsPeer) -> None:  # noqa: F811
+async def test_failed_handling_is_retried(sns_app: App, sns_peer: SnsPeer) -> None:
     """The Acknowledger fails: 500, the ids are forgotten, SNS's retry acknowledges."""
     client, acks, _ = await sns_app()
     calls = 0
@@ -297,14 +297,14 @@ async def test_failed_handling_is_retried(sns_app: App, sns_peer: SnsPeer) -> No
 
 
 async def test_disabled_is_a_404(make_client: Callable[..., Awaitable[TestClient[Any, Any]]],
-                                 sns_peer: SnsPeer) -> None:  # noqa: F811
+                                 sns_peer: SnsPeer) -> None:
     """Without sns.inbound.enabled the route answers a JSON 404 naming the setting."""
     client = await make_client()
     status, answer = await _post(client, sns_peer.notification("oui"))
     assert status == 404 and "sns.inbound.enabled" in answer["error"]
 
 
-async def test_dev_reply_plays_an_sms_reply(sns_app: App, sns_peer: SnsPeer,  # noqa: F811
+async def test_dev_reply_plays_an_sms_reply(sns_app: App, sns_peer: SnsPeer,
                                             tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     """`tocsin dev reply PHONE oui` posts a signed Notification the service accepts."""
