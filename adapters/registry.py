@@ -4,7 +4,8 @@
 module only (``tests/test_architecture.py`` checks it). ``CHANNEL_KINDS`` (defined in
 :mod:`router.models`) is the set of channel names rule files may use;
 :func:`build_channels` instantiates the configured ones. The inbound edges (the
-Alertmanager webhook parser, the Kafka source and the cluster-ingest publisher) are
+Alertmanager webhook parser, the Kafka source, the cluster-ingest publisher and the SNS
+inbound client that fetches signing certificates for ``POST /webhook/sns``) are
 re-exported below for the HTTP app and the service wiring.
 """
 
@@ -21,8 +22,9 @@ from adapters.alertmanager import (
     parse_webhook,
 )
 from adapters.smtp import SmtpChannel, SmtpSettings
+from adapters.sns_inbound import SnsInboundClient, SnsInboundSettings
 from router.channel import Channel
-from router.config.channels import SnsConfig, WebPushConfig
+from router.config.channels import SnsConfig, SnsInboundConfig, WebPushConfig
 from router.models import CHANNEL_KINDS
 from router.sms import SmsPolicy
 
@@ -57,12 +59,15 @@ __all__ = [
     "KafkaSource",
     "PublishError",
     "SmtpSettings",
+    "SnsInboundClient",
+    "SnsInboundSettings",
     "SubscriptionStore",
     "WebhookLimits",
     "WebhookPayloadError",
     "build_channels",
     "count_alerts",
     "parse_webhook",
+    "sns_inbound_client",
     "sns_settings",
     "webpush_settings",
 ]
@@ -123,3 +128,10 @@ def webpush_settings(config: WebPushConfig) -> WebPushSettings:
     return WebPushSettings(vapid_private_key=config.vapid_private_key.get_secret_value(),
                            vapid_subject=config.vapid_subject, timeout_s=config.timeout_s,
                            allowed_endpoints=tuple(config.allowed_endpoints))
+
+
+def sns_inbound_client(config: SnsInboundConfig) -> SnsInboundClient:
+    """The certificate fetcher and subscription confirmer of ``sns.inbound``."""
+    return SnsInboundClient(SnsInboundSettings(
+        cert_url_pattern=config.cert_url_pattern,
+        subscribe_url_pattern=config.subscribe_url_pattern, timeout_s=config.timeout_s))

@@ -41,7 +41,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
 
-from adapters.registry import SmtpSettings, build_channels, sns_settings, webpush_settings
+from adapters.registry import (
+    SmtpSettings,
+    build_channels,
+    sns_inbound_client,
+    sns_settings,
+    webpush_settings,
+)
 from router import __version__
 from router.acks import AckLinks
 from router.backpressure import Backpressure
@@ -65,6 +71,7 @@ from router.http.state import (
     PROCESSOR,
     RELOADER,
     RULES,
+    SNS_INBOUND,
     STATE,
     STORE,
     RulesRef,
@@ -152,6 +159,7 @@ def create_app(
     if run_workers:
         app.cleanup_ctx.append(_kafka_source_ctx)  # no-op without kafka.topics
     app.cleanup_ctx.append(_kafka_publisher_ctx)  # no-op without kafka.publish.topic
+    app.cleanup_ctx.append(_sns_inbound_ctx)  # no-op without sns.inbound.enabled
 
     add_routes(app, public_metrics=config.api.public_metrics)
     return app
@@ -362,6 +370,22 @@ def build_ack_links(config: ServiceConfig) -> AckLinks | None:
     if key is None or config.acks.public_url is None:
         return None
     return AckLinks(public_url=config.acks.public_url, key=key, ttl_s=config.acks.link_ttl)
+
+
+async def _sns_inbound_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The certificate fetcher and subscription confirmer of ``POST /webhook/sns``
+    (no-op without ``sns.inbound.enabled``: the route then answers 404)."""
+    sns = app[CONFIG].sns
+    if sns is None or not sns.inbound.enabled:
+        yield
+        return
+    client = sns_inbound_client(sns.inbound)
+    app[SNS_INBOUND] = client
+    _log.info("sms replies through sns enabled", topics=len(sns.inbound.topic_arns))
+    try:
+        yield
+    finally:
+        await client.close()
 
 
 # -- channels: the outbound adapters the config enables -------------------------------

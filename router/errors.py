@@ -320,7 +320,19 @@ class AckTokenError(PayloadError):
 
 
 class SnsMessageError(PayloadError):
-    """An inbound SNS message refused: bad signature, certificate URL, topic, or replay."""
+    """An inbound SNS message refused: bad signature, certificate URL, topic, or replay.
+
+    ``reason`` is a short metric label (``tocsin_sns_inbound_total{result}``) also shown
+    in the JSON answer: ``malformed``, ``type_mismatch``, ``unsupported_type``,
+    ``unsupported_signature_version``, ``cert_url_refused``, ``certificate_invalid``,
+    ``bad_signature``, ``wrong_topic``, ``stale``, ``subscribe_url_refused``,
+    ``bad_sms`` (status 400 or 403); ``certificate_unavailable`` and
+    ``confirmation_failed`` are answered 503 so that SNS tries again.
+    """
+
+    def __init__(self, message: str, *, reason: str, status: int = 400) -> None:
+        super().__init__(message, status=status)
+        self.reason = reason
 
 
 class BrokerError(TocsinError):

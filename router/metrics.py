@@ -46,7 +46,9 @@ __all__ = [
     "RETENTION_DELETED",
     "RULES_LAST_RELOAD",
     "RULES_RELOAD_SUCCESS",
+    "SMS_REPLIES",
     "SMS_SEGMENTS",
+    "SNS_INBOUND_MESSAGES",
     "WEBHOOK_LARGE_BODIES",
     "WEBHOOK_REJECTED",
 ]
@@ -303,5 +305,21 @@ CACHE_BYTES = Gauge(
     "Estimated bytes held by the caches keyed by alert content, by cache (fingerprints, "
     "routes, intake); all together stay under memory.cache_bytes.",
     ["cache"],
+    registry=REGISTRY,
+)
+
+# -- SMS replies through SNS (router/http/sns_webhook.py) --------------------------------
+SNS_INBOUND_MESSAGES = Counter(
+    "tocsin_sns_inbound",
+    "SNS messages posted to /webhook/sns, by type and result (accepted, duplicate, "
+    "confirmed, unsubscribed, or the refusal reason: bad_signature, wrong_topic, stale...).",
+    ["type", "result"],
+    registry=REGISTRY,
+)
+SMS_REPLIES = Counter(
+    "tocsin_sms_replies",
+    "SMS replies handled, by outcome (acknowledged, already, closed, choices, opted_out, "
+    "not_pending, not_understood, unknown_number).",
+    ["outcome"],
     registry=REGISTRY,
 )

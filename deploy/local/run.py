@@ -5,18 +5,24 @@ Tocsin runs in the foreground with the local config; the sink prints every e-mai
 receives and keeps it under ``var/mail/``; SMS "sent" through SNS are listed at
 http://127.0.0.1:5055/moto-api/data.json (``sns.SMS``); push messages at
 http://127.0.0.1:8089/ (the push service registers one demo browser subscription for the
-contacts ``ops`` and ``astreinte-fr`` once Tocsin is up). Ctrl-C (or SIGTERM) stops
+contacts ``ops`` and ``astreinte-fr`` once Tocsin is up). SMS replies: a local SNS
+signing key and certificate are made under ``var/sns-local/`` (``tocsin dev
+sns-identity``, kept across runs, never committed) and the certificate is served on
+http://127.0.0.1:8091/, which the local config trusts (``sns.inbound``), so that
+``tocsin dev reply +33612345678 "oui"`` plays an SMS reply. Ctrl-C (or SIGTERM) stops
 Tocsin gracefully, then the helpers.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.server
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -33,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-sink", action="store_true", help="do not start the SMTP sink")
     parser.add_argument("--sns-port", type=int, default=5055, help="moto server port")
     parser.add_argument("--push-port", type=int, default=8089, help="push service port")
+    parser.add_argument("--sns-cert-port", type=int, default=8091,
+                        help="port of the local SNS signing certificate (sns.inbound)")
     args = parser.parse_args(argv)
 
     (ROOT / "var").mkdir(exist_ok=True)
@@ -52,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     helpers.append(subprocess.Popen(
         [sys.executable, str(ROOT / "deploy/local/push_service.py"), "--port",
          str(args.push_port), "--subscriptions-file", str(subscription)], cwd=ROOT))
+    cert_server = _serve_sns_certificate(args.sns_cert_port)
     # The push service is on http://127.0.0.1: exempt from the https + public-host rule.
     env = {**os.environ,
            "TOCSIN_WEBPUSH__ALLOWED_ENDPOINTS": f"http://127.0.0.1:{args.push_port}/"}
@@ -69,11 +78,48 @@ def main(argv: list[str] | None = None) -> int:
     try:
         status = tocsin.wait()
     finally:
+        if cert_server is not None:
+            cert_server.shutdown()
         for helper in helpers:
             if helper.poll() is None:
                 helper.terminate()
                 helper.wait(timeout=10)
     return status
+
+
+def _serve_sns_certificate(port: int) -> http.server.ThreadingHTTPServer | None:
+    """Make the local SNS signing key (once) and serve its certificate, only it, on
+    http://127.0.0.1:PORT/ (the SigningCertURL of `tocsin dev reply`)."""
+    folder = ROOT / "var/sns-local"
+    made = subprocess.run([sys.executable, "-m", "router", "dev", "sns-identity", "--dir",
+                           str(folder)], cwd=ROOT, check=False)
+    if made.returncode != 0:
+        print("local SNS signing key not made: `tocsin dev reply` will not work",
+              file=sys.stderr)
+        return None
+    pem = (folder / "signing-cert.pem").read_bytes()
+
+    class Certificate(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path != "/SimpleNotificationService-local.pem":
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-pem-file")
+            self.send_header("Content-Length", str(len(pem)))
+            self.end_headers()
+            self.wfile.write(pem)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass  # quiet: Tocsin logs what it fetched
+
+    try:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Certificate)
+    except OSError as exc:
+        print(f"local SNS certificate not served on port {port}: {exc}", file=sys.stderr)
+        return None
+    threading.Thread(target=server.serve_forever, name="sns-cert", daemon=True).start()
+    return server
 
 
 def _register_push(subscription: Path, tocsin: subprocess.Popen[bytes]) -> None:

@@ -3,9 +3,10 @@
 Commands: ``serve`` (:mod:`router.cli.serve`), ``rules check|test|diff|import-alertmanager``
 (:mod:`router.cli.rules`), ``deliveries retry``, ``intake retry``, ``push vapid-keys``
 (:mod:`router.cli.deliveries`), ``state backup`` (:mod:`router.cli.state`),
-``incidents ack`` (:mod:`router.cli.incidents`) and ``version``. Each module registers
-its commands through :mod:`router.cli.base`, which also holds the exit codes: 0 ok,
-1 failure (invalid config or rules, failed run), 2 usage error (bad arguments).
+``incidents ack`` (:mod:`router.cli.incidents`), ``dev reply|sns-identity``
+(:mod:`router.cli.dev`) and ``version``. Each module registers its commands through
+:mod:`router.cli.base`, which also holds the exit codes: 0 ok, 1 failure (invalid
+config or rules, failed run), 2 usage error (bad arguments).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from router import __version__
-from router.cli import deliveries, incidents, rules, serve, state
+from router.cli import deliveries, dev, incidents, rules, serve, state
 from router.cli.base import EXIT_OK, EXIT_USAGE, FORMATTER, command
 
 __all__ = ["build_parser", "main"]
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     deliveries.register(commands)  # deliveries/intake retry, push vapid-keys
     state.register(commands)  # state backup
     incidents.register(commands)  # incidents ack (through the running service's API)
+    dev.register(commands)  # dev reply, dev sns-identity: the local world
     command(commands, "version", help="print the version", description="Print the Tocsin version.",
             epilog="example:\n  tocsin version", run=_version)
     return parser

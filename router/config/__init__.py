@@ -10,7 +10,7 @@ is :class:`router.strict.Strict`.
 
 from router.config.acks import AcksConfig
 from router.config.backpressure import BackpressureConfig
-from router.config.channels import SnsAudienceConfig, SnsConfig, WebPushConfig
+from router.config.channels import SnsAudienceConfig, SnsConfig, SnsInboundConfig, WebPushConfig
 from router.config.dispatch import DispatchConfig, LaneConfig, LanesConfig
 from router.config.http import (
     SCOPES,
@@ -71,6 +71,7 @@ __all__ = [
     "SmtpConfig",
     "SnsAudienceConfig",
     "SnsConfig",
+    "SnsInboundConfig",
     "TemplatesConfig",
     "WebPushConfig",
     "WebhookConfig",

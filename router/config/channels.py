@@ -22,10 +22,14 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from router.push_endpoints import parse_allowed_endpoint
 from router.strict import Strict
 
-__all__ = ["SnsAudienceConfig", "SnsConfig", "WebPushConfig"]
+__all__ = ["SNS_HOST_PATTERN", "SnsAudienceConfig", "SnsConfig", "SnsInboundConfig",
+           "WebPushConfig"]
 
 _SENDER_ID = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9]{1,11}$")
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+#: What SigningCertURL and SubscribeURL must match by default: an SNS endpoint of AWS.
+SNS_HOST_PATTERN = r"^https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/"
+_TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$")
 
 
 def _sender_id(value: str | None) -> str | None:
@@ -58,6 +62,58 @@ class SnsAudienceConfig(Strict):
         return _origination(value)
 
 
+class SnsInboundConfig(Strict):
+    """``sns.inbound``: SMS replies that AWS End User Messaging publishes to an SNS topic,
+    posted by SNS to ``POST /webhook/sns`` (docs/channels.md, "Two-way SMS").
+
+    The URL patterns are regular expressions matched from the start of the whole URL
+    (Python ``re.match``); tests and ``make run`` point them at a local certificate server.
+    """
+
+    enabled: bool = False
+    # The topics whose messages are accepted (TOCSIN_SNS__INBOUND__TOPIC_ARNS=arn1,arn2).
+    topic_arns: list[str] = Field(default_factory=list)
+    cert_url_pattern: str = SNS_HOST_PATTERN  # where a SigningCertURL may point
+    subscribe_url_pattern: str = SNS_HOST_PATTERN  # where a SubscribeURL may be confirmed
+    # A message whose Timestamp is older than this is refused (a replay); one more than
+    # max_clock_skew_s in the future too.
+    replay_window_s: float = Field(default=3600.0, gt=0)
+    max_clock_skew_s: float = Field(default=300.0, ge=0)
+    # How long MessageId / inboundMessageId are remembered (duplicates ignored).
+    dedup_keep_s: float = Field(default=86400.0, gt=0)
+    timeout_s: float = Field(default=5.0, gt=0)  # certificate fetch, subscription confirm
+    # Answer who replied ("Pris en compte: ..." / "Déjà pris par Alice: ...").
+    confirm_replies: bool = True
+
+    @field_validator("cert_url_pattern", "subscribe_url_pattern")
+    @classmethod
+    def _pattern(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from None
+        return value
+
+    @field_validator("topic_arns")
+    @classmethod
+    def _arns(cls, value: list[str]) -> list[str]:
+        for arn in value:
+            if not _TOPIC_ARN.match(arn):
+                raise ValueError(f"{arn!r} is not an SNS topic ARN such as "
+                                 "arn:aws:sns:eu-west-1:123456789012:tocsin-replies")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SnsInboundConfig:
+        if self.enabled and not self.topic_arns:
+            raise ValueError("sns.inbound.enabled needs sns.inbound.topic_arns: the SNS "
+                             "topic(s) two-way SMS publishes replies to")
+        if self.dedup_keep_s < self.replay_window_s:
+            raise ValueError("sns.inbound.dedup_keep_s must be at least replay_window_s "
+                             "(a duplicate inside the window must still be known)")
+        return self
+
+
 class SnsConfig(Strict):
     """AWS SNS: direct SMS (channel ``sms``) and topic publish (channel ``topic``).
 
@@ -81,6 +137,8 @@ class SnsConfig(Strict):
     overflow: Literal["truncate", "fail"] = "truncate"
     transliterate: bool = False
     max_workers: int = Field(default=8, ge=1, le=64)  # threads running boto3 calls
+    # SMS replies through SNS (POST /webhook/sns); off unless enabled.
+    inbound: SnsInboundConfig = Field(default_factory=SnsInboundConfig)
 
     @field_validator("sender_id")
     @classmethod

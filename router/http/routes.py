@@ -20,6 +20,7 @@ from router.http.probes import handle_healthz, handle_metrics, handle_readyz
 from router.http.push_api import add_push_routes
 from router.http.reload import handle_reload
 from router.http.responses import add_unmatched_route, json_errors
+from router.http.sns_webhook import handle_sns
 from router.http.webhook import handle_alertmanager
 
 __all__ = ["add_routes"]
@@ -33,6 +34,8 @@ def add_routes(app: web.Application, *, public_metrics: bool) -> None:
     404/405.
     """
     app.router.add_post("/webhook/alertmanager", handle_alertmanager)  # ingest, in-handler
+    # SMS replies: authenticated by the SNS signature (no token: SNS cannot send one).
+    app.router.add_post("/webhook/sns", json_errors(handle_sns))
     app.router.add_get("/api/v1/deliveries", json_errors(requires("read", handle_deliveries)))
     app.router.add_get("/api/v1/intake", json_errors(requires("read", handle_intake)))
     metrics = handle_metrics if public_metrics else requires("read", handle_metrics)

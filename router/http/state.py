@@ -19,7 +19,7 @@ from router.config import ServiceConfig
 from router.store import Store
 
 if TYPE_CHECKING:
-    from adapters.registry import KafkaPublisher, KafkaSource
+    from adapters.registry import KafkaPublisher, KafkaSource, SnsInboundClient
     from router.backpressure import Backpressure
     from router.rules import RuleSet
     from router.workers.intake import IntakeProcessor
@@ -36,6 +36,7 @@ __all__ = [
     "PROCESSOR",
     "RELOADER",
     "RULES",
+    "SNS_INBOUND",
     "STATE",
     "STORE",
     "RulesRef",
@@ -80,4 +81,5 @@ KAFKA_PUBLISHER: web.AppKey[KafkaPublisher] = web.AppKey("kafka_publisher")  # c
 BACKPRESSURE: web.AppKey[Backpressure] = web.AppKey("backpressure")  # ingest held back?
 ACKNOWLEDGER: web.AppKey[Acknowledger] = web.AppKey("acknowledger")  # records answers
 ACK_LINKS: web.AppKey[AckLinks] = web.AppKey("ack_links")  # set when acks.link_key is
+SNS_INBOUND: web.AppKey[SnsInboundClient] = web.AppKey("sns_inbound")  # sns.inbound.enabled
 RELOADER: web.AppKey[RuleReloader] = web.AppKey("rules_reloader")  # POST /-/reload, SIGHUP

@@ -65,6 +65,7 @@ __all__ = [
     "Backlog",
     "DueStorm",
     "FlushClaim",
+    "InboundLog",
     "IncidentConflict",
     "IncidentDetail",
     "IncidentLog",
@@ -591,6 +592,21 @@ class Subscriptions(Protocol):
         ...
 
 
+class InboundLog(Protocol):
+    """Inbound messages already handled (SNS MessageId, SMS inboundMessageId): a message
+    delivered twice acts once."""
+
+    async def remember_inbound(self, kind: str, message_id: str, at: datetime, *,
+                               forget_before: datetime | None = None) -> bool:
+        """Record ``(kind, message_id)`` seen at ``at``; True when it is new, False for a
+        duplicate. ``forget_before``: also forget a bounded batch of ids seen before it."""
+        ...
+
+    async def forget_inbound(self, kind: str, message_id: str) -> None:
+        """Forget ``(kind, message_id)``: its handling failed, so a retry must act."""
+        ...
+
+
 class Retention(Protocol):
     """Bounded deletes of history no longer needed."""
 
@@ -600,5 +616,6 @@ class Retention(Protocol):
         ...
 
 
-class Store(Lifecycle, IntakeLog, IncidentLog, Outbox, Subscriptions, Retention, Protocol):
+class Store(Lifecycle, IntakeLog, IncidentLog, Outbox, Subscriptions, InboundLog, Retention,
+            Protocol):
     """Durable state of Tocsin: every role in one object (what ``open_store`` returns)."""

@@ -41,6 +41,7 @@ from router.store.sqlite.codec import (
     parse_ts,
     ts,
 )
+from router.store.sqlite.inbound import forget_inbound, remember_inbound
 from router.store.sqlite.incident_intake import dead_letter_intake_job, requeue_intake_job
 from router.store.sqlite.incidents import (
     DueStorm,
@@ -560,6 +561,18 @@ class SqliteStore:
         """Remove the subscription of ``endpoint`` (gone at the push service)."""
         return await self._writer.submit(
             lambda conn: delete_subscription_by_endpoint(conn, endpoint))
+
+    # -- inbound messages (router/store/sqlite/inbound.py) -------------------------------
+
+    async def remember_inbound(self, kind: str, message_id: str, at: datetime, *,
+                               forget_before: datetime | None = None) -> bool:
+        """Record an inbound message id; True when new (a duplicate: False)."""
+        return await self._writer.submit(
+            lambda conn: remember_inbound(conn, kind, message_id, at, forget_before))
+
+    async def forget_inbound(self, kind: str, message_id: str) -> None:
+        """Forget an inbound message id (its handling failed: the retry must act)."""
+        await self._writer.submit(lambda conn: forget_inbound(conn, kind, message_id))
 
     async def _update(self, sql: str, params: tuple[object, ...]) -> None:
         def job(conn: sqlite3.Connection) -> None:
