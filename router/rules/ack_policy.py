@@ -29,6 +29,7 @@ __all__ = [
     "AckSetting",
     "EscalationModel",
     "check_ack",
+    "duration_text",
     "merge_ack",
     "tier_channels",
 ]
@@ -145,7 +146,7 @@ def check_ack(setting: bool | AckModel | None, effective: AckPolicy | None, src:
         tpath: Path_ = (*path, "escalate", i)
         if previous is not None and tier.after <= previous[0]:
             ctx.error(src, (*tpath, "after"), f"escalation tier {i + 1} must come after tier "
-                      f"{previous[1] + 1} ({_seconds(previous[0])}): tiers are listed in "
+                      f"{previous[1] + 1} ({duration_text(previous[0])}): tiers are listed in "
                       "strictly increasing 'after', measured from the first notice")
         previous = (tier.after, i)
         for j, name in enumerate(tier.audiences):
@@ -173,7 +174,7 @@ def _check_channels(table: Mapping[str, list[str]], src: SourceFile, path: Path_
                           f"{', '.join(sorted(channel_kinds))})")
 
 
-def _seconds(value: float) -> str:
+def duration_text(value: float) -> str:
     """A duration in seconds the way a rule author writes it (``20m``, ``1h30m``)."""
     total = int(value)
     if total != value or total == 0:
