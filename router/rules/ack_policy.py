@@ -53,11 +53,18 @@ class AckModel(Strict):
     notify_on_ack: bool | None = None
 
 
+#: The words pydantic reads as booleans (as for ``continue:``); rule files keep scalars
+#: as written.
+_TRUE = frozenset({"true", "yes", "on", "y", "t", "1"})
+_FALSE = frozenset({"false", "no", "off", "n", "f", "0"})
+
+
 def _switch(value: Any) -> bool:
     if isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
+    word = value.strip().lower() if isinstance(value, str) else None
+    if word in _TRUE or word in _FALSE:
+        return word in _TRUE
     shown = "a list" if isinstance(value, list) else f"'{value}'"
     raise ValueError(f"expected false (no acknowledgement), true, or a mapping with the keys "
                      f"mode, resend_after, max_resends, escalate, notify_on_ack; got {shown}")

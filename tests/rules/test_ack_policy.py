@@ -104,6 +104,15 @@ def test_ack_under_an_opt_out_starts_from_the_defaults(
     assert routes["root/3/2"].ack == AckPolicy(resend_after_s=120.0)
 
 
+@pytest.mark.parametrize(("word", "on"), [("false", False), ("no", False), ("off", False),
+                                          ("true", True), ("yes", True)])
+def test_switch_words_read_like_other_booleans(tmp_path: Path, word: str, on: bool) -> None:
+    """ack: takes the boolean words `continue:` takes."""
+    rules = load_text(tmp_path, "route: {audiences: [a], template: t, "
+                      f"channels: {{default: [email]}}, ack: {word}}}\n")
+    assert (rules.root.policy.ack is not None) is on
+
+
 def test_empty_ack_inherits(routes: dict[str, IncidentPolicy]) -> None:
     """An empty ack: (YAML null) is the same as no ack: at all."""
     assert routes["root/4"].ack == PARENT
