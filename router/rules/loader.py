@@ -568,6 +568,7 @@ def _check_tree(route: Route, model: RouteModel, src: SourceFile, path: Path_, c
                               f"'{route.template}' has no '{ch}' messages", key=True)
             _check_escalation_channels(route, model, tpl, used, src, path, ctx)
         _note_ack_by_sms(route, src, path, ctx)
+        _check_ack_answerable(route, src, path, ctx)
 
     stopper: tuple[Route, Path_] | None = None
     for i, (child, child_model) in enumerate(zip(route.children, model.routes or [],
@@ -623,6 +624,21 @@ def _note_ack_by_sms(route: Route, src: SourceFile, path: Path_, ctx: _Ctx) -> N
              "reach Tocsin only from an origination number that supports two-way SMS (a "
              "sender ID cannot receive them); see docs/channels.md \"Answers by SMS\"",
              key=True)
+
+
+#: Channels whose recipients cannot answer a notice (a topic is a broadcast).
+_UNANSWERABLE = frozenset({"topic"})
+
+
+def _check_ack_answerable(route: Route, src: SourceFile, path: Path_, ctx: _Ctx) -> None:
+    """Warn when a route asks for an answer but only sends where nobody can give one."""
+    sends = {c for cs in route.channels.values() for c in cs}
+    if route.policy.ack is None or not sends or not sends <= _UNANSWERABLE:
+        return
+    ctx.warn(src, path, f"{_route_label(route)} asks for an acknowledgement but sends only "
+             f"on {', '.join(sorted(sends))}, which cannot be answered: nobody can stop its "
+             "reminders and escalation but the API or the CLI (add sms, email or push, or "
+             "set ack: false)", key=True)
 
 
 def _route_label(route: Route) -> str:

@@ -203,6 +203,22 @@ def test_no_sms_warning_without_sms(tmp_path: Path) -> None:
     assert not [w for w in rules.warnings if "two-way SMS" in w.message]
 
 
+def test_topic_only_route_cannot_be_answered(tmp_path: Path) -> None:
+    """A route that asks for an answer but sends only to topics gets a warning."""
+    header = """\
+audiences:
+  status: {contacts: [{id: s, name: S, topic: "arn:aws:sns:eu-west-1:123456789012:status"}]}
+templates:
+  t:
+    topic:
+      en: {text: "{{ ack.code }}"}
+"""
+    rules = load_text(tmp_path, "route: {audiences: [status], template: t, "
+                      "channels: {default: [topic]}, ack: true}\n", header=header)
+    (warning,) = rules.warnings
+    assert "sends only on topic, which cannot be answered" in warning.message
+
+
 def test_tier_audiences_are_checked_with_positions(tmp_path: Path) -> None:
     """An unknown tier audience is an error with its position, wherever the route is."""
     with pytest.raises(RuleError) as info:
