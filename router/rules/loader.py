@@ -598,10 +598,13 @@ def _escalation_channels(route: Route) -> set[str]:
 def _check_escalation_channels(route: Route, model: RouteModel, tpl: CompiledTemplate,
                                used: list[str], src: SourceFile, path: Path_,
                                ctx: _Ctx) -> None:
-    """A final route's escalation tiers page on channels its template has messages for."""
+    """A final route's escalation tiers page on channels its template (or its
+    ``.escalation`` variant) has messages for."""
     label = _route_label(route)
+    variant = ctx.templates.get(f"{route.template}.escalation")
+    covered = set(tpl.channels) | (set(variant[0].channels) if variant else set())
     for ch in sorted(_escalation_channels(route) - set(used)):
-        if ch in ctx.channel_kinds and ch not in tpl.channels:
+        if ch in ctx.channel_kinds and ch not in covered:
             where = (*path, "ack") if model.ack is not None else path
             ctx.error(src, where, f"{label} may escalate on '{ch}' but template "
                       f"'{route.template}' has no '{ch}' messages", key=True)

@@ -203,6 +203,26 @@ def test_no_sms_warning_without_sms(tmp_path: Path) -> None:
     assert not [w for w in rules.warnings if "two-way SMS" in w.message]
 
 
+def test_an_escalation_variant_covers_the_tier_channel(tmp_path: Path) -> None:
+    """A tier may page on a channel only `t.escalation` has messages for."""
+    header = HEADER.replace("a: {contacts: [{id: a, name: A, email: a@example.com}]}",
+                            'a: {contacts: [{id: a, name: A, email: a@example.com, '
+                            'phone: "+33612345678"}]}') + """\
+  t.escalation:
+    sms:
+      en: {text: "ESCALATED {{ ack.code }}"}
+"""
+    rules = load_text(tmp_path, """\
+route:
+  audiences: [a]
+  template: t
+  channels: {default: [email]}
+  ack:
+    escalate: [{after: 20m, audiences: [b], channels: {default: [sms]}}]
+""", header=header)
+    assert rules.root.policy.ack is not None
+
+
 def test_topic_only_route_cannot_be_answered(tmp_path: Path) -> None:
     """A route that asks for an answer but sends only to topics gets a warning."""
     header = """\
