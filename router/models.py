@@ -37,7 +37,11 @@ AlertStatus = Literal["firing", "resolved"]
 #: ``update`` a change (alerts joined or resolved), ``follow_up`` "it takes longer than
 #: announced", ``resolved`` the end, ``summary`` one message replacing notices held by
 #: quiet hours when the incident ended meanwhile, ``storm`` one message for many incidents.
-Phase = Literal["firing", "update", "follow_up", "resolved", "summary", "storm"]
+#: Acknowledgements (a route's ``ack:``): ``reminder`` re-sends the notice to those who
+#: have not answered, ``escalation`` pages a further tier, ``acknowledged`` tells the
+#: others who answered.
+Phase = Literal["firing", "update", "follow_up", "resolved", "summary", "storm",
+                "reminder", "escalation", "acknowledged"]
 #: ``cancelled``: a held (quiet-hours) delivery superseded before it was sent.
 DeliveryStatus = Literal["pending", "sent", "failed", "cancelled"]
 #: Channel names known to the rules (cross-reference checks) and to the dispatcher;

@@ -19,13 +19,14 @@ from zoneinfo import ZoneInfo
 from router.authoring.rehearsal import Step, rehearse, settle_s
 from router.fingerprint import fingerprint as alert_fingerprint
 from router.incidents.flush import recipient_address
-from router.models import Alert, Contact, Delivery, Phase, RenderedMessage
+from router.models import AckPolicy, Alert, Contact, Delivery, Phase, RenderedMessage
+from router.rules.ack_policy import duration_text
 from router.rules.quiet import QuietVerdict, quiet_verdict
 from router.rules.ruleset import RuleSet
 from router.rules.tree import Trace
 from router.sms import analyse
 
-__all__ = ["explain_alert", "format_text", "message_doc", "quiet_doc"]
+__all__ = ["ack_doc", "ack_lines", "explain_alert", "format_text", "message_doc", "quiet_doc"]
 
 
 def _why(t: Trace) -> str:
@@ -97,6 +98,53 @@ def quiet_doc(verdict: QuietVerdict) -> dict[str, Any]:
         "timezone": verdict.timezone,
         "why": verdict.describe(),
     }
+
+
+def ack_doc(policy: AckPolicy | None) -> dict[str, Any] | None:
+    """A route's effective ack policy as JSON (None: its notices ask for no answer);
+    durations as a rule author writes them (``10m``) and in seconds."""
+    if policy is None:
+        return None
+    resend = policy.resend_after_s
+    return {
+        "mode": policy.mode,
+        "resend_after": duration_text(resend) if resend is not None else None,
+        "resend_after_s": resend,
+        "max_resends": policy.max_resends if resend is not None else 0,
+        "escalate": [{"after": duration_text(t.after_s), "after_s": t.after_s,
+                      "audiences": list(t.audiences),
+                      "channels": {sev: list(chans) for sev, chans in t.channels} or None}
+                     for t in policy.escalate],
+        "notify_on_ack": policy.notify_on_ack,
+    }
+
+
+def ack_lines(doc: Mapping[str, Any] | None) -> list[str]:
+    """:func:`ack_doc` in words, one line per step (``format_text``); nothing when the
+    route asks for no answer."""
+    if doc is None:
+        return []
+    who = ("the first answer stops reminders and escalation for everyone"
+           if doc["mode"] == "first" else "every recipient must answer")
+    lines = [f"ack: mode {doc['mode']}: {who}"]
+    if doc["resend_after"] is not None and doc["max_resends"]:
+        steps = ", ".join(f"+{duration_text(doc['resend_after_s'] * n)}"
+                          for n in range(1, doc["max_resends"] + 1))
+        lines.append(f"  reminder every {doc['resend_after']} to those who have not "
+                     f"answered, at most {doc['max_resends']} ({steps} after the first "
+                     "notice)")
+    else:
+        lines.append("  no reminder")
+    for n, tier in enumerate(doc["escalate"], start=1):
+        chans = tier["channels"]
+        shown = (", ".join(f"{sev}: {','.join(c)}" for sev, c in sorted(chans.items()))
+                 if chans else "the route's channels")
+        lines.append(f"  escalation tier {n} at +{tier['after']} unless answered: "
+                     f"{', '.join(tier['audiences'])} ({shown})")
+    lines.append("  on acknowledgement: " + (
+        "the others paged are told who answered" if doc["notify_on_ack"]
+        else "nobody else is told"))
+    return lines
 
 
 def _address(contact: Contact, channel: str) -> str | None:
@@ -186,6 +234,7 @@ def explain_alert(
             "template": d.template,
             "group_by": ["..."] if d.group_by_all else list(d.group_by),
             "owner": d.owner,
+            "ack": ack_doc(d.policy.ack),
             "recipients": recipients,
         })
     return {
@@ -232,6 +281,7 @@ def format_text(doc: Mapping[str, Any]) -> str:
                    f"channels={','.join(r['channels']) or '-'} template={r['template']} "
                    f"group_by={','.join(r['group_by']) or '-'}"
                    + (f" owner={r['owner']}" if r["owner"] else ""))
+        out.extend(f"    {line}" for line in ack_lines(r.get("ack")))
         for rec in r["recipients"]:
             out.append(f"    recipient {rec['contact']} ({rec['name']}, audience "
                        f"{rec['audience']}, locale {rec['locale']}, {rec['timezone']}):")

@@ -94,8 +94,10 @@ class MessageExpect(Strict):
     channel: str | None = None
     locale: str | None = None
     #: Only the messages of this phase (first notice ``firing``, ``update``,
-    #: ``follow_up``, ``resolved``, ``summary``).
-    phase: Literal["firing", "update", "follow_up", "resolved", "summary"] | None = None
+    #: ``follow_up``, ``resolved``, ``summary``; for a route with ``ack:``, ``reminder``,
+    #: ``escalation`` and ``acknowledged``).
+    phase: Literal["firing", "update", "follow_up", "resolved", "summary", "reminder",
+                   "escalation", "acknowledged"] | None = None
     subject: str | None = None
     text: str | None = None
     html: str | None = None

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from router.models import AlertStatus, IncidentPolicy, RouteDecision
+from router.models import AckPolicy, AlertStatus, EscalationTier, IncidentPolicy, RouteDecision
 
 __all__ = [
     "HeldNotice",
@@ -120,6 +120,18 @@ def decision_from_json(text: str) -> RouteDecision:
     for key in ("mute_time_intervals", "active_time_intervals"):
         if key in policy:
             policy[key] = tuple(policy[key])
+    ack = policy.pop("ack", None)
+    if ack is not None:
+        policy["ack"] = _ack_from_json(ack)
     for key in ("audiences", "channels", "group_by"):
         data[key] = tuple(data[key])
     return RouteDecision(**data, policy=IncidentPolicy(**policy))
+
+
+def _ack_from_json(data: dict[str, Any]) -> AckPolicy:
+    """The :class:`AckPolicy` that :func:`dataclasses.asdict` wrote (lists back to tuples)."""
+    tiers = tuple(
+        EscalationTier(after_s=tier["after_s"], audiences=tuple(tier["audiences"]),
+                       channels=tuple((sev, tuple(chans)) for sev, chans in tier["channels"]))
+        for tier in data.pop("escalate", ()))
+    return AckPolicy(**data, escalate=tiers)

@@ -2,11 +2,12 @@
 
 The route keys (``group_wait``, ``group_interval``, ``repeat_interval``,
 ``follow_up_after``, ``max_follow_ups``, ``break_quiet_hours``,
-``on_resolved_during_quiet_hours``, ``mute_time_intervals``, ``active_time_intervals``)
-are fields of :class:`router.rules.schema.RouteModel`; :func:`build_policy` turns them
+``on_resolved_during_quiet_hours``, ``mute_time_intervals``, ``active_time_intervals``,
+``ack``) are fields of :class:`router.rules.schema.RouteModel`; :func:`build_policy` turns them
 into the route's effective :class:`~router.models.IncidentPolicy` with inheritance
 (everything is inherited from the parent route except the two time-interval lists, as in
-Alertmanager). Top-level ``quiet_hours`` and ``storm_control`` are modelled here.
+Alertmanager; ``ack`` merges per key over the parent's: router/rules/ack_policy.py).
+Top-level ``quiet_hours`` and ``storm_control`` are modelled here.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field
 
 from router.models import IncidentPolicy
+from router.rules.ack_policy import merge_ack
 from router.rules.durations import Duration
 from router.rules.time_intervals import TimeIntervalSpecModel
 from router.strict import Strict
@@ -78,6 +80,7 @@ def build_policy(model: RouteModel, parent: IncidentPolicy | None) -> IncidentPo
                                      or base.resolved_during_quiet_hours),
         mute_time_intervals=tuple(model.mute_time_intervals or ()),
         active_time_intervals=tuple(model.active_time_intervals or ()),
+        ack=merge_ack(model.ack, base.ack),
     )
 
 

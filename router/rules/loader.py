@@ -17,6 +17,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from router.errors import Problem, RuleError
 from router.models import CHANNEL_KINDS, Contact
+from router.rules.ack_policy import check_ack, tier_channels
 from router.rules.incident_rules import collect_incident_rules
 from router.rules.lifecycle import build_policy
 from router.rules.matchers import Matcher, MatcherParseError, MatchType, parse_matchers
@@ -102,6 +103,8 @@ class _Ctx:
     route_names: dict[str, tuple[str, SourceFile, Path_]] = field(default_factory=dict)
     #: Templates that exist but failed to compile (already reported; no "unknown" noise).
     broken_templates: set[str] = field(default_factory=set)
+    #: The "answers by SMS need a two-way number" warning was given (once per rule set).
+    ack_sms_noted: bool = False
 
     def error(self, src: SourceFile, path: Path_, message: str, *, key: bool = False) -> None:
         self.problems.append(src.problem(path, message, key=key))
@@ -534,6 +537,8 @@ def _check_tree(route: Route, model: RouteModel, src: SourceFile, path: Path_, c
                 ctx.error(src, (*path, "channels", sev, i), f"unknown channel '{ch}'"
                           f"{did_you_mean(ch, ctx.channel_kinds)} (known channels: "
                           f"{', '.join(sorted(ctx.channel_kinds))})")
+    check_ack(model.ack, route.policy.ack, src, (*path, "ack"), audiences=ctx.audiences,
+              channel_kinds=ctx.channel_kinds, ctx=ctx)
     if (model.template is not None and model.template not in ctx.templates
             and model.template not in ctx.broken_templates):
         ctx.error(src, (*path, "template"), f"unknown template '{model.template}'"
@@ -561,6 +566,9 @@ def _check_tree(route: Route, model: RouteModel, src: SourceFile, path: Path_, c
                     where = (*path, "template") if model.template else path
                     ctx.error(src, where, f"{label} may send on '{ch}' but template "
                               f"'{route.template}' has no '{ch}' messages", key=True)
+            _check_escalation_channels(route, model, tpl, used, src, path, ctx)
+        _note_ack_by_sms(route, src, path, ctx)
+        _check_ack_answerable(route, src, path, ctx)
 
     stopper: tuple[Route, Path_] | None = None
     for i, (child, child_model) in enumerate(zip(route.children, model.routes or [],
@@ -575,6 +583,65 @@ def _check_tree(route: Route, model: RouteModel, src: SourceFile, path: Path_, c
                   or child_model.continue_):
             stopper = (child, cpath)
         _check_tree(child, child_model, src, cpath, ctx, is_root=False)
+
+
+def _escalation_channels(route: Route) -> set[str]:
+    """Every channel the route's escalation tiers may page on."""
+    if route.policy.ack is None:
+        return set()
+    route_channels = [c for cs in route.channels.values() for c in cs]
+    return {c for tier in route.policy.ack.escalate
+            for sev in {*(s for s, _ in tier.channels), "default", *route.channels}
+            for c in tier_channels(tier, sev, route_channels)}
+
+
+def _check_escalation_channels(route: Route, model: RouteModel, tpl: CompiledTemplate,
+                               used: list[str], src: SourceFile, path: Path_,
+                               ctx: _Ctx) -> None:
+    """A final route's escalation tiers page on channels its template (or its
+    ``.escalation`` variant) has messages for."""
+    label = _route_label(route)
+    variant = ctx.templates.get(f"{route.template}.escalation")
+    covered = set(tpl.channels) | (set(variant[0].channels) if variant else set())
+    for ch in sorted(_escalation_channels(route) - set(used)):
+        if ch in ctx.channel_kinds and ch not in covered:
+            where = (*path, "ack") if model.ack is not None else path
+            ctx.error(src, where, f"{label} may escalate on '{ch}' but template "
+                      f"'{route.template}' has no '{ch}' messages", key=True)
+
+
+def _note_ack_by_sms(route: Route, src: SourceFile, path: Path_, ctx: _Ctx) -> None:
+    """Warn once per rule set that SMS answers need a two-way origination number.
+
+    Whether the configured origination identity can receive replies is in the service
+    config, which ``rules check`` does not read: the warning names the first route that
+    asks for an answer by SMS.
+    """
+    if ctx.ack_sms_noted or route.policy.ack is None:
+        return
+    sends = {c for cs in route.channels.values() for c in cs} | _escalation_channels(route)
+    if "sms" not in sends:
+        return
+    ctx.ack_sms_noted = True
+    ctx.warn(src, path, f"{_route_label(route)} asks for an acknowledgement by SMS: replies "
+             "reach Tocsin only from an origination number that supports two-way SMS (a "
+             "sender ID cannot receive them); see docs/channels.md \"Answers by SMS\"",
+             key=True)
+
+
+#: Channels whose recipients cannot answer a notice (a topic is a broadcast).
+_UNANSWERABLE = frozenset({"topic"})
+
+
+def _check_ack_answerable(route: Route, src: SourceFile, path: Path_, ctx: _Ctx) -> None:
+    """Warn when a route asks for an answer but only sends where nobody can give one."""
+    sends = {c for cs in route.channels.values() for c in cs}
+    if route.policy.ack is None or not sends or not sends <= _UNANSWERABLE:
+        return
+    ctx.warn(src, path, f"{_route_label(route)} asks for an acknowledgement but sends only "
+             f"on {', '.join(sorted(sends))}, which cannot be answered: nobody can stop its "
+             "reminders and escalation but the API or the CLI (add sms, email or push, or "
+             "set ack: false)", key=True)
 
 
 def _route_label(route: Route) -> str:

@@ -70,7 +70,8 @@ def _data_path(data: Any, loc: Sequence[str | int]) -> Path_:
     return tuple(path)
 
 
-_TAGS = frozenset({"fixed", "from_label", "str", "list[str]"})
+_TAGS = frozenset({"fixed", "from_label", "str", "list[str]",
+                   "ack_switch", "ack_policy"})  # router.rules.ack_policy.AckSetting
 
 
 def path_is_tag(part: str) -> bool:

@@ -11,7 +11,7 @@ from router.models import Alert, Contact, Phase, RenderedMessage, RouteDecision
 from router.rules.incident_rules import IncidentRules
 from router.rules.templates import CompiledTemplate, RenderError, build_context, render_message
 from router.rules.tree import Route, Trace, evaluate
-from router.rules.view import IncidentView, StormItem
+from router.rules.view import NOT_REQUESTED, AckView, IncidentView, StormItem
 from router.sms import SmsOverflowError
 
 __all__ = ["Audience", "RuleSet"]
@@ -95,12 +95,17 @@ class RuleSet:
         *,
         incident: IncidentView | None = None,
         storm: tuple[StormItem, ...] = (),
+        ack: AckView = NOT_REQUESTED,
     ) -> RenderedMessage:
         """Render ``decision.template`` for ``channel`` in the contact's locale.
 
+        The template is ``<template>.<phase>`` when the rule set has it with messages for
+        ``channel`` (``outage.reminder``), else ``<template>`` itself, rendered with
+        ``phase`` set (every phase, acknowledgement phases included, falls back that way).
         Locale order: the contact's locale, its language (``fr`` for ``fr-CA``), the
-        template's ``fallback_locale``, then the rule set's default locale. Raises
-        RenderError when rendering fails.
+        template's ``fallback_locale``, then the rule set's default locale. ``ack``: what
+        the notice asks of the contact (router/rules/view.py). Raises RenderError when
+        rendering fails.
         """
         # A lifecycle variant (`outage.resolved`) wins over the base template (`outage`).
         template = self.templates.get(f"{decision.template}.{phase}")
@@ -110,7 +115,7 @@ class RuleSet:
             raise RenderError(f"unknown template '{decision.template}'")
         locale, message = template.pick(channel, contact.locale, self.default_locale)
         context = build_context(decision, alert, contact, phase, meta, locale,
-                                incident=incident, storm=storm)
+                                incident=incident, storm=storm, ack=ack)
         rendered = render_message(template, message, context)
         if channel == "sms" and template.sms_policy is not None:
             rendered = _fit_sms(template, locale, rendered)

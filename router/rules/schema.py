@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from router.phones import normalise_phone
+from router.rules.ack_policy import AckSetting
 from router.rules.durations import Duration
 from router.rules.inhibit import InhibitRuleModel
 from router.rules.lifecycle import (
@@ -196,6 +197,9 @@ class RouteModel(Strict):
     on_resolved_during_quiet_hours: ResolvedDuringQuietHours | None = None
     mute_time_intervals: list[str] | None = None
     active_time_intervals: list[str] | None = None
+    # The notices ask for an answer (router/rules/ack_policy.py, docs/rules.md
+    # "Acknowledgements"): a mapping merged per key over the parent's, or false/true.
+    ack: AckSetting | None = None
     routes: list[RouteModel] | None = None
 
     model_config = ConfigDict(populate_by_name=False)  # extra="forbid", frozen: Strict

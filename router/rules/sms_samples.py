@@ -1,8 +1,9 @@
 """SMS templates measured with sample data when the rules load (``tocsin rules check``).
 
 A template whose ``sms_policy`` says ``overflow: fail`` is rendered for every locale of
-its SMS with a representative alert (:data:`SAMPLE_ALERT`); :func:`sample_overflows`
-lists the locales over budget, which the loader reports as errors.
+its SMS with a representative alert (:data:`SAMPLE_ALERT`), as a notice that asks for
+an answer (``ack.requested``, the longer text); :func:`sample_overflows` lists the
+locales over budget, which the loader reports as errors.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from router.rules.templates import (
     render_message,
     render_within,
 )
-from router.rules.view import StormItem
+from router.rules.view import AckView, StormItem
 from router.sms import SmsInfo, SmsOverflowError
 
 __all__ = ["SAMPLE_ALERT", "SAMPLE_CHECK_S", "sample_overflows", "sample_overruns"]
@@ -47,11 +48,23 @@ _META = {"receiver": "tocsin", "external_url": "", "group_key": ""}
 _RESOLVED_PHASES = ("resolved", "summary")
 
 
+def _sample_ack(phase: Phase) -> AckView:
+    """A notice that asks for an answer (the longer case: "Reply YES 4821" is added)."""
+    return AckView(requested=phase != "acknowledged", code="4821", url=None,
+                   by="Alice Martin" if phase == "acknowledged" else "",
+                   at=_START + timedelta(minutes=12) if phase == "acknowledged" else None,
+                   channel="sms" if phase == "acknowledged" else "",
+                   reminder=1 if phase == "reminder" else 0,
+                   tier=1 if phase == "escalation" else 0)
+
+
 def _phase(template_name: str) -> Phase:
     suffix = template_name.rsplit(".", 1)[-1] if "." in template_name else ""
     phases: Mapping[str, Phase] = {"update": "update", "follow_up": "follow_up",
                                    "resolved": "resolved", "summary": "summary",
-                                   "storm": "storm"}
+                                   "storm": "storm", "reminder": "reminder",
+                                   "escalation": "escalation",
+                                   "acknowledged": "acknowledged"}
     return phases.get(suffix, "firing")
 
 
@@ -71,7 +84,8 @@ def _sample_context(template: CompiledTemplate, locale: str) -> dict[str, Any]:
     storm = tuple(StormItem(id=f"inc-{n:016x}", title=f"ServiceDown {n}", count=3,
                             started_at=_START, state="open", instances=("app-1", "app-2"))
                   for n in range(2 if phase == "storm" else 0))
-    return build_context(decision, alert, contact, phase, _META, locale, storm=storm)
+    return build_context(decision, alert, contact, phase, _META, locale, storm=storm,
+                         ack=_sample_ack(phase))
 
 
 def sample_overflows(template: CompiledTemplate) -> list[tuple[str, SmsInfo | str]]:

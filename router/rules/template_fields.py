@@ -2,7 +2,7 @@
 
 ``{{ alert.oops }}`` or ``{{ incident.etaa }}`` would otherwise only fail when a message
 is rendered, in the middle of an incident. Every attribute read directly on a context
-object (``alert``, ``route``, ``recipient``, ``incident``, and the items of
+object (``alert``, ``route``, ``recipient``, ``incident``, ``ack``, and the items of
 ``incident.alerts`` & co. in a ``for`` loop) is checked against the documented fields;
 mappings (``alert.labels``, ``meta``, ...) accept any key, as documented.
 """
@@ -25,12 +25,19 @@ def _incident_fields() -> frozenset[str]:
     return frozenset(f.name for f in dataclasses.fields(IncidentView))
 
 
+def _ack_fields() -> frozenset[str]:
+    from router.rules.view import AckView
+
+    return frozenset(f.name for f in dataclasses.fields(AckView))
+
+
 #: Context object → the attributes a template may read from it.
 CONTEXT_ATTRIBUTES: dict[str, frozenset[str]] = {
     "alert": _ALERT,
     "route": frozenset({"id", "name"}),
     "recipient": frozenset({"id", "name", "locale", "timezone"}),
     "incident": _incident_fields(),
+    "ack": _ack_fields(),
 }
 #: ``incident.<list>`` whose items are alerts (their loop variables are checked too).
 _ALERT_LISTS = frozenset({"alerts", "firing", "resolved", "new"})

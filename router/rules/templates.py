@@ -70,7 +70,14 @@ from router.models import (
 from router.rules.problems import did_you_mean
 from router.rules.sms_policy import TemplateSmsPolicy
 from router.rules.template_fields import CONTEXT_ATTRIBUTES, unknown_attribute
-from router.rules.view import IncidentView, StormItem, format_duration, single_alert_view
+from router.rules.view import (
+    NOT_REQUESTED,
+    AckView,
+    IncidentView,
+    StormItem,
+    format_duration,
+    single_alert_view,
+)
 
 __all__ = [
     "CONTEXT_FIELDS",
@@ -97,7 +104,8 @@ _SUBJECT_ENOUGH: Final = 8 * SUBJECT_MAX_CHARS
 
 #: The top-level names a template may use.
 CONTEXT_FIELDS: frozenset[str] = frozenset(
-    {"alert", "severity", "phase", "route", "owner", "recipient", "meta", "incident", "storm"}
+    {"alert", "severity", "phase", "route", "owner", "recipient", "meta", "incident", "storm",
+     "ack"}
 )
 
 
@@ -462,11 +470,13 @@ class _RecipientView:
 def build_context(decision: RouteDecision, alert: Alert, contact: Contact, phase: Phase,
                   meta: Mapping[str, str], locale: str, *,
                   incident: IncidentView | None = None,
-                  storm: tuple[StormItem, ...] = ()) -> dict[str, Any]:
+                  storm: tuple[StormItem, ...] = (),
+                  ack: AckView = NOT_REQUESTED) -> dict[str, Any]:
     """The documented template context (see docs/rules.md, "Template context").
 
     Without ``incident`` (rendering one alert outside the incident engine), the
-    incident is the alert alone.
+    incident is the alert alone. ``ack`` is what the notice asks of its recipient
+    (default: no answer asked).
     """
     owner = decision.owner or alert.labels.get("owner") or alert.annotations.get(
         "owner") or alert.labels.get("responsible") or alert.annotations.get(
@@ -490,6 +500,7 @@ def build_context(decision: RouteDecision, alert: Alert, contact: Contact, phase
         "recipient": _RecipientView(id=contact.id, name=contact.name, locale=locale,
                                     timezone=contact.timezone),
         "meta": LabelMap(meta),
+        "ack": ack,
     }
 
 

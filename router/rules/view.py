@@ -1,4 +1,5 @@
-"""What templates see of an incident (``incident`` and ``storm`` in the template context).
+"""What templates see of an incident (``incident``, ``storm`` and ``ack`` in the template
+context).
 
 Built from an incident's alerts by :func:`incident_view`; when a template is rendered
 outside an incident (storm summaries, the sample render of ``tocsin rules check``),
@@ -17,6 +18,8 @@ from datetime import datetime, timedelta
 from router.models import Alert
 
 __all__ = [
+    "NOT_REQUESTED",
+    "AckView",
     "AlertList",
     "AlertView",
     "IncidentView",
@@ -103,6 +106,33 @@ class IncidentView:
     owner: str = ""
     #: Untrusted values the view ignored, each with why (e.g. an ``eta`` out of range).
     notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AckView:
+    """The ``ack`` template field: whether this notice asks for an answer, and the answer.
+
+    The planner fills it (docs/rules.md "Acknowledgements"): ``requested`` when the
+    route's ``ack:`` asks the recipient to answer this notice; ``code`` the incident's
+    short code (``router.acks.codes.ack_code``), ``url`` the recipient's signed link
+    (None when there is none: SMS, or no public URL configured); on the
+    ``acknowledged`` notice, ``by`` (a name), ``at`` and ``channel`` (``sms``, ``link``,
+    ``api``, ``cli``) say who answered; ``reminder`` numbers the re-sends (1, 2, ...),
+    ``tier`` the escalation tier (1 for the first ``escalate`` entry).
+    """
+
+    requested: bool = False
+    code: str = ""
+    url: str | None = None
+    by: str = ""
+    at: datetime | None = None
+    channel: str = ""
+    reminder: int = 0
+    tier: int = 0
+
+
+#: The ``ack`` of a notice that asks for no answer (the default of every render).
+NOT_REQUESTED = AckView()
 
 
 @dataclass(frozen=True, slots=True)

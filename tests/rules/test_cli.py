@@ -18,10 +18,15 @@ BROKEN = Path(__file__).parent / "broken"
 
 
 def test_check_ok_on_shipped_rules() -> None:
-    """The shipped example rules are valid: exit 0 and a summary line."""
+    """The shipped example rules are valid: exit 0 and a summary line; their one warning is
+    the note that SMS answers need a two-way origination number (billing asks for them)."""
     out = io.StringIO()
     assert check_command([str(RULES)], out) == 0
-    assert re.match(r"ok: \d+ file\(s\), \d+ route\(s\), ", out.getvalue())
+    *_, summary = out.getvalue().splitlines()
+    assert re.match(r"ok: \d+ file\(s\), \d+ route\(s\), .*, 1 warning\(s\)$", summary)
+    warnings = [line for line in out.getvalue().splitlines() if ": warning: " in line]
+    assert len(warnings) == 1
+    assert "route 'billing' (root/2) asks for an acknowledgement by SMS" in warnings[0]
 
 
 def test_check_prints_position_source_line_and_caret(monkeypatch: pytest.MonkeyPatch) -> None:

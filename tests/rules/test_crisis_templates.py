@@ -31,6 +31,9 @@ LIBRARY = {
     "crisis-follow-up": True,
     "crisis-resolved": True,
     "crisis-temporary-fix": True,
+    "crisis-ack-reminder": False,
+    "crisis-ack-escalation": False,
+    "crisis-acknowledged": False,
 }
 CHANNELS = ("email", "sms", "push")
 PHASES: tuple[Phase, ...] = ("firing", "update", "follow_up", "resolved", "summary")
