@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from router.models import AlertStatus, IncidentPolicy, RouteDecision
+from router.models import AckPolicy, AlertStatus, EscalationTier, IncidentPolicy, RouteDecision
 
 __all__ = [
     "HeldNotice",
@@ -145,6 +145,14 @@ def decision_to_json(decision: RouteDecision) -> str:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
 
+def _ack_policy_from_json(data: dict[str, Any]) -> AckPolicy:
+    tiers = tuple(
+        EscalationTier(after_s=float(t["after_s"]), audiences=tuple(t["audiences"]),
+                       channels=tuple((str(sev), tuple(chs)) for sev, chs in t["channels"]))
+        for t in data.get("escalate", ()))
+    return AckPolicy(**{**data, "escalate": tiers})
+
+
 def decision_from_json(text: str) -> RouteDecision:
     """Inverse of :func:`decision_to_json`."""
     data: dict[str, Any] = json.loads(text)
@@ -155,6 +163,8 @@ def decision_from_json(text: str) -> RouteDecision:
     for key in ("mute_time_intervals", "active_time_intervals"):
         if key in policy:
             policy[key] = tuple(policy[key])
+    if policy.get("ack") is not None:
+        policy["ack"] = _ack_policy_from_json(policy["ack"])
     for key in ("audiences", "channels", "group_by"):
         data[key] = tuple(data[key])
     return RouteDecision(**data, policy=IncidentPolicy(**policy))
