@@ -35,8 +35,9 @@ restart neither repeats nor loses a step.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -784,7 +785,7 @@ def _plan_acks(incident: Incident, ack: AckPolicy, rules: FlushRules,
     if incident.ack is not None:
         _cancel_held_reminders(current, result)
         if not incident.ack_notified and ack.mode == "first" and ack.notify_on_ack:
-            _plan_acknowledged(incident, incident.ack, rules, current, contacts, view,
+            _plan_acknowledged(incident, incident.ack, rules, logs, current, contacts, view,
                                representative, now, result, asking.code)
         result.ack_notified = True
         return
@@ -819,21 +820,24 @@ def _plan_reminders(incident: Incident, ack: AckPolicy, rules: FlushRules,
         due = _reminder_due(ack, log)
         if due is None or due > now:
             continue
-        contact = _contact(contacts, key, log)
-        rcpt = _Recipient(key[0], contact, log)
-        held_until = quiet_verdict(rules.incident, decision.policy, decision.severity,
-                                   contact, now).held_until
         number = log.reminders + 1
-        meta = asking.meta(contact.id, now, reminder=number)
-        for channel, address, _locale in log.channels:
-            delivery = _render(incident, rules, rcpt, representative, view, "reminder",
-                               channel, address, number, result.failures, meta=meta)
-            result.notices.append(PlannedNotice(key[0], key[1], delivery, held_until))
-        entry = replace(log, reminders=number, last_asked_at=held_until or now)
-        current[key] = entry
-        _set_log(result, entry)
-        sent.setdefault(number, []).append(key[1])
-        result.reminders += 1
+        spent = replace(log, reminders=number, last_asked_at=now)
+        with _isolated(incident, key, log, "reminder", representative, now, result,
+                       number, spent=spent):
+            contact = _contact(contacts, key, log)
+            rcpt = _Recipient(key[0], contact, log)
+            held_until = quiet_verdict(rules.incident, decision.policy, decision.severity,
+                                       contact, now).held_until
+            meta = asking.meta(contact.id, now, reminder=number)
+            for channel, address, _locale in log.channels:
+                delivery = _render(incident, rules, rcpt, representative, view, "reminder",
+                                   channel, address, number, result.failures, meta=meta)
+                result.notices.append(PlannedNotice(key[0], key[1], delivery, held_until))
+            entry = replace(log, reminders=number, last_asked_at=held_until or now)
+            current[key] = entry
+            _set_log(result, entry)
+            sent.setdefault(number, []).append(key[1])
+            result.reminders += 1
     for number, ids in sorted(sent.items()):
         result.events.append(TimelineEvent(now, "reminder_sent", {
             "number": number, "recipients": len(ids), "contacts": sorted(set(ids))}))
@@ -863,27 +867,67 @@ def _plan_tier(incident: Incident, ack: AckPolicy, rules: FlushRules,
             if not channels:
                 continue
             taken.update((c[0], c[1]) for c in channels)
-            held_until = quiet_verdict(rules.incident, decision.policy, decision.severity,
-                                       contact, now).held_until
-            rcpt = _Recipient(audience, contact, None)
-            meta = asking.meta(contact.id, now, tier=number)
-            for channel, address, _locale in channels:
-                delivery = _render(incident, rules, rcpt, representative, view, "escalation",
-                                   channel, address, number, result.failures, meta=meta)
-                result.notices.append(PlannedNotice(audience, contact.id, delivery,
-                                                    held_until))
             entry = RecipientLog(audience=audience, contact_id=contact.id, firing=firing,
                                  resolved=resolved, notified_at=now, seq=1, channels=channels,
-                                 announced=True, asked_at=now,
-                                 last_asked_at=held_until or now)
-            current[key] = entry
-            _set_log(result, entry)
-            paged.append(contact.id)
+                                 announced=True, asked_at=now, last_asked_at=now)
+            with _isolated(incident, key, entry, "escalation", representative, now, result,
+                           number):
+                held_until = quiet_verdict(rules.incident, decision.policy,
+                                           decision.severity, contact, now).held_until
+                rcpt = _Recipient(audience, contact, None)
+                meta = asking.meta(contact.id, now, tier=number)
+                for channel, address, _locale in channels:
+                    delivery = _render(incident, rules, rcpt, representative, view,
+                                       "escalation", channel, address, number,
+                                       result.failures, meta=meta)
+                    result.notices.append(PlannedNotice(audience, contact.id, delivery,
+                                                        held_until))
+                entry = replace(entry, last_asked_at=held_until or now)
+                current[key] = entry
+                _set_log(result, entry)
+                paged.append(contact.id)
     result.escalation_tier = number
     result.escalated.append(number)
     result.events.append(TimelineEvent(now, "escalated", {
         "tier": number, "audiences": list(tier.audiences), "recipients": len(paged),
         "contacts": paged}))
+
+
+@contextlib.contextmanager
+def _isolated(incident: Incident, key: tuple[str, str], log: RecipientLog, phase: Phase,
+              alert: Alert, now: datetime, result: FlushResult, number: int = 1, *,
+              spent: RecipientLog | None = None) -> Iterator[None]:
+    """One recipient's acknowledgement step that raises is theirs alone: what it added is
+    taken back, and a dead letter per channel (keyed like the notice, so planned once)
+    says why; the others are planned as usual. The step is not retried (its number or
+    tier is spent, ``spent`` is their log then): the dead letter is the record."""
+    mark = (len(result.notices), len(result.logs), len(result.failures))
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - recorded on the incident, counted, logged
+        del result.notices[mark[0]:], result.logs[mark[1]:], result.failures[mark[2]:]
+        reason = failure_reason(exc)
+        error = f"planning the {phase} notice failed: {reason}: {exc}"[:500]
+        result.failures.append(("plan", reason))
+        result.events.append(TimelineEvent(now, "notice_failed", {
+            "stage": "plan", "phase": phase, "audience": key[0], "contact_id": key[1],
+            "reason": reason, "error": error}))
+        _log.error("incident.plan_failed", incident=incident.id, audience=key[0],
+                   contact_id=key[1], phase=phase, reason=reason, error=str(exc)[:200])
+        decision = incident.decision
+        for channel, address, locale in log.channels:
+            result.notices.append(PlannedNotice(key[0], key[1], NewDelivery(
+                idempotency_key=notice_key(incident.id, key[0], key[1], channel, address,
+                                           f"plan_failed:{phase}", number),
+                incident_key=incident.id, fingerprint=alert.fingerprint,
+                route_id=decision.route_id, phase=phase, channel=channel, recipient=address,
+                contact_id=key[1], audience=key[0], severity=decision.severity,
+                locale=locale,
+                message=RenderedMessage(
+                    subject=f"[plan failed] {alert.labels.get('alertname', '')}", text=""),
+                failed_reason=error, dead_letter_reason="plan")))
+        if spent is not None:
+            _set_log(result, spent)
 
 
 def _cancel_held_reminders(current: dict[tuple[str, str], RecipientLog],
@@ -901,31 +945,36 @@ def _cancel_held_reminders(current: dict[tuple[str, str], RecipientLog],
 
 
 def _plan_acknowledged(incident: Incident, ack: IncidentAck, rules: FlushRules,
+                       prior: Mapping[tuple[str, str], RecipientLog],
                        current: dict[tuple[str, str], RecipientLog],
                        contacts: Mapping[tuple[str, str], Contact], view: IncidentView,
                        representative: Alert, now: datetime, result: FlushResult,
                        code: str) -> None:
-    """One ``acknowledged`` notice to every recipient told so far but the one who
-    answered ("Acknowledged by Alice at 14:25")."""
+    """One ``acknowledged`` notice to every recipient paged before this flush but the one
+    who answered ("Acknowledged by Alice at 14:25"); a first notice planned now, after
+    the answer, asks nothing and needs no second message."""
     decision = incident.decision
     meta = ack_meta(incident.meta, code=code, requested=False, by=ack.by_name, at=ack.at)
     told: list[str] = []
     for key, log in sorted(current.items()):
-        if not log.announced or not log.channels:
+        before = prior.get(key)
+        if before is None or not before.announced or not log.channels:
             continue
         if ack.by_id is not None and log.contact_id == ack.by_id:
             continue
-        contact = _contact(contacts, key, log)
-        rcpt = _Recipient(key[0], contact, log)
-        held_until = quiet_verdict(rules.incident, decision.policy, decision.severity,
-                                   contact, now).held_until
-        for channel, address, _locale in log.channels:
-            delivery = _render(incident, rules, rcpt, representative, view, "acknowledged",
-                               channel, address, 1, result.failures, meta=meta)
-            result.notices.append(PlannedNotice(key[0], key[1], delivery, held_until))
-        if held_until is not None:
-            _set_log(result, current[key])  # the held delivery is tracked on its log
-        told.append(log.contact_id)
+        with _isolated(incident, key, log, "acknowledged", representative, now, result):
+            contact = _contact(contacts, key, log)
+            rcpt = _Recipient(key[0], contact, log)
+            held_until = quiet_verdict(rules.incident, decision.policy, decision.severity,
+                                       contact, now).held_until
+            for channel, address, _locale in log.channels:
+                delivery = _render(incident, rules, rcpt, representative, view,
+                                   "acknowledged", channel, address, 1, result.failures,
+                                   meta=meta)
+                result.notices.append(PlannedNotice(key[0], key[1], delivery, held_until))
+            if held_until is not None:
+                _set_log(result, current[key])  # the held delivery is tracked on its log
+            told.append(log.contact_id)
     if told:
         result.events.append(TimelineEvent(now, "notice_planned", {
             "phase": "acknowledged", "recipients": len(told), "by": ack.by_name}))

@@ -65,7 +65,7 @@ route:
   group_by: [alertname]
   group_wait: 30s
   group_interval: 5m
-  repeat_interval: 4h
+  repeat_interval: 24h
   severity: {label: severity, default: warning}
   channels: {default: [email]}
 """
@@ -364,3 +364,61 @@ async def test_visible_in_the_incident_json(store: Store, tmp_path: Path) -> Non
         assert sorted(d["recipient"] for d in told) == ["a***@e***.com", "b***@e***.com"]
     finally:
         await client.close()
+
+
+async def test_reminder_waits_for_the_quiet_hours_that_held_the_notice(
+        store: Store, tmp_path: Path) -> None:
+    """Erin's escalation is held until 08:00 Paris: her reminder comes 10 minutes after
+    that, not 10 minutes after the page was planned at night."""
+    night = datetime.fromisoformat("2024-05-06T22:00:00+00:00")
+    h, _ = harness(store, tmp_path, clock=FakeClock(night))
+    await h.receive(make_alert("DiskFull", starts_at=night))
+    await h.tick(30)
+    for _ in range(4):
+        await h.tick(600)  # tier 1 at +20m, tier 2 (erin, held) at +40m
+    morning = datetime.fromisoformat("2024-05-07T06:00:00+00:00")
+    h.clock.set(morning + timedelta(seconds=599))
+    assert [(d.phase, d.contact_id) for d in await h.tick(0)] == []
+    erin = [d for d in await h.tick(1) if d.contact_id == "erin"]
+    assert [(d.phase, d.next_attempt_at) for d in erin] == [
+        ("reminder", morning + timedelta(seconds=600))]
+
+
+async def test_answer_during_group_wait(store: Store, tmp_path: Path) -> None:
+    """Acknowledged before the first notice: it asks nothing, nobody is chased and no
+    'acknowledged' notice follows it."""
+    h, service = harness(store, tmp_path)
+    await h.receive(make_alert("DiskFull", starts_at=T_MON_10))
+    [summary] = await store.list_incidents()
+    result = await service.acknowledge(summary.id, by=AckBy("Bob", "bob"), channel="cli",
+                                       at=h.clock.now())
+    assert result.status == "acknowledged"
+    first = await h.tick(30)
+    assert {d.phase for d in first} == {"firing"}
+    assert all("ask= " in d.message.text for d in first)
+    assert await h.tick(7200) == []
+
+
+async def test_a_failing_reminder_is_a_dead_letter_the_others_go(
+        store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Planning Bob's reminder raises: a dead letter for him (once), reminders for the
+    others, and the incident's timer is not stuck on the failed step."""
+    from router.incidents import flush
+
+    h, _ = harness(store, tmp_path)
+    incident = await fire(h)
+    real = flush.quiet_verdict
+
+    def broken(rules: Any, policy: Any, severity: str, contact: Any, now: datetime) -> Any:
+        if contact.id == "bob" and now >= FIRST + timedelta(seconds=600):
+            raise ZeroDivisionError("boom")
+        return real(rules, policy, severity, contact, now)
+
+    monkeypatch.setattr(flush, "quiet_verdict", broken)
+    planned = await h.tick(600)
+    assert {(d.phase, d.contact_id, d.status) for d in planned} == {
+        ("reminder", "alice", "pending"), ("reminder", "carol", "pending"),
+        ("reminder", "bob", "failed")}
+    failed = await events(store, incident, "notice_failed")
+    assert [(e["phase"], e["contact_id"]) for e in failed] == [("reminder", "bob")]
+    assert await store.next_incident_due() == FIRST + timedelta(seconds=1200)
