@@ -107,7 +107,14 @@ class AckService:
 
     async def acknowledge(self, incident_id: str, *, by: AckBy, channel: AckChannel,
                           at: datetime) -> AckResult:
-        """Acknowledge ``incident_id`` (see :func:`router.incidents.acks.decide_ack`)."""
+        """Acknowledge ``incident_id`` (see :func:`router.incidents.acks.decide_ack`).
+
+        A paged contact given by id alone (``by.name`` empty, e.g. from a link) is
+        named from the rules."""
+        if by.contact_id is not None and not by.name:
+            contact = self._contacts().get(by.contact_id)
+            by = AckBy(name=contact.name if contact is not None else by.contact_id,
+                       contact_id=by.contact_id)
         for _ in range(_ATTEMPTS):
             snapshot = await self._store.load_incident(incident_id, at, _no_targets, None)
             if snapshot is None:

@@ -422,3 +422,24 @@ async def test_a_failing_reminder_is_a_dead_letter_the_others_go(
     failed = await events(store, incident, "notice_failed")
     assert [(e["phase"], e["contact_id"]) for e in failed] == [("reminder", "bob")]
     assert await store.next_incident_due() == FIRST + timedelta(seconds=1200)
+
+
+async def test_pending_lists_every_open_request_of_a_phone(store: Store,
+                                                          tmp_path: Path) -> None:
+    """Two open incidents paging Bob: both pending for his phone, each with its code; an
+    answer by link names him from the rules; then only the other one is pending."""
+    h, service = harness(store, tmp_path)
+    await h.receive(make_alert("DiskFull", starts_at=T_MON_10))
+    await h.receive(make_alert("CpuHot", starts_at=T_MON_10))
+    await h.tick(30)
+    pending = await service.pending_for("sms", "+33612345602", h.clock.now())
+    assert sorted((p.title, p.contact_name) for p in pending) == [
+        ("CpuHot", "Bob"), ("DiskFull", "Bob")]
+    assert all(p.code == ack_code(p.incident_id) for p in pending)
+    assert await service.pending_for("sms", "+33699999999", h.clock.now()) == []
+    disk = next(p.incident_id for p in pending if p.title == "DiskFull")
+    result = await service.acknowledge(disk, by=AckBy("", "bob"), channel="link",
+                                       at=h.clock.now())
+    assert result.acknowledged_by == AckBy("Bob", "bob")
+    left = await service.pending_for("sms", "+33612345601", h.clock.now())
+    assert [p.title for p in left] == ["CpuHot"]  # alice: DiskFull is taken
