@@ -443,3 +443,29 @@ async def test_pending_lists_every_open_request_of_a_phone(store: Store,
     assert result.acknowledged_by == AckBy("Bob", "bob")
     left = await service.pending_for("sms", "+33612345601", h.clock.now())
     assert [p.title for p in left] == ["CpuHot"]  # alice: DiskFull is taken
+
+
+async def test_store_acknowledge_is_guarded_by_the_version(store: Store,
+                                                          tmp_path: Path) -> None:
+    """Store contract: an answer computed from an older version writes nothing; the
+    current one writes the answer, the event and moves the timer to the answer."""
+    h, _ = harness(store, tmp_path)
+    incident = await fire(h)
+    snapshot = await store.load_incident(incident, h.clock.now(), lambda _l: [], None)
+    assert snapshot is not None
+    at = h.clock.now() + timedelta(seconds=5)
+    decision = decide_ack(snapshot.incident, snapshot.logs, by=AckBy("Bob", "bob"),
+                          channel="api", at=at)
+    assert decision.change is not None
+    stale = snapshot.incident.version - 1
+    assert not await store.acknowledge_incident(incident, stale, decision.change, now=at)
+    assert await events(store, incident, "acknowledged") == []
+    assert await store.acknowledge_incident(incident, snapshot.incident.version,
+                                            decision.change, now=at)
+    assert await store.next_incident_due() == at
+    assert await store.pending_acks(["alice", "bob", "carol"]) == []
+    again = await store.load_incident(incident, at, lambda _l: [], None)
+    assert again is not None and again.incident.version == snapshot.incident.version + 1
+    assert again.incident.ack is not None and again.incident.ack.by_id == "bob"
+    assert again.logs[("oncall", "bob")].answered_at == at
+    assert again.logs[("oncall", "alice")].answered_at is None
