@@ -469,3 +469,17 @@ async def test_store_acknowledge_is_guarded_by_the_version(store: Store,
     assert again.incident.ack is not None and again.incident.ack.by_id == "bob"
     assert again.logs[("oncall", "bob")].answered_at == at
     assert again.logs[("oncall", "alice")].answered_at is None
+
+
+def test_the_decision_snapshot_keeps_the_ack_policy() -> None:
+    """An incident's route decision (JSON in its row) gives back the same AckPolicy."""
+    from router.incidents.state import decision_from_json, decision_to_json
+    from router.models import IncidentPolicy
+
+    decision = RouteDecision(
+        route_id="{}", route_name=None, severity="critical", audiences=("oncall",),
+        channels=("sms",), template="default", group_by=("alertname",), group_by_all=False,
+        policy=IncidentPolicy(ack=POLICY))
+    assert decision_from_json(decision_to_json(decision)) == decision
+    plain = replace(decision, policy=IncidentPolicy())
+    assert decision_from_json(decision_to_json(plain)) == plain
