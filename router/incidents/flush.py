@@ -18,7 +18,7 @@ over, the same way.
 
 Acknowledgements (a route with ``ack:``, :class:`~router.models.AckPolicy`), while the
 incident is open and not acknowledged: every notice asks for an answer (the recipient's
-log is marked asked; the template gets the code and link, :func:`ack_meta`); a recipient
+log is marked asked; the template gets the code and link, :class:`AckNotice`); a recipient
 asked and still silent gets a ``reminder`` every ``resend_after_s`` after the last
 notice that asked them (the end of the quiet hours that held it), at most
 ``max_resends``; each escalation tier pages its audiences ``after_s`` after the first
@@ -74,6 +74,7 @@ from router.rules.quiet import quiet_until, quiet_verdict
 from router.rules.view import AlertList, IncidentView, StormItem, eta_and_notes, incident_view
 
 __all__ = [
+    "AckNotice",
     "AudienceView",
     "FlushResult",
     "FlushRules",
@@ -489,10 +490,10 @@ def _plan_recipient(
                                             if a.fingerprint in new),
                    follow_up=result.follow_ups + 1 if phase == "follow_up" else 0)
     asks = phase in ("firing", "update", "follow_up") and asking.asks(log, result.state)
-    meta = asking.meta(rcpt.contact.id, now) if asks else incident.meta
+    ack = asking.notice(rcpt.contact.id, now) if asks else None
     for channel, address, _locale in channels:
         delivery = _render(incident, rules, rcpt, representative, view, phase, channel,
-                           address, seq, result.failures, meta=meta)
+                           address, seq, result.failures, ack=ack)
         result.notices.append(PlannedNotice(rcpt.audience, rcpt.contact.id, delivery,
                                             held_until))
     if phase == "firing" and result.first_notice_at is None:
@@ -597,14 +598,17 @@ def _plan_failed(incident: Incident, rcpt: _Recipient, alert: Alert, exc: Except
 def _render(incident: Incident, rules: FlushRules, rcpt: _Recipient, alert: Alert,
             view: IncidentView, phase: Phase, channel: str, address: str,
             seq: int, failures: list[tuple[str, str]] | None = None, *,
-            meta: Mapping[str, str] | None = None, key_phase: str | None = None,
+            ack: AckNotice | None = None, key_phase: str | None = None,
             decision: RouteDecision | None = None) -> NewDelivery:
-    """One delivery of ``phase``; ``key_phase`` (default ``phase``) and ``seq`` key it."""
+    """One delivery of ``phase``; ``key_phase`` (default ``phase``) and ``seq`` key it;
+    ``ack``: what the notice says of the acknowledgement (routes with ``ack:``)."""
     decision = decision or incident.decision
     failed_reason: str | None = None
     try:
-        message = rules.render(decision, alert, rcpt.contact, channel, phase,
-                               incident.meta if meta is None else meta, incident=view)
+        # The acknowledgement reaches the template through ``meta`` (ack_meta).
+        meta = incident.meta if ack is None else ack_meta(incident.meta, ack)
+        message = rules.render(decision, alert, rcpt.contact, channel, phase, meta,
+                               incident=view)
     except Exception as exc:  # noqa: BLE001 - a RenderError, or a bug: a dead letter either way
         reason = "RenderError" if isinstance(exc, RenderError) else failure_reason(exc)
         failed_reason = f"template '{decision.template}' failed to render for {channel}: {exc}"
@@ -641,7 +645,7 @@ def _render(incident: Incident, rules: FlushRules, rcpt: _Recipient, alert: Aler
     if backup is None or backup_address is None or backup == channel:
         return delivery
     fallback = _render(incident, rules, rcpt, alert, view, phase, backup, backup_address, seq,
-                       failures, meta=meta, key_phase=key_phase, decision=decision)
+                       failures, ack=ack, key_phase=key_phase, decision=decision)
     return replace(delivery, fallback=replace(fallback, fallback=None))
 
 
@@ -687,27 +691,44 @@ def _next_due(incident: Incident, result: FlushResult,
 # --------------------------------------------------------------------------- acknowledgements
 
 
-def ack_meta(meta: Mapping[str, str], *, code: str, requested: bool, url: str | None = None,
-             reminder: int = 0, tier: int = 0, by: str = "",
-             at: datetime | None = None) -> dict[str, str]:
+@dataclass(frozen=True, slots=True)
+class AckNotice:
+    """What one notice of an ``ack:`` route says of the acknowledgement.
+
+    ``requested``: it asks for an answer, with the incident's ``code`` and the contact's
+    ``url`` (None: links not configured); ``reminder``: the re-send's number;
+    ``tier``: the escalation tier; ``by`` / ``at``: who acknowledged it, when (phase
+    ``acknowledged``).
+    """
+
+    code: str
+    requested: bool
+    url: str | None = None
+    reminder: int = 0
+    tier: int = 0
+    by: str = ""
+    at: datetime | None = None
+
+
+def ack_meta(meta: Mapping[str, str], ack: AckNotice) -> dict[str, str]:
     """The ``meta`` a notice of an ``ack:`` route is rendered with: the incident's meta
     plus ``ack_requested`` ("true" when the notice asks for an answer), ``ack_code``,
     ``ack_url`` (when links are configured), ``ack_reminder`` (the re-send number),
     ``ack_tier`` (the escalation tier), ``ack_by`` and ``ack_at`` (who acknowledged it,
     when; ISO 8601 UTC) — what templates read as ``meta.ack_code`` and so on."""
     out = dict(meta)
-    out["ack_requested"] = "true" if requested else ""
-    out["ack_code"] = code
-    if url:
-        out["ack_url"] = url
-    if reminder:
-        out["ack_reminder"] = str(reminder)
-    if tier:
-        out["ack_tier"] = str(tier)
-    if by:
-        out["ack_by"] = by
-    if at is not None:
-        out["ack_at"] = at.isoformat()
+    out["ack_requested"] = "true" if ack.requested else ""
+    out["ack_code"] = ack.code
+    if ack.url:
+        out["ack_url"] = ack.url
+    if ack.reminder:
+        out["ack_reminder"] = str(ack.reminder)
+    if ack.tier:
+        out["ack_tier"] = str(ack.tier)
+    if ack.by:
+        out["ack_by"] = ack.by
+    if ack.at is not None:
+        out["ack_at"] = ack.at.isoformat()
     return out
 
 
@@ -727,13 +748,13 @@ class _Asking:
                 and self._incident.ack is None
                 and (log is None or log.answered_at is None))
 
-    def meta(self, contact_id: str, now: datetime, *, reminder: int = 0,
-             tier: int = 0) -> dict[str, str]:
-        """The meta of a notice asking ``contact_id`` for an answer."""
+    def notice(self, contact_id: str, now: datetime, *, reminder: int = 0,
+               tier: int = 0) -> AckNotice:
+        """What a notice asking ``contact_id`` for an answer says."""
         url = None if self._links is None else self._links.url(self._incident.id, contact_id,
                                                                now)
-        return ack_meta(self._incident.meta, code=self.code, requested=True, url=url,
-                        reminder=reminder, tier=tier)
+        return AckNotice(code=self.code, requested=True, url=url, reminder=reminder,
+                         tier=tier)
 
 
 def _set_log(result: FlushResult, log: RecipientLog) -> None:
@@ -828,10 +849,10 @@ def _plan_reminders(incident: Incident, ack: AckPolicy, rules: FlushRules,
             rcpt = _Recipient(key[0], contact, log)
             held_until = quiet_verdict(rules.incident, decision.policy, decision.severity,
                                        contact, now).held_until
-            meta = asking.meta(contact.id, now, reminder=number)
+            notice = asking.notice(contact.id, now, reminder=number)
             for channel, address, _locale in log.channels:
                 delivery = _render(incident, rules, rcpt, representative, view, "reminder",
-                                   channel, address, number, result.failures, meta=meta)
+                                   channel, address, number, result.failures, ack=notice)
                 result.notices.append(PlannedNotice(key[0], key[1], delivery, held_until))
             entry = replace(log, reminders=number, last_asked_at=held_until or now)
             current[key] = entry
@@ -875,11 +896,11 @@ def _plan_tier(incident: Incident, ack: AckPolicy, rules: FlushRules,
                 held_until = quiet_verdict(rules.incident, decision.policy,
                                            decision.severity, contact, now).held_until
                 rcpt = _Recipient(audience, contact, None)
-                meta = asking.meta(contact.id, now, tier=number)
+                notice = asking.notice(contact.id, now, tier=number)
                 for channel, address, _locale in channels:
                     delivery = _render(incident, rules, rcpt, representative, view,
                                        "escalation", channel, address, number,
-                                       result.failures, meta=meta)
+                                       result.failures, ack=notice)
                     result.notices.append(PlannedNotice(audience, contact.id, delivery,
                                                         held_until))
                 entry = replace(entry, last_asked_at=held_until or now)
@@ -954,7 +975,7 @@ def _plan_acknowledged(incident: Incident, ack: IncidentAck, rules: FlushRules,
     who answered ("Acknowledged by Alice at 14:25"); a first notice planned now, after
     the answer, asks nothing and needs no second message."""
     decision = incident.decision
-    meta = ack_meta(incident.meta, code=code, requested=False, by=ack.by_name, at=ack.at)
+    notice = AckNotice(code=code, requested=False, by=ack.by_name, at=ack.at)
     told: list[str] = []
     for key, log in sorted(current.items()):
         before = prior.get(key)
@@ -970,7 +991,7 @@ def _plan_acknowledged(incident: Incident, ack: IncidentAck, rules: FlushRules,
             for channel, address, _locale in log.channels:
                 delivery = _render(incident, rules, rcpt, representative, view,
                                    "acknowledged", channel, address, 1, result.failures,
-                                   meta=meta)
+                                   ack=notice)
                 result.notices.append(PlannedNotice(key[0], key[1], delivery, held_until))
             if held_until is not None:
                 _set_log(result, current[key])  # the held delivery is tracked on its log
