@@ -483,3 +483,32 @@ def test_the_decision_snapshot_keeps_the_ack_policy() -> None:
     assert decision_from_json(decision_to_json(decision)) == decision
     plain = replace(decision, policy=IncidentPolicy())
     assert decision_from_json(decision_to_json(plain)) == plain
+
+
+async def test_critical_breaks_quiet_hours_for_escalation(store: Store,
+                                                         tmp_path: Path) -> None:
+    """The same quiet-hours verdict as first notices: a critical escalation to Erin at
+    night goes at once."""
+    night = datetime.fromisoformat("2024-05-06T22:00:00+00:00")
+    h, _ = harness(store, tmp_path, clock=FakeClock(night))
+    await h.receive(make_alert("DiskFull", starts_at=night, severity="critical"))
+    await h.tick(30)
+    await h.tick(1200)
+    tier2 = await h.tick(1200)
+    erin = [d for d in tier2 if d.contact_id == "erin"]
+    assert [(d.phase, d.next_attempt_at) for d in erin] == [("escalation", h.clock.now())]
+
+
+async def test_without_notify_on_ack_the_others_are_not_told(store: Store,
+                                                            tmp_path: Path) -> None:
+    """notify_on_ack: false — the answer stops the chase and nothing is sent; the
+    scheduler is woken by the answer."""
+    h, service = harness(store, tmp_path, replace(POLICY, notify_on_ack=False))
+    woken: list[bool] = []
+    service.wake = lambda: woken.append(True)
+    incident = await fire(h)
+    await service.acknowledge(incident, by=AckBy("Bob", "bob"), channel="sms",
+                              at=h.clock.now())
+    assert woken == [True]
+    assert await h.tick(0) == []
+    assert await h.tick(7200) == []
