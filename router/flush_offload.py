@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Final
 
 from router.acks.links import AckLinks
-from router.incidents.flush import FlushResult, FlushRules, plan_flush
+from router.incidents.flush import FlushResult, FlushRules, plan_flush, recipient_audiences
 from router.incidents.state import Incident, IncidentAlert, RecipientLog
 
 __all__ = ["DEFAULT_OFFLOAD_RENDERS", "estimated_renders", "plan_flush_off_loop",
@@ -49,7 +49,7 @@ def estimated_renders(incident: Incident, logs: Mapping[tuple[str, str], Recipie
     """An upper estimate of the messages a flush of ``incident`` renders: its recipients
     (the audiences' contacts and anyone told before) times its channels."""
     decision = incident.decision
-    recipients = {(name, contact.id) for name in decision.audiences
+    recipients = {(name, contact.id) for name in recipient_audiences(incident)
                   if (found := rules.audiences.get(name)) is not None
                   for contact in found.contacts}
     recipients.update(logs)

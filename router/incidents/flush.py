@@ -89,6 +89,7 @@ __all__ = [
     "plan_storm",
     "quiet_until",
     "recipient_address",
+    "recipient_audiences",
 ]
 
 _log = structlog.get_logger(__name__)
@@ -230,8 +231,9 @@ class _Recipient:
     log: RecipientLog | None
 
 
-def _audiences(incident: Incident) -> tuple[str, ...]:
-    """The route's audiences, then those of the escalation tiers paged so far."""
+def recipient_audiences(incident: Incident) -> tuple[str, ...]:
+    """The audiences ``incident`` notifies: the route's, then those of the escalation
+    tiers paged so far."""
     ack = incident.decision.policy.ack
     if ack is None or not incident.escalation_tier:
         return incident.decision.audiences
@@ -243,7 +245,7 @@ def _recipients(incident: Incident, rules: FlushRules,
                 logs: Mapping[tuple[str, str], RecipientLog]) -> list[_Recipient]:
     out: list[_Recipient] = []
     seen: set[tuple[str, str]] = set()
-    for audience in _audiences(incident):
+    for audience in recipient_audiences(incident):
         found = rules.audiences.get(audience)
         if found is None:
             continue
