@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 
 import pytest
 
 from router.store.sqlite import migrate as migrate_module
 from router.store.sqlite.migrate import available_migrations, migrate
+from router.store.sqlite.tools import read_open_incidents
 
 _ROW = ("INSERT INTO deliveries (idempotency_key, incident_key, fingerprint, route_id, phase,"
         " channel, recipient, contact_id, audience, severity, locale, subject, text,"
@@ -58,3 +60,24 @@ def test_0010_keeps_every_delivery_column_index_and_id(monkeypatch: pytest.Monke
     assert {"acknowledged_at", "acknowledged_by_id", "acknowledged_by_name", "ack_channel",
             "escalation_tier", "ack_notified"} <= set(incident_columns)
     assert _shape(conn, "sms_opt_outs")[0] == ["id", "phone", "keyword", "at"]
+
+
+def test_open_incidents_of_a_v9_database_are_read(monkeypatch: pytest.MonkeyPatch,
+                                                  tmp_path: Path) -> None:
+    """`rules diff` reads the open incidents of a database the service has not migrated
+    yet: no acknowledgement columns, nothing acknowledged."""
+    path = tmp_path / "v9.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    shipped = available_migrations()
+    monkeypatch.setattr(migrate_module, "available_migrations",
+                        lambda: [m for m in shipped if m[0] <= 9])
+    migrate(conn)
+    conn.execute(
+        "INSERT INTO incidents (id, route_id, group_key, group_labels, state, severity,"
+        " audiences, decision, meta, opened_at, started_at, updated_at)"
+        " VALUES ('inc-1', '{}', 'g', '{}', 'open', 'warning', '[]', '{}', '{}',"
+        " '2024-05-06T10:00:00.000000+00:00', '2024-05-06T10:00:00.000000+00:00',"
+        " '2024-05-06T10:00:00.000000+00:00')")
+    conn.close()
+    [summary] = read_open_incidents(str(path))
+    assert (summary.id, summary.ack, summary.escalation_tier) == ("inc-1", None, 0)

@@ -384,6 +384,9 @@ def upgrade_legacy_job(conn: sqlite3.Connection,
 
 
 def _summary(row: sqlite3.Row) -> IncidentSummary:
+    # A database of an older schema (read by `rules diff` before the service migrated
+    # it) has no acknowledgement columns yet: nothing is acknowledged there.
+    acks = "escalation_tier" in row.keys()
     return IncidentSummary(
         id=row["id"], route_id=row["route_id"], state=row["state"], severity=row["severity"],
         audiences=json.loads(row["audiences"]), group_labels=json.loads(row["group_labels"]),
@@ -392,7 +395,8 @@ def _summary(row: sqlite3.Row) -> IncidentSummary:
         due_at=parse_ts_opt(row["due_at"]), alerts_firing=int(row["firing"]),
         alerts_total=int(row["total"]), follow_ups=int(row["follow_ups"]),
         flush_failures=int(row["flush_failures"]), flush_error=row["flush_error"],
-        ack=_ack_from_row(row), escalation_tier=int(row["escalation_tier"]))
+        ack=_ack_from_row(row) if acks else None,
+        escalation_tier=int(row["escalation_tier"]) if acks else 0)
 
 
 def list_incidents_query(
