@@ -671,7 +671,7 @@ def _next_due(incident: Incident, result: FlushResult,
     ack = policy.ack
     if ack is not None and chasing and incident.ack is None:
         steps = [at for log in logs.values() if (at := _reminder_due(ack, log)) is not None]
-        tier = _next_tier(ack, result, logs.values())
+        tier = _next_tier(ack, incident, result, logs.values())
         if tier is not None:
             steps.append(tier)
         if steps:
@@ -779,15 +779,19 @@ def _reminder_due(ack: AckPolicy, log: RecipientLog) -> datetime | None:
     return base + timedelta(seconds=ack.resend_after_s)
 
 
-def _next_tier(ack: AckPolicy, result: FlushResult,
+def _next_tier(ack: AckPolicy, incident: Incident, result: FlushResult,
                logs: Iterable[RecipientLog]) -> datetime | None:
-    """When the next escalation tier is paged (None: none left, or someone answered)."""
-    if result.escalation_tier >= len(ack.escalate) or result.first_notice_at is None:
+    """When the next escalation tier is paged (None: none left, or someone answered).
+
+    Counted from the first notice; when none could be planned (nobody of the route's
+    audience is reachable, or their first notices were folded into a storm summary),
+    from the incident's opening: nobody answering is all the more reason to escalate."""
+    if result.escalation_tier >= len(ack.escalate):
         return None
     if ack.mode == "each" and any(log.answered_at is not None for log in logs):
         return None  # someone is on it: mode each escalates only when nobody answered
     after = ack.escalate[result.escalation_tier].after_s
-    return result.first_notice_at + timedelta(seconds=after)
+    return (result.first_notice_at or incident.opened_at) + timedelta(seconds=after)
 
 
 def _tier_channels(tier: EscalationTier, decision: RouteDecision) -> tuple[str, ...]:
@@ -816,7 +820,8 @@ def _plan_acks(incident: Incident, ack: AckPolicy, rules: FlushRules,
         return  # every firing alert is inhibited: nothing to chase now
     _plan_reminders(incident, ack, rules, current, contacts, view, representative, now,
                     result, asking)
-    while ((at := _next_tier(ack, result, current.values())) is not None and at <= now):
+    while ((at := _next_tier(ack, incident, result, current.values())) is not None
+           and at <= now):
         _plan_tier(incident, ack, rules, current, firing, resolved, view, representative,
                    now, result, asking)
 

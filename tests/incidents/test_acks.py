@@ -512,3 +512,22 @@ async def test_without_notify_on_ack_the_others_are_not_told(store: Store,
     assert woken == [True]
     assert await h.tick(0) == []
     assert await h.tick(7200) == []
+
+
+async def test_nobody_reachable_escalates_from_the_opening(store: Store,
+                                                          tmp_path: Path) -> None:
+    """The route's audience has nobody reachable by e-mail (no first notice at all): the
+    first tier is still paged, 20 minutes after the incident opened."""
+    text = RULES.replace(
+        "  audiences: [oncall]\n  template", "  audiences: [ghosts]\n  template").replace(
+        "audiences:\n  oncall:", "audiences:\n  ghosts:\n    contacts:\n"
+        "      - {id: ghost, name: Ghost, phone: '+33612345609'}\n  oncall:")
+    rules: Any = AckRules(load(tmp_path, text), POLICY)
+    h = Harness(store, rules, FakeClock(T_MON_10))
+    await h.receive(make_alert("DiskFull", starts_at=T_MON_10))
+    assert await h.tick(30) == []
+    assert await h.tick(1169) == []
+    paged = await h.tick(1)
+    assert h.clock.now() == T_MON_10 + timedelta(seconds=1200)
+    assert who(paged) == {("escalation", "dave", "sms"), ("escalation", "dave", "email"),
+                          ("escalation", "bob2", "email")}  # bob was not paged this time
