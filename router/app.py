@@ -63,6 +63,7 @@ from router.http.routes import add_routes
 from router.http.server import HttpServer
 from router.http.state import (
     ACK_LINKS,
+    ACKNOWLEDGER,
     BACKPRESSURE,
     CLOCK,
     CONFIG,
@@ -83,6 +84,7 @@ from router.metrics import RULES_LAST_RELOAD, RULES_RELOAD_SUCCESS
 from router.rules import RuleSet, load_rules
 from router.rules.templates import RenderBudget, set_render_budget
 from router.store import Store, open_store
+from router.workers.acks import AckService
 from router.workers.backpressure import BackpressureSampler
 from router.workers.dispatcher import Dispatcher, LaneSettings
 from router.workers.intake import IntakeProcessor
@@ -155,6 +157,7 @@ def create_app(
         app.cleanup_ctx.append(_scheduler_ctx)  # incident timers → outbox
         app.cleanup_ctx.append(_retention_ctx)  # old history pruned (retention section)
     app.cleanup_ctx.append(_intake_ctx(run_workers))
+    app.cleanup_ctx.append(_acks_ctx)  # answers (SMS, links, API, CLI) → incidents
     app.cleanup_ctx.append(_reloader_ctx)  # rule hot reload: file watcher + /-/reload
     if run_workers:
         app.cleanup_ctx.append(_kafka_source_ctx)  # no-op without kafka.topics
@@ -279,10 +282,25 @@ async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
         batch_size=config.incidents.batch_size,
         on_planned=dispatcher.notify if dispatcher is not None else None,
         dispatcher=dispatcher,  # a flush claims its deliveries and hands them over
+        ack_links=app.get(ACK_LINKS),  # the links of notices asking for an answer
     )
     app[_SCHEDULER_NOTIFY] = scheduler.notify
     async with _running(app, scheduler, "scheduler"):
         yield
+
+
+async def _acks_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The acknowledgement service the inbound SMS, link, API and CLI routes call (one
+    the embedding caller put in the app before it started is kept)."""
+    if ACKNOWLEDGER in app:
+        yield
+        return
+    dispatcher = app.get(_DISPATCHER)
+    app[ACKNOWLEDGER] = AckService(
+        app[STORE], _current_rules(app), wake=app.get(_SCHEDULER_NOTIFY),
+        on_planned=dispatcher.notify if dispatcher is not None else None,
+        reply_deadline_s=app[CONFIG].dispatch.deadline_s)
+    yield
 
 
 async def _retention_ctx(app: web.Application) -> AsyncIterator[None]:

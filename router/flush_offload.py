@@ -21,7 +21,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Final
 
-from router.incidents.flush import FlushResult, FlushRules, plan_flush
+from router.acks.links import AckLinks
+from router.incidents.flush import FlushResult, FlushRules, plan_flush, recipient_audiences
 from router.incidents.state import Incident, IncidentAlert, RecipientLog
 
 __all__ = ["DEFAULT_OFFLOAD_RENDERS", "estimated_renders", "plan_flush_off_loop",
@@ -48,7 +49,7 @@ def estimated_renders(incident: Incident, logs: Mapping[tuple[str, str], Recipie
     """An upper estimate of the messages a flush of ``incident`` renders: its recipients
     (the audiences' contacts and anyone told before) times its channels."""
     decision = incident.decision
-    recipients = {(name, contact.id) for name in decision.audiences
+    recipients = {(name, contact.id) for name in recipient_audiences(incident)
                   if (found := rules.audiences.get(name)) is not None
                   for contact in found.contacts}
     recipients.update(logs)
@@ -65,15 +66,16 @@ async def plan_flush_off_loop(
     now: datetime,
     *,
     storm_recent: Mapping[str, int] | None = None,
+    ack_links: AckLinks | None = None,
 ) -> FlushResult:
     """:func:`plan_flush`, in the render pool when it renders many messages."""
     if estimated_renders(incident, logs, rules) <= _threshold:
         return plan_flush(incident, alerts, logs, inhibited, rules, now,
-                          storm_recent=storm_recent)
+                          storm_recent=storm_recent, ack_links=ack_links)
     global _pool
     if _pool is None:
         _pool = concurrent.futures.ThreadPoolExecutor(max_workers=_WORKERS,
                                                       thread_name_prefix="tocsin-render")
     return await asyncio.get_running_loop().run_in_executor(
         _pool, lambda: plan_flush(incident, alerts, logs, inhibited, rules, now,
-                                  storm_recent=storm_recent))
+                                  storm_recent=storm_recent, ack_links=ack_links))

@@ -9,7 +9,12 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 __all__ = [
+    "ACKNOWLEDGEMENTS",
+    "ACK_ESCALATIONS",
+    "ACK_LATENCY",
     "ACK_LINK_REQUESTS",
+    "ACK_REMINDERS",
+    "ACK_SMS_OPT_OUTS",
     "ALERTS_RECEIVED",
     "BACKLOG_ITEMS",
     "BACKLOG_OLDEST_AGE",
@@ -73,6 +78,36 @@ WEBHOOK_REJECTED = Counter(
     "tocsin_webhook_rejected_requests",
     "Webhook requests rejected, by HTTP status and reason.",
     ["status", "reason"],
+    registry=REGISTRY,
+)
+ACKNOWLEDGEMENTS = Counter(
+    "tocsin_acknowledgements",
+    "Incidents acknowledged, by how the answer arrived (sms, link, api, cli).",
+    ["channel"],
+    registry=REGISTRY,
+)
+ACK_LATENCY = Histogram(
+    "tocsin_ack_latency_seconds",
+    "Time from an incident's first notice to its acknowledgement, per route.",
+    ["route"],
+    buckets=(30, 60, 120, 300, 600, 900, 1200, 1800, 2700, 3600, 7200, 14400, 43200, 86400),
+    registry=REGISTRY,
+)
+ACK_ESCALATIONS = Counter(
+    "tocsin_ack_escalations",
+    "Escalation tiers paged because nobody answered, by tier number (1 = the first).",
+    ["tier"],
+    registry=REGISTRY,
+)
+ACK_REMINDERS = Counter(
+    "tocsin_ack_reminders",
+    "Reminders planned to recipients who had not answered (one per recipient).",
+    registry=REGISTRY,
+)
+ACK_SMS_OPT_OUTS = Counter(
+    "tocsin_sms_opt_outs",
+    "SMS opt-outs (STOP, ...) received, by whether the phone is a paged contact's.",
+    ["known"],
     registry=REGISTRY,
 )
 PLANNED_DELIVERIES = Counter(

@@ -36,12 +36,13 @@ AlertStatus = Literal["firing", "resolved"]
 #: Delivery phases: the lifecycle of an incident. ``firing`` is the first notice,
 #: ``update`` a change (alerts joined or resolved), ``follow_up`` "it takes longer than
 #: announced", ``resolved`` the end, ``summary`` one message replacing notices held by
-#: quiet hours when the incident ended meanwhile, ``storm`` one message for many incidents.
-#: Acknowledgements (a route's ``ack:``): ``reminder`` re-sends the notice to those who
-#: have not answered, ``escalation`` pages a further tier, ``acknowledged`` tells the
-#: others who answered.
-Phase = Literal["firing", "update", "follow_up", "resolved", "summary", "storm",
-                "reminder", "escalation", "acknowledged"]
+#: quiet hours when the incident ended meanwhile, ``storm`` one message for many incidents;
+#: acknowledgements (``ack:`` routes): ``reminder`` a re-send to a recipient who has not
+#: answered, ``escalation`` the first notice of an escalation tier's contact,
+#: ``acknowledged`` "Acknowledged by Alice" to the others paged, ``reply`` an SMS answer
+#: to an inbound reply (the choices of an ambiguous one).
+Phase = Literal["firing", "update", "follow_up", "resolved", "summary", "storm", "reminder",
+                "escalation", "acknowledged", "reply"]
 #: ``cancelled``: a held (quiet-hours) delivery superseded before it was sent.
 DeliveryStatus = Literal["pending", "sent", "failed", "cancelled"]
 #: Channel names known to the rules (cross-reference checks) and to the dispatcher;

@@ -1,15 +1,17 @@
 """``GET /api/v1/deliveries``: the notification history, recipients masked; and
 ``GET /api/v1/intake?status=dead``: intake rows set aside because routing them raised.
 
-Query: ``status`` (pending|sent|failed, optional), ``limit`` (1..1000, default 100),
-``offset`` (>= 0, default 0). Answer: a JSON list, newest first. Message bodies are not
+Query: ``status`` (pending|sent|failed|cancelled, optional), ``incident`` (an incident
+id), ``phase`` (firing, update, follow_up, resolved, summary, storm, reminder,
+escalation, acknowledged, reply), ``limit`` (1..1000, default 100), ``offset`` (>= 0,
+default 0). Answer: a JSON list, newest first. Message bodies are not
 exposed (they may carry personal data); recipients go through :func:`mask_address`, and
 addresses inside ``last_error`` are masked too.
 """
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any, Final, get_args
 
 from aiohttp import web
 
@@ -18,13 +20,14 @@ from router.http.responses import json_error
 from router.http.state import STORE
 from router.logging import mask_text
 from router.masking import mask_address
-from router.models import Delivery
+from router.models import Delivery, Phase
 
 __all__ = ["MAX_LIMIT", "delivery_to_json", "handle_deliveries", "handle_intake"]
 
 MAX_LIMIT: Final = 1000
 DEFAULT_LIMIT: Final = 100
-_STATUSES: Final = ("pending", "sent", "failed")
+_STATUSES: Final = ("pending", "sent", "failed", "cancelled")
+_PHASES: Final = get_args(Phase)
 
 
 
@@ -61,16 +64,21 @@ def delivery_to_json(delivery: Delivery) -> dict[str, Any]:
 
 
 async def handle_deliveries(request: web.Request) -> web.Response:
-    """List deliveries, newest first, optionally filtered by status."""
+    """List deliveries, newest first, optionally filtered by status, incident and phase."""
     try:
         status = request.query.get("status") or None
         if status is not None and status not in _STATUSES:
             raise BadQuery("status", f"must be one of {', '.join(_STATUSES)}, got {status!r}")
+        phase = request.query.get("phase") or None
+        if phase is not None and phase not in _PHASES:
+            raise BadQuery("phase", f"must be one of {', '.join(_PHASES)}, got {phase!r}")
         limit = int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
         offset = int_param(request, "offset", 0, 0, 2**62)
     except BadQuery as exc:
         return json_error(400, str(exc), location=exc.location)
-    rows = await request.app[STORE].list_deliveries(status=status, limit=limit, offset=offset)
+    rows = await request.app[STORE].list_deliveries(
+        status=status, limit=limit, offset=offset,
+        incident=request.query.get("incident") or None, phase=phase)
     return web.json_response([delivery_to_json(row) for row in rows])
 
 

@@ -46,6 +46,12 @@ def summary_to_json(item: IncidentSummary) -> dict[str, Any]:
         # Quarantined while > 0: the last flushes raised (retried with back-off).
         "flush_failures": item.flush_failures,
         "flush_error": mask_text(item.flush_error) if item.flush_error else None,
+        # Acknowledgement (routes with `ack:`): who took it, when and how.
+        "acknowledged_at": iso(item.ack.at) if item.ack else None,
+        "acknowledged_by": ({"contact_id": item.ack.by_id, "name": item.ack.by_name}
+                            if item.ack else None),
+        "ack_channel": item.ack.channel if item.ack else None,
+        "escalation_tier": item.escalation_tier,
     }
 
 
@@ -84,6 +90,13 @@ async def handle_incident(request: web.Request) -> web.Response:
          "first_seen_at": iso(a.first_seen_at), "last_seen_at": iso(a.last_seen_at),
          "sender": a.sender}
         for a in detail.alerts]
+    body["recipients"] = [
+        {"audience": r.audience, "contact_id": r.contact_id,
+         "channels": [channel for channel, _address, _locale in r.channels],
+         "notified_at": iso(r.notified_at), "asked": r.asked_at is not None,
+         "asked_at": iso(r.asked_at), "answered": r.answered_at is not None,
+         "answered_at": iso(r.answered_at), "reminders": r.reminders}
+        for r in detail.recipients]
     body["timeline"] = [{"at": iso(e.at), "event": e.kind, **dict(e.detail)}
                         for e in detail.events]
     body["notifications"] = [

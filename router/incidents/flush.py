@@ -15,34 +15,71 @@ held deliveries to cancel, timeline events, the incident's next timer.
 Resolved notices and every later notice go to the channels (and addresses) of the
 recipient's first notice: everyone who was told that something is wrong is told it is
 over, the same way.
+
+Acknowledgements (a route with ``ack:``, :class:`~router.models.AckPolicy`), while the
+incident is open and not acknowledged: every notice asks for an answer (the recipient's
+log is marked asked; the template gets the code and link, :class:`AckView`); a recipient
+asked and still silent gets a ``reminder`` every ``resend_after_s`` after the last
+notice that asked them (the end of the quiet hours that held it), at most
+``max_resends``; each escalation tier pages its audiences ``after_s`` after the first
+notice (phase ``escalation``, on the tier's channels for the severity, else the
+route's), and its contacts are asked in turn. Mode ``each``: reminders go to each
+recipient until they answer; escalation stops at the first answer. Once acknowledged
+(mode ``first``) nothing more is chased: held reminders are cancelled and, with
+``notify_on_ack``, every other recipient told so far gets one ``acknowledged`` notice.
+Quiet hours hold reminders, escalations and acknowledged notices as they hold first
+notices (the same verdict). Reminders are keyed by their number and escalations by their
+tier (:func:`notice_key`), and the next step is part of the incident's timer, so a
+restart neither repeats nor loses a step.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import structlog
 
+from router.acks.codes import ack_code
+from router.acks.links import AckLinks
 from router.incidents.dedup import NotifiedEntry, Reason, needs_notice
 from router.incidents.engine import effective_status
 from router.incidents.state import (
     HeldNotice,
     Incident,
+    IncidentAck,
     IncidentAlert,
     IncidentState,
     RecipientLog,
     TimelineEvent,
 )
 from router.masking import mask_address
-from router.models import Alert, Contact, NewDelivery, Phase, RenderedMessage, RouteDecision
+from router.models import (
+    AckPolicy,
+    Alert,
+    Contact,
+    EscalationTier,
+    NewDelivery,
+    Phase,
+    RenderedMessage,
+    RouteDecision,
+)
 from router.rules import RenderError
 from router.rules.incident_rules import IncidentRules
 from router.rules.quiet import quiet_until, quiet_verdict
-from router.rules.view import AlertList, IncidentView, StormItem, eta_and_notes, incident_view
+from router.rules.view import (
+    NOT_REQUESTED,
+    AckView,
+    AlertList,
+    IncidentView,
+    StormItem,
+    eta_and_notes,
+    incident_view,
+)
 
 __all__ = [
     "AudienceView",
@@ -58,6 +95,7 @@ __all__ = [
     "plan_storm",
     "quiet_until",
     "recipient_address",
+    "recipient_audiences",
 ]
 
 _log = structlog.get_logger(__name__)
@@ -99,7 +137,7 @@ class FlushRules(Protocol):
     def render(
         self, decision: RouteDecision, alert: Alert, contact: Contact, channel: str,
         phase: Phase, meta: Mapping[str, str], *, incident: IncidentView | None = None,
-        storm: tuple[StormItem, ...] = (),
+        storm: tuple[StormItem, ...] = (), ack: AckView = NOT_REQUESTED,
     ) -> RenderedMessage: ...
 
 
@@ -133,6 +171,13 @@ class FlushResult:
     #: Per-item failures isolated by this flush, ``(stage, reason)`` with stage ``plan`` or
     #: ``render`` (counted in ``tocsin_pipeline_item_failures_total`` once committed).
     failures: list[tuple[str, str]] = field(default_factory=list)
+    #: Acknowledgements: escalation tiers paged so far (the incident's, plus this flush's);
+    #: whether the ``acknowledged`` notices are planned; the tiers this flush paged and the
+    #: reminders it planned (metrics, counted once committed).
+    escalation_tier: int = 0
+    ack_notified: bool = False
+    escalated: list[int] = field(default_factory=list)
+    reminders: int = 0
 
 
 def notice_key(incident_id: str, audience: str, contact_id: str, channel: str, address: str,
@@ -192,11 +237,21 @@ class _Recipient:
     log: RecipientLog | None
 
 
+def recipient_audiences(incident: Incident) -> tuple[str, ...]:
+    """The audiences ``incident`` notifies: the route's, then those of the escalation
+    tiers paged so far."""
+    ack = incident.decision.policy.ack
+    if ack is None or not incident.escalation_tier:
+        return incident.decision.audiences
+    extra = [name for tier in ack.escalate[:incident.escalation_tier] for name in tier.audiences]
+    return tuple(dict.fromkeys((*incident.decision.audiences, *extra)))
+
+
 def _recipients(incident: Incident, rules: FlushRules,
                 logs: Mapping[tuple[str, str], RecipientLog]) -> list[_Recipient]:
     out: list[_Recipient] = []
     seen: set[tuple[str, str]] = set()
-    for audience in incident.decision.audiences:
+    for audience in recipient_audiences(incident):
         found = rules.audiences.get(audience)
         if found is None:
             continue
@@ -224,15 +279,20 @@ def plan_flush(
     now: datetime,
     *,
     storm_recent: Mapping[str, int] | None = None,
+    ack_links: AckLinks | None = None,
 ) -> FlushResult:
     """The notices due for ``incident`` at ``now`` (see the module docstring).
 
     ``inhibited``: fingerprint → whether a firing source inhibits it now.
     ``storm_recent``: audience → first notices sent within the storm window.
+    ``ack_links``: builds the acknowledgement link a notice asking for an answer shows
+    (None: no links configured; the notice shows the code alone).
     """
     decision = incident.decision
     result = FlushResult(state=incident.state, first_notice_at=incident.first_notice_at,
-                         follow_ups=incident.follow_ups)
+                         follow_ups=incident.follow_ups,
+                         escalation_tier=incident.escalation_tier,
+                         ack_notified=incident.ack_notified)
 
     statuses: dict[str, str] = {}
     for item in alerts:
@@ -274,16 +334,22 @@ def plan_flush(
     mute_reason = muted(rules.incident, decision, now)
     follow_at = follow_up_due(replace(incident, state=result.state), base_view.eta)
     follow_now = follow_at is not None and follow_at <= now
+    chasing = False  # acknowledgement steps (reminders, escalation) considered now
     if mute_reason is not None:
         result.events.append(TimelineEvent(now, "muted", {"reason": mute_reason}))
     elif representative is not None and not (firing_all and not firing):
+        asking = _Asking(incident, ack_links)
         _plan_recipients(incident, rules, logs, firing, resolved, base_view, representative,
-                         follow_now, now, result, storm_recent or {})
+                         follow_now, now, result, storm_recent or {}, asking)
+        if decision.policy.ack is not None and result.state == "open":
+            chasing = bool(firing)
+            _plan_acks(incident, decision.policy.ack, rules, logs, firing, resolved,
+                       base_view, representative, now, result, asking)
     if follow_now and mute_reason is None and result.state == "open":
         result.follow_ups += 1
         result.events.append(TimelineEvent(now, "follow_up", {"number": result.follow_ups}))
     result.due_at = _next_due(incident, result, logs, alerts, statuses, base_view.eta, now,
-                              muted_now=mute_reason is not None)
+                              muted_now=mute_reason is not None, chasing=chasing)
     return result
 
 
@@ -330,7 +396,7 @@ def _plan_recipients(
     incident: Incident, rules: FlushRules, logs: Mapping[tuple[str, str], RecipientLog],
     firing: frozenset[str], resolved: frozenset[str], base_view: IncidentView,
     representative: Alert, follow_now: bool, now: datetime, result: FlushResult,
-    storm_recent: Mapping[str, int],
+    storm_recent: Mapping[str, int], asking: _Asking,
 ) -> None:
     counts: dict[tuple[str, str, bool], int] = {}
     # (channel, address) → the recipient whose notices use it: a person in two audiences
@@ -348,7 +414,7 @@ def _plan_recipients(
         try:
             _plan_recipient(incident, rules, rcpt, firing, resolved, base_view,
                             representative, follow_now, now, result, storm_recent, counts,
-                            taken)
+                            taken, asking)
         except Exception as exc:  # noqa: BLE001 - recorded on the incident, counted, logged
             (n_notices, n_logs, n_cancel, n_counted, n_folded, n_failures,
              result.first_notice_at) = mark
@@ -368,6 +434,7 @@ def _plan_recipient(
     resolved: frozenset[str], base_view: IncidentView, representative: Alert,
     follow_now: bool, now: datetime, result: FlushResult, storm_recent: Mapping[str, int],
     counts: dict[tuple[str, str, bool], int], taken: dict[tuple[str, str], tuple[str, str]],
+    asking: _Asking,
 ) -> None:
     """Plan one recipient's notice (see :func:`_plan_recipients`)."""
     decision = incident.decision
@@ -389,7 +456,7 @@ def _plan_recipient(
     # A newer notice replaces the notices still held by quiet hours.
     if cancellable:
         result.cancel.extend(h.delivery_id for h in cancellable)
-        if any(h.phase in ("firing", "storm") for h in cancellable):
+        if any(h.phase in ("firing", "storm", "escalation") for h in cancellable):
             announced = False
         phase = _collapse(phase, announced, cancellable, firing, policy)
     kept = tuple(h for h in (log.held if log else ()) if not h.cancellable)
@@ -430,16 +497,21 @@ def _plan_recipient(
     view = replace(base_view, new=AlertList(a for a in base_view.firing
                                             if a.fingerprint in new),
                    follow_up=result.follow_ups + 1 if phase == "follow_up" else 0)
+    asks = phase in ("firing", "update", "follow_up") and asking.asks(log, result.state)
+    ack = asking.notice(rcpt.contact.id, now) if asks else None
     for channel, address, _locale in channels:
         delivery = _render(incident, rules, rcpt, representative, view, phase, channel,
-                           address, seq, result.failures)
+                           address, seq, result.failures, ack=ack)
         result.notices.append(PlannedNotice(rcpt.audience, rcpt.contact.id, delivery,
                                             held_until))
     if phase == "firing" and result.first_notice_at is None:
         result.first_notice_at = now
-    result.logs.append(_log_entry(rcpt, log, firing, resolved, now,
-                                  announced or phase in ("firing", "storm"), kept,
-                                  channels=channels, seq=seq))
+    told = _log_entry(rcpt, log, firing, resolved, now,
+                      announced or phase in ("firing", "storm"), kept,
+                      channels=channels, seq=seq)
+    if asks:
+        told = replace(told, asked_at=told.asked_at or now, last_asked_at=held_until or now)
+    result.logs.append(told)
     key = (phase, rcpt.audience, held_until is not None)
     counts[key] = counts.get(key, 0) + 1
 
@@ -485,7 +557,11 @@ def _log_entry(rcpt: _Recipient, log: RecipientLog | None, firing: frozenset[str
         notified_at=now,
         seq=seq if seq is not None else (log.seq if log else 0) + (1 if bump else 0),
         channels=channels or (log.channels if log else ()),
-        announced=announced, held=held)
+        announced=announced, held=held,
+        asked_at=log.asked_at if log else None,
+        last_asked_at=log.last_asked_at if log else None,
+        answered_at=log.answered_at if log else None,
+        reminders=log.reminders if log else 0)
 
 
 def failure_reason(exc: BaseException) -> str:
@@ -529,12 +605,16 @@ def _plan_failed(incident: Incident, rcpt: _Recipient, alert: Alert, exc: Except
 
 def _render(incident: Incident, rules: FlushRules, rcpt: _Recipient, alert: Alert,
             view: IncidentView, phase: Phase, channel: str, address: str,
-            seq: int, failures: list[tuple[str, str]] | None = None) -> NewDelivery:
-    decision = incident.decision
+            seq: int, failures: list[tuple[str, str]] | None = None, *,
+            ack: AckView | None = None, key_phase: str | None = None,
+            decision: RouteDecision | None = None) -> NewDelivery:
+    """One delivery of ``phase``; ``key_phase`` (default ``phase``) and ``seq`` key it;
+    ``ack``: what the notice says of the acknowledgement (routes with ``ack:``)."""
+    decision = decision or incident.decision
     failed_reason: str | None = None
     try:
         message = rules.render(decision, alert, rcpt.contact, channel, phase, incident.meta,
-                               incident=view)
+                               incident=view, ack=NOT_REQUESTED if ack is None else ack)
     except Exception as exc:  # noqa: BLE001 - a RenderError, or a bug: a dead letter either way
         reason = "RenderError" if isinstance(exc, RenderError) else failure_reason(exc)
         failed_reason = f"template '{decision.template}' failed to render for {channel}: {exc}"
@@ -550,7 +630,7 @@ def _render(incident: Incident, rules: FlushRules, rcpt: _Recipient, alert: Aler
                    recipient=mask_address(address), incident=incident.id)
     delivery = NewDelivery(
         idempotency_key=notice_key(incident.id, rcpt.audience, rcpt.contact.id, channel,
-                                   address, phase, seq),
+                                   address, key_phase or phase, seq),
         incident_key=incident.id,
         fingerprint=alert.fingerprint,
         route_id=decision.route_id,
@@ -571,14 +651,14 @@ def _render(incident: Incident, rules: FlushRules, rcpt: _Recipient, alert: Aler
     if backup is None or backup_address is None or backup == channel:
         return delivery
     fallback = _render(incident, rules, rcpt, alert, view, phase, backup, backup_address, seq,
-                       failures)
+                       failures, ack=ack, key_phase=key_phase, decision=decision)
     return replace(delivery, fallback=replace(fallback, fallback=None))
 
 
 def _next_due(incident: Incident, result: FlushResult,
               prior: Mapping[tuple[str, str], RecipientLog], alerts: Sequence[IncidentAlert],
               statuses: Mapping[str, str], eta: datetime | None, now: datetime, *,
-              muted_now: bool) -> datetime | None:
+              muted_now: bool, chasing: bool = False) -> datetime | None:
     if result.state != "open":
         return None
     policy = incident.decision.policy
@@ -592,6 +672,14 @@ def _next_due(incident: Incident, result: FlushResult,
     reminders = [log.notified_at + repeat for log in logs.values() if log.firing]
     if reminders:
         candidates.append(max(min(reminders), now + timedelta(seconds=1)))
+    ack = policy.ack
+    if ack is not None and chasing and incident.ack is None:
+        steps = [at for log in logs.values() if (at := _reminder_due(ack, log)) is not None]
+        tier = _next_tier(ack, incident, result, logs.values())
+        if tier is not None:
+            steps.append(tier)
+        if steps:
+            candidates.append(max(min(steps), now + timedelta(seconds=1)))
     follow = follow_up_due(replace(incident, state=result.state,
                                    first_notice_at=result.first_notice_at,
                                    follow_ups=result.follow_ups), eta)
@@ -604,6 +692,284 @@ def _next_due(incident: Incident, result: FlushResult,
         # Nothing notified yet (e.g. every alert inhibited): look again at the next tick.
         candidates.append(now + timedelta(seconds=policy.group_interval_s))
     return min(candidates)
+
+
+# --------------------------------------------------------------------------- acknowledgements
+
+
+class _Asking:
+    """Whether a notice of ``incident`` asks for an answer, and what its template sees."""
+
+    __slots__ = ("_incident", "_links", "code")
+
+    def __init__(self, incident: Incident, links: AckLinks | None) -> None:
+        self._incident = incident
+        self._links = links
+        self.code = ack_code(incident.id) if incident.decision.policy.ack is not None else ""
+
+    def asks(self, log: RecipientLog | None, state: IncidentState) -> bool:
+        """A notice to the owner of ``log`` asks for an answer (none given yet)."""
+        return (self._incident.decision.policy.ack is not None and state == "open"
+                and self._incident.ack is None
+                and (log is None or log.answered_at is None))
+
+    def notice(self, contact_id: str, now: datetime, *, reminder: int = 0,
+               tier: int = 0) -> AckView:
+        """What a notice asking ``contact_id`` for an answer says."""
+        url = None if self._links is None else self._links.url(self._incident.id, contact_id,
+                                                               now)
+        return AckView(code=self.code, requested=True, url=url, reminder=reminder,
+                         tier=tier)
+
+
+def _set_log(result: FlushResult, log: RecipientLog) -> None:
+    """Put ``log`` in the flush's logs, replacing an earlier entry of the same recipient."""
+    key = (log.audience, log.contact_id)
+    for index, entry in enumerate(result.logs):
+        if (entry.audience, entry.contact_id) == key:
+            result.logs[index] = log
+            return
+    result.logs.append(log)
+
+
+def _reminder_due(ack: AckPolicy, log: RecipientLog) -> datetime | None:
+    """When ``log``'s recipient gets their next reminder (None: no more)."""
+    if (ack.resend_after_s is None or not log.waiting or log.reminders >= ack.max_resends
+            or not log.channels):
+        return None
+    base = log.last_asked_at or log.asked_at
+    assert base is not None
+    return base + timedelta(seconds=ack.resend_after_s)
+
+
+def _next_tier(ack: AckPolicy, incident: Incident, result: FlushResult,
+               logs: Iterable[RecipientLog]) -> datetime | None:
+    """When the next escalation tier is paged (None: none left, or someone answered).
+
+    Counted from the first notice; when none could be planned (nobody of the route's
+    audience is reachable, or their first notices were folded into a storm summary),
+    from the incident's opening: nobody answering is all the more reason to escalate."""
+    if result.escalation_tier >= len(ack.escalate):
+        return None
+    if ack.mode == "each" and any(log.answered_at is not None for log in logs):
+        return None  # someone is on it: mode each escalates only when nobody answered
+    after = ack.escalate[result.escalation_tier].after_s
+    return (result.first_notice_at or incident.opened_at) + timedelta(seconds=after)
+
+
+def _tier_channels(tier: EscalationTier, decision: RouteDecision) -> tuple[str, ...]:
+    table = dict(tier.channels)
+    return table.get(decision.severity) or table.get("default") or decision.channels
+
+
+def _plan_acks(incident: Incident, ack: AckPolicy, rules: FlushRules,
+               logs: Mapping[tuple[str, str], RecipientLog], firing: frozenset[str],
+               resolved: frozenset[str], base_view: IncidentView, representative: Alert,
+               now: datetime, result: FlushResult, asking: _Asking) -> None:
+    """The acknowledgement steps of an open incident (see the module docstring)."""
+    current = dict(logs)
+    current.update({(log.audience, log.contact_id): log for log in result.logs})
+    contacts = {(r.audience, r.contact.id): r.contact
+                for r in _recipients(incident, rules, current)}
+    view = replace(base_view, new=AlertList())
+    if incident.ack is not None:
+        _cancel_held_reminders(current, result)
+        if not incident.ack_notified and ack.mode == "first" and ack.notify_on_ack:
+            _plan_acknowledged(incident, incident.ack, rules, logs, current, contacts, view,
+                               representative, now, result, asking.code)
+        result.ack_notified = True
+        return
+    if not firing:
+        return  # every firing alert is inhibited: nothing to chase now
+    _plan_reminders(incident, ack, rules, current, contacts, view, representative, now,
+                    result, asking)
+    while ((at := _next_tier(ack, incident, result, current.values())) is not None
+           and at <= now):
+        _plan_tier(incident, ack, rules, current, firing, resolved, view, representative,
+                   now, result, asking)
+
+
+def _contact(contacts: Mapping[tuple[str, str], Contact], key: tuple[str, str],
+             log: RecipientLog) -> Contact:
+    found = contacts.get(key)
+    if found is not None:
+        return found
+    locale = log.channels[0][2] if log.channels else "en"
+    return Contact(id=key[1], name=key[1], locale=locale)
+
+
+def _plan_reminders(incident: Incident, ack: AckPolicy, rules: FlushRules,
+                    current: dict[tuple[str, str], RecipientLog],
+                    contacts: Mapping[tuple[str, str], Contact], view: IncidentView,
+                    representative: Alert, now: datetime, result: FlushResult,
+                    asking: _Asking) -> None:
+    """A ``reminder`` to every asked recipient still silent ``resend_after_s`` after the
+    last notice that asked them (keyed by the reminder's number: planned once)."""
+    decision = incident.decision
+    sent: dict[int, list[str]] = {}
+    for key, log in sorted(current.items()):
+        due = _reminder_due(ack, log)
+        if due is None or due > now:
+            continue
+        number = log.reminders + 1
+        spent = replace(log, reminders=number, last_asked_at=now)
+        with _isolated(incident, key, log, "reminder", representative, now, result,
+                       number, spent=spent):
+            contact = _contact(contacts, key, log)
+            rcpt = _Recipient(key[0], contact, log)
+            held_until = quiet_verdict(rules.incident, decision.policy, decision.severity,
+                                       contact, now).held_until
+            notice = asking.notice(contact.id, now, reminder=number)
+            for channel, address, _locale in log.channels:
+                delivery = _render(incident, rules, rcpt, representative, view, "reminder",
+                                   channel, address, number, result.failures, ack=notice)
+                result.notices.append(PlannedNotice(key[0], key[1], delivery, held_until))
+            entry = replace(log, reminders=number, last_asked_at=held_until or now)
+            current[key] = entry
+            _set_log(result, entry)
+            sent.setdefault(number, []).append(key[1])
+            result.reminders += 1
+    for number, ids in sorted(sent.items()):
+        result.events.append(TimelineEvent(now, "reminder_sent", {
+            "number": number, "recipients": len(ids), "contacts": sorted(set(ids))}))
+
+
+def _plan_tier(incident: Incident, ack: AckPolicy, rules: FlushRules,
+               current: dict[tuple[str, str], RecipientLog], firing: frozenset[str],
+               resolved: frozenset[str], view: IncidentView, representative: Alert,
+               now: datetime, result: FlushResult, asking: _Asking) -> None:
+    """Page the next escalation tier: each of its contacts not told yet gets an
+    ``escalation`` notice (keyed by the tier) and is asked in turn."""
+    decision = incident.decision
+    number = result.escalation_tier + 1
+    tier = ack.escalate[number - 1]
+    channels_of = replace(decision, channels=_tier_channels(tier, decision))
+    taken = {(channel, address) for log in current.values()
+             for channel, address, _locale in log.channels}
+    paged: list[str] = []
+    for audience in tier.audiences:
+        found = rules.audiences.get(audience)
+        for contact in (found.contacts if found is not None else ()):
+            key = (audience, contact.id)
+            if key in current:
+                continue
+            channels = tuple(c for c in _first_channels(contact, channels_of)
+                             if (c[0], c[1]) not in taken)
+            if not channels:
+                continue
+            taken.update((c[0], c[1]) for c in channels)
+            entry = RecipientLog(audience=audience, contact_id=contact.id, firing=firing,
+                                 resolved=resolved, notified_at=now, seq=1, channels=channels,
+                                 announced=True, asked_at=now, last_asked_at=now)
+            with _isolated(incident, key, entry, "escalation", representative, now, result,
+                           number):
+                held_until = quiet_verdict(rules.incident, decision.policy,
+                                           decision.severity, contact, now).held_until
+                rcpt = _Recipient(audience, contact, None)
+                notice = asking.notice(contact.id, now, tier=number)
+                for channel, address, _locale in channels:
+                    delivery = _render(incident, rules, rcpt, representative, view,
+                                       "escalation", channel, address, number,
+                                       result.failures, ack=notice)
+                    result.notices.append(PlannedNotice(audience, contact.id, delivery,
+                                                        held_until))
+                entry = replace(entry, last_asked_at=held_until or now)
+                current[key] = entry
+                _set_log(result, entry)
+                paged.append(contact.id)
+    result.escalation_tier = number
+    result.escalated.append(number)
+    result.events.append(TimelineEvent(now, "escalated", {
+        "tier": number, "audiences": list(tier.audiences), "recipients": len(paged),
+        "contacts": paged}))
+
+
+@contextlib.contextmanager
+def _isolated(incident: Incident, key: tuple[str, str], log: RecipientLog, phase: Phase,
+              alert: Alert, now: datetime, result: FlushResult, number: int = 1, *,
+              spent: RecipientLog | None = None) -> Iterator[None]:
+    """One recipient's acknowledgement step that raises is theirs alone: what it added is
+    taken back, and a dead letter per channel (keyed like the notice, so planned once)
+    says why; the others are planned as usual. The step is not retried (its number or
+    tier is spent, ``spent`` is their log then): the dead letter is the record."""
+    mark = (len(result.notices), len(result.logs), len(result.failures))
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - recorded on the incident, counted, logged
+        del result.notices[mark[0]:], result.logs[mark[1]:], result.failures[mark[2]:]
+        reason = failure_reason(exc)
+        error = f"planning the {phase} notice failed: {reason}: {exc}"[:500]
+        result.failures.append(("plan", reason))
+        result.events.append(TimelineEvent(now, "notice_failed", {
+            "stage": "plan", "phase": phase, "audience": key[0], "contact_id": key[1],
+            "reason": reason, "error": error}))
+        _log.error("incident.plan_failed", incident=incident.id, audience=key[0],
+                   contact_id=key[1], phase=phase, reason=reason, error=str(exc)[:200])
+        decision = incident.decision
+        for channel, address, locale in log.channels:
+            result.notices.append(PlannedNotice(key[0], key[1], NewDelivery(
+                idempotency_key=notice_key(incident.id, key[0], key[1], channel, address,
+                                           f"plan_failed:{phase}", number),
+                incident_key=incident.id, fingerprint=alert.fingerprint,
+                route_id=decision.route_id, phase=phase, channel=channel, recipient=address,
+                contact_id=key[1], audience=key[0], severity=decision.severity,
+                locale=locale,
+                message=RenderedMessage(
+                    subject=f"[plan failed] {alert.labels.get('alertname', '')}", text=""),
+                failed_reason=error, dead_letter_reason="plan")))
+        if spent is not None:
+            _set_log(result, spent)
+
+
+def _cancel_held_reminders(current: dict[tuple[str, str], RecipientLog],
+                           result: FlushResult) -> None:
+    """Acknowledged: reminders still held by quiet hours are no longer wanted."""
+    for key, log in sorted(current.items()):
+        drop = [h for h in log.held if h.cancellable and h.phase == "reminder"
+                and h.delivery_id not in result.cancel]
+        if not drop:
+            continue
+        result.cancel.extend(h.delivery_id for h in drop)
+        entry = replace(log, held=tuple(h for h in log.held if h not in drop))
+        current[key] = entry
+        _set_log(result, entry)
+
+
+def _plan_acknowledged(incident: Incident, ack: IncidentAck, rules: FlushRules,
+                       prior: Mapping[tuple[str, str], RecipientLog],
+                       current: dict[tuple[str, str], RecipientLog],
+                       contacts: Mapping[tuple[str, str], Contact], view: IncidentView,
+                       representative: Alert, now: datetime, result: FlushResult,
+                       code: str) -> None:
+    """One ``acknowledged`` notice to every recipient paged before this flush but the one
+    who answered ("Acknowledged by Alice at 14:25"); a first notice planned now, after
+    the answer, asks nothing and needs no second message."""
+    decision = incident.decision
+    notice = AckView(code=code, requested=False, by=ack.by_name, at=ack.at,
+                     channel=ack.channel or "")
+    told: list[str] = []
+    for key, log in sorted(current.items()):
+        before = prior.get(key)
+        if before is None or not before.announced or not log.channels:
+            continue
+        if ack.by_id is not None and log.contact_id == ack.by_id:
+            continue
+        with _isolated(incident, key, log, "acknowledged", representative, now, result):
+            contact = _contact(contacts, key, log)
+            rcpt = _Recipient(key[0], contact, log)
+            held_until = quiet_verdict(rules.incident, decision.policy, decision.severity,
+                                       contact, now).held_until
+            for channel, address, _locale in log.channels:
+                delivery = _render(incident, rules, rcpt, representative, view,
+                                   "acknowledged", channel, address, 1, result.failures,
+                                   ack=notice)
+                result.notices.append(PlannedNotice(key[0], key[1], delivery, held_until))
+            if held_until is not None:
+                _set_log(result, current[key])  # the held delivery is tracked on its log
+            told.append(log.contact_id)
+    if told:
+        result.events.append(TimelineEvent(now, "notice_planned", {
+            "phase": "acknowledged", "recipients": len(told), "by": ack.by_name}))
 
 
 def plan_storm(

@@ -19,6 +19,7 @@ from router.models import AckPolicy, AlertStatus, EscalationTier, IncidentPolicy
 __all__ = [
     "HeldNotice",
     "Incident",
+    "IncidentAck",
     "IncidentAlert",
     "IncidentState",
     "RecipientLog",
@@ -48,8 +49,27 @@ class IncidentAlert:
 
 
 @dataclass(frozen=True, slots=True)
+class IncidentAck:
+    """Who acknowledged an incident, when and how (``channel``: sms, link, api, cli).
+
+    ``by_id`` is the contact id of a paged contact, None for an operator named ``by_name``.
+    """
+
+    at: datetime
+    by_name: str
+    channel: str
+    by_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Incident:
-    """An incident row."""
+    """An incident row.
+
+    Acknowledgements (routes with ``ack:``): ``ack`` is set once the incident is
+    acknowledged (mode ``first``: the first answer; mode ``each``: the last missing one,
+    or an operator); ``escalation_tier`` counts the escalation tiers paged so far;
+    ``ack_notified`` says the ``acknowledged`` notices were planned.
+    """
 
     id: str
     route_id: str
@@ -67,6 +87,9 @@ class Incident:
     follow_ups: int
     version: int
     meta: Mapping[str, str] = field(default_factory=dict)
+    ack: IncidentAck | None = None
+    escalation_tier: int = 0
+    ack_notified: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +116,18 @@ class RecipientLog:
     # Phases of the notices planned so far that actually went out or will (not cancelled).
     announced: bool  # a first notice (or storm summary) reached or will reach them
     held: tuple[HeldNotice, ...] = ()
+    # Acknowledgements: the first notice that asked them for an answer (None: never
+    # asked); when the last notice asking reaches them (after the quiet hours holding it:
+    # the next reminder counts from there); their answer; the reminders sent so far.
+    asked_at: datetime | None = None
+    last_asked_at: datetime | None = None
+    answered_at: datetime | None = None
+    reminders: int = 0
+
+    @property
+    def waiting(self) -> bool:
+        """Asked for an answer and not answered yet."""
+        return self.asked_at is not None and self.answered_at is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +145,14 @@ def decision_to_json(decision: RouteDecision) -> str:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
 
+def _ack_policy_from_json(data: dict[str, Any]) -> AckPolicy:
+    tiers = tuple(
+        EscalationTier(after_s=float(t["after_s"]), audiences=tuple(t["audiences"]),
+                       channels=tuple((str(sev), tuple(chs)) for sev, chs in t["channels"]))
+        for t in data.get("escalate", ()))
+    return AckPolicy(**{**data, "escalate": tiers})
+
+
 def decision_from_json(text: str) -> RouteDecision:
     """Inverse of :func:`decision_to_json`."""
     data: dict[str, Any] = json.loads(text)
@@ -120,18 +163,9 @@ def decision_from_json(text: str) -> RouteDecision:
     for key in ("mute_time_intervals", "active_time_intervals"):
         if key in policy:
             policy[key] = tuple(policy[key])
-    ack = policy.pop("ack", None)
-    if ack is not None:
-        policy["ack"] = _ack_from_json(ack)
+    if policy.get("ack") is not None:
+        policy["ack"] = _ack_policy_from_json(policy["ack"])
     for key in ("audiences", "channels", "group_by"):
         data[key] = tuple(data[key])
     return RouteDecision(**data, policy=IncidentPolicy(**policy))
 
-
-def _ack_from_json(data: dict[str, Any]) -> AckPolicy:
-    """The :class:`AckPolicy` that :func:`dataclasses.asdict` wrote (lists back to tuples)."""
-    tiers = tuple(
-        EscalationTier(after_s=tier["after_s"], audiences=tuple(tier["audiences"]),
-                       channels=tuple((sev, tuple(chans)) for sev, chans in tier["channels"]))
-        for tier in data.pop("escalate", ()))
-    return AckPolicy(**data, escalate=tiers)

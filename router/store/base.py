@@ -6,7 +6,7 @@ keep the same behaviour: the same store tests run against each (``tests/store``'
 parametrized ``store`` fixture). Every timestamp crossing this interface is an aware UTC
 ``datetime``. The roles: :class:`Lifecycle` (open, close, health), :class:`IntakeLog`,
 :class:`IncidentLog` (incidents and timers), :class:`Outbox`, :class:`Subscriptions`,
-:class:`Retention`.
+:class:`Retention`, :class:`Acks` (answers, waiting requests, SMS opt-outs).
 
 Semantics every implementation must keep:
 
@@ -51,9 +51,16 @@ from typing import Any, Final, Literal, Protocol
 from urllib.parse import urlsplit
 
 from router.errors import ConflictError, SubscriptionError
+from router.incidents.acks import AckChange
 from router.incidents.engine import AlertEvent
 from router.incidents.flush import FlushResult, PlannedNotice
-from router.incidents.state import Incident, IncidentAlert, RecipientLog, TimelineEvent
+from router.incidents.state import (
+    Incident,
+    IncidentAck,
+    IncidentAlert,
+    RecipientLog,
+    TimelineEvent,
+)
 from router.models import Delivery, IntakeRecord, NewDelivery, Receipt, RouteDecision
 from router.rules.inhibit import InhibitSource, SourceKey, TargetKey, is_inhibited_by_keys
 
@@ -62,6 +69,8 @@ __all__ = [
     "CLAIM_LEASE_S",
     "COUNT_KEYS",
     "PRUNABLE",
+    "AckRequest",
+    "Acks",
     "Backlog",
     "DueStorm",
     "FlushClaim",
@@ -74,6 +83,7 @@ __all__ = [
     "IntakeLog",
     "LaneSlots",
     "Lifecycle",
+    "OptOut",
     "Outbox",
     "Prunable",
     "PruneStep",
@@ -233,6 +243,8 @@ class IncidentSummary:
     follow_ups: int
     flush_failures: int = 0  # failed flushes in a row (quarantined while > 0)
     flush_error: str | None = None  # why the last flush failed
+    ack: IncidentAck | None = None  # who acknowledged it, when, how (None: not yet)
+    escalation_tier: int = 0  # escalation tiers paged so far
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +255,31 @@ class IncidentDetail:
     alerts: list[IncidentAlert]
     events: list[TimelineEvent]
     deliveries: list[dict[str, Any]] = field(default_factory=list)
+    recipients: list[RecipientLog] = field(default_factory=list)  # the notification log
+
+
+@dataclass(frozen=True, slots=True)
+class AckRequest:
+    """One open incident waiting for one contact's answer (:meth:`Acks.pending_acks`)."""
+
+    incident_id: str
+    route_id: str
+    owner: str | None  # the route's owner when the incident opened
+    severity: str
+    audience: str
+    contact_id: str
+    asked_at: datetime
+    group_labels: dict[str, str]
+    alertname: str  # of the incident's earliest alert ("" when none)
+
+
+@dataclass(frozen=True, slots=True)
+class OptOut:
+    """An SMS opt-out received (``STOP``…): the carrier no longer delivers to ``phone``."""
+
+    phone: str
+    keyword: str
+    at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -565,9 +602,11 @@ class Outbox(Protocol):
         ...
 
     async def list_deliveries(
-        self, *, status: str | None = None, limit: int = 100, offset: int = 0
+        self, *, status: str | None = None, limit: int = 100, offset: int = 0,
+        incident: str | None = None, phase: str | None = None,
     ) -> list[Delivery]:
-        """The notification history, newest first, optionally filtered by status."""
+        """The notification history, newest first, optionally filtered by status, by
+        incident (``incident_key``) and by phase."""
         ...
 
 
@@ -616,6 +655,35 @@ class Retention(Protocol):
         ...
 
 
+class Acks(Protocol):
+    """Acknowledgements: answers applied under the incident's version, the requests
+    waiting for a contact's answer, SMS opt-outs. The decision is
+    :func:`router.incidents.acks.decide_ack`'s; the store only writes it."""
+
+    async def acknowledge_incident(self, incident_id: str, version: int, change: AckChange,
+                                   *, now: datetime) -> bool:
+        """Apply ``change`` if the incident is still at ``version`` (checked by the
+        update itself): its recipients' answers, its acknowledgement, the timeline event,
+        and its timer moved to ``change.at`` at the latest (the scheduler plans the
+        ``acknowledged`` notices and drops the reminders). False (nothing written) on a
+        conflict."""
+        ...
+
+    async def pending_acks(self, contact_ids: Sequence[str]) -> list[AckRequest]:
+        """Open, unacknowledged incidents that asked one of ``contact_ids`` for an answer
+        they have not given, oldest request first (one row per incident and contact)."""
+        ...
+
+    async def record_opt_out(self, phone: str, keyword: str, *, at: datetime) -> None:
+        """Record an SMS opt-out of ``phone``."""
+        ...
+
+    async def opt_outs(self, phone: str | None = None, *, limit: int = 100) -> list[OptOut]:
+        """SMS opt-outs (of ``phone``, or all), newest first."""
+        ...
+
+
 class Store(Lifecycle, IntakeLog, IncidentLog, Outbox, Subscriptions, InboundLog, Retention,
+            Acks,
             Protocol):
     """Durable state of Tocsin: every role in one object (what ``open_store`` returns)."""

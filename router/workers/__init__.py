@@ -7,7 +7,9 @@
   :mod:`~router.workers.breaker`;
 - :mod:`router.workers.retention`: old history pruned;
 - :mod:`router.workers.reloader`: rule files watched and reloaded;
-- :mod:`router.workers.backpressure`: the backlog sampled for the back-pressure decision.
+- :mod:`router.workers.backpressure`: the backlog sampled for the back-pressure decision;
+- :mod:`router.workers.acks`: the acknowledgement service (not a loop): answers,
+  waiting requests, opt-outs, SMS replies.
 
 They are built and started by the composition root, :mod:`router.app`.
 """

@@ -39,11 +39,17 @@ from typing import Protocol
 
 import structlog
 
+from router.acks.links import AckLinks
 from router.clock import Clock
 from router.flush_offload import plan_flush_off_loop
 from router.incidents.flush import FlushRules, failure_reason, plan_storm
 from router.incidents.state import decision_from_json
-from router.metrics import INCIDENT_FLUSHES, PIPELINE_ITEM_FAILURES
+from router.metrics import (
+    ACK_ESCALATIONS,
+    ACK_REMINDERS,
+    INCIDENT_FLUSHES,
+    PIPELINE_ITEM_FAILURES,
+)
 from router.models import Delivery
 from router.rules.inhibit import TargetKey, target_keys
 from router.rules.view import StormItem
@@ -92,12 +98,15 @@ class Scheduler(Loop):
         quarantine_base_s: float = 60.0,
         quarantine_cap_s: float = 3600.0,
         lease_s: float = CLAIM_LEASE_S,
+        ack_links: AckLinks | None = None,
     ) -> None:
         """``quarantine_base_s`` / ``quarantine_cap_s``: the back-off of an incident whose
         flush raised (the first retry after ``base``, doubling, at most ``cap``);
         ``lease_s``: how long the claim on a due incident holds (another scheduler does
-        not flush it meanwhile)."""
+        not flush it meanwhile); ``ack_links``: the acknowledgement links notices asking
+        for an answer show (None: not configured)."""
         self._store = store
+        self._ack_links = ack_links
         self._lease_s = lease_s
         self._owner = claim_owner("scheduler")
         self._quarantine_base_s = quarantine_base_s
@@ -174,7 +183,8 @@ class Scheduler(Loop):
                 return 0, True  # flushed meanwhile
             result = await plan_flush_off_loop(snapshot.incident, snapshot.alerts,
                                                snapshot.logs, snapshot.inhibited, rules, now,
-                                               storm_recent=snapshot.storm_recent)
+                                               storm_recent=snapshot.storm_recent,
+                                               ack_links=self._ack_links)
             claim = self._reserve_claim(now) if result.notices else None
             claimed: list[Delivery] | None = None
             try:
@@ -188,6 +198,10 @@ class Scheduler(Loop):
                 INCIDENT_FLUSHES.labels(result="applied").inc()
                 for stage, reason in result.failures:  # notices dead-lettered at plan time
                     PIPELINE_ITEM_FAILURES.labels(stage=stage, reason=reason).inc()
+                for tier in result.escalated:
+                    ACK_ESCALATIONS.labels(tier=str(tier)).inc()
+                if result.reminders:
+                    ACK_REMINDERS.inc(result.reminders)
                 _log.info("incident.flushed", incident=incident_id, state=result.state,
                           deliveries=len(result.notices), cancelled=len(result.cancel),
                           claimed=len(claimed),

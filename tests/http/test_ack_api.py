@@ -137,11 +137,13 @@ async def test_body_validation(api_client: ApiClient, body: bytes, status: int,
     assert fake.calls == []
 
 
-async def test_no_acknowledger_is_503(api_client: ApiClient) -> None:
-    """A service without the acknowledgement engine answers 503, not 500."""
+async def test_the_service_acknowledger_answers_an_unknown_incident_404(
+        api_client: ApiClient) -> None:
+    """Without a recording acknowledger the app's own service answers (store lookup)."""
     client, _ = await api_client(acknowledger=False)
     response = await client.post(PATH, json={"by": "Alice"}, headers=_auth())
-    assert response.status == 503
+    assert response.status == 404
+    assert (await response.json())["result"] == "not_found"
 
 
 def _base(client: TestClient[Any, Any]) -> str:

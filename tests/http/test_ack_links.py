@@ -202,12 +202,12 @@ async def test_links_disabled_is_a_404_page(ack_client: AckClient) -> None:
     assert metric("tocsin_ack_link_requests_total", result="disabled") == before + 2
 
 
-async def test_no_acknowledger_is_a_503_page(ack_client: AckClient) -> None:
-    """Links on but nothing to record the answer: 503, try again."""
+async def test_the_service_acknowledger_answers_an_unknown_incident(
+        ack_client: AckClient) -> None:
+    """Without a recording acknowledger the app's own service answers: not found."""
     client, _ = await ack_client(acknowledger=False)
     response = await client.post(_path(client, "inc-1", "ops"))
-    assert response.status == 503
-    assert "Try again" in await response.text()
+    assert response.status == 404
 
 
 async def test_get_of_a_resolved_or_unknown_incident_has_no_button(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -86,6 +87,20 @@ async def test_deliveries_filter_by_status(
     assert {r["status"] for r in rows} == {status}
 
 
+async def test_deliveries_filter_by_incident_and_phase(client: TestClient[Any, Any]) -> None:
+    """?incident= and ?phase= keep the rows of one incident, of one phase."""
+    await _three_deliveries(client)
+    other = replace(_delivery("k4", "carol@example.com"), incident_key="inc-2",
+                    phase="reminder")
+    assert await store_of(client).commit_plan([], [other], now=NOW, deadline_s=60) == 1
+    rows = await (await client.get("/api/v1/deliveries?incident=inc-2")).json()
+    assert [(r["incident_key"], r["phase"]) for r in rows] == [("inc-2", "reminder")]
+    rows = await (await client.get("/api/v1/deliveries?phase=firing")).json()
+    assert len(rows) == 3
+    rows = await (await client.get("/api/v1/deliveries?phase=reminder&incident=inc-1")).json()
+    assert rows == []
+
+
 async def test_deliveries_limit_and_offset(client: TestClient[Any, Any]) -> None:
     """limit and offset page through the history, newest first."""
     await _three_deliveries(client)
@@ -99,7 +114,9 @@ async def test_deliveries_limit_and_offset(client: TestClient[Any, Any]) -> None
 @pytest.mark.parametrize(
     ("query", "location", "words"),
     [
-        ("status=done", "query.status", "must be one of pending, sent, failed, got 'done'"),
+        ("status=done", "query.status",
+         "must be one of pending, sent, failed, cancelled, got 'done'"),
+        ("phase=paged", "query.phase", "must be one of firing, update, follow_up"),
         ("limit=1001", "query.limit", "must be an integer from 1 to 1000, got 1001"),
         ("limit=0", "query.limit", "must be an integer from 1 to 1000, got 0"),
         ("limit=ten", "query.limit", "got 'ten'"),

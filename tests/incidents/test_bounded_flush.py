@@ -16,6 +16,8 @@ from router.rules import RuleSet
 from router.rules.incident_rules import IncidentRules
 from router.rules.view import (
     MAX_LISTED_ALERTS,
+    NOT_REQUESTED,
+    AckView,
     AlertList,
     IncidentView,
     StormItem,
@@ -58,12 +60,12 @@ class RecordingRules:
     def render(
         self, decision: RouteDecision, alert: Alert, contact: Contact, channel: str,
         phase: Phase, meta: Mapping[str, str], *, incident: IncidentView | None = None,
-        storm: tuple[StormItem, ...] = (),
+        storm: tuple[StormItem, ...] = (), ack: AckView = NOT_REQUESTED,
     ) -> RenderedMessage:
         if incident is not None:
             self.views.append(incident)
         return self.rules.render(decision, alert, contact, channel, phase, meta,
-                                 incident=incident, storm=storm)
+                                 incident=incident, storm=storm, ack=ack)
 
 
 def _harness(tmp_path: Path, store: SqliteStore) -> tuple[Harness, RecordingRules]:

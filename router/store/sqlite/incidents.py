@@ -25,6 +25,7 @@ from router.incidents.grouping import group_key
 from router.incidents.state import (
     HeldNotice,
     Incident,
+    IncidentAck,
     IncidentAlert,
     RecipientLog,
     TimelineEvent,
@@ -66,6 +67,7 @@ __all__ = [
     "next_due_query",
     "postpone_storm_job",
     "quarantine_job",
+    "recipient_from_row",
     "upgrade_legacy_job",
 ]
 
@@ -117,6 +119,27 @@ def next_due_query(conn: sqlite3.Connection) -> datetime | None:
 # --------------------------------------------------------------------------- flush
 
 
+def _ack_from_row(row: sqlite3.Row) -> IncidentAck | None:
+    at = parse_ts_opt(row["acknowledged_at"])
+    if at is None:
+        return None
+    return IncidentAck(at=at, by_name=row["acknowledged_by_name"] or "",
+                       channel=row["ack_channel"] or "", by_id=row["acknowledged_by_id"])
+
+
+def recipient_from_row(r: sqlite3.Row, held: Sequence[HeldNotice] = ()) -> RecipientLog:
+    """A notification-log row (``incident_recipients``)."""
+    return RecipientLog(
+        audience=r["audience"], contact_id=r["contact_id"],
+        firing=frozenset(json.loads(r["firing"])),
+        resolved=frozenset(json.loads(r["resolved"])),
+        notified_at=parse_ts(r["notified_at"]), seq=int(r["seq"]),
+        channels=tuple((c[0], c[1], c[2]) for c in json.loads(r["channels"])),
+        announced=bool(r["announced"]), held=tuple(held),
+        asked_at=parse_ts_opt(r["asked_at"]), last_asked_at=parse_ts_opt(r["last_asked_at"]),
+        answered_at=parse_ts_opt(r["answered_at"]), reminders=int(r["reminders"]))
+
+
 def _incident_from_row(row: sqlite3.Row) -> Incident:
     return Incident(
         id=row["id"], route_id=row["route_id"], group_key=row["group_key"],
@@ -127,7 +150,8 @@ def _incident_from_row(row: sqlite3.Row) -> Incident:
         flushed_at=parse_ts_opt(row["flushed_at"]),
         first_notice_at=parse_ts_opt(row["first_notice_at"]),
         follow_ups=int(row["follow_ups"]), version=int(row["version"]),
-        meta=json.loads(row["meta"]))
+        meta=json.loads(row["meta"]), ack=_ack_from_row(row),
+        escalation_tier=int(row["escalation_tier"]), ack_notified=bool(row["ack_notified"]))
 
 
 def load_snapshot_query(
@@ -154,13 +178,7 @@ def load_snapshot_query(
                 continue  # sent, failed or cancelled: no longer held
             cancellable = d["lease_until"] is None and (d["next_attempt_at"] or "") > now_s
             held.append(HeldNotice(int(delivery_id), phase, cancellable))
-        logs[(r["audience"], r["contact_id"])] = RecipientLog(
-            audience=r["audience"], contact_id=r["contact_id"],
-            firing=frozenset(json.loads(r["firing"])),
-            resolved=frozenset(json.loads(r["resolved"])),
-            notified_at=parse_ts(r["notified_at"]), seq=int(r["seq"]),
-            channels=tuple((c[0], c[1], c[2]) for c in json.loads(r["channels"])),
-            announced=bool(r["announced"]), held=tuple(held))
+        logs[(r["audience"], r["contact_id"])] = recipient_from_row(r, held)
     targets = {alert.fingerprint: tuple(target_keys(alert.labels))
                for alert in alerts if alert.status == "firing"}
     sources: dict[tuple[str, str], tuple[InhibitSource, ...]] = {}
@@ -211,11 +229,12 @@ def commit_flush_job(
     updated = conn.execute(
         "UPDATE incidents SET state = ?, resolved_at = ?, due_at = ?, flushed_at = ?,"
         " first_notice_at = ?, follow_ups = ?, updated_at = ?, version = version + 1,"
-        " flush_failures = 0, flush_error = NULL, claimed_by = NULL, lease_until = NULL"
+        " flush_failures = 0, flush_error = NULL, claimed_by = NULL, lease_until = NULL,"
+        " escalation_tier = ?, ack_notified = ?"
         " WHERE id = ? AND version = ?",
         (result.state, ts_opt(result.resolved_at), ts_opt(result.due_at), now_s,
-         ts_opt(result.first_notice_at), result.follow_ups, now_s, incident.id,
-         incident.version))
+         ts_opt(result.first_notice_at), result.follow_ups, now_s, result.escalation_tier,
+         int(result.ack_notified), incident.id, incident.version))
     if updated.rowcount != 1:
         return None
     conn.executemany(
@@ -243,11 +262,14 @@ def commit_flush_job(
         held.extend(held_ids.get((log.audience, log.contact_id), []))
         conn.execute(
             "INSERT OR REPLACE INTO incident_recipients (incident_id, audience, contact_id,"
-            " firing, resolved, notified_at, seq, channels, announced, held)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " firing, resolved, notified_at, seq, channels, announced, held, asked_at,"
+            " last_asked_at, answered_at, reminders)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (incident.id, log.audience, log.contact_id, _dumps(sorted(log.firing)),
              _dumps(sorted(log.resolved)), ts(log.notified_at), log.seq,
-             _dumps([list(c) for c in log.channels]), int(log.announced), _dumps(held)))
+             _dumps([list(c) for c in log.channels]), int(log.announced), _dumps(held),
+             ts_opt(log.asked_at), ts_opt(log.last_asked_at), ts_opt(log.answered_at),
+             log.reminders))
     for fp, status in result.alert_status.items():
         conn.execute("UPDATE incident_alerts SET status = ? WHERE incident_id = ?"
                      " AND fingerprint = ?", (status, incident.id, fp))
@@ -362,6 +384,9 @@ def upgrade_legacy_job(conn: sqlite3.Connection,
 
 
 def _summary(row: sqlite3.Row) -> IncidentSummary:
+    # A database of an older schema (read by `rules diff` before the service migrated
+    # it) has no acknowledgement columns yet: nothing is acknowledged there.
+    acks = "escalation_tier" in row.keys()
     return IncidentSummary(
         id=row["id"], route_id=row["route_id"], state=row["state"], severity=row["severity"],
         audiences=json.loads(row["audiences"]), group_labels=json.loads(row["group_labels"]),
@@ -369,7 +394,9 @@ def _summary(row: sqlite3.Row) -> IncidentSummary:
         updated_at=parse_ts(row["updated_at"]), resolved_at=parse_ts_opt(row["resolved_at"]),
         due_at=parse_ts_opt(row["due_at"]), alerts_firing=int(row["firing"]),
         alerts_total=int(row["total"]), follow_ups=int(row["follow_ups"]),
-        flush_failures=int(row["flush_failures"]), flush_error=row["flush_error"])
+        flush_failures=int(row["flush_failures"]), flush_error=row["flush_error"],
+        ack=_ack_from_row(row) if acks else None,
+        escalation_tier=int(row["escalation_tier"]) if acks else 0)
 
 
 def list_incidents_query(
@@ -408,7 +435,10 @@ def get_incident_query(conn: sqlite3.Connection, iid: str) -> IncidentDetail | N
         "SELECT id, phase, channel, recipient, audience, status, attempts, created_at,"
         " updated_at, sent_at, next_attempt_at, deferred_until, last_error FROM deliveries"
         " WHERE incident_key = ? ORDER BY id", (iid,))]
-    return IncidentDetail(_summary(row), alerts, events, deliveries)
+    recipients = [recipient_from_row(r) for r in conn.execute(
+        "SELECT * FROM incident_recipients WHERE incident_id = ?"
+        " ORDER BY audience, contact_id", (iid,))]
+    return IncidentDetail(_summary(row), alerts, events, deliveries, recipients)
 
 
 # --------------------------------------------------------------------------- storms

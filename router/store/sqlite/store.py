@@ -21,16 +21,25 @@ import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import TypeVar, get_args
 
 from router.bytecache import ENTRY_OVERHEAD, PAIR_OVERHEAD, ByteLRU, labels_bytes
 from router.errors import InternalError, StoreClosedError, StoreError
+from router.incidents.acks import AckChange
 from router.incidents.engine import AlertEvent
 from router.incidents.flush import FlushResult, PlannedNotice
 from router.metrics import DEAD_LETTERS, PLANNED_DELIVERIES
-from router.models import Delivery, IntakeRecord, NewDelivery, Receipt, RouteDecision
+from router.models import Delivery, IntakeRecord, NewDelivery, Phase, Receipt, RouteDecision
 from router.rules.inhibit import TargetKey
-from router.store.base import COUNT_KEYS, Backlog, PushSubscription, StageBacklog
+from router.store.base import (
+    COUNT_KEYS,
+    AckRequest,
+    Backlog,
+    OptOut,
+    PushSubscription,
+    StageBacklog,
+)
+from router.store.sqlite import acks as ack_store
 from router.store.sqlite import incidents as incident_store
 from router.store.sqlite.batcher import WriterBatcher
 from router.store.sqlite.codec import (
@@ -74,7 +83,9 @@ __all__ = ["SYNCHRONOUS_MODES", "SqliteStore"]
 T = TypeVar("T")
 
 SYNCHRONOUS_MODES = frozenset({"FULL", "NORMAL", "EXTRA"})
-_STATUSES = frozenset({"pending", "sent", "failed"})
+_STATUSES = frozenset({"pending", "sent", "failed", "cancelled"})
+#: The delivery phases (the ``deliveries.phase`` CHECK of migration 0010).
+DELIVERY_PHASES = frozenset(get_args(Phase))
 
 #: (source, received_at, fingerprint, alert JSON, meta JSON)
 _IntakeRow = tuple[str, str, str, str, str]
@@ -756,27 +767,54 @@ class SqliteStore:
         """One incident with its alerts, timeline and deliveries."""
         return await self._read(lambda conn: incident_store.get_incident_query(conn, incident_id))
 
+    # -- acknowledgements (router/store/sqlite/acks.py) ------------------------------
+
+    async def acknowledge_incident(self, incident_id: str, version: int, change: AckChange,
+                                   *, now: datetime) -> bool:
+        """Apply an answer under the incident's version; False on a conflict."""
+        return await self._writer.submit(
+            lambda conn: ack_store.acknowledge_job(conn, incident_id, version, change, now))
+
+    async def pending_acks(self, contact_ids: Sequence[str]) -> list[AckRequest]:
+        """Open incidents waiting for one of ``contact_ids``' answer, oldest first."""
+        ids = list(contact_ids)
+        return await self._read(lambda conn: ack_store.pending_acks_query(conn, ids))
+
+    async def record_opt_out(self, phone: str, keyword: str, *, at: datetime) -> None:
+        """Record an SMS opt-out of ``phone``."""
+        await self._writer.submit(
+            lambda conn: ack_store.record_opt_out_job(conn, phone, keyword, at))
+
+    async def opt_outs(self, phone: str | None = None, *, limit: int = 100) -> list[OptOut]:
+        """SMS opt-outs, newest first."""
+        return await self._read(lambda conn: ack_store.opt_outs_query(conn, phone, limit))
+
     # -- reads ------------------------------------------------------------------------
 
     async def list_deliveries(
-        self, *, status: str | None = None, limit: int = 100, offset: int = 0
+        self, *, status: str | None = None, limit: int = 100, offset: int = 0,
+        incident: str | None = None, phase: str | None = None,
     ) -> list[Delivery]:
-        """Newest first; ``status`` in pending|sent|failed or None for all."""
+        """Newest first; ``status`` in pending|sent|failed|cancelled or None for all;
+        ``incident``: its ``incident_key``; ``phase``: one of the delivery phases."""
         if status is not None and status not in _STATUSES:
             raise ValueError(f"unknown delivery status {status!r}")
+        if phase is not None and phase not in DELIVERY_PHASES:
+            raise ValueError(f"unknown delivery phase {phase!r}")
         if limit < 0 or offset < 0:
             raise ValueError("limit and offset must be >= 0")
+        where: list[str] = []
+        params: list[object] = []
+        for column, value in (("status", status), ("incident_key", incident),
+                              ("phase", phase)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        sql = "SELECT * FROM deliveries" + (" WHERE " + " AND ".join(where) if where else "")
+        sql += " ORDER BY id DESC LIMIT ? OFFSET ?"
 
         def query(conn: sqlite3.Connection) -> list[sqlite3.Row]:
-            if status is None:
-                return conn.execute(
-                    "SELECT * FROM deliveries ORDER BY id DESC LIMIT ? OFFSET ?",
-                    (limit, offset),
-                ).fetchall()
-            return conn.execute(
-                "SELECT * FROM deliveries WHERE status = ? ORDER BY id DESC LIMIT ? OFFSET ?",
-                (status, limit, offset),
-            ).fetchall()
+            return conn.execute(sql, (*params, limit, offset)).fetchall()
 
         return [delivery_from_row(row) for row in await self._read(query)]
 
