@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 
 from router.errors import Problem
@@ -14,16 +15,36 @@ from router.rules.tree import Route, Trace, evaluate
 from router.rules.view import NOT_REQUESTED, AckView, IncidentView, StormItem
 from router.sms import SmsOverflowError
 
-__all__ = ["Audience", "RuleSet"]
+__all__ = ["Audience", "ContactSourceReport", "RuleSet"]
+
+
+@dataclass(frozen=True, slots=True)
+class ContactSourceReport:
+    """What loading one contact source (``contacts_from`` file) found.
+
+    ``problems`` are one-line texts ``file:line: column: why`` (personal data masked);
+    ``reachable`` counts the valid contacts per channel.
+    """
+
+    path: str
+    loaded_at: datetime
+    rows: int
+    valid: int
+    invalid: int
+    duplicates: int
+    reachable: tuple[tuple[str, int], ...] = ()
+    problems: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class Audience:
-    """A named group of contacts."""
+    """A named group of contacts: inline ones and those of its ``contacts_from`` sources
+    (``sources`` reports each load; empty for an audience written inline only)."""
 
     name: str
     contacts: tuple[Contact, ...]
     description: str | None = None
+    sources: tuple[ContactSourceReport, ...] = ()
 
 
 class RuleSet:
