@@ -3,7 +3,10 @@
 The contract is :mod:`router.store.base` (one Protocol per role); ``open_store(url)``
 picks the implementation from the URL scheme:
 
-- ``postgresql://`` (or ``postgres://``): not available yet, refused with a ConfigError;
+- ``postgresql://user@host:port/db`` (or ``postgres://``): the PostgreSQL store, shared
+  by several instances (:mod:`router.store.postgres`); libpq's query parameters
+  (``sslmode``, ``application_name``, ...) pass through, and ``pool_size=N`` (default 10)
+  bounds the connections this process opens;
 - ``sqlite:///var/tocsin.db`` (relative path), ``sqlite:////abs/path.db``,
   ``sqlite:///:memory:``; options as query parameters:
   ``?synchronous=full|normal`` (default ``full``: durable against power loss; ``normal``
@@ -12,16 +15,18 @@ picks the implementation from the URL scheme:
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit, urlunsplit
 
 from router.errors import ConfigError
 from router.store.base import BACKLOG_STAGES, COUNT_KEYS, Backlog, StageBacklog, Store
+from router.store.postgres import PostgresStore
 from router.store.sqlite import SYNCHRONOUS_MODES, SqliteStore
 
 __all__ = [
     "BACKLOG_STAGES",
     "COUNT_KEYS",
     "Backlog",
+    "PostgresStore",
     "SqliteStore",
     "StageBacklog",
     "Store",
@@ -30,8 +35,7 @@ __all__ = [
 ]
 
 _SQLITE = "sqlite:///"
-#: Schemes of implementations still to come: refused with a clear message.
-_NOT_YET = {"postgresql": "PostgreSQL", "postgres": "PostgreSQL"}
+_POSTGRES = frozenset({"postgresql", "postgres"})
 
 
 def sqlite_url(url: str) -> tuple[str, dict[str, str]]:
@@ -40,7 +44,7 @@ def sqlite_url(url: str) -> tuple[str, dict[str, str]]:
         scheme = url.partition(":")[0] or url
         raise ConfigError(
             f"unsupported state_url scheme {scheme!r}: expected 'sqlite:///PATH' "
-            "(PostgreSQL is not implemented yet)"
+            "or 'postgresql://USER@HOST:PORT/DB'"
         )
     path, _, query = url[len(_SQLITE):].partition("?")
     if not path:
@@ -55,10 +59,8 @@ def open_store(url: str, *, release_leases_on_start: bool = True) -> Store:
     service (``tocsin deliveries retry``): its in-flight leases must stay held.
     """
     scheme = url.partition(":")[0].partition("+")[0].lower()
-    if scheme in _NOT_YET:
-        raise ConfigError(
-            f"state_url {scheme}://...: the {_NOT_YET[scheme]} store is not available yet;"
-            " use 'sqlite:///PATH'")
+    if scheme in _POSTGRES:
+        return postgres_store(url)
     path, options = sqlite_url(url)
     unknown = set(options) - {"synchronous", "max_batch"}
     if unknown:
@@ -77,3 +79,33 @@ def open_store(url: str, *, release_leases_on_start: bool = True) -> Store:
         raise ConfigError("state_url max_batch must be >= 1")
     return SqliteStore(path, synchronous=synchronous, max_batch=max_batch,
                        release_leases_on_start=release_leases_on_start)
+
+
+def postgres_store(url: str) -> PostgresStore:
+    """The PostgreSQL store of a ``postgresql://`` URL (``pool_size`` taken out of it).
+
+    Leases are never released at start there: other instances may hold them.
+    """
+    parts = urlsplit(url)
+    if not parts.hostname and "host" not in parse_qs(parts.query):
+        raise ConfigError(f"state_url {redact(url)!r} names no host")
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    sizes = [value for key, value in query if key == "pool_size"]
+    rest = [(key, value) for key, value in query if key != "pool_size"]
+    try:
+        pool_size = int(sizes[-1]) if sizes else 10
+    except ValueError as exc:
+        raise ConfigError(f"state_url pool_size must be an integer: {exc}") from None
+    if pool_size < 1:
+        raise ConfigError("state_url pool_size must be >= 1")
+    conninfo = urlunsplit(parts._replace(scheme="postgresql", query=urlencode(rest)))
+    return PostgresStore(conninfo, min_size=1, max_size=pool_size)
+
+
+def redact(url: str) -> str:
+    """``url`` without the password of its user info."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{netloc}"))
