@@ -5,8 +5,9 @@ picks the implementation from the URL scheme:
 
 - ``postgresql://user@host:port/db`` (or ``postgres://``): the PostgreSQL store, shared
   by several instances (:mod:`router.store.postgres`); libpq's query parameters
-  (``sslmode``, ``application_name``, ...) pass through, and ``pool_size=N`` (default 10)
-  bounds the connections this process opens;
+  (``sslmode``, ``connect_timeout``, ...) pass through; ``pool_size=N`` (default 10)
+  bounds the connections this process opens, ``pool_timeout_s=S`` (default 5) how long an
+  operation waits for one before the store is unavailable (the webhook's 503);
 - ``sqlite:///var/tocsin.db`` (relative path), ``sqlite:////abs/path.db``,
   ``sqlite:///:memory:``; options as query parameters:
   ``?synchronous=full|normal`` (default ``full``: durable against power loss; ``normal``
@@ -82,7 +83,7 @@ def open_store(url: str, *, release_leases_on_start: bool = True) -> Store:
 
 
 def postgres_store(url: str) -> PostgresStore:
-    """The PostgreSQL store of a ``postgresql://`` URL (``pool_size`` taken out of it).
+    """The PostgreSQL store of a ``postgresql://`` URL (Tocsin's own options taken out).
 
     Leases are never released at start there: other instances may hold them.
     """
@@ -90,16 +91,22 @@ def postgres_store(url: str) -> PostgresStore:
     if not parts.hostname and "host" not in parse_qs(parts.query):
         raise ConfigError(f"state_url {redact(url)!r} names no host")
     query = parse_qsl(parts.query, keep_blank_values=True)
-    sizes = [value for key, value in query if key == "pool_size"]
-    rest = [(key, value) for key, value in query if key != "pool_size"]
+    ours = {"pool_size", "pool_timeout_s"}
+    options = {key: value for key, value in query if key in ours}
+    rest = [(key, value) for key, value in query if key not in ours]
     try:
-        pool_size = int(sizes[-1]) if sizes else 10
+        pool_size = int(options.get("pool_size", "10"))
     except ValueError as exc:
         raise ConfigError(f"state_url pool_size must be an integer: {exc}") from None
     if pool_size < 1:
         raise ConfigError("state_url pool_size must be >= 1")
+    try:
+        pool_timeout_s = float(options.get("pool_timeout_s", "5"))
+    except ValueError as exc:
+        raise ConfigError(f"state_url pool_timeout_s must be a number: {exc}") from None
     conninfo = urlunsplit(parts._replace(scheme="postgresql", query=urlencode(rest)))
-    return PostgresStore(conninfo, min_size=1, max_size=pool_size)
+    return PostgresStore(conninfo, min_size=1, max_size=pool_size,
+                         acquire_timeout_s=pool_timeout_s)
 
 
 def redact(url: str) -> str:

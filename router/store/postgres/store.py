@@ -74,7 +74,7 @@ _log = get_logger(__name__)
 _STATUSES: Final = frozenset({"pending", "sent", "failed"})
 #: Seconds to open a connection, and to wait for a free one of the pool.
 CONNECT_TIMEOUT_S: Final = 5.0
-ACQUIRE_TIMEOUT_S: Final = 10.0
+ACQUIRE_TIMEOUT_S: Final = 5.0
 #: Longest a statement may run before the server cancels it (milliseconds).
 STATEMENT_TIMEOUT_MS: Final = 30_000
 
@@ -129,9 +129,15 @@ def _count_planned(delivery: NewDelivery) -> None:
 class PostgresStore:
     """:class:`~router.store.base.Store` on PostgreSQL (psycopg 3 async, a pool)."""
 
-    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10) -> None:
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10,
+                 acquire_timeout_s: float = ACQUIRE_TIMEOUT_S) -> None:
         if min_size < 1 or max_size < min_size:
             raise ConfigError("state_url pool sizes: need 1 <= min_size <= max_size")
+        if acquire_timeout_s <= 0:
+            raise ConfigError("state_url pool_timeout_s must be > 0")
+        self._acquire_timeout_s = acquire_timeout_s
+        #: Migrations this instance applied at start (empty: another one did, or none due).
+        self.applied_migrations: list[str] = []
         self._url = url
         self._target = target_of(url)
         self._min_size = min_size
@@ -152,18 +158,32 @@ class PostgresStore:
 
     # -- lifecycle --------------------------------------------------------------------
 
+    def _connection_kwargs(self) -> dict[str, Any]:
+        return {"autocommit": True, "connect_timeout": int(CONNECT_TIMEOUT_S),
+                "options": f"-c TimeZone=UTC -c statement_timeout={STATEMENT_TIMEOUT_MS}"}
+
     async def start(self) -> None:
-        """Open the pool (failing fast when the server cannot be reached), migrate."""
+        """Connect (failing fast when the server cannot be reached), migrate, open the pool."""
         if self._pool is not None:
             return
         if self._closed:
             raise StoreClosedError("store is closed")
+        try:
+            conn = await AsyncConnection.connect(self._url, **self._connection_kwargs())
+        except psycopg.Error as exc:
+            failure = StoreUnavailable(
+                f"cannot connect to PostgreSQL at {self._target}: {exc}".strip())
+            raise failure from exc
+        try:
+            version, applied = await migrate(conn)
+        except psycopg.Error as exc:
+            raise _translate(exc, conflict=False) from exc
+        finally:
+            await conn.close()
         pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
             self._url, min_size=self._min_size, max_size=self._max_size, open=False,
-            timeout=ACQUIRE_TIMEOUT_S, check=AsyncConnectionPool.check_connection,
-            kwargs={"autocommit": True, "connect_timeout": int(CONNECT_TIMEOUT_S),
-                    "options": f"-c TimeZone=UTC -c statement_timeout={STATEMENT_TIMEOUT_MS}"},
-            configure=_configure, name="tocsin-store")
+            timeout=self._acquire_timeout_s, check=AsyncConnectionPool.check_connection,
+            kwargs=self._connection_kwargs(), configure=_configure, name="tocsin-store")
         try:
             await pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
         except psycopg.Error as exc:
@@ -172,17 +192,7 @@ class PostgresStore:
                 f"cannot connect to PostgreSQL at {self._target}: {exc}".strip())
             raise failure from exc
         self._pool = pool
-        try:
-            async with pool.connection() as conn:
-                version, applied = await migrate(conn)
-        except psycopg.Error as exc:
-            self._pool = None
-            await pool.close()
-            raise _translate(exc, conflict=False) from exc
-        except BaseException:
-            self._pool = None
-            await pool.close()
-            raise
+        self.applied_migrations = applied
         if applied:
             _log.info("state schema migrated", target=self._target, version=version,
                       applied=applied)
