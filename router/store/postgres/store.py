@@ -19,6 +19,7 @@ instance that died come back when their lease runs out.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeVar
@@ -77,6 +78,9 @@ CONNECT_TIMEOUT_S: Final = 5.0
 ACQUIRE_TIMEOUT_S: Final = 5.0
 #: Longest a statement may run before the server cancels it (milliseconds).
 STATEMENT_TIMEOUT_MS: Final = 30_000
+#: Group commit of ``append_intake``: transactions in flight at once, rows in each at most.
+GROUP_FLUSHES: Final = 4
+GROUP_MAX_ROWS: Final = 1000
 
 
 def target_of(url: str) -> str:
@@ -145,6 +149,9 @@ class PostgresStore:
         self._pool: AsyncConnectionPool[Conn] | None = None
         self._closed = False
         self._commits = 0
+        # Group commit: calls waiting for a transaction, and the tasks committing them.
+        self._queue: list[tuple[Sequence[IntakeRecord], asyncio.Future[list[int]]]] = []
+        self._flushers: set[asyncio.Task[None]] = set()
 
     @property
     def target(self) -> str:
@@ -198,7 +205,9 @@ class PostgresStore:
                       applied=applied)
 
     async def close(self) -> None:
-        """Close the pool (in-flight transactions finish first). Idempotent."""
+        """Commit the queued appends, close the pool. Idempotent."""
+        while self._flushers:
+            await asyncio.gather(*self._flushers, return_exceptions=True)
         self._closed = True
         pool, self._pool = self._pool, None
         if pool is not None:
@@ -281,8 +290,64 @@ class PostgresStore:
                 [alert_to_json(r.alert) for r in records], [meta_to_json(r.meta) for r in records])
 
     async def append_intake(self, records: Sequence[IntakeRecord]) -> list[int]:
-        """Persist accepted alerts in one transaction; their ids once committed."""
-        return await self.append_intake_at(records, {})
+        """Persist accepted alerts; their ids once committed.
+
+        Group commit: calls made while transactions are in flight wait for the next one
+        and share it (at most :data:`GROUP_FLUSHES` at once, :data:`GROUP_MAX_ROWS` rows
+        each). A group refused for another reason than an unavailable server is retried
+        call by call, so that one call's bad value fails that call alone.
+        """
+        if not records:
+            return []
+        if self._pool is None:
+            raise StoreClosedError("store is not started" if not self._closed
+                                   else "store is closed")
+        future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
+        self._queue.append((records, future))
+        if len(self._flushers) < GROUP_FLUSHES:
+            task = asyncio.create_task(self._flush_queue(), name="tocsin-store-intake-group")
+            self._flushers.add(task)
+            task.add_done_callback(self._flushers.discard)
+        return await future
+
+    async def _flush_queue(self) -> None:
+        """Commit queued appends, one group per transaction, until the queue is empty."""
+        while self._queue:
+            group: list[tuple[Sequence[IntakeRecord], asyncio.Future[list[int]]]] = []
+            rows = 0
+            while self._queue and (not group or rows + len(self._queue[0][0]) <= GROUP_MAX_ROWS):
+                call = self._queue.pop(0)
+                group.append(call)
+                rows += len(call[0])
+            try:
+                ids = await self.append_intake_at(
+                    [record for records, _ in group for record in records], {})
+            except Exception as exc:  # noqa: BLE001 — handed to every caller of the group
+                if len(group) > 1 and not isinstance(exc, StoreUnavailable):
+                    await self._flush_alone(group)
+                    continue
+                for _, future in group:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            start = 0
+            for records, future in group:
+                if not future.done():  # a caller that gave up: its rows are committed anyway
+                    future.set_result(ids[start:start + len(records)])
+                start += len(records)
+
+    async def _flush_alone(
+            self, group: list[tuple[Sequence[IntakeRecord], asyncio.Future[list[int]]]]) -> None:
+        """Commit each call of a refused group in its own transaction."""
+        for records, future in group:
+            try:
+                ids = await self.append_intake_at(records, {})
+            except Exception as exc:  # noqa: BLE001 — this call's own failure
+                if not future.done():
+                    future.set_exception(exc)
+            else:
+                if not future.done():
+                    future.set_result(ids)
 
     async def append_intake_at(
         self, records: Sequence[IntakeRecord],
