@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from router.errors import ConfigError
-from router.store import PostgresStore, SqliteStore, open_store
+from router.store import PostgresStore, SqliteStore, open_store, sqlite_url
 from router.store.sqlite.migrate import available_migrations
 from tests.store.factories import T0, make_delivery, make_record
 
@@ -108,3 +108,9 @@ async def test_newer_schema_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="schema version 999"):
         await store.start()
     await store.close()
+
+
+def test_the_file_tools_refuse_a_postgresql_url_naming_its_tools() -> None:
+    """``tocsin state backup`` and ``rules diff --state`` work on the SQLite file only."""
+    with pytest.raises(ConfigError, match="pg_dump"):
+        sqlite_url("postgresql://db/tocsin")
