@@ -6,8 +6,8 @@ separate from delivery errors (a channel refused or failed), broker errors (Kafk
 acknowledge), store errors and internal errors (a broken invariant: a bug in Tocsin).
 A store never lets its database driver's exceptions out: what the database cannot do
 now (disk, lock, a damaged file, a PostgreSQL server lost or refusing connections) is a
-StoreUnavailable, with the driver's error as its ``__cause__``. Anything else that escapes is a bug or a failure of the environment
-(OSError).
+StoreUnavailable, with the driver's error as its ``__cause__``. Anything else that
+escapes is a bug or a failure of the environment (OSError).
 The tree::
 
     TocsinError
