@@ -316,3 +316,17 @@ async def test_a_bad_call_fails_alone_in_its_group(server: PostgresServer,
         assert (await store.counts())["intake_pending"] == 20
     finally:
         await store.close()
+
+
+async def test_libpq_parameters_of_the_url_win_over_the_defaults(server: PostgresServer,
+                                                                 dbname: str) -> None:
+    """The URL's own settings (here application_name) are kept; the session is in UTC."""
+    store = await _started(server.url(dbname) + "?application_name=tocsin-eu-1&pool_size=2")
+    try:
+        assert await store.ping()
+        names = {row[0] for row in _select(server, dbname, "SELECT application_name FROM"
+                                                           " pg_stat_activity")}
+        assert "tocsin-eu-1" in names
+        assert (await store._one("SHOW TimeZone"))[0] == "UTC"  # the session under test
+    finally:
+        await store.close()

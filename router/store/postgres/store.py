@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 import psycopg
 from psycopg import AsyncConnection, IsolationLevel
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 from psycopg.types.datetime import DatetimeDumper
 from psycopg_pool import AsyncConnectionPool, PoolClosed
@@ -79,6 +80,12 @@ ACQUIRE_TIMEOUT_S: Final = 5.0
 #: Longest a statement may run before the server cancels it (milliseconds).
 STATEMENT_TIMEOUT_MS: Final = 30_000
 #: Group commit of ``append_intake``: transactions in flight at once, rows in each at most.
+#: libpq settings unless the URL sets them: a bounded connect, and a dead server noticed
+#: (TCP keepalives, unacknowledged data dropped after 30 s) rather than waited on forever.
+_CONNECTION_DEFAULTS: Final[dict[str, object]] = {
+    "connect_timeout": int(CONNECT_TIMEOUT_S), "keepalives": 1, "keepalives_idle": 10,
+    "keepalives_interval": 5, "keepalives_count": 3, "tcp_user_timeout": 30_000,
+    "application_name": "tocsin"}
 GROUP_FLUSHES: Final = 4
 GROUP_MAX_ROWS: Final = 1000
 
@@ -166,8 +173,15 @@ class PostgresStore:
     # -- lifecycle --------------------------------------------------------------------
 
     def _connection_kwargs(self) -> dict[str, Any]:
-        return {"autocommit": True, "connect_timeout": int(CONNECT_TIMEOUT_S),
-                "options": f"-c TimeZone=UTC -c statement_timeout={STATEMENT_TIMEOUT_MS}"}
+        """Session settings: Tocsin's defaults under what the URL itself sets."""
+        given = conninfo_to_dict(self._url)
+        kwargs: dict[str, Any] = {"autocommit": True}
+        for key, value in _CONNECTION_DEFAULTS.items():
+            if key not in given:
+                kwargs[key] = value
+        options = f"-c TimeZone=UTC -c statement_timeout={STATEMENT_TIMEOUT_MS}"
+        kwargs["options"] = f"{options} {given['options']}" if given.get("options") else options
+        return kwargs
 
     async def start(self) -> None:
         """Connect (failing fast when the server cannot be reached), migrate, open the pool."""
