@@ -12,6 +12,7 @@ test, or fail it when ``TOCSIN_REQUIRE_SERVICES=1``.
 
 from __future__ import annotations
 
+import atexit
 import glob
 import itertools
 import os
@@ -142,6 +143,7 @@ def postgres_server() -> PostgresServer:
         shutil.rmtree(root, ignore_errors=True)
         _unavailable(_FAILED)
     _SERVER = server
+    atexit.register(stop_postgres)  # a run ended without pytest_sessionfinish
     return server
 
 
