@@ -444,7 +444,7 @@ class PostgresStore:
     async def upgrade_legacy_incidents(
             self, identity: Callable[[str, RouteDecision], str | None]) -> int:
         """Re-key the open incidents opened under a route position (upgrade to route ids)."""
-        return await self._run(lambda conn: jobs.upgrade_legacy(conn, identity), conflict=True)
+        return await self._run(lambda conn: jobs.upgrade_legacy(conn, identity))
 
     # -- incidents --------------------------------------------------------------------
 
