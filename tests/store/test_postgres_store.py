@@ -330,3 +330,20 @@ async def test_libpq_parameters_of_the_url_win_over_the_defaults(server: Postgre
         assert (await store._one("SHOW TimeZone"))[0] == "UTC"  # the session under test
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize(("required", "outcome"), [("1", "Failed"), ("", "Skipped")])
+def test_missing_postgresql_binaries_skip_or_fail_when_required(
+        monkeypatch: pytest.MonkeyPatch, required: str, outcome: str) -> None:
+    """No /usr/lib/postgresql/*/bin/initdb: skipped locally, a failure under
+    TOCSIN_REQUIRE_SERVICES=1 (CI can never go green by skipping the PostgreSQL runs)."""
+    import tests.services.postgres as pg
+
+    monkeypatch.setattr(pg, "_SERVER", None)  # the live cluster is restored after the test
+    monkeypatch.setattr(pg, "_FAILED", None)
+    monkeypatch.setattr(pg, "_bin_dir", lambda: None)
+    monkeypatch.setenv("TOCSIN_REQUIRE_SERVICES", required)
+    with pytest.raises(BaseException) as caught:
+        pg.postgres_server()
+    assert type(caught.value).__name__ == outcome
+    assert "apt-get install postgresql" in str(caught.value)
