@@ -336,6 +336,11 @@ class PostgresStore:
             try:
                 ids = await self.append_intake_at(
                     [record for records, _ in group for record in records], {})
+            except asyncio.CancelledError:  # the loop is shutting down: nobody is left hanging
+                for _, future in [*group, *self._queue]:
+                    future.cancel()
+                self._queue.clear()
+                raise
             except Exception as exc:  # noqa: BLE001 — handed to every caller of the group
                 if len(group) > 1 and not isinstance(exc, StoreUnavailable):
                     await self._flush_alone(group)
