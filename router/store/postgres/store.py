@@ -77,6 +77,8 @@ _STATUSES: Final = frozenset({"pending", "sent", "failed"})
 #: Seconds to open a connection, and to wait for a free one of the pool.
 CONNECT_TIMEOUT_S: Final = 5.0
 ACQUIRE_TIMEOUT_S: Final = 5.0
+#: Longest a readiness ping waits for a connection.
+PING_TIMEOUT_S: Final = 1.0
 #: Longest a statement may run before the server cancels it (milliseconds).
 STATEMENT_TIMEOUT_MS: Final = 30_000
 #: Group commit of ``append_intake``: transactions in flight at once, rows in each at most.
@@ -228,14 +230,15 @@ class PostgresStore:
             await pool.close()
 
     async def _run(self, job: Callable[[Conn], Awaitable[T]], *, conflict: bool = False,
-                   isolation: IsolationLevel | None = None, write: bool = True) -> T:
+                   isolation: IsolationLevel | None = None, write: bool = True,
+                   timeout_s: float | None = None) -> T:
         """Run ``job`` in one transaction; translate every driver error."""
         pool = self._pool
         if pool is None:
             raise StoreClosedError("store is not started" if not self._closed
                                    else "store is closed")
         try:
-            async with pool.connection() as conn:
+            async with pool.connection(timeout=timeout_s) as conn:
                 if isolation is not None:
                     await conn.set_isolation_level(isolation)
                 try:
@@ -278,9 +281,16 @@ class PostgresStore:
         return await self._run(job)
 
     async def ping(self) -> bool:
-        """True when the server answers a trivial query."""
+        """True when the server answers a trivial query (within :data:`PING_TIMEOUT_S`
+        for a connection: a readiness probe is not kept waiting by a lost server)."""
+
+        async def job(conn: Conn) -> bool:
+            row = await (await conn.execute(q.PING)).fetchone()
+            return row is not None and row[0] == 1
+
         try:
-            return bool((await self._one(q.PING))[0] == 1)
+            return await self._run(job, write=False,
+                                   timeout_s=min(PING_TIMEOUT_S, self._acquire_timeout_s))
         except StoreError:
             return False
 
