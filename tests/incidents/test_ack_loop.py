@@ -10,7 +10,6 @@ signatures checked against a certificate served over HTTP on 127.0.0.1, the real
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
