@@ -9,7 +9,8 @@ order and torn down in reverse:
 3. the channels (through :mod:`adapters.registry`), then the dispatcher, the
    scheduler and the retention worker (``run_workers``);
 4. the intake processor;
-5. the rule reloader (SIGHUP, ``POST /-/reload``, the file watcher);
+5. the rule reloader (SIGHUP, ``POST /-/reload``, the file watcher), then the instance
+   heartbeat (this instance recorded in the store, rule sets compared with the others');
 6. the Kafka source (``kafka.topics``) and the cluster-ingest publisher
    (``kafka.publish.topic``); their client library is loaded only then.
 
@@ -58,6 +59,7 @@ from router.http.state import (
     BACKPRESSURE,
     CLOCK,
     CONFIG,
+    INSTANCE,
     KAFKA_PUBLISHER,
     KAFKA_SOURCE,
     PROCESSOR,
@@ -69,6 +71,7 @@ from router.http.state import (
     ServiceState,
 )
 from router.http.webhook import LIMITS, large_bodies_ctx, webhook_limits
+from router.instances import Identity, InstanceStatus
 from router.logging import configure_logging, get_logger
 from router.metrics import RULES_LAST_RELOAD, RULES_RELOAD_SUCCESS
 from router.rules import RuleSet, load_rules
@@ -76,6 +79,7 @@ from router.rules.templates import RenderBudget, set_render_budget
 from router.store import Store, open_store
 from router.workers.backpressure import BackpressureSampler
 from router.workers.dispatcher import Dispatcher, LaneSettings
+from router.workers.instances import InstanceHeartbeat
 from router.workers.intake import IntakeProcessor
 from router.workers.loop import Supervised, Worker
 from router.workers.reloader import RuleReloader
@@ -97,6 +101,7 @@ __all__ = [
     "redact_url",
     "run_service",
     "smtp_settings",
+    "store_kind",
 ]
 
 #: How long in-flight HTTP requests may take to finish once draining started.
@@ -132,6 +137,9 @@ def create_app(
     app[CLOCK] = clock if clock is not None else SystemClock()
     app[API_AUTH] = ApiAuth.from_config(config)  # every route checks its scope with it
     app[LIMITS] = webhook_limits(config.webhook)  # webhook.max_*: per-request bounds
+    app[INSTANCE] = InstanceStatus(Identity(
+        instance_id=config.instance.resolved_id(), version=__version__,
+        store=store_kind(config.state_url), started_at=app[CLOCK].now()))
 
     app.cleanup_ctx.append(_store_ctx(store))
     app.cleanup_ctx.append(_backpressure_ctx)  # backlog sampled: webhook 503, Kafka pause
@@ -143,6 +151,8 @@ def create_app(
         app.cleanup_ctx.append(_retention_ctx)  # old history pruned (retention section)
     app.cleanup_ctx.append(_intake_ctx(run_workers))
     app.cleanup_ctx.append(_reloader_ctx)  # rule hot reload: file watcher + /-/reload
+    if run_workers:
+        app.cleanup_ctx.append(_instance_ctx)  # heartbeat, rule sets compared
     if run_workers:
         app.cleanup_ctx.append(_kafka_source_ctx)  # no-op without kafka.topics
     app.cleanup_ctx.append(_kafka_publisher_ctx)  # no-op without kafka.publish.topic
@@ -311,6 +321,20 @@ async def _reloader_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def _instance_ctx(app: web.Application) -> AsyncIterator[None]:
+    """This instance's heartbeat in the store and the rule-set comparison."""
+    config = app[CONFIG].instance
+    rules = _current_rules(app)
+    heartbeat = InstanceHeartbeat(app[STORE], app[INSTANCE],
+                                  rules_hash=lambda: rules().content_hash, clock=app[CLOCK],
+                                  heartbeat_s=config.heartbeat_s,
+                                  stale_after_s=config.stale_after_s)
+    _log.info("instance", instance=app[INSTANCE].identity.instance_id,
+              rules_hash=rules().content_hash)
+    async with _running(app, heartbeat, "instances"):
+        yield
+
+
 async def _kafka_source_ctx(app: web.Application) -> AsyncIterator[None]:
     """The Kafka consumer (no-op without ``kafka.topics``/``topic_pattern``).
 
@@ -417,6 +441,12 @@ def channel_lanes(config: ServiceConfig) -> dict[str, LaneSettings]:
     return lanes
 
 
+def store_kind(url: str) -> str:
+    """The kind of store a state URL names (its scheme): ``sqlite``, ``postgresql``."""
+    scheme = url.partition(":")[0].partition("+")[0].lower()
+    return "postgresql" if scheme == "postgres" else scheme
+
+
 def redact_url(url: str) -> str:
     """Drop a password from a URL's user info before logging it."""
     parts = urlsplit(url)
@@ -486,6 +516,7 @@ async def run_service(config: ServiceConfig, *, ready: asyncio.Event | None = No
         listen=config.listen,
         rule_files=[str(path) for path in rules.source_files],
         state_url=redact_url(config.state_url),
+        instance=app[INSTANCE].identity.instance_id,
         smtp=f"{config.smtp.host}:{config.smtp.port} ({config.smtp.security})",
         webhook_auth=_auth_mode(config),
         api_tokens=[token.name for token in config.api.tokens],

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -315,3 +317,14 @@ def test_api_token_names_are_unique() -> None:
         load_config(None, {"TOCSIN_API__TOKENS": "[{name: a, token: aaaaaaaaaaaaaaaaaa, "
                            "scopes: [read]}, {name: a, token: bbbbbbbbbbbbbbbbbb, "
                            "scopes: [read]}]"})
+
+
+def test_instance_id_defaults_to_host_and_pid_and_env_sets_it() -> None:
+    """instance.id: <hostname>-<pid> unless set; TOCSIN_INSTANCE__ID sets it; a value
+    that cannot be a metric label or a key is refused with the key named."""
+    assert load_config(None, {}).instance.resolved_id() == (
+        f"{socket.gethostname()}-{os.getpid()}")
+    config = load_config(None, {"TOCSIN_INSTANCE__ID": "tocsin-0"})
+    assert config.instance.resolved_id() == "tocsin-0"
+    with pytest.raises(ConfigError, match=r"instance\.id"):
+        load_config(None, {"TOCSIN_INSTANCE__ID": "has space"})

@@ -6,7 +6,7 @@ keep the same behaviour: the same store tests run against each (``tests/store``'
 parametrized ``store`` fixture). Every timestamp crossing this interface is an aware UTC
 ``datetime``. The roles: :class:`Lifecycle` (open, close, health), :class:`IntakeLog`,
 :class:`IncidentLog` (incidents and timers), :class:`Outbox`, :class:`Subscriptions`,
-:class:`Retention`.
+:class:`Retention`, :class:`Instances`.
 
 Semantics every implementation must keep:
 
@@ -61,6 +61,7 @@ __all__ = [
     "BACKLOG_STAGES",
     "CLAIM_LEASE_S",
     "COUNT_KEYS",
+    "INSTANCE_FORGET_S",
     "PRUNABLE",
     "Backlog",
     "DueStorm",
@@ -70,6 +71,8 @@ __all__ = [
     "IncidentLog",
     "IncidentSnapshot",
     "IncidentSummary",
+    "InstanceInfo",
+    "Instances",
     "IntakeLog",
     "LaneSlots",
     "Lifecycle",
@@ -99,6 +102,10 @@ CLAIM_LEASE_S = 60.0
 def claim_owner(role: str) -> str:
     """A name for one worker's claims, unique across processes and restarts."""
     return f"{role}:{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+#: An instance not heard of for that long is deleted from the instances table (seconds).
+INSTANCE_FORGET_S = 86400.0
 
 
 #: Keys of :meth:`Store.counts`.
@@ -326,6 +333,17 @@ class PruneStep:
     deleted: int
     cursor: int
     done: bool
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceInfo:
+    """One Tocsin instance as it last recorded itself (:meth:`Instances.heartbeat`)."""
+
+    instance_id: str
+    version: str
+    rules_hash: str
+    started_at: datetime
+    seen_at: datetime
 
 
 # --------------------------------------------------------------------------- the contract, by role
@@ -600,5 +618,19 @@ class Retention(Protocol):
         ...
 
 
-class Store(Lifecycle, IntakeLog, IncidentLog, Outbox, Subscriptions, Retention, Protocol):
+class Instances(Protocol):
+    """The instances sharing the store: each records itself, and reads the others."""
+
+    async def heartbeat(self, instance_id: str, *, version: str, rules_hash: str,
+                        started_at: datetime, now: datetime) -> None:
+        """Record that ``instance_id`` is alive at ``now`` with this rule set (upsert)."""
+        ...
+
+    async def instances(self, now: datetime, within_s: float) -> list[InstanceInfo]:
+        """Instances heard of in the last ``within_s`` seconds before ``now``, by id."""
+        ...
+
+
+class Store(Lifecycle, IntakeLog, IncidentLog, Outbox, Subscriptions, Retention, Instances,
+            Protocol):
     """Durable state of Tocsin: every role in one object (what ``open_store`` returns)."""

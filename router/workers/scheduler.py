@@ -43,7 +43,7 @@ from router.clock import Clock
 from router.flush_offload import plan_flush_off_loop
 from router.incidents.flush import FlushRules, failure_reason, plan_storm
 from router.incidents.state import decision_from_json
-from router.metrics import INCIDENT_FLUSHES, PIPELINE_ITEM_FAILURES
+from router.metrics import CLAIMS, INCIDENT_FLUSHES, PIPELINE_ITEM_FAILURES
 from router.models import Delivery
 from router.rules.inhibit import TargetKey, target_keys
 from router.rules.view import StormItem
@@ -131,6 +131,7 @@ class Scheduler(Loop):
         now = self._clock.now()
         due = await self._store.claim_due_incidents(now, self._batch_size, owner=self._owner,
                                                     lease_s=self._lease_s)
+        CLAIMS.labels(role="incident").inc(len(due))
         unclaimed = False  # planned deliveries the dispatcher must claim by itself
         stuck = 0  # due incidents that failed and could not even be set aside
         for incident_id in due:
