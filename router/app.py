@@ -23,7 +23,9 @@ dies stops the service with exit status 1 (:class:`router.workers.loop.Supervise
 keys of :mod:`router.http.state`.
 
 :func:`run_service` (``tocsin serve``): configure logging, load the rules (a rejected
-rule set exits 1 with every positioned problem on stderr), build the app, listen. On
+rule set exits 1 with every positioned problem on stderr), lock a SQLite state file for
+this process (another ``tocsin serve`` on it: exit 1 naming the file;
+:mod:`router.store.sqlite.lock`), build the app, listen. On
 SIGTERM or SIGINT (drain): ``/readyz`` turns 503, the listening socket closes,
 in-flight requests get up to :data:`DRAIN_TIMEOUT_S` to finish, then the cleanup above
 runs, exit status 0. SIGHUP reloads the rule files (:mod:`router.workers.reloader`).
@@ -49,7 +51,7 @@ from router.bytecache import set_cache_bytes
 from router.channel import Channel
 from router.clock import Clock, SystemClock
 from router.config import LaneConfig, LanesConfig, ServiceConfig
-from router.errors import RuleError
+from router.errors import RuleError, StoreInUse
 from router.flush_offload import set_offload_renders
 from router.gctune import tune_gc
 from router.http.auth import API_AUTH, ApiAuth, auth_warnings
@@ -76,7 +78,7 @@ from router.logging import configure_logging, get_logger
 from router.metrics import RULES_LAST_RELOAD, RULES_RELOAD_SUCCESS
 from router.rules import RuleSet, load_rules
 from router.rules.templates import RenderBudget, set_render_budget
-from router.store import Store, open_store
+from router.store import Store, lock_single_process, open_store
 from router.workers.backpressure import BackpressureSampler
 from router.workers.dispatcher import Dispatcher, LaneSettings
 from router.workers.instances import InstanceHeartbeat
@@ -488,6 +490,21 @@ async def run_service(config: ServiceConfig, *, ready: asyncio.Event | None = No
     for warning in rules.warnings:
         _log.warning("rule warning", problem=str(warning))
 
+    try:  # one service process per SQLite file; PostgreSQL is shared by several
+        lock = lock_single_process(config.state_url)
+    except StoreInUse as exc:
+        sys.stderr.write(f"tocsin serve: {exc}\n")
+        _log.error("state store in use", error=str(exc))
+        return 1
+    try:
+        return await _serve(config, rules, ready)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+async def _serve(config: ServiceConfig, rules: RuleSet, ready: asyncio.Event | None) -> int:
+    """Build the app over the loaded rules, listen, run until asked to stop."""
     tune_gc()  # after the rules are loaded: they are frozen with the rest
     state = ServiceState()
     # Channels are built by the app once the store is open: Web Push needs the store's
