@@ -277,6 +277,7 @@ async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
         batch_size=config.incidents.batch_size,
         on_planned=dispatcher.notify if dispatcher is not None else None,
         dispatcher=dispatcher,  # a flush claims its deliveries and hands them over
+        lease_s=config.instance.claim_lease_s,
     )
     app[_SCHEDULER_NOTIFY] = scheduler.notify
     async with _running(app, scheduler, "scheduler"):
@@ -301,6 +302,7 @@ def _intake_ctx(run: bool) -> Callable[[web.Application], AsyncIterator[None]]:
             poll_interval_s=config.dispatch.poll_interval_s,
             on_planned=app.get(_SCHEDULER_NOTIFY),
             timer_scale=config.incidents.timer_scale,
+            lease_s=config.instance.claim_lease_s,
         )
         app[PROCESSOR] = processor
         if not run:

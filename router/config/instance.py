@@ -26,12 +26,15 @@ class InstanceConfig(Strict):
     ``id``: the name of this instance in the instances table, logs and metrics (default
     ``<hostname>-<pid>``); ``heartbeat_s``: how often it records itself and compares its
     rule set with the others'; ``stale_after_s``: an instance not heard of for that long
-    is no longer counted (it stopped or died).
+    is no longer counted (it stopped or died); ``claim_lease_s``: how long a claim on
+    intake rows and due incidents holds, so how long the work of an instance that died
+    waits before another instance takes it (deliveries: ``dispatch.lease_s``).
     """
 
     id: str | None = None
     heartbeat_s: float = Field(default=5.0, gt=0)
     stale_after_s: float = Field(default=30.0, gt=0)
+    claim_lease_s: float = Field(default=60.0, gt=0)
 
     @field_validator("id")
     @classmethod
