@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from router.errors import ConfigError
-from router.store import SqliteStore, open_store
+from router.store import PostgresStore, SqliteStore, open_store
 from router.store.sqlite import migrate as migrate_module
 from router.store.sqlite.migrate import available_migrations, migrate
 from tests.store.factories import T0, make_delivery, make_record
@@ -39,6 +39,15 @@ async def test_relative_path_is_created_with_parent_folders(
     assert (tmp_path / "var" / "x.db").exists()
 
 
+@pytest.mark.parametrize("url", ["postgresql://db:5433/tocsin", "postgres://u@db/tocsin",
+                                 "postgresql+psycopg://db/tocsin?pool_size=3"])
+def test_postgres_urls_open_the_postgres_store(url: str) -> None:
+    """postgresql:// and postgres:// build (not start) the PostgreSQL store."""
+    store = open_store(url)
+    assert isinstance(store, PostgresStore)
+    assert store.target.startswith("db:")
+
+
 def test_synchronous_defaults_to_full(tmp_path: Path) -> None:
     """Without options, the store fsyncs every commit (synchronous=FULL)."""
     store = open_store(f"sqlite:///{tmp_path}/x.db")
@@ -54,9 +63,9 @@ def test_synchronous_defaults_to_full(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("postgresql://db/tocsin", "PostgreSQL store is not available yet"),
-        ("postgres://db/tocsin", "PostgreSQL store is not available yet"),
-        ("postgresql+psycopg://db/tocsin", "PostgreSQL store is not available yet"),
+        ("postgresql:///tocsin", "names no host"),
+        ("postgresql://db/tocsin?pool_size=0", "pool_size must be >= 1"),
+        ("postgresql://db/tocsin?pool_size=x", "pool_size must be an integer"),
         ("mysql://db/tocsin", "unsupported state_url scheme 'mysql'"),
         ("sqlite:///", "no database path"),
         ("sqlite:///x.db?synchronous=off", "synchronous='off'"),
