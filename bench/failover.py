@@ -72,6 +72,8 @@ def main() -> None:
                   f"again to another instance), {r.produced_kafka} through Kafka; "
                   f"{r.elapsed_s:.1f} s")
             print(f"  lost notices {r.lost()}, duplicated notices {r.duplicated()} "
+                  f"({r.resent} of them a send in flight at the kill, repeated with its "
+                  "Message-ID) "
                   f"(first notices for {len(r.firing)} incidents, resolved for "
                   f"{len(r.resolved)}), accepted alerts not routed {r.unrouted}")
             held = ", ".join(f"{k} {v}" for k, v in r.held_at_kill.items())
