@@ -412,7 +412,12 @@ class IntakeLog(Protocol):
     ) -> list[tuple[int, IntakeRecord]]:
         """Lease up to ``limit`` unprocessed rows above ``after_id`` for ``lease_s``, oldest
         first: rows unclaimed, whose lease ran out at ``now``, or held by ``owner``.
-        Committing (processed or dead-lettered) releases them."""
+        Committing (processed or dead-lettered) releases them. With several instances
+        (PostgreSQL), a row is not claimed while an older row of the same alert
+        (fingerprint) is not routed yet, whoever holds it: an alert's states are applied
+        in the order they were accepted, even when its firing row is held by an
+        instance that died (SQLite: one process claims in id order and frees every
+        claim at start)."""
         ...
 
     async def commit_intake(

@@ -43,10 +43,16 @@ PENDING_INTAKE: Final = (
     "SELECT id, source, received_at, alert, meta FROM intake WHERE processed_at IS NULL"
     " AND dead_at IS NULL AND id > %s ORDER BY id LIMIT %s"
 )
+# A row waits while an older row of the same alert (fingerprint) is not routed yet,
+# whoever holds it: an alert's states are applied in the order they were accepted, even
+# when its firing row is held by an instance that died and its resolution came later.
 CLAIM_INTAKE: Final = (
     "UPDATE intake SET claimed_by = %(owner)s, lease_until = %(lease)s WHERE id IN ("
-    " SELECT id FROM intake WHERE processed_at IS NULL AND dead_at IS NULL AND id > %(after)s"
+    " SELECT id FROM intake i WHERE processed_at IS NULL AND dead_at IS NULL"
+    " AND id > %(after)s"
     " AND (lease_until IS NULL OR lease_until <= %(now)s OR claimed_by = %(owner)s)"
+    " AND NOT EXISTS (SELECT 1 FROM intake o WHERE o.fingerprint = i.fingerprint"
+    " AND o.id < i.id AND o.processed_at IS NULL AND o.dead_at IS NULL)"
     " ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
     " RETURNING id, source, received_at, alert, meta"
 )
