@@ -42,9 +42,14 @@ _POSTGRES = frozenset({"postgresql", "postgres"})
 
 
 def sqlite_url(url: str) -> tuple[str, dict[str, str]]:
-    """The database path and the query options of a ``sqlite:///`` state URL."""
+    """The database path and the query options of a ``sqlite:///`` state URL (the file
+    tools' entry point: a PostgreSQL URL is refused naming its own tools)."""
     if not url.startswith(_SQLITE):
         scheme = url.partition(":")[0] or url
+        if scheme.partition("+")[0].lower() in _POSTGRES:
+            raise ConfigError(
+                "state_url is a PostgreSQL database: this works on the SQLite file only"
+                " (for PostgreSQL use its own tools, such as pg_dump and pg_restore)")
         raise ConfigError(
             f"unsupported state_url scheme {scheme!r}: expected 'sqlite:///PATH' "
             "or 'postgresql://USER@HOST:PORT/DB'"

@@ -97,3 +97,21 @@ def test_unreachable_postgresql_exits_1_with_a_clear_error(tmp_path: Path) -> No
     assert failure["error_type"] == "StoreUnavailable"
     assert f"cannot connect to PostgreSQL at 127.0.0.1:{port}/tocsin" in failure["error"]
     assert "pa55" not in result.stderr
+
+
+def test_serve_on_postgresql_accepts_routes_and_plans(tmp_path: Path) -> None:
+    """A real `tocsin serve` on a PostgreSQL state: the 200 is committed there, the alerts
+    are routed into an incident and its first notices planned in the same database."""
+    from tests.services.postgres import fresh_database_url
+
+    url = fresh_database_url()
+    tocsin = TocsinProcess(tmp_path, smtp_port=free_port(), extra={"state_url": url}).start()
+    try:
+        status, answer = tocsin.post_webhook(json.loads(FIXTURE.read_text()))
+        assert (status, answer) == (200, {"status": "success", "accepted": 3})
+        wait_until(lambda: tocsin.deliveries(), what="the incident's first notice planned")
+        assert tocsin.terminate() == 0
+    finally:
+        tocsin.kill()
+    counts = asyncio.run(_counts(url))
+    assert counts["intake_pending"] == 0 and counts["pending"] + counts["failed"] > 0

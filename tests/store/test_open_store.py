@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from router.errors import ConfigError
-from router.store import PostgresStore, SqliteStore, open_store
+from router.store import PostgresStore, SqliteStore, open_store, sqlite_url
 from router.store.sqlite import migrate as migrate_module
 from router.store.sqlite.migrate import available_migrations, migrate
 from tests.store.factories import T0, make_delivery, make_record
@@ -130,3 +130,9 @@ def test_a_migration_below_the_highest_applied_one_is_applied(
         assert conn.execute("SELECT count(*) FROM late_table").fetchone() == (0,)
     finally:
         conn.close()
+
+
+def test_the_file_tools_refuse_a_postgresql_url_naming_its_tools() -> None:
+    """``tocsin state backup`` and ``rules diff --state`` work on the SQLite file only."""
+    with pytest.raises(ConfigError, match="pg_dump"):
+        sqlite_url("postgresql://db/tocsin")

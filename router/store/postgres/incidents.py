@@ -440,7 +440,11 @@ _LEGACY_ROUTE_ID: Final = re.compile(r"root(?:/\d+)*")
 
 async def upgrade_legacy(conn: Conn,
                          identity: Callable[[str, RouteDecision], str | None]) -> int:
-    """Re-key the open incidents opened under a route position (``root/2``)."""
+    """Re-key the open incidents opened under a route position (``root/2``).
+
+    Under an advisory lock: instances starting together re-key once (the next one waits,
+    then finds the incidents already under their route ids)."""
+    await conn.execute(q.ADVISORY_XACT_LOCK, (q.UPGRADE_LOCK_KEY,))
     done = 0
     for iid, route_id, labels_json, decision_json in await _tuples(conn, q.OPEN_INCIDENT_ROWS):
         if not _LEGACY_ROUTE_ID.fullmatch(route_id):

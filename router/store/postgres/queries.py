@@ -14,6 +14,8 @@ from typing import Final
 
 #: One key for every instance sharing the database: migrations run under it, once.
 MIGRATION_LOCK_KEY: Final = 0x746F6373696E  # "tocsin"
+#: The one-time re-keying of legacy incidents at start: one instance at a time.
+UPGRADE_LOCK_KEY: Final = MIGRATION_LOCK_KEY + 1
 ADVISORY_XACT_LOCK: Final = "SELECT pg_advisory_xact_lock(%s)"
 CREATE_SCHEMA_VERSION: Final = (
     "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY,"

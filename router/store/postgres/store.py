@@ -19,6 +19,7 @@ instance that died come back when their lease runs out.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeVar
@@ -26,6 +27,7 @@ from urllib.parse import urlsplit
 
 import psycopg
 from psycopg import AsyncConnection, IsolationLevel
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 from psycopg.types.datetime import DatetimeDumper
 from psycopg_pool import AsyncConnectionPool, PoolClosed
@@ -77,8 +79,19 @@ _STATUSES: Final = frozenset({"pending", "sent", "failed"})
 #: Seconds to open a connection, and to wait for a free one of the pool.
 CONNECT_TIMEOUT_S: Final = 5.0
 ACQUIRE_TIMEOUT_S: Final = 5.0
+#: Longest a readiness ping waits for a connection.
+PING_TIMEOUT_S: Final = 1.0
 #: Longest a statement may run before the server cancels it (milliseconds).
 STATEMENT_TIMEOUT_MS: Final = 30_000
+#: Group commit of ``append_intake``: transactions in flight at once, rows in each at most.
+#: libpq settings unless the URL sets them: a bounded connect, and a dead server noticed
+#: (TCP keepalives, unacknowledged data dropped after 30 s) rather than waited on forever.
+_CONNECTION_DEFAULTS: Final[dict[str, object]] = {
+    "connect_timeout": int(CONNECT_TIMEOUT_S), "keepalives": 1, "keepalives_idle": 10,
+    "keepalives_interval": 5, "keepalives_count": 3, "tcp_user_timeout": 30_000,
+    "application_name": "tocsin"}
+GROUP_FLUSHES: Final = 4
+GROUP_MAX_ROWS: Final = 1000
 
 
 def target_of(url: str) -> str:
@@ -147,6 +160,9 @@ class PostgresStore:
         self._pool: AsyncConnectionPool[Conn] | None = None
         self._closed = False
         self._commits = 0
+        # Group commit: calls waiting for a transaction, and the tasks committing them.
+        self._queue: list[tuple[Sequence[IntakeRecord], asyncio.Future[list[int]]]] = []
+        self._flushers: set[asyncio.Task[None]] = set()
 
     @property
     def target(self) -> str:
@@ -161,8 +177,15 @@ class PostgresStore:
     # -- lifecycle --------------------------------------------------------------------
 
     def _connection_kwargs(self) -> dict[str, Any]:
-        return {"autocommit": True, "connect_timeout": int(CONNECT_TIMEOUT_S),
-                "options": f"-c TimeZone=UTC -c statement_timeout={STATEMENT_TIMEOUT_MS}"}
+        """Session settings: Tocsin's defaults under what the URL itself sets."""
+        given = conninfo_to_dict(self._url)
+        kwargs: dict[str, Any] = {"autocommit": True}
+        for key, value in _CONNECTION_DEFAULTS.items():
+            if key not in given:
+                kwargs[key] = value
+        options = f"-c TimeZone=UTC -c statement_timeout={STATEMENT_TIMEOUT_MS}"
+        kwargs["options"] = f"{options} {given['options']}" if given.get("options") else options
+        return kwargs
 
     async def start(self) -> None:
         """Connect (failing fast when the server cannot be reached), migrate, open the pool."""
@@ -200,21 +223,24 @@ class PostgresStore:
                       applied=applied)
 
     async def close(self) -> None:
-        """Close the pool (in-flight transactions finish first). Idempotent."""
+        """Commit the queued appends, close the pool. Idempotent."""
+        while self._flushers:
+            await asyncio.gather(*self._flushers, return_exceptions=True)
         self._closed = True
         pool, self._pool = self._pool, None
         if pool is not None:
             await pool.close()
 
     async def _run(self, job: Callable[[Conn], Awaitable[T]], *, conflict: bool = False,
-                   isolation: IsolationLevel | None = None, write: bool = True) -> T:
+                   isolation: IsolationLevel | None = None, write: bool = True,
+                   timeout_s: float | None = None) -> T:
         """Run ``job`` in one transaction; translate every driver error."""
         pool = self._pool
         if pool is None:
             raise StoreClosedError("store is not started" if not self._closed
                                    else "store is closed")
         try:
-            async with pool.connection() as conn:
+            async with pool.connection(timeout=timeout_s) as conn:
                 if isolation is not None:
                     await conn.set_isolation_level(isolation)
                 try:
@@ -257,9 +283,16 @@ class PostgresStore:
         return await self._run(job)
 
     async def ping(self) -> bool:
-        """True when the server answers a trivial query."""
+        """True when the server answers a trivial query (within :data:`PING_TIMEOUT_S`
+        for a connection: a readiness probe is not kept waiting by a lost server)."""
+
+        async def job(conn: Conn) -> bool:
+            row = await (await conn.execute(q.PING)).fetchone()
+            return row is not None and row[0] == 1
+
         try:
-            return bool((await self._one(q.PING))[0] == 1)
+            return await self._run(job, write=False,
+                                   timeout_s=min(PING_TIMEOUT_S, self._acquire_timeout_s))
         except StoreError:
             return False
 
@@ -283,8 +316,69 @@ class PostgresStore:
                 [alert_to_json(r.alert) for r in records], [meta_to_json(r.meta) for r in records])
 
     async def append_intake(self, records: Sequence[IntakeRecord]) -> list[int]:
-        """Persist accepted alerts in one transaction; their ids once committed."""
-        return await self.append_intake_at(records, {})
+        """Persist accepted alerts; their ids once committed.
+
+        Group commit: calls made while transactions are in flight wait for the next one
+        and share it (at most :data:`GROUP_FLUSHES` at once, :data:`GROUP_MAX_ROWS` rows
+        each). A group refused for another reason than an unavailable server is retried
+        call by call, so that one call's bad value fails that call alone.
+        """
+        if not records:
+            return []
+        if self._pool is None:
+            raise StoreClosedError("store is not started" if not self._closed
+                                   else "store is closed")
+        future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
+        self._queue.append((records, future))
+        if len(self._flushers) < GROUP_FLUSHES:
+            task = asyncio.create_task(self._flush_queue(), name="tocsin-store-intake-group")
+            self._flushers.add(task)
+            task.add_done_callback(self._flushers.discard)
+        return await future
+
+    async def _flush_queue(self) -> None:
+        """Commit queued appends, one group per transaction, until the queue is empty."""
+        while self._queue:
+            group: list[tuple[Sequence[IntakeRecord], asyncio.Future[list[int]]]] = []
+            rows = 0
+            while self._queue and (not group or rows + len(self._queue[0][0]) <= GROUP_MAX_ROWS):
+                call = self._queue.pop(0)
+                group.append(call)
+                rows += len(call[0])
+            try:
+                ids = await self.append_intake_at(
+                    [record for records, _ in group for record in records], {})
+            except asyncio.CancelledError:  # the loop is shutting down: nobody is left hanging
+                for _, future in [*group, *self._queue]:
+                    future.cancel()
+                self._queue.clear()
+                raise
+            except Exception as exc:  # noqa: BLE001 — handed to every caller of the group
+                if len(group) > 1 and not isinstance(exc, StoreUnavailable):
+                    await self._flush_alone(group)
+                    continue
+                for _, future in group:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            start = 0
+            for records, future in group:
+                if not future.done():  # a caller that gave up: its rows are committed anyway
+                    future.set_result(ids[start:start + len(records)])
+                start += len(records)
+
+    async def _flush_alone(
+            self, group: list[tuple[Sequence[IntakeRecord], asyncio.Future[list[int]]]]) -> None:
+        """Commit each call of a refused group in its own transaction."""
+        for records, future in group:
+            try:
+                ids = await self.append_intake_at(records, {})
+            except Exception as exc:  # noqa: BLE001 — this call's own failure
+                if not future.done():
+                    future.set_exception(exc)
+            else:
+                if not future.done():
+                    future.set_result(ids)
 
     async def append_intake_at(
         self, records: Sequence[IntakeRecord],
@@ -367,7 +461,7 @@ class PostgresStore:
     async def upgrade_legacy_incidents(
             self, identity: Callable[[str, RouteDecision], str | None]) -> int:
         """Re-key the open incidents opened under a route position (upgrade to route ids)."""
-        return await self._run(lambda conn: jobs.upgrade_legacy(conn, identity), conflict=True)
+        return await self._run(lambda conn: jobs.upgrade_legacy(conn, identity))
 
     # -- incidents --------------------------------------------------------------------
 

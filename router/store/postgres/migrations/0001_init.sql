@@ -187,6 +187,8 @@ CREATE TABLE storms (
     decision     TEXT NOT NULL
 );
 CREATE INDEX storms_due ON storms (due_at) WHERE sent_at IS NULL;
+-- At most one open storm per audience: two instances folding at once conflict here.
+CREATE UNIQUE INDEX storms_open ON storms (audience) WHERE sent_at IS NULL;
 
 CREATE TABLE stream_positions (
     stream       TEXT NOT NULL,
