@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.services.alertmanager import Alertmanager, webhook_config
-from tests.services.http import request
+from tests.services.http import request, wait_until
 from tests.services.postgres import fresh_database_url
 from tests.services.quiescence import wait_quiescent
 from tests.services.smtp import SmtpServer
@@ -36,7 +36,8 @@ def test_both_replicas_to_two_instances_page_each_recipient_once(
         workdir.mkdir()
         tocsins.append(tocsin_factory(
             smtp_port=smtp_server.port, workdir=workdir,
-            extra={"state_url": url, "instance": {"id": f"tocsin-{name}"}}).start())
+            extra={"state_url": url,
+                   "instance": {"id": f"tocsin-{name}", "heartbeat_s": 0.5}}).start())
     pair = [alertmanager_factory(webhook_config(f"{t.url}/webhook/alertmanager"))
             for t in tocsins]
     starts_at = datetime.now(UTC) - timedelta(minutes=1)
@@ -67,3 +68,14 @@ def test_both_replicas_to_two_instances_page_each_recipient_once(
         code, detail = request("GET", f"{tocsins[0].url}/api/v1/incidents/{incident['id']}")
         assert code == 200
         assert any(e["event"] == "duplicate" for e in detail["timeline"]), detail["timeline"]
+    # Each instance names itself and sees the other; both claimed intake rows.
+    for tocsin, me in zip(tocsins, ("tocsin-a", "tocsin-b"), strict=True):
+        wait_until(lambda t=tocsin: t.metric("tocsin_instances") == 2,
+                   what="both instances seen")
+        assert tocsin.metric("tocsin_rules_hash_mismatch") == 0
+        code, ready = request("GET", f"{tocsin.url}/readyz")
+        assert code == 200 and ready["instance"]["id"] == me
+        assert ready["instance"]["store"] == "postgresql"
+        assert ready["instance"]["instances"] == ["tocsin-a", "tocsin-b"]
+    claimed = sum(t.metric("tocsin_claims_total", 'role="intake"') or 0 for t in tocsins)
+    assert claimed >= 4 * len(NAMES)  # firing and resolved, from both replicas
