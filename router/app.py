@@ -9,7 +9,8 @@ order and torn down in reverse:
 3. the channels (through :mod:`adapters.registry`), then the dispatcher, the
    scheduler and the retention worker (``run_workers``);
 4. the intake processor;
-5. the rule reloader (SIGHUP, ``POST /-/reload``, the file watcher);
+5. the rule reloader (SIGHUP, ``POST /-/reload``, the file watcher), then the instance
+   heartbeat (this instance recorded in the store, rule sets compared with the others');
 6. the Kafka source (``kafka.topics``) and the cluster-ingest publisher
    (``kafka.publish.topic``); their client library is loaded only then.
 
@@ -22,7 +23,9 @@ dies stops the service with exit status 1 (:class:`router.workers.loop.Supervise
 keys of :mod:`router.http.state`.
 
 :func:`run_service` (``tocsin serve``): configure logging, load the rules (a rejected
-rule set exits 1 with every positioned problem on stderr), build the app, listen. On
+rule set exits 1 with every positioned problem on stderr), lock a SQLite state file for
+this process (another ``tocsin serve`` on it: exit 1 naming the file;
+:mod:`router.store.sqlite.lock`), build the app, listen. On
 SIGTERM or SIGINT (drain): ``/readyz`` turns 503, the listening socket closes,
 in-flight requests get up to :data:`DRAIN_TIMEOUT_S` to finish, then the cleanup above
 runs, exit status 0. SIGHUP reloads the rule files (:mod:`router.workers.reloader`).
@@ -55,7 +58,7 @@ from router.bytecache import set_cache_bytes
 from router.channel import Channel
 from router.clock import Clock, SystemClock
 from router.config import LaneConfig, LanesConfig, ServiceConfig
-from router.errors import RuleError
+from router.errors import RuleError, StoreInUse
 from router.flush_offload import set_offload_renders
 from router.gctune import tune_gc
 from router.http.auth import API_AUTH, ApiAuth, auth_warnings
@@ -67,6 +70,7 @@ from router.http.state import (
     BACKPRESSURE,
     CLOCK,
     CONFIG,
+    INSTANCE,
     KAFKA_PUBLISHER,
     KAFKA_SOURCE,
     PROCESSOR,
@@ -79,14 +83,16 @@ from router.http.state import (
     ServiceState,
 )
 from router.http.webhook import LIMITS, large_bodies_ctx, webhook_limits
+from router.instances import Identity, InstanceStatus
 from router.logging import configure_logging, get_logger
 from router.metrics import RULES_LAST_RELOAD, RULES_RELOAD_SUCCESS
 from router.rules import RuleSet, load_rules
 from router.rules.templates import RenderBudget, set_render_budget
-from router.store import Store, open_store
+from router.store import Store, lock_single_process, open_store
 from router.workers.acks import AckService
 from router.workers.backpressure import BackpressureSampler
 from router.workers.dispatcher import Dispatcher, LaneSettings
+from router.workers.instances import InstanceHeartbeat
 from router.workers.intake import IntakeProcessor
 from router.workers.loop import Supervised, Worker
 from router.workers.reloader import RuleReloader
@@ -109,6 +115,7 @@ __all__ = [
     "redact_url",
     "run_service",
     "smtp_settings",
+    "store_kind",
 ]
 
 #: How long in-flight HTTP requests may take to finish once draining started.
@@ -147,6 +154,9 @@ def create_app(
     links = build_ack_links(config)
     if links is not None:  # acks.link_key: notices carry links, /ack/{token} answers them
         app[ACK_LINKS] = links
+    app[INSTANCE] = InstanceStatus(Identity(
+        instance_id=config.instance.resolved_id(), version=__version__,
+        store=store_kind(config.state_url), started_at=app[CLOCK].now()))
 
     app.cleanup_ctx.append(_store_ctx(store))
     app.cleanup_ctx.append(_backpressure_ctx)  # backlog sampled: webhook 503, Kafka pause
@@ -159,6 +169,8 @@ def create_app(
     app.cleanup_ctx.append(_intake_ctx(run_workers))
     app.cleanup_ctx.append(_acks_ctx)  # answers (SMS, links, API, CLI) → incidents
     app.cleanup_ctx.append(_reloader_ctx)  # rule hot reload: file watcher + /-/reload
+    if run_workers:
+        app.cleanup_ctx.append(_instance_ctx)  # heartbeat, rule sets compared
     if run_workers:
         app.cleanup_ctx.append(_kafka_source_ctx)  # no-op without kafka.topics
     app.cleanup_ctx.append(_kafka_publisher_ctx)  # no-op without kafka.publish.topic
@@ -283,6 +295,7 @@ async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
         on_planned=dispatcher.notify if dispatcher is not None else None,
         dispatcher=dispatcher,  # a flush claims its deliveries and hands them over
         ack_links=app.get(ACK_LINKS),  # the links of notices asking for an answer
+        lease_s=config.instance.claim_lease_s,
     )
     app[_SCHEDULER_NOTIFY] = scheduler.notify
     async with _running(app, scheduler, "scheduler"):
@@ -321,6 +334,7 @@ def _intake_ctx(run: bool) -> Callable[[web.Application], AsyncIterator[None]]:
             poll_interval_s=config.dispatch.poll_interval_s,
             on_planned=app.get(_SCHEDULER_NOTIFY),
             timer_scale=config.incidents.timer_scale,
+            lease_s=config.instance.claim_lease_s,
         )
         app[PROCESSOR] = processor
         if not run:
@@ -340,6 +354,20 @@ async def _reloader_ctx(app: web.Application) -> AsyncIterator[None]:
     app[RELOADER] = reloader
     await reloader.prime()
     async with _running(app, reloader, "rules-watch"):
+        yield
+
+
+async def _instance_ctx(app: web.Application) -> AsyncIterator[None]:
+    """This instance's heartbeat in the store and the rule-set comparison."""
+    config = app[CONFIG].instance
+    rules = _current_rules(app)
+    heartbeat = InstanceHeartbeat(app[STORE], app[INSTANCE],
+                                  rules_hash=lambda: rules().content_hash, clock=app[CLOCK],
+                                  heartbeat_s=config.heartbeat_s,
+                                  stale_after_s=config.stale_after_s)
+    _log.info("instance", instance=app[INSTANCE].identity.instance_id,
+              rules_hash=rules().content_hash)
+    async with _running(app, heartbeat, "instances"):
         yield
 
 
@@ -473,6 +501,12 @@ def channel_lanes(config: ServiceConfig) -> dict[str, LaneSettings]:
     return lanes
 
 
+def store_kind(url: str) -> str:
+    """The kind of store a state URL names (its scheme): ``sqlite``, ``postgresql``."""
+    scheme = url.partition(":")[0].partition("+")[0].lower()
+    return "postgresql" if scheme == "postgres" else scheme
+
+
 def redact_url(url: str) -> str:
     """Drop a password from a URL's user info before logging it."""
     parts = urlsplit(url)
@@ -514,6 +548,21 @@ async def run_service(config: ServiceConfig, *, ready: asyncio.Event | None = No
     for warning in rules.warnings:
         _log.warning("rule warning", problem=str(warning))
 
+    try:  # one service process per SQLite file; PostgreSQL is shared by several
+        lock = lock_single_process(config.state_url)
+    except StoreInUse as exc:
+        sys.stderr.write(f"tocsin serve: {exc}\n")
+        _log.error("state store in use", error=str(exc))
+        return 1
+    try:
+        return await _serve(config, rules, ready)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+async def _serve(config: ServiceConfig, rules: RuleSet, ready: asyncio.Event | None) -> int:
+    """Build the app over the loaded rules, listen, run until asked to stop."""
     tune_gc()  # after the rules are loaded: they are frozen with the rest
     state = ServiceState()
     # Channels are built by the app once the store is open: Web Push needs the store's
@@ -542,6 +591,7 @@ async def run_service(config: ServiceConfig, *, ready: asyncio.Event | None = No
         listen=config.listen,
         rule_files=[str(path) for path in rules.source_files],
         state_url=redact_url(config.state_url),
+        instance=app[INSTANCE].identity.instance_id,
         smtp=f"{config.smtp.host}:{config.smtp.port} ({config.smtp.security})",
         webhook_auth=_auth_mode(config),
         api_tokens=[token.name for token in config.api.tokens],

@@ -39,6 +39,7 @@ The tree::
     ├── StoreError                   the state store cannot do what was asked
     │   ├── StoreClosedError         it is not started, or already closed
     │   ├── StoreUnavailable         the database cannot be reached or written now
+    │   ├── StoreInUse               another process runs on the same SQLite file
     │   └── ConflictError            a guarded update lost a race (stale version)
     └── InternalError                a broken invariant: a bug in Tocsin
 
@@ -80,6 +81,7 @@ __all__ = [
     "SnsMessageError",
     "StoreClosedError",
     "StoreError",
+    "StoreInUse",
     "StoreUnavailable",
     "SubscriptionError",
     "TemplateCompileError",
@@ -363,6 +365,10 @@ class StoreUnavailable(StoreError):
 
     The driver's own error is the ``__cause__``; nothing of the batch was committed.
     """
+
+
+class StoreInUse(StoreError):
+    """Another ``tocsin serve`` holds the SQLite file: two would both route and send."""
 
 
 class ConflictError(StoreError):

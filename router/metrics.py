@@ -24,6 +24,7 @@ __all__ = [
     "CHANNEL_QUEUED",
     "CIRCUIT_OPEN",
     "CIRCUIT_OPENED",
+    "CLAIMS",
     "DEAD_LETTERS",
     "DELIVERIES",
     "DISPATCH_LATENCY",
@@ -32,6 +33,8 @@ __all__ = [
     "HTTP_CONNECTIONS_OPEN",
     "INCIDENT_ALERT_EVENTS",
     "INCIDENT_FLUSHES",
+    "INSTANCES_SEEN",
+    "INSTANCE_INFO",
     "INTAKE_PENDING",
     "KAFKA_COMMITTED",
     "KAFKA_CONSUMED",
@@ -49,6 +52,7 @@ __all__ = [
     "RATE_LIMITED",
     "REGISTRY",
     "RETENTION_DELETED",
+    "RULES_HASH_MISMATCH",
     "RULES_LAST_RELOAD",
     "RULES_RELOAD_SUCCESS",
     "SMS_REPLIES",
@@ -331,6 +335,31 @@ BACKPRESSURE_ENGAGED = Gauge(
     "tocsin_backpressure_engaged",
     "1 while the stage's backlog bound holds back ingest (webhook 503, Kafka paused).",
     ["stage"],
+    registry=REGISTRY,
+)
+
+# -- several instances (router/workers/instances.py, and where the workers claim) ------
+INSTANCE_INFO = Gauge(
+    "tocsin_instance_info",
+    "1 for this instance: its id, version, rule-set hash and store kind (sqlite, postgresql).",
+    ["instance", "version", "rules_hash", "store"],
+    registry=REGISTRY,
+)
+INSTANCES_SEEN = Gauge(
+    "tocsin_instances",
+    "Instances that recorded a heartbeat in the store recently (this one included).",
+    registry=REGISTRY,
+)
+RULES_HASH_MISMATCH = Gauge(
+    "tocsin_rules_hash_mismatch",
+    "Instances seen recently whose rule-set hash differs from this instance's (0: all agree).",
+    registry=REGISTRY,
+)
+CLAIMS = Counter(
+    "tocsin_claims",
+    "Items this instance claimed with a lease, by role (intake: intake rows; incident: due "
+    "incidents; delivery: due deliveries).",
+    ["role"],
     registry=REGISTRY,
 )
 

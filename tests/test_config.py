@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -322,3 +324,36 @@ def test_api_token_names_are_unique() -> None:
         load_config(None, {"TOCSIN_API__TOKENS": "[{name: a, token: aaaaaaaaaaaaaaaaaa, "
                            "scopes: [read]}, {name: a, token: bbbbbbbbbbbbbbbbbb, "
                            "scopes: [read]}]"})
+
+
+def test_instance_id_defaults_to_host_and_pid_and_env_sets_it() -> None:
+    """instance.id: <hostname>-<pid> unless set; TOCSIN_INSTANCE__ID sets it; a value
+    that cannot be a metric label or a key is refused with the key named."""
+    assert load_config(None, {}).instance.resolved_id() == (
+        f"{socket.gethostname()}-{os.getpid()}")
+    config = load_config(None, {"TOCSIN_INSTANCE__ID": "tocsin-0"})
+    assert config.instance.resolved_id() == "tocsin-0"
+    with pytest.raises(ConfigError, match=r"instance\.id"):
+        load_config(None, {"TOCSIN_INSTANCE__ID": "has space"})
+
+
+@pytest.mark.parametrize("manifest", ["tocsin.yaml", "several-instances.yaml"])
+def test_kubernetes_configs_are_valid(manifest: str, tmp_path: Path) -> None:
+    """The service file inside each deploy/kubernetes manifest's ConfigMap loads."""
+    import yaml
+
+    docs = list(yaml.safe_load_all((REPO / "deploy/kubernetes" / manifest).read_text()))
+    maps = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"]
+            == "tocsin-config"]
+    for name in ("read-token", "admin-token"):  # the Secret's files, mounted
+        (tmp_path / name).write_text(f"{name}-0123456789abcdef\n")
+    text = maps[0]["data"]["tocsin.yaml"].replace("/etc/tocsin/secrets/", f"{tmp_path}/")
+    config_file = _write(tmp_path, text)
+    config = load_config(config_file, {"TOCSIN_INSTANCE__ID": "tocsin-7c9d-x2"})
+    assert config.instance.resolved_id() == "tocsin-7c9d-x2"
+    if manifest == "several-instances.yaml":
+        assert config.state_url.startswith("postgresql://")
+        assert config.kafka is not None and config.kafka.group_id == "tocsin"
+        kinds = {d["kind"]: d for d in docs}
+        assert kinds["Deployment"]["spec"]["replicas"] == 3
+        assert kinds["PodDisruptionBudget"]["spec"]["minAvailable"] == 2

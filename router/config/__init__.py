@@ -3,7 +3,7 @@
 :mod:`router.config.load` reads it (defaults, then the YAML file, then ``TOCSIN_*``
 environment variables) and words its errors; :mod:`router.config.service` is the whole
 model, each section in its own module: ``smtp``, ``http`` (``webhook``, ``api``),
-``dispatch``, ``log``, ``incidents``, ``retention``, ``backpressure``, ``kafka``,
+``dispatch``, ``log``, ``incidents``, ``instance``, ``retention``, ``backpressure``, ``kafka``,
 ``channels`` (``sns``, ``webpush``), ``acks`` (acknowledgement links). Every model
 is :class:`router.strict.Strict`.
 """
@@ -21,6 +21,7 @@ from router.config.http import (
     WebhookConfig,
 )
 from router.config.incidents import IncidentsConfig
+from router.config.instance import InstanceConfig
 from router.config.kafka import (
     MESSAGE_FORMATS,
     KafkaConfig,
@@ -55,6 +56,7 @@ __all__ = [
     "BasicAuthConfig",
     "DispatchConfig",
     "IncidentsConfig",
+    "InstanceConfig",
     "KafkaConfig",
     "KafkaLabelsConfig",
     "KafkaPublishConfig",

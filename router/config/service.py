@@ -10,6 +10,7 @@ from router.config.channels import SnsConfig, WebPushConfig
 from router.config.dispatch import DispatchConfig
 from router.config.http import ApiConfig, WebhookConfig
 from router.config.incidents import IncidentsConfig
+from router.config.instance import InstanceConfig
 from router.config.kafka import KafkaConfig
 from router.config.limits import MemoryConfig, TemplatesConfig
 from router.config.log import LogConfig
@@ -37,6 +38,8 @@ class ServiceConfig(Strict):
     templates: TemplatesConfig = Field(default_factory=TemplatesConfig)
     incidents: IncidentsConfig = Field(default_factory=IncidentsConfig)  # incident scheduler
     retention: RetentionConfig = Field(default_factory=RetentionConfig)  # history kept
+    # this process among several on one store: id, heartbeat (docs/operations.md)
+    instance: InstanceConfig = Field(default_factory=InstanceConfig)
     # backlog bounds above which ingest is held back (webhook 503, Kafka paused)
     backpressure: BackpressureConfig = Field(default_factory=BackpressureConfig)
     kafka: KafkaConfig | None = None  # Kafka source / cluster ingest (docs/kafka.md)

@@ -3,7 +3,10 @@
 - ``/healthz``: the process answers (liveness); always 200.
 - ``/readyz``: 200 when the store answers a ping, a rule set is loaded, the service
   is not draining and (with a Kafka source) the consumer has partitions and reaches the
-  broker; else 503 with the reasons (load balancers stop sending traffic).
+  broker; else 503 with the reasons (load balancers stop sending traffic). Both carry
+  an ``instance`` detail (id, version, rule-set hash, the instances seen, and
+  ``rules_mismatch`` when another instance runs another rule set: a detail, not a
+  failure).
 - ``/metrics``: Prometheus text format (or OpenMetrics if asked) from
   :data:`router.metrics.REGISTRY`; the outbox depth and intake backlog gauges are
   refreshed from ``store.counts()``, and the per-stage backlog gauges
@@ -20,7 +23,7 @@ from aiohttp import web
 from prometheus_client.exposition import choose_encoder
 
 from router.backpressure import record_backlog
-from router.http.state import BACKPRESSURE, CLOCK, KAFKA_SOURCE, RULES, STATE, STORE
+from router.http.state import BACKPRESSURE, CLOCK, INSTANCE, KAFKA_SOURCE, RULES, STATE, STORE
 from router.logging import get_logger
 from router.metrics import INTAKE_PENDING, OUTBOX_DEPTH, OUTBOX_STATUSES, REGISTRY
 
@@ -50,9 +53,12 @@ async def handle_readyz(request: web.Request) -> web.Response:
     kafka = app.get(KAFKA_SOURCE)
     if kafka is not None and (kafka_reason := kafka.not_ready_reason()) is not None:
         reasons.append(kafka_reason)
-    if reasons:
-        return web.json_response({"status": "not ready", "reasons": reasons}, status=503)
-    return web.json_response({"status": "ready"})
+    doc: dict[str, object] = ({"status": "not ready", "reasons": reasons} if reasons
+                              else {"status": "ready"})
+    instance = app.get(INSTANCE)
+    if instance is not None:
+        doc["instance"] = instance.detail()
+    return web.json_response(doc, status=503 if reasons else 200)
 
 
 async def _store_ok(request: web.Request) -> bool:

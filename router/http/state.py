@@ -16,6 +16,7 @@ from aiohttp import web
 from router.acks import AckLinks, Acknowledger
 from router.clock import Clock
 from router.config import ServiceConfig
+from router.instances import InstanceStatus
 from router.store import Store
 
 if TYPE_CHECKING:
@@ -31,6 +32,7 @@ __all__ = [
     "BACKPRESSURE",
     "CLOCK",
     "CONFIG",
+    "INSTANCE",
     "KAFKA_PUBLISHER",
     "KAFKA_SOURCE",
     "PROCESSOR",
@@ -82,4 +84,5 @@ BACKPRESSURE: web.AppKey[Backpressure] = web.AppKey("backpressure")  # ingest he
 ACKNOWLEDGER: web.AppKey[Acknowledger] = web.AppKey("acknowledger")  # records answers
 ACK_LINKS: web.AppKey[AckLinks] = web.AppKey("ack_links")  # set when acks.link_key is
 SNS_INBOUND: web.AppKey[SnsInboundClient] = web.AppKey("sns_inbound")  # sns.inbound.enabled
+INSTANCE: web.AppKey[InstanceStatus] = web.AppKey("instance")  # id, rule-set agreement
 RELOADER: web.AppKey[RuleReloader] = web.AppKey("rules_reloader")  # POST /-/reload, SIGHUP

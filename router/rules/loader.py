@@ -22,7 +22,7 @@ from router.rules.incident_rules import collect_incident_rules
 from router.rules.lifecycle import build_policy
 from router.rules.matchers import Matcher, MatcherParseError, MatchType, parse_matchers
 from router.rules.problems import did_you_mean, validation_problems
-from router.rules.ruleset import Audience, RuleSet
+from router.rules.ruleset import Audience, RuleSet, rules_hash
 from router.rules.schema import (
     AudienceModel,
     DefaultsModel,
@@ -176,6 +176,8 @@ def load_rules(paths: Sequence[str | Path]) -> RuleSet:
         source_files=tuple(files),
         warnings=[p for p in ordered if p.severity == "warning"],
         incident=incident,
+        content_hash=rules_hash([(Path(item.src.path).name, "\n".join(item.src.lines))
+                                 for item in loaded]),
     )
 
 

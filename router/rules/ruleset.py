@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -15,7 +16,10 @@ from router.rules.tree import Route, Trace, evaluate
 from router.rules.view import NOT_REQUESTED, AckView, IncidentView, StormItem
 from router.sms import SmsOverflowError
 
-__all__ = ["Audience", "ContactSourceReport", "RuleSet"]
+__all__ = ["RULES_HASH_CHARS", "Audience", "ContactSourceReport", "RuleSet", "rules_hash"]
+
+#: Hex digits kept of the SHA-256 of the rule files (:func:`rules_hash`).
+RULES_HASH_CHARS = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +51,21 @@ class Audience:
     sources: tuple[ContactSourceReport, ...] = ()
 
 
+def rules_hash(files: Sequence[tuple[str, str]]) -> str:
+    """The content hash of a rule set: SHA-256 over ``(file name, text)`` in load order.
+
+    File names without their folder, so that instances mounting the same files under
+    different paths agree; the first :data:`RULES_HASH_CHARS` hex digits.
+    """
+    digest = hashlib.sha256()
+    for name, text in files:
+        for part in (name, text):
+            data = part.encode("utf-8", "surrogateescape")
+            digest.update(len(data).to_bytes(8, "big"))
+            digest.update(data)
+    return digest.hexdigest()[:RULES_HASH_CHARS]
+
+
 class RuleSet:
     """Routing rules compiled once: evaluate alerts to decisions, render messages.
 
@@ -65,6 +84,7 @@ class RuleSet:
         source_files: tuple[Path, ...],
         warnings: list[Problem],
         incident: IncidentRules | None = None,
+        content_hash: str = "",
     ) -> None:
         self.root = root
         self.audiences: Mapping[str, Audience] = audiences
@@ -75,6 +95,8 @@ class RuleSet:
         self.warnings = warnings
         #: Time intervals, quiet hours, inhibition rules and storm control.
         self.incident = incident if incident is not None else IncidentRules()
+        #: :func:`rules_hash` of the files it was loaded from: instances compare it.
+        self.content_hash = content_hash
         self._routes = {r.route_id: r for r in root.walk()}
         self._positions = {r.position: r for r in self._routes.values()}
 

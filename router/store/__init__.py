@@ -22,6 +22,7 @@ from router.errors import ConfigError
 from router.store.base import BACKLOG_STAGES, COUNT_KEYS, Backlog, StageBacklog, Store
 from router.store.postgres import PostgresStore
 from router.store.sqlite import SYNCHRONOUS_MODES, SqliteStore
+from router.store.sqlite.lock import DatabaseLock, lock_database
 
 __all__ = [
     "BACKLOG_STAGES",
@@ -31,6 +32,7 @@ __all__ = [
     "SqliteStore",
     "StageBacklog",
     "Store",
+    "lock_single_process",
     "open_store",
     "sqlite_url",
 ]
@@ -56,6 +58,16 @@ def sqlite_url(url: str) -> tuple[str, dict[str, str]]:
     if not path:
         raise ConfigError(f"state_url {url!r} has no database path")
     return path, {key: values[-1] for key, values in parse_qs(query).items()}
+
+
+def lock_single_process(url: str) -> DatabaseLock | None:
+    """For ``tocsin serve``: lock the SQLite file of ``url`` for this process (raise
+    StoreInUse when another holds it); None for stores several processes share
+    (PostgreSQL) and for an in-memory database."""
+    if not url.startswith(_SQLITE):
+        return None
+    path, _ = sqlite_url(url)
+    return None if path == ":memory:" else lock_database(path)
 
 
 def open_store(url: str, *, release_leases_on_start: bool = True) -> Store:

@@ -6,7 +6,8 @@ keep the same behaviour: the same store tests run against each (``tests/store``'
 parametrized ``store`` fixture). Every timestamp crossing this interface is an aware UTC
 ``datetime``. The roles: :class:`Lifecycle` (open, close, health), :class:`IntakeLog`,
 :class:`IncidentLog` (incidents and timers), :class:`Outbox`, :class:`Subscriptions`,
-:class:`Retention`, :class:`Acks` (answers, waiting requests, SMS opt-outs).
+:class:`Retention`, :class:`Acks` (answers, waiting requests, SMS opt-outs),
+:class:`Instances`.
 
 Semantics every implementation must keep:
 
@@ -68,6 +69,7 @@ __all__ = [
     "BACKLOG_STAGES",
     "CLAIM_LEASE_S",
     "COUNT_KEYS",
+    "INSTANCE_FORGET_S",
     "PRUNABLE",
     "AckRequest",
     "Acks",
@@ -80,6 +82,8 @@ __all__ = [
     "IncidentLog",
     "IncidentSnapshot",
     "IncidentSummary",
+    "InstanceInfo",
+    "Instances",
     "IntakeLog",
     "LaneSlots",
     "Lifecycle",
@@ -110,6 +114,10 @@ CLAIM_LEASE_S = 60.0
 def claim_owner(role: str) -> str:
     """A name for one worker's claims, unique across processes and restarts."""
     return f"{role}:{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+#: An instance not heard of for that long is deleted from the instances table (seconds).
+INSTANCE_FORGET_S = 86400.0
 
 
 #: Keys of :meth:`Store.counts`.
@@ -366,6 +374,17 @@ class PruneStep:
     done: bool
 
 
+@dataclass(frozen=True, slots=True)
+class InstanceInfo:
+    """One Tocsin instance as it last recorded itself (:meth:`Instances.heartbeat`)."""
+
+    instance_id: str
+    version: str
+    rules_hash: str
+    started_at: datetime
+    seen_at: datetime
+
+
 # --------------------------------------------------------------------------- the contract, by role
 
 
@@ -432,7 +451,12 @@ class IntakeLog(Protocol):
     ) -> list[tuple[int, IntakeRecord]]:
         """Lease up to ``limit`` unprocessed rows above ``after_id`` for ``lease_s``, oldest
         first: rows unclaimed, whose lease ran out at ``now``, or held by ``owner``.
-        Committing (processed or dead-lettered) releases them."""
+        Committing (processed or dead-lettered) releases them. With several instances
+        (PostgreSQL), a row is not claimed while an older row of the same alert
+        (fingerprint) is not routed yet, whoever holds it: an alert's states are applied
+        in the order they were accepted, even when its firing row is held by an
+        instance that died (SQLite: one process claims in id order and frees every
+        claim at start)."""
         ...
 
     async def commit_intake(
@@ -683,7 +707,20 @@ class Acks(Protocol):
         ...
 
 
+class Instances(Protocol):
+    """The instances sharing the store: each records itself, and reads the others."""
+
+    async def heartbeat(self, instance_id: str, *, version: str, rules_hash: str,
+                        started_at: datetime, now: datetime) -> None:
+        """Record that ``instance_id`` is alive at ``now`` with this rule set (upsert)."""
+        ...
+
+    async def instances(self, now: datetime, within_s: float) -> list[InstanceInfo]:
+        """Instances heard of in the last ``within_s`` seconds before ``now``, by id."""
+        ...
+
+
 class Store(Lifecycle, IntakeLog, IncidentLog, Outbox, Subscriptions, InboundLog, Retention,
-            Acks,
+            Acks, Instances,
             Protocol):
     """Durable state of Tocsin: every role in one object (what ``open_store`` returns)."""

@@ -64,6 +64,7 @@ from router.masking import mask_address
 from router.metrics import (
     CHANNEL_IN_FLIGHT,
     CHANNEL_QUEUED,
+    CLAIMS,
     DEAD_LETTERS,
     DELIVERIES,
     DISPATCH_LATENCY,
@@ -285,6 +286,7 @@ class Dispatcher(Loop):
 
     def offer(self, deliveries: Sequence[Delivery], reserved: LaneSlots) -> None:
         """Send ``deliveries``, claimed elsewhere under the reservation ``reserved``."""
+        CLAIMS.labels(role="delivery").inc(len(deliveries))  # claimed in a flush
         self._release(deliveries, reserved)
         if self._mark_backlog(deliveries, reserved):
             self.wake()  # a lane's claim was cut short by its slots: more may be due
@@ -294,6 +296,7 @@ class Dispatcher(Loop):
         slots = LaneSlots({name: lane.free() for name, lane in self._lanes.items()},
                           self._other.free())
         batch = await self._store.claim_lanes(self._clock.now(), slots, self._lease_s)
+        CLAIMS.labels(role="delivery").inc(len(batch))
         await asyncio.gather(*(self._deliver(d) for d in batch))
         return len(batch)
 
@@ -308,6 +311,7 @@ class Dispatcher(Loop):
         batch: list[Delivery] = []
         try:  # a failed claim is logged by the loop, which tries again after a back-off
             batch = await self._store.claim_lanes(self._clock.now(), slots, self._lease_s)
+            CLAIMS.labels(role="delivery").inc(len(batch))
         finally:
             self._release(batch, slots)
         return self._mark_backlog(batch, slots)

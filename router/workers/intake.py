@@ -35,7 +35,7 @@ from router.errors import StoreUnavailable
 from router.incidents.engine import AlertEvent, sender_of
 from router.incidents.flush import FlushRules, failure_reason
 from router.incidents.grouping import group_key, group_labels
-from router.metrics import INCIDENT_ALERT_EVENTS, INTAKE_PENDING, PIPELINE_ITEM_FAILURES
+from router.metrics import CLAIMS, INCIDENT_ALERT_EVENTS, INTAKE_PENDING, PIPELINE_ITEM_FAILURES
 from router.models import IncidentPolicy, IntakeRecord, RouteDecision
 from router.rules.inhibit import SourceKey, source_keys
 from router.rules.tree import Route
@@ -253,9 +253,11 @@ class IntakeProcessor(Loop):
 
     async def _claim(self, after_id: int = 0) -> list[tuple[int, IntakeRecord]]:
         """Lease the next batch of intake rows (another worker skips them meanwhile)."""
-        return await self._store.claim_intake(
+        rows = await self._store.claim_intake(
             self._batch_size, owner=self._owner, now=self._clock.now(),
             lease_s=self._lease_s, after_id=after_id)
+        CLAIMS.labels(role="intake").inc(len(rows))
+        return rows
 
     async def _plan(self, rows: Sequence[tuple[int, IntakeRecord]]) -> _Plan:
         """Route ``rows`` (one rule set for the whole batch) into incident events."""

@@ -47,6 +47,7 @@ from router.incidents.state import decision_from_json
 from router.metrics import (
     ACK_ESCALATIONS,
     ACK_REMINDERS,
+    CLAIMS,
     INCIDENT_FLUSHES,
     PIPELINE_ITEM_FAILURES,
 )
@@ -140,6 +141,7 @@ class Scheduler(Loop):
         now = self._clock.now()
         due = await self._store.claim_due_incidents(now, self._batch_size, owner=self._owner,
                                                     lease_s=self._lease_s)
+        CLAIMS.labels(role="incident").inc(len(due))
         unclaimed = False  # planned deliveries the dispatcher must claim by itself
         stuck = 0  # due incidents that failed and could not even be set aside
         for incident_id in due:

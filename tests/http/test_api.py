@@ -9,7 +9,10 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from router.http.state import INSTANCE
+from router.instances import compare
 from router.models import NewDelivery, Receipt, RenderedMessage
+from router.store.base import InstanceInfo
 from tests.store.factories import make_record
 
 from .conftest import state_of, store_of
@@ -146,13 +149,15 @@ async def test_readyz_ready_then_draining(client: TestClient[Any, Any]) -> None:
     """/readyz is 200 when store and rules are fine, 503 with the reason once draining."""
     ready = await client.get("/readyz")
     assert ready.status == 200
-    assert await ready.json() == {"status": "ready"}
+    body = await ready.json()
+    assert body["status"] == "ready" and "reasons" not in body
+    assert body["instance"]["store"] == "sqlite"
     state_of(client).draining = True
     draining = await client.get("/readyz")
     assert draining.status == 503
-    assert await draining.json() == {
-        "status": "not ready", "reasons": ["draining: the service is shutting down"]
-    }
+    body = await draining.json()
+    assert (body["status"], body["reasons"]) == (
+        "not ready", ["draining: the service is shutting down"])
 
 
 async def test_readyz_stays_ready_while_items_are_set_aside(
@@ -166,7 +171,23 @@ async def test_readyz_stays_ready_while_items_are_set_aside(
     assert [row["id"] for row in await dead.json()] == ids
     response = await client.get("/readyz")
     assert response.status == 200
-    assert await response.json() == {"status": "ready"}
+    assert (await response.json())["status"] == "ready"
+
+
+async def test_readyz_names_a_rule_set_mismatch_without_failing(
+        client: TestClient[Any, Any]) -> None:
+    """Another instance running another rule set is a /readyz detail, still 200."""
+    status = client.app[INSTANCE]
+    me = status.identity.instance_id
+    seen = [InstanceInfo(me, "1", "aaaa", NOW, NOW),
+            InstanceInfo("tocsin-b", "1", "bbbb", NOW, NOW)]
+    status.agreement = compare(me, "aaaa", seen)
+    response = await client.get("/readyz")
+    assert response.status == 200
+    detail = (await response.json())["instance"]
+    assert detail["rules_hash"] == "aaaa"
+    assert detail["instances"] == [me, "tocsin-b"]
+    assert "tocsin-b (bbbb)" in detail["rules_mismatch"]
 
 
 async def test_readyz_store_down(client: TestClient[Any, Any]) -> None:

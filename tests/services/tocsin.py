@@ -108,6 +108,19 @@ class TocsinProcess:
             raise AssertionError(f"tocsin did not become ready; log:\n{self.log()}") from None
         return self
 
+    def run_to_exit(self, timeout_s: float = 20.0) -> int:
+        """Start and wait for the process to end by itself (a refused start): its status."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TOCSIN_")}
+        with self.log_path.open("ab") as log:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "router", "serve", "--config", str(self.config_path)],
+                cwd=self.workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            return self._proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"tocsin did not exit; log:\n{self.log()}") from None
+
     def _ready(self) -> bool:
         assert self._proc is not None
         if self._proc.poll() is not None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
+
+import pytest
 
 from router.store.base import Store
 from tests.store.factories import T0, make_record
@@ -51,3 +54,29 @@ async def test_claim_after_id_skips_the_batch_in_flight(store: Store) -> None:
     await store.claim_intake(2, owner="w1", now=T0, lease_s=LEASE)
     nxt = await store.claim_intake(2, owner="w1", now=T0, lease_s=LEASE, after_id=ids[1])
     assert [i for i, _ in nxt] == ids[2:]
+
+
+#: Several instances share PostgreSQL only (SQLite: one process, claims in id order).
+postgres_only = pytest.mark.parametrize("store_url", ["postgres"], indirect=True)
+
+
+@postgres_only
+async def test_a_later_state_of_an_alert_waits_for_the_earlier_one(store: Store) -> None:
+    """Firing row held by an owner that died, resolution accepted after it: the resolution
+    is not claimed before the firing row is routed, other alerts go on meanwhile."""
+    firing = make_record("A", n="1")
+    resolved = replace(firing, alert=replace(firing.alert, status="resolved",
+                                             ends_at=T0))
+    ids = await store.append_intake([firing, make_record("B", n="1")])
+    later = await store.append_intake([resolved])
+    assert [i for i, _ in await store.claim_intake(1, owner="dead", now=T0,
+                                                    lease_s=LEASE)] == ids[:1]
+    other = await store.claim_intake(10, owner="w2", now=T0, lease_s=LEASE)
+    assert [i for i, _ in other] == ids[1:]  # B, not A's resolution
+    await store.commit_intake(ids[1:], [], [], now=T0)
+    after = T0 + timedelta(seconds=LEASE)
+    taken = await store.claim_intake(10, owner="w2", now=after, lease_s=LEASE)
+    assert [i for i, _ in taken] == ids[:1]  # the firing row first, alone
+    await store.commit_intake(ids[:1], [], [], now=after)
+    assert [i for i, _ in await store.claim_intake(10, owner="w2", now=after,
+                                                    lease_s=LEASE)] == later

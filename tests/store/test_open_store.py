@@ -9,7 +9,8 @@ import pytest
 
 from router.errors import ConfigError
 from router.store import PostgresStore, SqliteStore, open_store, sqlite_url
-from router.store.sqlite.migrate import available_migrations
+from router.store.sqlite import migrate as migrate_module
+from router.store.sqlite.migrate import available_migrations, migrate
 from tests.store.factories import T0, make_delivery, make_record
 
 
@@ -108,6 +109,27 @@ async def test_newer_schema_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="schema version 999"):
         await store.start()
     await store.close()
+
+
+def test_a_migration_below_the_highest_applied_one_is_applied(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A number reserved by work merged later (0011 under 0012) still applies once."""
+    conn = sqlite3.connect(tmp_path / "m.db", isolation_level=None)
+    try:
+        shipped = available_migrations()
+        migrate(conn)
+        assert 11 not in {v for v, _, _ in shipped}
+        late = (11, "0011_late.sql", "CREATE TABLE late_table (id INTEGER PRIMARY KEY);")
+        monkeypatch.setattr(migrate_module, "available_migrations",
+                            lambda: sorted([*shipped, late]))
+        assert migrate(conn) == shipped[-1][0]
+        assert migrate(conn) == shipped[-1][0]  # and only once
+        versions = [row[0] for row in conn.execute(
+            "SELECT version FROM schema_version WHERE version = 11")]
+        assert versions == [11]
+        assert conn.execute("SELECT count(*) FROM late_table").fetchone() == (0,)
+    finally:
+        conn.close()
 
 
 def test_the_file_tools_refuse_a_postgresql_url_naming_its_tools() -> None:

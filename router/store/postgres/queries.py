@@ -45,10 +45,16 @@ PENDING_INTAKE: Final = (
     "SELECT id, source, received_at, alert, meta FROM intake WHERE processed_at IS NULL"
     " AND dead_at IS NULL AND id > %s ORDER BY id LIMIT %s"
 )
+# A row waits while an older row of the same alert (fingerprint) is not routed yet,
+# whoever holds it: an alert's states are applied in the order they were accepted, even
+# when its firing row is held by an instance that died and its resolution came later.
 CLAIM_INTAKE: Final = (
     "UPDATE intake SET claimed_by = %(owner)s, lease_until = %(lease)s WHERE id IN ("
-    " SELECT id FROM intake WHERE processed_at IS NULL AND dead_at IS NULL AND id > %(after)s"
+    " SELECT id FROM intake i WHERE processed_at IS NULL AND dead_at IS NULL"
+    " AND id > %(after)s"
     " AND (lease_until IS NULL OR lease_until <= %(now)s OR claimed_by = %(owner)s)"
+    " AND NOT EXISTS (SELECT 1 FROM intake o WHERE o.fingerprint = i.fingerprint"
+    " AND o.id < i.id AND o.processed_at IS NULL AND o.dead_at IS NULL)"
     " ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
     " RETURNING id, source, received_at, alert, meta"
 )
@@ -410,3 +416,17 @@ PRUNE_INCIDENT_PARTS: Final = tuple(
                   "storm_notices"))
 PRUNE_INCIDENTS: Final = "DELETE FROM incidents WHERE id = ANY(%s)"
 PRUNE_SENT_STORMS: Final = "DELETE FROM storms WHERE sent_at IS NOT NULL AND sent_at < %s"
+
+# --------------------------------------------------------------------------- instances
+
+HEARTBEAT: Final = (
+    "INSERT INTO instances (instance_id, version, rules_hash, started_at, seen_at)"
+    " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (instance_id) DO UPDATE SET"
+    " version = excluded.version, rules_hash = excluded.rules_hash,"
+    " started_at = excluded.started_at, seen_at = excluded.seen_at"
+)
+FORGET_INSTANCES: Final = "DELETE FROM instances WHERE seen_at < %s"
+INSTANCES_SEEN: Final = (
+    "SELECT instance_id, version, rules_hash, started_at, seen_at FROM instances"
+    " WHERE seen_at >= %s ORDER BY instance_id"
+)

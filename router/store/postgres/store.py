@@ -41,12 +41,14 @@ from router.models import Delivery, IntakeRecord, NewDelivery, Receipt, RouteDec
 from router.rules.inhibit import TargetKey
 from router.store.base import (
     COUNT_KEYS,
+    INSTANCE_FORGET_S,
     Backlog,
     DueStorm,
     FlushClaim,
     IncidentDetail,
     IncidentSnapshot,
     IncidentSummary,
+    InstanceInfo,
     LaneSlots,
     Prunable,
     PruneStep,
@@ -677,6 +679,24 @@ class PostgresStore:
         """Retention: delete one bounded step of ``kind`` older than ``cutoff``."""
         return await self._run(lambda conn: outbox.prune_step(conn, kind, cutoff, cursor,
                                                               chunk))
+
+    # -- instances --------------------------------------------------------------------
+
+    async def heartbeat(self, instance_id: str, *, version: str, rules_hash: str,
+                        started_at: datetime, now: datetime) -> None:
+        """Record that ``instance_id`` is alive at ``now``; forget instances gone a day."""
+        async def job(conn: Conn) -> None:
+            await conn.execute(q.HEARTBEAT, (instance_id, version, rules_hash, started_at,
+                                             now))
+            await conn.execute(q.FORGET_INSTANCES,
+                               (now - timedelta(seconds=INSTANCE_FORGET_S),))
+        await self._run(job)
+
+    async def instances(self, now: datetime, within_s: float) -> list[InstanceInfo]:
+        """Instances heard of in the last ``within_s`` seconds, by id."""
+        rows = await self._all(q.INSTANCES_SEEN, (now - timedelta(seconds=within_s),))
+        return [InstanceInfo(instance_id=r[0], version=r[1], rules_hash=r[2],
+                             started_at=utc(r[3]), seen_at=utc(r[4])) for r in rows]
 
 
 def _subscription(row: Row) -> PushSubscription:

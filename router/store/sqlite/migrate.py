@@ -1,8 +1,11 @@
 """Versioned schema migrations for the SQLite store.
 
 Migrations are the files ``router/store/sqlite/migrations/NNNN_name.sql``, applied in order,
-each in its own transaction together with its row in ``schema_version``. A database
-written by a newer Tocsin (unknown version) is refused rather than silently misused.
+each in its own transaction together with its row in ``schema_version``. Every shipped
+migration not recorded there is applied, lowest first, even below the highest one
+recorded (numbers reserved by work merged later, such as 0010 and 0011 under 0012, are
+applied when they arrive). A database written by a newer Tocsin (unknown version) is
+refused rather than silently misused.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from importlib.resources import files
 
 from router.errors import ConfigError
 
-__all__ = ["available_migrations", "current_version", "migrate"]
+__all__ = ["applied_versions", "available_migrations", "current_version", "migrate"]
 
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
@@ -30,14 +33,18 @@ def available_migrations() -> list[tuple[int, str, str]]:
     return found
 
 
-def current_version(conn: sqlite3.Connection) -> int:
-    """The schema version of the database (0 when empty)."""
+def applied_versions(conn: sqlite3.Connection) -> set[int]:
+    """The migrations recorded in the database (none when empty)."""
     conn.execute(
         "CREATE TABLE IF NOT EXISTS schema_version ("
         " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
     )
-    row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
-    return int(row[0] or 0)
+    return {int(row[0]) for row in conn.execute("SELECT version FROM schema_version")}
+
+
+def current_version(conn: sqlite3.Connection) -> int:
+    """The schema version of the database: its highest migration (0 when empty)."""
+    return max(applied_versions(conn), default=0)
 
 
 def migrate(conn: sqlite3.Connection) -> int:
@@ -45,7 +52,8 @@ def migrate(conn: sqlite3.Connection) -> int:
 
     ``conn`` must be in autocommit mode (``isolation_level=None``).
     """
-    version = current_version(conn)
+    applied = applied_versions(conn)
+    version = max(applied, default=0)
     migrations = available_migrations()
     latest = migrations[-1][0] if migrations else 0
     if version > latest:
@@ -54,7 +62,7 @@ def migrate(conn: sqlite3.Connection) -> int:
             f"knows ({latest}); upgrade Tocsin or use another state_url"
         )
     for number, name, sql in migrations:
-        if number <= version:
+        if number in applied:
             continue
         applied_at = datetime.now(UTC).isoformat(timespec="microseconds")
         script = (
@@ -70,5 +78,5 @@ def migrate(conn: sqlite3.Connection) -> int:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        version = number
-    return version
+        applied.add(number)
+    return max(applied, default=0)

@@ -35,6 +35,7 @@ from router.store.base import (
     COUNT_KEYS,
     AckRequest,
     Backlog,
+    InstanceInfo,
     OptOut,
     PushSubscription,
     StageBacklog,
@@ -59,6 +60,7 @@ from router.store.sqlite.incidents import (
     IncidentSummary,
     SourceUpdate,
 )
+from router.store.sqlite.instances import heartbeat_job, instances_query
 from router.store.sqlite.lanes import LaneSlots, claim_sql
 from router.store.sqlite.migrate import migrate
 from router.store.sqlite.outcomes import (
@@ -879,6 +881,18 @@ class SqliteStore:
             return {str(channel): int(count) for channel, count in rows}
 
         return await self._read(query)
+
+    # -- instances (router/store/sqlite/instances.py) ---------------------------------------
+
+    async def heartbeat(self, instance_id: str, *, version: str, rules_hash: str,
+                        started_at: datetime, now: datetime) -> None:
+        """Record that ``instance_id`` is alive at ``now`` with this rule set."""
+        await self._writer.submit(lambda conn: heartbeat_job(
+            conn, instance_id, version, rules_hash, started_at, now))
+
+    async def instances(self, now: datetime, within_s: float) -> list[InstanceInfo]:
+        """Instances heard of in the last ``within_s`` seconds, by id."""
+        return await self._read(lambda conn: instances_query(conn, now, within_s))
 
     async def ping(self) -> bool:
         """True when a trivial query answers."""
