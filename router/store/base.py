@@ -1,7 +1,8 @@
 """The whole store contract: one Protocol per role, with its value types. No SQL here.
 
-:class:`Store` is every role in one object; an implementation (SQLite now, in
-:mod:`router.store.sqlite`; PostgreSQL next) is chosen by ``open_store(url)`` and must
+:class:`Store` is every role in one object; an implementation (SQLite, in
+:mod:`router.store.sqlite`; PostgreSQL, in :mod:`router.store.postgres`) is chosen by
+``open_store(url)`` and must
 keep the same behaviour: the same store tests run against each (``tests/store``'s
 parametrized ``store`` fixture). Every timestamp crossing this interface is an aware UTC
 ``datetime``. The roles: :class:`Lifecycle` (open, close, health), :class:`IntakeLog`,

@@ -18,11 +18,32 @@ from tests.dispatch.test_dispatcher import eventually
 
 @asynccontextmanager
 async def running(d: Dispatcher, concurrency: int = 8) -> AsyncIterator[Dispatcher]:
-    """Run the loop; enter once its first claim is done and every lane's slots
-    (``concurrency`` each) are free."""
+    """Run the loop; enter once its first pass is done and every lane's slots
+    (``concurrency`` each) are free.
+
+    The slots are only probed between passes: a reservation made while the loop's own
+    claim holds the slots would mark the loop starved, and its release would start one
+    more pass after the test began (a slow store, such as PostgreSQL on a busy machine,
+    makes that window wide)."""
+    passes = 0
+    in_pass = False
+    real_pass = d.one_pass
+
+    async def counted_pass() -> float | None:
+        nonlocal passes, in_pass
+        in_pass = True
+        try:
+            return await real_pass()
+        finally:
+            in_pass = False
+            passes += 1
+
+    d.one_pass = counted_pass  # type: ignore[method-assign]
     task = asyncio.create_task(d.run())
 
     def idle() -> bool:
+        if passes == 0 or in_pass:
+            return False
         slots = d.reserve()
         d.offer([], slots)
         return slots.other == concurrency and all(

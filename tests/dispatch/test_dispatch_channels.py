@@ -27,6 +27,7 @@ from router.store import SqliteStore
 from router.workers.dispatcher import Dispatcher
 from router.workers.retry import RetryPolicy
 from tests.adapters.sns_services import REGION, FaultProxy, MotoServer, moto_server, wait_for
+from tests.dispatch.test_dispatcher import eventually
 from tests.services.ports import free_port
 from tests.services.smtp import SmtpServer
 from tests.store.factories import T0, make_delivery
@@ -249,8 +250,13 @@ async def test_hung_smtp_does_not_delay_a_critical_sms(store: SqliteStore,
     task = asyncio.create_task(d.run())
     try:
         await wait_for(lambda: len(moto.sms()) == 1, timeout_s=20)
+
+        async def sms_recorded() -> bool:  # marked sent once SNS answered: a moment later
+            rows = await store.list_deliveries(limit=200)
+            return [r.status for r in rows if r.channel == "sms"] == ["sent"]
+
+        await eventually(sms_recorded, "the SMS recorded as sent")
         rows = await store.list_deliveries(limit=200)
-        assert [r.status for r in rows if r.channel == "sms"] == ["sent"]
         assert sum(r.status == "pending" for r in rows if r.channel == "email") == 100
         assert mute.connections >= 1  # the e-mail lane is stuck on the mute server
     finally:

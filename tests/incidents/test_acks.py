@@ -25,9 +25,10 @@ from router.http.state import ACKNOWLEDGER
 from router.incidents.acks import decide_ack
 from router.models import AckPolicy, Delivery, EscalationTier, RouteDecision
 from router.rules import RuleSet
-from router.store import SqliteStore, Store
+from router.store import Store, open_store
 from router.workers.acks import AckService
 from tests.incidents.harness import T_MON_10, Harness, load, make_alert
+from tests.store.impls import STORE_KINDS, store_url_for
 
 RULES = """
 defaults: {locale: en, timezone: UTC}
@@ -201,18 +202,19 @@ async def test_resolved_stops_reminders_and_escalation(store: Store, tmp_path: P
     assert result.status == "resolved"
 
 
-async def test_restart_between_reminder_and_escalation(tmp_path: Path) -> None:
-    """A new store and scheduler over the same file: the escalation once, at +20m; the
-    reminder already sent is not sent again."""
-    path = str(tmp_path / "state.db")
-    first = SqliteStore(path)
+@pytest.mark.parametrize("kind", STORE_KINDS)
+async def test_restart_between_reminder_and_escalation(kind: str, tmp_path: Path) -> None:
+    """A new store and scheduler over the same database: the escalation once, at +20m;
+    the reminder already sent is not sent again."""
+    url = store_url_for(kind, tmp_path / "state.db")
+    first = open_store(url)
     await first.start()
     h, _ = harness(first, tmp_path)
     incident = await fire(h)
     assert {d.phase for d in await h.tick(600)} == {"reminder"}
     await first.close()  # the process dies between the reminder and the escalation
 
-    second = SqliteStore(path)
+    second = open_store(url)
     await second.start()
     try:
         h2, _ = harness(second, tmp_path, clock=FakeClock(h.clock.now() + timedelta(seconds=5)))

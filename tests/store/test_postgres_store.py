@@ -1,7 +1,8 @@
 """What only the PostgreSQL store has: several instances on one database, and faults.
 
 Against the session's throwaway cluster (tests/services/postgres.py): migrations run once
-when instances start together; concurrent claims never share a row; a connection killed
+when instances start together; concurrent claims never share a row; an inbound
+message or an answer handled by two instances at once acts once; a connection killed
 mid-transaction (``pg_terminate_backend``) loses and duplicates nothing; a server that is
 down makes the store unavailable (never a driver exception) and work resumes once it is
 back; a server unreachable at start is a clear error.
@@ -19,6 +20,8 @@ import psycopg
 import pytest
 
 from router.errors import ConfigError, StoreError, StoreUnavailable
+from router.incidents.acks import AckChange
+from router.incidents.state import IncidentAck, TimelineEvent
 from router.store import PostgresStore, open_store
 from router.store.base import IncidentConflict
 from router.store.postgres import incidents as pg_incidents
@@ -125,6 +128,58 @@ async def test_the_same_delivery_planned_by_two_instances_is_inserted_once(
         for store in [a, b] * 4))
     assert sum(inserted) == 1
     assert len(await a.list_deliveries()) == 1
+
+
+async def test_one_inbound_message_seen_by_two_instances_acts_once(
+        pair: tuple[PostgresStore, PostgresStore]) -> None:
+    """Two instances behind one SNS topic: each message id is new for exactly one of them
+    (the primary key decides; the other waits for its commit and sees a duplicate)."""
+    a, b = pair
+    ids = [f"m-{i}" for i in range(20)]
+    seen = await asyncio.gather(*(
+        store.remember_inbound("sns", message, T0, forget_before=T0 - timedelta(days=1))
+        for message in ids for store in (a, b)))
+    assert [seen[2 * i] + seen[2 * i + 1] for i in range(len(ids))] == [1] * len(ids)
+
+
+async def test_two_instances_acknowledging_one_incident_at_once_one_wins(
+        pair: tuple[PostgresStore, PostgresStore], server: PostgresServer,
+        dbname: str) -> None:
+    """Answers computed from the same version on two instances: one is written (its
+    acknowledgement, its recipient's answer, one timeline event), the other is a conflict
+    that writes nothing."""
+    a, b = pair
+    with psycopg.connect(server.url(dbname), autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO incidents (id, route_id, group_key, group_labels, state, severity,"
+            " audiences, decision, meta, opened_at, started_at, updated_at, due_at, version)"
+            " VALUES ('inc-1', 'r', 'g', '{}', 'open', 'critical', '[\"ops\"]', '{}', '{}',"
+            " %s, %s, %s, %s, 3)", (T0, T0, T0, T0 + timedelta(hours=1)))
+        for contact in ("alice", "bob"):
+            conn.execute(
+                "INSERT INTO incident_recipients (incident_id, audience, contact_id, firing,"
+                " resolved, notified_at, seq, channels, announced, held, asked_at)"
+                " VALUES ('inc-1', 'ops', %s, '[]', '[]', %s, 1, '[]', TRUE, '[]', %s)",
+                (contact, T0, T0))
+    assert [r.contact_id for r in await a.pending_acks(["alice", "bob"])] == ["alice", "bob"]
+    at = T0 + timedelta(minutes=5)
+
+    def change(contact: str) -> AckChange:
+        return AckChange(answered=(("ops", contact),),
+                         ack=IncidentAck(at=at, by_name=contact.title(), channel="sms",
+                                         by_id=contact),
+                         event=TimelineEvent(at, "acknowledged", {"by": contact}), at=at)
+
+    won = await asyncio.gather(a.acknowledge_incident("inc-1", 3, change("alice"), now=at),
+                               b.acknowledge_incident("inc-1", 3, change("bob"), now=at))
+    assert sorted(won) == [False, True]
+    winner = "alice" if won[0] else "bob"
+    assert _select(server, dbname, "SELECT version, acknowledged_by_id, due_at FROM incidents"
+                   ) == [(4, winner, at)]
+    assert _select(server, dbname, "SELECT contact_id FROM incident_recipients"
+                                   " WHERE answered_at IS NOT NULL") == [(winner,)]
+    assert _select(server, dbname, "SELECT kind FROM incident_events") == [("acknowledged",)]
+    assert await a.pending_acks(["alice", "bob"]) == []  # acknowledged: nobody waits
 
 
 async def test_a_connection_killed_mid_transaction_loses_and_duplicates_nothing(

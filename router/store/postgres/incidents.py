@@ -30,6 +30,7 @@ from router.incidents.grouping import group_key
 from router.incidents.state import (
     HeldNotice,
     Incident,
+    IncidentAck,
     IncidentAlert,
     RecipientLog,
     TimelineEvent,
@@ -62,6 +63,7 @@ __all__ = [
     "list_intake",
     "load_snapshot",
     "quarantine",
+    "recipient_from_row",
     "requeue_intake",
     "upgrade_legacy",
 ]
@@ -259,6 +261,27 @@ def _alert_from_row(row: Row) -> IncidentAlert:
         inhibited=bool(row["inhibited"]))
 
 
+def _ack_from_row(row: Row) -> IncidentAck | None:
+    at = utc_opt(row["acknowledged_at"])
+    if at is None:
+        return None
+    return IncidentAck(at=at, by_name=row["acknowledged_by_name"] or "",
+                       channel=row["ack_channel"] or "", by_id=row["acknowledged_by_id"])
+
+
+def recipient_from_row(r: Row, held: Sequence[HeldNotice] = ()) -> RecipientLog:
+    """A notification-log row (``incident_recipients``)."""
+    return RecipientLog(
+        audience=r["audience"], contact_id=r["contact_id"],
+        firing=frozenset(json.loads(r["firing"])),
+        resolved=frozenset(json.loads(r["resolved"])),
+        notified_at=utc(r["notified_at"]), seq=int(r["seq"]),
+        channels=tuple((c[0], c[1], c[2]) for c in json.loads(r["channels"])),
+        announced=bool(r["announced"]), held=tuple(held),
+        asked_at=utc_opt(r["asked_at"]), last_asked_at=utc_opt(r["last_asked_at"]),
+        answered_at=utc_opt(r["answered_at"]), reminders=int(r["reminders"]))
+
+
 def _incident_from_row(row: Row) -> Incident:
     return Incident(
         id=row["id"], route_id=row["route_id"], group_key=row["group_key"],
@@ -269,7 +292,8 @@ def _incident_from_row(row: Row) -> Incident:
         flushed_at=utc_opt(row["flushed_at"]),
         first_notice_at=utc_opt(row["first_notice_at"]),
         follow_ups=int(row["follow_ups"]), version=int(row["version"]),
-        meta=json.loads(row["meta"]))
+        meta=json.loads(row["meta"]), ack=_ack_from_row(row),
+        escalation_tier=int(row["escalation_tier"]), ack_notified=bool(row["ack_notified"]))
 
 
 def _cancellable(row: Row | None, now: datetime) -> bool:
@@ -303,13 +327,7 @@ async def load_snapshot(
             if d is None or d["status"] != "pending":
                 continue  # sent, failed or cancelled: no longer held
             held.append(HeldNotice(int(delivery_id), phase, _cancellable(d, now)))
-        logs[(r["audience"], r["contact_id"])] = RecipientLog(
-            audience=r["audience"], contact_id=r["contact_id"],
-            firing=frozenset(json.loads(r["firing"])),
-            resolved=frozenset(json.loads(r["resolved"])),
-            notified_at=utc(r["notified_at"]), seq=int(r["seq"]),
-            channels=tuple((c[0], c[1], c[2]) for c in json.loads(r["channels"])),
-            announced=bool(r["announced"]), held=tuple(held))
+        logs[(r["audience"], r["contact_id"])] = recipient_from_row(r, held)
     targets = {alert.fingerprint: tuple(target_keys(alert.labels))
                for alert in alerts if alert.status == "firing"}
     sources: dict[tuple[str, str], tuple[InhibitSource, ...]] = {}
@@ -344,7 +362,8 @@ async def commit_flush(
     # snapshot (or another instance flushed it first), and nothing at all is written.
     cur = await conn.execute(q.FLUSH_INCIDENT, (
         result.state, result.resolved_at, result.due_at, now, result.first_notice_at,
-        result.follow_ups, now, incident.id, incident.version))
+        result.follow_ups, now, result.escalation_tier, bool(result.ack_notified),
+        incident.id, incident.version))
     if cur.rowcount != 1:
         return None
     if result.cancel:
@@ -371,7 +390,8 @@ async def commit_flush(
         await conn.execute(q.UPSERT_RECIPIENT, (
             incident.id, log.audience, log.contact_id, _dumps(sorted(log.firing)),
             _dumps(sorted(log.resolved)), log.notified_at, log.seq,
-            _dumps([list(c) for c in log.channels]), bool(log.announced), _dumps(held)))
+            _dumps([list(c) for c in log.channels]), bool(log.announced), _dumps(held),
+            log.asked_at, log.last_asked_at, log.answered_at, log.reminders))
     async with conn.cursor() as c:
         if result.alert_status:
             await c.executemany(q.SET_ALERT_STATUS, [
@@ -470,7 +490,8 @@ def _summary(row: Row) -> IncidentSummary:
         updated_at=utc(row["updated_at"]), resolved_at=utc_opt(row["resolved_at"]),
         due_at=utc_opt(row["due_at"]), alerts_firing=int(row["firing"]),
         alerts_total=int(row["total"]), follow_ups=int(row["follow_ups"]),
-        flush_failures=int(row["flush_failures"]), flush_error=row["flush_error"])
+        flush_failures=int(row["flush_failures"]), flush_error=row["flush_error"],
+        ack=_ack_from_row(row), escalation_tier=int(row["escalation_tier"]))
 
 
 async def list_incidents(conn: Conn, *, state: str | None, route: str | None,
@@ -487,7 +508,8 @@ _DELIVERY_TIMES: Final = ("created_at", "updated_at", "sent_at", "next_attempt_a
 
 
 async def get_incident(conn: Conn, iid: str) -> IncidentDetail | None:
-    """One incident, its alerts, its timeline and its deliveries (newest last)."""
+    """One incident, its alerts, its timeline, its deliveries (newest last) and its
+    notification log (by audience, then contact)."""
     rows = await _dicts(conn, q.INCIDENT_SUMMARY, (iid,))
     if not rows:
         return None
@@ -496,7 +518,9 @@ async def get_incident(conn: Conn, iid: str) -> IncidentDetail | None:
               for r in await _dicts(conn, q.INCIDENT_EVENTS, (iid,))]
     deliveries = [{k: text_opt(v) if k in _DELIVERY_TIMES else v for k, v in r.items()}
                   for r in await _dicts(conn, q.INCIDENT_DELIVERIES, (iid,))]
-    return IncidentDetail(_summary(rows[0]), alerts, events, deliveries)
+    recipients = [recipient_from_row(r)
+                  for r in await _dicts(conn, q.INCIDENT_RECIPIENTS, (iid,))]
+    return IncidentDetail(_summary(rows[0]), alerts, events, deliveries, recipients)
 
 
 # --------------------------------------------------------------------------- storms

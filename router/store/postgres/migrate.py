@@ -3,7 +3,13 @@
 The files ``router/store/postgres/migrations/NNNN_name.sql`` are applied in order, all in
 one transaction that first takes ``pg_advisory_xact_lock``: instances starting together
 wait for the first one, then find the schema current and apply nothing. A database
-written by a newer Tocsin (unknown version) is refused rather than silently misused.
+written by a newer Tocsin (a version above every shipped one) is refused rather than
+silently misused.
+
+Every shipped migration whose version ``schema_version`` does not record is applied, not
+only those above the highest recorded one: numbers may ship out of order (a branch's
+0003 deployed before another branch's 0002) and a gap in the numbers is fine. So each
+migration must not depend on one with a higher number.
 """
 
 from __future__ import annotations
@@ -43,19 +49,20 @@ async def migrate(conn: AsyncConnection[Any]) -> tuple[int, list[str]]:
     async with conn.transaction():
         await conn.execute(q.ADVISORY_XACT_LOCK, (q.MIGRATION_LOCK_KEY,))
         await conn.execute(q.CREATE_SCHEMA_VERSION)
-        row = await (await conn.execute(q.SCHEMA_VERSION)).fetchone()
-        version = int(row[0]) if row is not None else 0
+        recorded = {int(row[0]) for row in
+                    await (await conn.execute(q.SCHEMA_VERSIONS)).fetchall()}
         migrations = available_migrations()
         latest = migrations[-1][0] if migrations else 0
+        version = max(recorded, default=0)
         if version > latest:
             raise ConfigError(
                 f"the state database is at schema version {version}, newer than this Tocsin "
                 f"knows ({latest}); upgrade Tocsin or use another state_url")
         for number, name, sql in migrations:
-            if number <= version:
+            if number in recorded:
                 continue
             await conn.execute(sql.encode("utf-8"))
             await conn.execute(q.RECORD_VERSION, (number, name))
             applied.append(name)
-            version = number
+            version = max(version, number)
     return version, applied

@@ -8,6 +8,7 @@ other's rows; a lease that ran out at the caller's ``now`` makes a row free agai
 
 from __future__ import annotations
 
+from itertools import combinations
 from typing import Final
 
 # --------------------------------------------------------------------------- migrations
@@ -21,7 +22,7 @@ CREATE_SCHEMA_VERSION: Final = (
     "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY,"
     " name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
 )
-SCHEMA_VERSION: Final = "SELECT COALESCE(MAX(version), 0) FROM schema_version"
+SCHEMA_VERSIONS: Final = "SELECT version FROM schema_version"
 RECORD_VERSION: Final = "INSERT INTO schema_version (version, name) VALUES (%s, %s)"
 PING: Final = "SELECT 1"
 
@@ -153,7 +154,9 @@ INCIDENT: Final = "SELECT * FROM incidents WHERE id = %s"
 INCIDENT_ALERTS: Final = (
     "SELECT * FROM incident_alerts WHERE incident_id = %s ORDER BY starts_at, fingerprint"
 )
-INCIDENT_RECIPIENTS: Final = "SELECT * FROM incident_recipients WHERE incident_id = %s"
+INCIDENT_RECIPIENTS: Final = (
+    "SELECT * FROM incident_recipients WHERE incident_id = %s ORDER BY audience, contact_id"
+)
 DELIVERY_STATE: Final = (
     "SELECT id, status, lease_until, next_attempt_at FROM deliveries WHERE id = ANY(%s)"
 )
@@ -172,8 +175,8 @@ STORM_RECENT: Final = (
 FLUSH_INCIDENT: Final = (
     "UPDATE incidents SET state = %s, resolved_at = %s, due_at = %s, flushed_at = %s,"
     " first_notice_at = %s, follow_ups = %s, updated_at = %s, version = version + 1,"
-    " flush_failures = 0, flush_error = NULL, claimed_by = NULL, lease_until = NULL"
-    " WHERE id = %s AND version = %s"
+    " flush_failures = 0, flush_error = NULL, claimed_by = NULL, lease_until = NULL,"
+    " escalation_tier = %s, ack_notified = %s WHERE id = %s AND version = %s"
 )
 CANCEL_HELD: Final = (
     "UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, updated_at = %s,"
@@ -185,12 +188,14 @@ HOLD_DELIVERY: Final = (
 )
 UPSERT_RECIPIENT: Final = (
     "INSERT INTO incident_recipients (incident_id, audience, contact_id, firing, resolved,"
-    " notified_at, seq, channels, announced, held)"
-    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    " notified_at, seq, channels, announced, held, asked_at, last_asked_at, answered_at,"
+    " reminders) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
     " ON CONFLICT (incident_id, audience, contact_id) DO UPDATE SET"
     " firing = excluded.firing, resolved = excluded.resolved,"
     " notified_at = excluded.notified_at, seq = excluded.seq, channels = excluded.channels,"
-    " announced = excluded.announced, held = excluded.held"
+    " announced = excluded.announced, held = excluded.held, asked_at = excluded.asked_at,"
+    " last_asked_at = excluded.last_asked_at, answered_at = excluded.answered_at,"
+    " reminders = excluded.reminders"
 )
 SET_ALERT_STATUS: Final = (
     "UPDATE incident_alerts SET status = %s WHERE incident_id = %s AND fingerprint = %s"
@@ -325,10 +330,20 @@ _REQUEUE: Final = (
 REQUEUE_ALL_FAILED: Final = _REQUEUE + " RETURNING id"
 REQUEUE_FAILED: Final = _REQUEUE + " AND id = ANY(%(ids)s) RETURNING id"
 GET_DELIVERY: Final = "SELECT * FROM deliveries WHERE id = %s"
-LIST_DELIVERIES: Final = (
-    "SELECT * FROM deliveries WHERE (%(status)s::text IS NULL OR status = %(status)s)"
-    " ORDER BY id DESC LIMIT %(limit)s OFFSET %(offset)s"
-)
+#: ``GET /api/v1/deliveries`` filters: the parameter name and its condition.
+_DELIVERY_FILTERS: Final = (("status", "status = %(status)s"),
+                            ("incident", "incident_key = %(incident)s"),
+                            ("phase", "phase = %(phase)s"))
+#: The history of deliveries, newest first, by the set of filters given: one statement
+#: per combination (not ``%s IS NULL OR ...``), so that each plan, generic ones included,
+#: walks its own index (deliveries_status, deliveries_incident, deliveries_phase).
+LIST_DELIVERIES: Final[dict[frozenset[str], str]] = {
+    frozenset(name for name, _ in chosen): "SELECT * FROM deliveries"
+    + (" WHERE " + " AND ".join(cond for _, cond in chosen) if chosen else "")
+    + " ORDER BY id DESC LIMIT %(limit)s OFFSET %(offset)s"
+    for size in range(len(_DELIVERY_FILTERS) + 1)
+    for chosen in combinations(_DELIVERY_FILTERS, size)
+}
 
 _RANK: Final = ("(CASE severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1"
                 " WHEN 'info' THEN 2 ELSE 1 END)")
@@ -380,6 +395,64 @@ CONTACT_SUBSCRIPTIONS: Final = (
 )
 DELETE_SUBSCRIPTION: Final = "DELETE FROM push_subscriptions WHERE id = %s"
 DELETE_ENDPOINT: Final = "DELETE FROM push_subscriptions WHERE endpoint = %s"
+
+# --------------------------------------------------------------------------- acknowledgements
+
+_ACK_GUARD: Final = (
+    " due_at = LEAST(due_at, %(at)s), updated_at = %(now)s, version = version + 1"
+    " WHERE id = %(id)s AND version = %(version)s AND state = 'open'"
+)
+#: An answer that acknowledges the incident. The version guard is in the UPDATE itself;
+#: the timer moves to the answer at the latest (LEAST skips a NULL timer), so the
+#: scheduler plans the acknowledged notices (and no reminder) now.
+ACKNOWLEDGE_INCIDENT: Final = (
+    "UPDATE incidents SET acknowledged_at = %(ack_at)s, acknowledged_by_id = %(by_id)s,"
+    " acknowledged_by_name = %(by_name)s, ack_channel = %(channel)s," + _ACK_GUARD
+)
+#: An answer that does not (yet) acknowledge it (mode ``each``: others still to answer).
+ANSWER_INCIDENT: Final = "UPDATE incidents SET" + _ACK_GUARD
+#: The recipients who answered: ``(at, audiences[], contact_ids[], incident_id)``.
+ANSWER_RECIPIENTS: Final = (
+    "UPDATE incident_recipients r SET answered_at = %s"
+    " FROM unnest(%s::text[], %s::text[]) AS a(audience, contact_id)"
+    " WHERE r.incident_id = %s AND r.audience = a.audience"
+    " AND r.contact_id = a.contact_id AND r.answered_at IS NULL"
+)
+#: Requests still waiting for one of the contacts' answer (the partial index
+#: incident_recipients_waiting), the earliest per incident and contact, oldest first.
+#: The owner and the alert name are read from the JSON text by the caller.
+PENDING_ACKS: Final = (
+    "SELECT * FROM (SELECT DISTINCT ON (i.id, r.contact_id) i.id, i.route_id, i.decision,"
+    " i.severity, i.group_labels, r.audience, r.contact_id, r.asked_at,"
+    " (SELECT a.labels FROM incident_alerts a WHERE a.incident_id = i.id"
+    "  ORDER BY a.starts_at, a.fingerprint LIMIT 1) AS first_labels"
+    " FROM incident_recipients r JOIN incidents i ON i.id = r.incident_id"
+    " WHERE r.contact_id = ANY(%s) AND r.asked_at IS NOT NULL AND r.answered_at IS NULL"
+    " AND i.state = 'open' AND i.acknowledged_at IS NULL"
+    " ORDER BY i.id, r.contact_id, r.asked_at, r.audience) AS w"
+    " ORDER BY asked_at, id, contact_id, audience"
+)
+INSERT_OPT_OUT: Final = "INSERT INTO sms_opt_outs (phone, keyword, at) VALUES (%s, %s, %s)"
+OPT_OUTS: Final = "SELECT phone, keyword, at FROM sms_opt_outs ORDER BY id DESC LIMIT %s"
+PHONE_OPT_OUTS: Final = (
+    "SELECT phone, keyword, at FROM sms_opt_outs WHERE phone = %s ORDER BY id DESC LIMIT %s"
+)
+
+# --------------------------------------------------------------------------- inbound messages
+
+#: Forget a bounded batch of old ids (rows another instance is deleting are skipped).
+FORGET_OLD_INBOUND: Final = (
+    "DELETE FROM inbound_messages WHERE (kind, message_id) IN (SELECT kind, message_id"
+    " FROM inbound_messages WHERE seen_at < %s ORDER BY seen_at LIMIT %s"
+    " FOR UPDATE SKIP LOCKED)"
+)
+#: One row when the id is new; none for a duplicate (a concurrent insert of the same id
+#: waits for the other transaction, then finds it).
+REMEMBER_INBOUND: Final = (
+    "INSERT INTO inbound_messages (kind, message_id, seen_at) VALUES (%s, %s, %s)"
+    " ON CONFLICT (kind, message_id) DO NOTHING"
+)
+FORGET_INBOUND: Final = "DELETE FROM inbound_messages WHERE kind = %s AND message_id = %s"
 
 # --------------------------------------------------------------------------- retention
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, get_args
 from urllib.parse import urlsplit
 
 import psycopg
@@ -33,15 +33,17 @@ from psycopg.types.datetime import DatetimeDumper
 from psycopg_pool import AsyncConnectionPool, PoolClosed
 
 from router.errors import ConfigError, ConflictError, StoreClosedError, StoreError, StoreUnavailable
+from router.incidents.acks import AckChange
 from router.incidents.engine import AlertEvent
 from router.incidents.flush import FlushResult, PlannedNotice
 from router.logging import get_logger
 from router.metrics import DEAD_LETTERS, PLANNED_DELIVERIES
-from router.models import Delivery, IntakeRecord, NewDelivery, Receipt, RouteDecision
+from router.models import Delivery, IntakeRecord, NewDelivery, Phase, Receipt, RouteDecision
 from router.rules.inhibit import TargetKey
 from router.store.base import (
     COUNT_KEYS,
     INSTANCE_FORGET_S,
+    AckRequest,
     Backlog,
     DueStorm,
     FlushClaim,
@@ -50,14 +52,16 @@ from router.store.base import (
     IncidentSummary,
     InstanceInfo,
     LaneSlots,
+    OptOut,
     Prunable,
     PruneStep,
     PushSubscription,
     SourceUpdate,
     StageBacklog,
 )
+from router.store.postgres import acks as ack_jobs
+from router.store.postgres import inbound, outbox
 from router.store.postgres import incidents as jobs
-from router.store.postgres import outbox
 from router.store.postgres import queries as q
 from router.store.postgres.codec import (
     Row,
@@ -75,7 +79,9 @@ T = TypeVar("T")
 Conn = AsyncConnection[Any]
 
 _log = get_logger(__name__)
-_STATUSES: Final = frozenset({"pending", "sent", "failed"})
+_STATUSES: Final = frozenset({"pending", "sent", "failed", "cancelled"})
+#: The delivery phases (the ``deliveries.phase`` CHECK of migration 0003).
+DELIVERY_PHASES: Final = frozenset(get_args(Phase))
 #: Seconds to open a connection, and to wait for a free one of the pool.
 CONNECT_TIMEOUT_S: Final = 5.0
 ACQUIRE_TIMEOUT_S: Final = 5.0
@@ -638,16 +644,57 @@ class PostgresStore:
         rows = await self._dicts(q.GET_DELIVERY, (delivery_id,))
         return delivery_from_row(rows[0]) if rows else None
 
-    async def list_deliveries(self, *, status: str | None = None, limit: int = 100,
-                              offset: int = 0) -> list[Delivery]:
-        """Newest first; ``status`` in pending|sent|failed or None for all."""
+    async def list_deliveries(
+        self, *, status: str | None = None, limit: int = 100, offset: int = 0,
+        incident: str | None = None, phase: str | None = None,
+    ) -> list[Delivery]:
+        """Newest first; ``status`` in pending|sent|failed|cancelled or None for all;
+        ``incident``: its ``incident_key``; ``phase``: one of the delivery phases."""
         if status is not None and status not in _STATUSES:
             raise ValueError(f"unknown delivery status {status!r}")
+        if phase is not None and phase not in DELIVERY_PHASES:
+            raise ValueError(f"unknown delivery phase {phase!r}")
         if limit < 0 or offset < 0:
             raise ValueError("limit and offset must be >= 0")
-        rows = await self._dicts(q.LIST_DELIVERIES, {"status": status, "limit": limit,
-                                                     "offset": offset})
+        filters = {"status": status, "incident": incident, "phase": phase}
+        params: dict[str, object] = {k: v for k, v in filters.items() if v is not None}
+        sql = q.LIST_DELIVERIES[frozenset(params)]
+        rows = await self._dicts(sql, {**params, "limit": limit, "offset": offset})
         return [delivery_from_row(r) for r in rows]
+
+    # -- acknowledgements (router/store/postgres/acks.py) -----------------------------
+
+    async def acknowledge_incident(self, incident_id: str, version: int, change: AckChange,
+                                   *, now: datetime) -> bool:
+        """Apply an answer under the incident's version; False on a conflict."""
+        return await self._run(lambda conn: ack_jobs.acknowledge(
+            conn, incident_id, version, change, now))
+
+    async def pending_acks(self, contact_ids: Sequence[str]) -> list[AckRequest]:
+        """Open incidents waiting for one of ``contact_ids``' answer, oldest first."""
+        ids = list(contact_ids)
+        return await self._run(lambda conn: ack_jobs.pending_acks(conn, ids), write=False)
+
+    async def record_opt_out(self, phone: str, keyword: str, *, at: datetime) -> None:
+        """Record an SMS opt-out of ``phone``."""
+        await self._run(lambda conn: ack_jobs.record_opt_out(conn, phone, keyword, at))
+
+    async def opt_outs(self, phone: str | None = None, *, limit: int = 100) -> list[OptOut]:
+        """SMS opt-outs (of ``phone``, or all), newest first."""
+        return await self._run(lambda conn: ack_jobs.opt_outs(conn, phone, limit),
+                               write=False)
+
+    # -- inbound messages (router/store/postgres/inbound.py) --------------------------
+
+    async def remember_inbound(self, kind: str, message_id: str, at: datetime, *,
+                               forget_before: datetime | None = None) -> bool:
+        """Record an inbound message id; True when new (a duplicate: False)."""
+        return await self._run(lambda conn: inbound.remember_inbound(
+            conn, kind, message_id, at, forget_before))
+
+    async def forget_inbound(self, kind: str, message_id: str) -> None:
+        """Forget an inbound message id (its handling failed: the retry must act)."""
+        await self._run(lambda conn: inbound.forget_inbound(conn, kind, message_id))
 
     # -- subscriptions ----------------------------------------------------------------
 
