@@ -179,3 +179,25 @@ def test_maintenance_window_in_the_recipient_time_zone(rules: RuleSet) -> None:
                        "Coupure possible.\n")
     en = rules.render(decision, _alert("firing"), CONTACTS["en"], "email", "firing", {})
     assert "from 4 May 2024 16:00 America/New_York to 4 May 2024 18:00" in en.text
+
+
+@pytest.mark.parametrize(("locale", "expected"), [
+    ("en-US", "Expected back May 2, 12:00 PM."),  # month first, 12-hour clock
+    ("en-GB", "Expected back 2 May, 12:00."),
+    ("en", "Expected back May 2, 12:00 PM."),  # CLDR's English is the US one
+])
+def test_english_sms_dates_follow_the_region(rules: RuleSet, locale: str,
+                                             expected: str) -> None:
+    """An English SMS writes the ETA as the recipient's region does, never dd/mm for the US."""
+    contact = replace(CONTACTS["en"], locale=locale)
+    msg = rules.render(_decision("crisis-outage"), _alert("firing"), contact, "sms",
+                       "firing", {})
+    assert expected in msg.text
+    assert analyse(msg.text.rstrip("\n")).encoding is Encoding.GSM7  # no narrow nbsp
+
+
+def test_french_sms_dates_unchanged(rules: RuleSet) -> None:
+    """French SMS keep their dd/mm à HHhMM wording."""
+    msg = rules.render(_decision("crisis-outage"), _alert("firing"), CONTACTS["fr"], "sms",
+                       "firing", {})
+    assert "Retour prevu le 02/05 à 18h00." in msg.text
