@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +27,7 @@ from router.fingerprint import fingerprint as alert_fingerprint
 from router.incidents.flush import recipient_address
 from router.models import Alert, Contact, RouteDecision
 from router.rules.problems import did_you_mean
+from router.rules.quiet import quiet_verdict
 from router.rules.ruleset import RuleSet
 from router.sms import analyse
 
@@ -90,20 +91,38 @@ def _contacts(rules: RuleSet, audiences: Sequence[str]) -> list[Contact]:
     return out
 
 
-def _decision(rules: RuleSet, labels: Mapping[str, str], audiences: Sequence[str],
-              template: str, channels: Sequence[str]) -> RouteDecision:
-    """The route decision the render sees: severity and owner of the route the labels
-    match (the one that targets one of the audiences, else the first), with the plan's
-    template, audiences and channels."""
+def _matched(rules: RuleSet, labels: Mapping[str, str],
+             audiences: Sequence[str]) -> RouteDecision | None:
+    """The route the labels match that targets one of the audiences, else the first."""
     decisions = rules.evaluate(labels)
-    matched = next((d for d in decisions if set(d.audiences) & set(audiences)),
-                   decisions[0] if decisions else None)
-    return RouteDecision(
-        route_id=matched.route_id if matched else "plan",
-        route_name=matched.route_name if matched else None,
-        severity=matched.severity if matched else labels.get("severity", "warning"),
-        audiences=tuple(audiences), channels=tuple(channels), template=template,
-        group_by=(), group_by_all=False, owner=matched.owner if matched else None)
+    return next((d for d in decisions if set(d.audiences) & set(audiences)),
+                decisions[0] if decisions else None)
+
+
+def _decision(matched: RouteDecision | None, labels: Mapping[str, str],
+              audiences: Sequence[str], template: str,
+              channels: Sequence[str]) -> RouteDecision:
+    """The route decision the render sees: severity, owner and timers of the matched
+    route, with the plan's template, audiences and channels."""
+    if matched is None:
+        return RouteDecision(route_id="plan", route_name=None,
+                             severity=labels.get("severity", "warning"),
+                             audiences=tuple(audiences), channels=tuple(channels),
+                             template=template, group_by=(), group_by_all=False)
+    return replace(matched, audiences=tuple(audiences), channels=tuple(channels),
+                   template=template)
+
+
+def _quiet(rules: RuleSet, decision: RouteDecision, contacts: Sequence[Contact],
+           at: datetime) -> dict[str, Any]:
+    """Who quiet hours hold at ``at`` (the planner's own verdict), and until when."""
+    held = [(c, v.held_until) for c in contacts
+            if (v := quiet_verdict(rules.incident, decision.policy, decision.severity, c,
+                                   at)).held_until is not None]
+    latest = max((u for _, u in held if u is not None), default=None)
+    return {"held": len(held), "contacts": [c.id for c, _ in held[:_LISTED]],
+            "until_latest": None if latest is None
+            else latest.astimezone(UTC).isoformat().replace("+00:00", "Z")}
 
 
 def _duration(count: int, rate: ChannelRate) -> float | None:
@@ -136,7 +155,8 @@ def plan_fanout(
                         f"{', '.join(sorted(compiled.channels))})")
     contacts = _contacts(rules, audiences)
     labels = dict(labels or {})
-    decision = _decision(rules, labels, audiences, template, used)
+    matched = _matched(rules, labels, audiences)
+    decision = _decision(matched, labels, audiences, template, used)
     at = now or datetime.now(UTC)
     alert = Alert(labels=labels, annotations=dict(annotations or {}), status="firing",
                   starts_at=at, ends_at=None, generator_url="",
@@ -182,6 +202,12 @@ def plan_fanout(
         "phase": "firing",
         "labels": labels,
         "severity": decision.severity,
+        # The route these labels match (its severity, owner and quiet-hours policy are
+        # the plan's); its own template and channels, to compare with the plan's.
+        "route": None if matched is None else {
+            "id": matched.route_id, "name": matched.route_name,
+            "template": matched.template, "channels": list(matched.channels)},
+        "quiet_hours": _quiet(rules, decision, contacts, at),
         "channels": per_channel,
         "duration_s": _longest(per_channel),
         "cost": _cost(per_channel, costs),
@@ -276,6 +302,15 @@ def format_plan(plan: Mapping[str, Any]) -> str:
            f"template {plan['template']}, {plan['phase']} notice, severity {plan['severity']}"]
     if plan["labels"]:
         out.append("labels: " + ", ".join(f"{k}={v}" for k, v in sorted(plan["labels"].items())))
+    route = plan["route"]
+    if route is not None:
+        out.append(f"route matched: {route['name'] or route['id']} (its template "
+                   f"{route['template']}, channels {', '.join(route['channels']) or '-'})")
+    quiet = plan["quiet_hours"]
+    if quiet["held"]:
+        out.append(f"held by quiet hours now: {quiet['held']} contact(s) "
+                   f"({', '.join(quiet['contacts'])}{' ...' if quiet['held'] > _LISTED else ''}),"
+                   f" until {quiet['until_latest']} at the latest")
     out.append("")
     out.append("Recipients per channel and locale:")
     for channel, doc in plan["channels"].items():

@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Literal, TextIO
 
@@ -67,6 +68,9 @@ def register(commands: Commands) -> None:
                       default=[], metavar="NAME=VALUE", help="alert annotations")
     plan.add_argument("--topic-threshold", type=int, default=None, metavar="N",
                       help="advise an SNS topic above N SMS recipients (default: 10000)")
+    plan.add_argument("--at", metavar="TIME", default=None,
+                      help="when the notice goes, ISO 8601 (quiet hours, dates in the "
+                           "sample SMS); default: now")
     plan.add_argument("--format", choices=("text", "json"), default="text",
                       help="output format (default: text)")
 
@@ -80,6 +84,13 @@ def _run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         sys.stderr.write(f"tocsin audiences plan: {exc}\n")
         return EXIT_FAILURE
+    from router.authoring.testfile import parse_time
+
+    try:
+        at = parse_time(args.at) if args.at is not None else None
+    except ValueError as exc:
+        sys.stderr.write(f"tocsin audiences plan: --at: {exc}\n")
+        return EXIT_USAGE
     if args.topic_threshold is not None and args.topic_threshold < 0:
         sys.stderr.write("tocsin audiences plan: --topic-threshold must be >= 0\n")
         return EXIT_USAGE
@@ -87,7 +98,7 @@ def _run(args: argparse.Namespace) -> int:
         config, list(args.audiences), sys.stdout, sys.stderr,
         rule_paths=args.rules, template=args.template, channels=args.channels,
         labels=dict(args.labels), annotations=dict(args.annotations), fmt=args.format,
-        topic_threshold=args.topic_threshold)
+        topic_threshold=args.topic_threshold, at=at)
 
 
 def plan_command(config: object, audiences: list[str], out: TextIO, err: TextIO, *,
@@ -96,7 +107,7 @@ def plan_command(config: object, audiences: list[str], out: TextIO, err: TextIO,
                  labels: dict[str, str] | None = None,
                  annotations: dict[str, str] | None = None,
                  fmt: Literal["text", "json"] = "text",
-                 topic_threshold: int | None = None) -> int:
+                 topic_threshold: int | None = None, at: datetime | None = None) -> int:
     """Print the fan-out plan (text or JSON) to ``out``, problems to ``err``; 0 ok, 1
     invalid rules, unknown audience/template/channel or a sample SMS that fails."""
     from router.authoring.fanout_plan import (
@@ -123,7 +134,7 @@ def plan_command(config: object, audiences: list[str], out: TextIO, err: TextIO,
     try:
         plan = plan_fanout(
             rules, audiences, template=template, labels=labels, annotations=annotations,
-            channels=channels, rates=channel_rates(config), costs=config.costs,
+            channels=channels, rates=channel_rates(config), costs=config.costs, now=at,
             topic_threshold=TOPIC_THRESHOLD if topic_threshold is None else topic_threshold)
     except PlanError as exc:
         err.write(f"tocsin audiences plan: {exc}\n")

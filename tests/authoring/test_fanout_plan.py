@@ -211,3 +211,19 @@ def test_cli_on_the_example_rules(capsys: pytest.CaptureFixture[str]) -> None:
     doc = json.loads(capsys.readouterr().out)
     assert doc["channels"]["sms"]["unreachable"]["contacts"] == ["customer-en"]
     assert doc["channels"]["sms"]["sms"]["locales"]["fr"]["encoding"] == "GSM-7"
+
+
+def test_quiet_hours_and_the_matched_route_are_shown(capsys: pytest.CaptureFixture[str],
+                                                     ) -> None:
+    """On a Sunday night a warning to the example customers is held by their quiet hours;
+    the plan names the route the labels match, with its own template and channels."""
+    code = main(["audiences", "plan", "customers", "--rules", str(REPO / "rules"),
+                 "--template", "crisis-outage", "--labels", "crisis=outage",
+                 "audience=customers", "severity=warning", "--at", "2024-05-05T00:30:00Z",
+                 "--format", "json"])
+    assert code == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["route"] == {"id": "customers-outage", "name": "customers-outage",
+                            "template": "crisis-outage", "channels": ["email", "sms"]}
+    assert doc["quiet_hours"]["held"] == 2
+    assert doc["quiet_hours"]["until_latest"] == "2024-05-06T12:00:00Z"  # 08:00 New York
