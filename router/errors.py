@@ -22,6 +22,7 @@ The tree::
     │   ├── TemplateCompileError     a template source that does not compile
     │   ├── RenderError              a template that fails at run time
     │   │   └── RenderBudgetError    one over its time or output budget
+    │   ├── PlanError                a fan-out plan asked of unknown audiences or templates
     │   ├── SmsOverflowError         a text over its SMS part budget (router.sms: it
     │   │                            carries an SmsInfo, and this module imports nothing)
     │   └── PayloadError             an inbound payload or request (4xx, or dead letter)
@@ -71,6 +72,7 @@ __all__ = [
     "KafkaMessageError",
     "MatcherParseError",
     "PayloadError",
+    "PlanError",
     "Problem",
     "PublishError",
     "RegexError",
@@ -247,6 +249,10 @@ class TemplateCompileError(UserError):
 
 class RenderError(UserError):
     """A template failed at run time (e.g. an undefined attribute or a failing filter)."""
+
+
+class PlanError(UserError):
+    """``tocsin audiences plan`` asked of an unknown audience, template or channel."""
 
 
 class RenderBudgetError(RenderError):

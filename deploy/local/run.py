@@ -26,6 +26,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import Protocol
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -67,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     tocsin = subprocess.Popen(
         [sys.executable, "-m", "router", "serve", "--config", args.config], cwd=ROOT, env=env
     )
+    # Where that Tocsin listens and its push token: the config file with the environment
+    # overrides, read as `tocsin serve` reads them (TOCSIN_LISTEN moves the port).
+    base_url, token = service_endpoint(ROOT / args.config, env)
 
     def forward(signum: int, _frame: object) -> None:
         if tocsin.poll() is None:
@@ -74,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGTERM, forward)
-    _register_push(subscription, tocsin)
+    _register_push(subscription, tocsin, base_url, token)
     try:
         status = tocsin.wait()
     finally:
@@ -122,12 +126,39 @@ def _serve_sns_certificate(port: int) -> http.server.ThreadingHTTPServer | None:
     return server
 
 
-def _register_push(subscription: Path, tocsin: subprocess.Popen[bytes]) -> None:
-    """Register the push service's demo subscription with Tocsin once both are up."""
-    deadline = time.monotonic() + 30
+def service_endpoint(config_path: Path, environ: dict[str, str]) -> tuple[str, str | None]:
+    """The base URL a local client reaches the configured Tocsin at (a wildcard listen
+    address is reached on loopback) and its ``webpush.api_token`` (None without push)."""
+    from router.config import load_config
+
+    config = load_config(config_path, environ)
+    host, port = config.listen_address
+    if host in ("0.0.0.0", ""):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    shown = f"[{host}]" if ":" in host else host
+    token = (config.webpush.api_token.get_secret_value() if config.webpush is not None
+             else None)
+    return f"http://{shown}:{port}", token
+
+
+class _Running(Protocol):
+    def poll(self) -> int | None: ...
+
+
+def _register_push(subscription: Path, tocsin: _Running, base_url: str,
+                   token: str | None, *, contacts: tuple[str, ...] = ("ops", "astreinte-fr"),
+                   wait_s: float = 30.0) -> bool:
+    """Register the push service's demo subscription with the Tocsin at ``base_url``,
+    for each of ``contacts``, once both are up; False when it could not."""
+    if token is None:
+        print("push demo subscription not registered (no webpush section)", file=sys.stderr)
+        return False
+    deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline and tocsin.poll() is None:
         try:
-            with urllib.request.urlopen("http://127.0.0.1:9095/readyz", timeout=2):
+            with urllib.request.urlopen(f"{base_url}/readyz", timeout=2):
                 pass
             info = json.loads(subscription.read_text(encoding="utf-8"))
             break
@@ -136,15 +167,15 @@ def _register_push(subscription: Path, tocsin: subprocess.Popen[bytes]) -> None:
     else:
         print("push demo subscription not registered (Tocsin or push service not up)",
               file=sys.stderr)
-        return
-    for contact in ("ops", "astreinte-fr"):
+        return False
+    for contact in contacts:
         body = json.dumps({"contact_id": contact, "subscription": info}).encode()
         request = urllib.request.Request(
-            "http://127.0.0.1:9095/api/v1/push/subscriptions", data=body, method="POST",
-            headers={"Content-Type": "application/json",
-                     "Authorization": "Bearer local-development-token"})
+            f"{base_url}/api/v1/push/subscriptions", data=body, method="POST",
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
         with urllib.request.urlopen(request, timeout=5):
             pass
+    return True
 
 
 if __name__ == "__main__":

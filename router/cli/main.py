@@ -1,7 +1,8 @@
 """The ``tocsin`` command line (also ``python -m router``).
 
 Commands: ``serve`` (:mod:`router.cli.serve`), ``rules check|test|diff|import-alertmanager``
-(:mod:`router.cli.rules`), ``deliveries retry``, ``intake retry``, ``push vapid-keys``
+(:mod:`router.cli.rules`), ``audiences plan`` (:mod:`router.cli.audiences`),
+``deliveries retry``, ``intake retry``, ``push vapid-keys``
 (:mod:`router.cli.deliveries`), ``state backup`` (:mod:`router.cli.state`),
 ``incidents ack`` (:mod:`router.cli.incidents`), ``dev reply|sns-identity``
 (:mod:`router.cli.dev`) and ``version``. Each module registers its commands through
@@ -16,7 +17,7 @@ import sys
 from collections.abc import Sequence
 
 from router import __version__
-from router.cli import deliveries, dev, incidents, rules, serve, state
+from router.cli import audiences, deliveries, dev, incidents, rules, serve, state
 from router.cli.base import EXIT_OK, EXIT_USAGE, FORMATTER, command
 
 __all__ = ["build_parser", "main"]
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     serve.register(commands)
     rules.register(commands)
+    audiences.register(commands)  # audiences plan: a fan-out plan before it goes
     deliveries.register(commands)  # deliveries/intake retry, push vapid-keys
     state.register(commands)  # state backup
     incidents.register(commands)  # incidents ack (through the running service's API)

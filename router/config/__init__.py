@@ -4,13 +4,15 @@
 environment variables) and words its errors; :mod:`router.config.service` is the whole
 model, each section in its own module: ``smtp``, ``http`` (``webhook``, ``api``),
 ``dispatch``, ``log``, ``incidents``, ``instance``, ``retention``, ``backpressure``, ``kafka``,
-``channels`` (``sns``, ``webpush``), ``acks`` (acknowledgement links). Every model
+``channels`` (``sns``, ``webpush``), ``acks`` (acknowledgement links), ``costs``
+(prices per message, for ``tocsin audiences plan``). Every model
 is :class:`router.strict.Strict`.
 """
 
 from router.config.acks import AcksConfig
 from router.config.backpressure import BackpressureConfig
 from router.config.channels import SnsAudienceConfig, SnsConfig, SnsInboundConfig, WebPushConfig
+from router.config.costs import CostsConfig
 from router.config.dispatch import DispatchConfig, LaneConfig, LanesConfig
 from router.config.http import (
     SCOPES,
@@ -54,6 +56,7 @@ __all__ = [
     "ApiTokenConfig",
     "BackpressureConfig",
     "BasicAuthConfig",
+    "CostsConfig",
     "DispatchConfig",
     "IncidentsConfig",
     "InstanceConfig",

@@ -7,6 +7,7 @@ from pydantic import Field, field_validator
 from router.config.acks import AcksConfig
 from router.config.backpressure import BackpressureConfig
 from router.config.channels import SnsConfig, WebPushConfig
+from router.config.costs import CostsConfig
 from router.config.dispatch import DispatchConfig
 from router.config.http import ApiConfig, WebhookConfig
 from router.config.incidents import IncidentsConfig
@@ -46,6 +47,8 @@ class ServiceConfig(Strict):
     sns: SnsConfig | None = None  # SMS and topics through AWS SNS (docs/channels.md)
     webpush: WebPushConfig | None = None  # Web Push (docs/channels.md)
     acks: AcksConfig = Field(default_factory=AcksConfig)  # acknowledgement links
+    # Prices per message for `tocsin audiences plan` (docs/service.md "costs").
+    costs: CostsConfig = Field(default_factory=CostsConfig)
 
     @field_validator("listen")
     @classmethod

@@ -6,8 +6,10 @@ subscribes browsers holds the token, not the browsers' users) or an API token wi
 answer 404.
 
 - ``POST`` body ``{"contact_id": "ops", "subscription": <PushSubscription.toJSON()>}``
-  → 201 with the stored subscription (id, contact_id, masked endpoint). Registering an
-  endpoint again replaces its keys and owner (200).
+  → 201 with the stored subscription (id, contact_id, masked endpoint). One browser
+  may serve several contacts (a shared on-call laptop): registering its endpoint for a
+  second contact adds a subscription (201) and leaves the first contact's in place;
+  registering it again for the same contact replaces its keys (200).
 - ``GET ?contact_id=ops`` → the list (endpoints shown as their origin only: the path is a
   bearer capability for sending to that browser).
 - ``DELETE /api/v1/push/subscriptions/{id}`` → 204, or 404.
@@ -107,7 +109,8 @@ async def _create(request: web.Request) -> web.Response:
     if refused is not None:
         return refused
     store = request.app[STORE]
-    existed = any(s.endpoint == endpoint for s in await store.push_subscriptions(None))
+    existed = any(s.endpoint == endpoint
+                  for s in await store.push_subscriptions(contact_id))
     sub = await store.add_push_subscription(contact_id, endpoint, p256dh, auth,
                                             now=request.app[CLOCK].now())
     return web.json_response(subscription_to_json(sub), status=200 if existed else 201)

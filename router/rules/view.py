@@ -103,6 +103,9 @@ class IncidentView:
     eta: datetime | None
     temporary_fix: bool
     follow_up: int = 0
+    #: The announced end (``eta``) is past and the incident is still open: a notice
+    #: must not present it as the new expected time.
+    eta_passed: bool = False
     owner: str = ""
     #: Untrusted values the view ignored, each with why (e.g. an ``eta`` out of range).
     notes: tuple[str, ...] = ()
@@ -272,9 +275,17 @@ def incident_view(
         eta=eta,
         temporary_fix=_temporary(a.annotations for a in ordered),
         follow_up=follow_up,
+        eta_passed=eta is not None and resolved_at is None and _passed(eta, now),
         owner=owner,
         notes=notes,
     )
+
+
+def _passed(eta: datetime, now: datetime) -> bool:
+    try:
+        return eta <= now
+    except TypeError:  # pragma: no cover - the view only holds aware datetimes
+        return False
 
 
 def eta_and_notes(ordered: Sequence[Alert], started_at: datetime,

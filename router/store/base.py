@@ -640,7 +640,9 @@ class Subscriptions(Protocol):
 
     async def add_push_subscription(self, contact_id: str, endpoint: str, p256dh: str,
                                     auth: str, *, now: datetime) -> PushSubscription:
-        """Store (or replace, by endpoint) a contact's Web Push subscription."""
+        """Store a contact's Web Push subscription; the same contact and endpoint again
+        replaces its keys (on every contact of the endpoint); one endpoint may belong to
+        several contacts (a shared browser), each keeping its own."""
         ...
 
     async def push_subscriptions(self, contact_id: str | None = None) -> list[PushSubscription]:
@@ -652,7 +654,7 @@ class Subscriptions(Protocol):
         ...
 
     async def delete_push_endpoint(self, endpoint: str) -> bool:
-        """Remove the Web Push subscription of ``endpoint``; True when it existed."""
+        """Remove every Web Push subscription of ``endpoint``; True when one existed."""
         ...
 
 

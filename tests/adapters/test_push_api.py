@@ -13,6 +13,7 @@ from deploy.local.push_service import PushService
 from router.app import create_app
 from router.config import ServiceConfig
 from router.http import ServiceState
+from router.http.state import STORE
 from router.push_keys import generate_vapid_keys
 from router.rules import load_rules
 
@@ -61,6 +62,32 @@ async def test_register_list_delete(client: TestClient[Any, Any]) -> None:
     assert deleted.status == 204
     gone = await client.delete(f"/api/v1/push/subscriptions/{data['id']}", headers=AUTH)
     assert gone.status == 404
+
+
+async def test_one_browser_for_two_contacts_keeps_both(client: TestClient[Any, Any]) -> None:
+    """A shared browser registered for a second contact stays the first contact's too."""
+    sub = browser_subscription()
+    first = await client.post("/api/v1/push/subscriptions", headers=AUTH,
+                              json={"contact_id": "ops", "subscription": sub})
+    second = await client.post("/api/v1/push/subscriptions", headers=AUTH,
+                               json={"contact_id": "astreinte-fr", "subscription": sub})
+    assert (first.status, second.status) == (201, 201)
+    for contact in ("ops", "astreinte-fr"):
+        listed = await (await client.get(f"/api/v1/push/subscriptions?contact_id={contact}",
+                                         headers=AUTH)).json()
+        assert [s["contact_id"] for s in listed] == [contact]
+    # The browser re-subscribes (new keys): both contacts' rows take them, none is added.
+    renewed = {**sub, "keys": browser_subscription()["keys"]}
+    again = await client.post("/api/v1/push/subscriptions", headers=AUTH,
+                              json={"contact_id": "astreinte-fr", "subscription": renewed})
+    assert again.status == 200
+    store = client.server.app[STORE]
+    rows = await store.push_subscriptions(None)
+    assert sorted(r.contact_id for r in rows) == ["astreinte-fr", "ops"]
+    assert {r.auth for r in rows} == {renewed["keys"]["auth"]}
+    # The push service says the browser is gone: it is gone for both contacts.
+    assert await store.delete_push_endpoint(sub["endpoint"])
+    assert await store.push_subscriptions(None) == []
 
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong-token-xxxxxxx"},

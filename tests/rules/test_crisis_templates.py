@@ -179,3 +179,53 @@ def test_maintenance_window_in_the_recipient_time_zone(rules: RuleSet) -> None:
                        "Coupure possible.\n")
     en = rules.render(decision, _alert("firing"), CONTACTS["en"], "email", "firing", {})
     assert "from 4 May 2024 16:00 America/New_York to 4 May 2024 18:00" in en.text
+
+
+@pytest.mark.parametrize(("locale", "expected"), [
+    ("en-US", "Expected back May 2, 12:00 PM."),  # month first, 12-hour clock
+    ("en-GB", "Expected back 2 May, 12:00."),
+    ("en", "Expected back May 2, 12:00 PM."),  # CLDR's English is the US one
+])
+def test_english_sms_dates_follow_the_region(rules: RuleSet, locale: str,
+                                             expected: str) -> None:
+    """An English SMS writes the ETA as the recipient's region does, never dd/mm for the US."""
+    contact = replace(CONTACTS["en"], locale=locale)
+    msg = rules.render(_decision("crisis-outage"), _alert("firing"), contact, "sms",
+                       "firing", {})
+    assert expected in msg.text
+    assert analyse(msg.text.rstrip("\n")).encoding is Encoding.GSM7  # no narrow nbsp
+
+
+def test_french_sms_dates_unchanged(rules: RuleSet) -> None:
+    """French SMS keep their dd/mm à HHhMM wording."""
+    msg = rules.render(_decision("crisis-outage"), _alert("firing"), CONTACTS["fr"], "sms",
+                       "firing", {})
+    assert "Retour prevu le 02/05 à 18h00." in msg.text
+
+
+def _follow_up(rules: RuleSet, contact: Contact, eta: str, now: datetime) -> str:
+    from router.rules.view import incident_view
+
+    alert = replace(_alert("follow_up"), annotations={**ANNOTATIONS, "eta": eta})
+    view = incident_view(incident_id="inc-1", state="open", alerts=[alert], group_labels={},
+                         started_at=START, resolved_at=None, now=now, follow_up=1)
+    msg = rules.render(_decision("crisis-outage"), alert, contact, "email", "follow_up", {},
+                       incident=view)
+    return msg.text
+
+
+def test_follow_up_never_announces_the_eta_that_just_passed(rules: RuleSet) -> None:
+    """At the ETA the follow-up says the announced time has passed, not that it is new."""
+    eta = "2024-05-02T16:00:00Z"
+    text = _follow_up(rules, CONTACTS["fr"], eta, datetime(2024, 5, 2, 16, 0, 20, tzinfo=UTC))
+    assert "Nouvelle heure de rétablissement prévue" not in text
+    assert ("L'heure de rétablissement annoncée (2 mai 2024 à 18:00 (Europe/Paris)) est "
+            "dépassée") in text
+
+
+def test_follow_up_gives_a_new_eta_when_there_is_one(rules: RuleSet) -> None:
+    """An ETA moved into the future is announced as the new expected time."""
+    text = _follow_up(rules, CONTACTS["fr"], "2024-05-02T17:30:00Z",
+                      datetime(2024, 5, 2, 16, 0, 20, tzinfo=UTC))
+    assert "Nouvelle heure de rétablissement prévue : 2 mai 2024 à 19:30" in text
+    assert "dépassée" not in text

@@ -146,3 +146,29 @@ def test_fallback_locale_must_exist(tmp_path: Path) -> None:
     header = HEADER.replace("fallback_locale: en", "fallback_locale: es")
     with pytest.raises(RuleError, match="fallback_locale 'es'"):
         load_text(tmp_path, "", header=header)
+
+
+@pytest.mark.parametrize(("locale", "fmt", "expected"), [
+    ("en-US", "day_time", "May 2, 10:03 AM"),
+    ("en-GB", "day_time", "2 May, 10:03"),
+    ("en-US", "date", "May 2, 2024"),
+    ("fr", "day_time", "2 mai 10:03"),
+    ("en-US", "time", "10:03 AM"),  # a plain space before AM: GSM-7, not CLDR's U+202F
+    ("zz-ZZ", "day", "May 2"),  # an unknown locale: its language, else English
+    ("fr", "%d/%m à %Hh%M", "02/05 à 10h03"),  # strftime as before
+    ("fr", None, "2 mai 2024 à 10:03 (America/New_York)"),  # the default, unchanged
+])
+def test_date_formats_per_locale(locale: str, fmt: str | None, expected: str) -> None:
+    """Named date formats follow the locale's CLDR data; strftime and defaults stay."""
+    from router.rules.templates import format_date
+
+    assert format_date(datetime(2024, 5, 2, 14, 3, tzinfo=UTC), locale, "America/New_York",
+                       fmt) == expected
+
+
+def test_unknown_date_format_is_a_render_error() -> None:
+    """A format that is neither strftime nor a named format says which names exist."""
+    from router.rules.templates import format_date
+
+    with pytest.raises(RenderError, match=r"unknown date format 'dd/mm'.*day_time"):
+        format_date(datetime(2024, 5, 2, 14, 3, tzinfo=UTC), "en", "UTC", "dd/mm")

@@ -383,10 +383,15 @@ BACKLOG: Final = (
 
 # --------------------------------------------------------------------------- subscriptions
 
+#: One browser endpoint may belong to several contacts: the keys (the browser's) are
+#: updated on the endpoint's other rows, and this contact's row inserted or updated.
+#: Parameters: p256dh, auth, endpoint, contact_id, then the row's five values.
 UPSERT_SUBSCRIPTION: Final = (
-    "INSERT INTO push_subscriptions (contact_id, endpoint, p256dh, auth, created_at)"
-    " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (endpoint) DO UPDATE SET"
-    " contact_id = excluded.contact_id, p256dh = excluded.p256dh, auth = excluded.auth"
+    "WITH keys AS (UPDATE push_subscriptions SET p256dh = %s, auth = %s"
+    " WHERE endpoint = %s AND contact_id <> %s)"
+    " INSERT INTO push_subscriptions (contact_id, endpoint, p256dh, auth, created_at)"
+    " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (contact_id, endpoint) DO UPDATE SET"
+    " p256dh = excluded.p256dh, auth = excluded.auth"
     " RETURNING *"
 )
 SUBSCRIPTIONS: Final = "SELECT * FROM push_subscriptions ORDER BY id"

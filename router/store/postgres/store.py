@@ -700,9 +700,11 @@ class PostgresStore:
 
     async def add_push_subscription(self, contact_id: str, endpoint: str, p256dh: str,
                                     auth: str, *, now: datetime) -> PushSubscription:
-        """Store (or replace, by endpoint) a contact's browser subscription."""
-        rows = await self._dicts(q.UPSERT_SUBSCRIPTION, (contact_id, endpoint, p256dh, auth,
-                                                         now), write=True)
+        """Store (or replace the keys of) ``contact_id``'s subscription of ``endpoint``;
+        the endpoint's other contacts keep theirs, with the new keys."""
+        rows = await self._dicts(q.UPSERT_SUBSCRIPTION, (
+            p256dh, auth, endpoint, contact_id,
+            contact_id, endpoint, p256dh, auth, now), write=True)
         return _subscription(rows[0])
 
     async def push_subscriptions(self, contact_id: str | None = None) -> list[PushSubscription]:
@@ -716,8 +718,9 @@ class PostgresStore:
         return await self._exec(q.DELETE_SUBSCRIPTION, (subscription_id,)) == 1
 
     async def delete_push_endpoint(self, endpoint: str) -> bool:
-        """Remove the subscription of ``endpoint`` (gone at the push service)."""
-        return await self._exec(q.DELETE_ENDPOINT, (endpoint,)) == 1
+        """Remove every subscription of ``endpoint`` (gone at the push service), for every
+        contact it was registered for."""
+        return await self._exec(q.DELETE_ENDPOINT, (endpoint,)) >= 1
 
     # -- retention --------------------------------------------------------------------
 

@@ -554,7 +554,8 @@ class SqliteStore:
 
     async def add_push_subscription(self, contact_id: str, endpoint: str, p256dh: str,
                                     auth: str, *, now: datetime) -> PushSubscription:
-        """Store (or replace, by endpoint) a contact's browser subscription."""
+        """Store a contact's browser subscription (or replace its keys: same contact and
+        endpoint); the endpoint's other contacts keep theirs."""
 
         def job(conn: sqlite3.Connection) -> PushSubscription:
             return upsert_subscription(conn, contact_id, endpoint, p256dh, auth, now)
@@ -571,7 +572,7 @@ class SqliteStore:
             lambda conn: delete_subscription(conn, subscription_id))
 
     async def delete_push_endpoint(self, endpoint: str) -> bool:
-        """Remove the subscription of ``endpoint`` (gone at the push service)."""
+        """Remove every subscription of ``endpoint`` (gone at the push service)."""
         return await self._writer.submit(
             lambda conn: delete_subscription_by_endpoint(conn, endpoint))
 

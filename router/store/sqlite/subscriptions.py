@@ -1,8 +1,10 @@
 """Web Push subscriptions: the browser's ``PushSubscription`` stored per contact.
 
-A subscription is identified by its ``endpoint`` URL (unique): registering the same
-endpoint again (the browser re-subscribed, or moved to another contact) replaces its keys
-and owner. The push channel removes a subscription when the push service answers 404 or
+A subscription is identified by its contact and its ``endpoint`` URL: one browser may be
+subscribed for several contacts (a shared on-call laptop), each keeps its own row, and
+registering the same endpoint for the same contact again (the browser re-subscribed)
+replaces its keys. The keys belong to the browser, so they are updated on every row of
+the endpoint. The push channel removes a subscription when the push service answers 404 or
 410 (the browser unsubscribed or the subscription expired).
 
 The SQL lives here as plain functions on a connection; :class:`~router.store.sqlite.
@@ -34,11 +36,14 @@ def _from_row(row: sqlite3.Row) -> PushSubscription:
 
 def upsert_subscription(conn: sqlite3.Connection, contact_id: str, endpoint: str,
                         p256dh: str, auth: str, now: datetime) -> PushSubscription:
-    """Insert, or replace keys and owner of the same endpoint; return the stored row."""
+    """Insert, or replace the keys of, ``contact_id``'s subscription of ``endpoint`` (the
+    other contacts of the endpoint keep theirs, with the new keys); return the stored row."""
+    conn.execute("UPDATE push_subscriptions SET p256dh = ?, auth = ? WHERE endpoint = ?",
+                 (p256dh, auth, endpoint))
     row = conn.execute(
         "INSERT INTO push_subscriptions (contact_id, endpoint, p256dh, auth, created_at)"
-        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (endpoint) DO UPDATE SET"
-        " contact_id = excluded.contact_id, p256dh = excluded.p256dh, auth = excluded.auth"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (contact_id, endpoint) DO UPDATE SET"
+        " p256dh = excluded.p256dh, auth = excluded.auth"
         " RETURNING *",
         (contact_id, endpoint, p256dh, auth, ts(now)),
     ).fetchone()
@@ -63,6 +68,7 @@ def delete_subscription(conn: sqlite3.Connection, subscription_id: int) -> bool:
 
 
 def delete_subscription_by_endpoint(conn: sqlite3.Connection, endpoint: str) -> bool:
-    """Remove the subscription of ``endpoint`` (the push service said it is gone)."""
+    """Remove every subscription of ``endpoint`` (the push service said it is gone: for
+    every contact it was registered for)."""
     cursor = conn.execute("DELETE FROM push_subscriptions WHERE endpoint = ?", (endpoint,))
-    return cursor.rowcount == 1
+    return cursor.rowcount >= 1
