@@ -465,6 +465,10 @@ class _RecipientView:
     name: str
     locale: str
     timezone: str
+    #: The extra columns of the contact's source (``recipient.attributes.plan``; a
+    #: missing one reads as ""), and its tags.
+    attributes: LabelMap
+    tags: tuple[str, ...]
 
 
 def build_context(decision: RouteDecision, alert: Alert, contact: Contact, phase: Phase,
@@ -498,7 +502,9 @@ def build_context(decision: RouteDecision, alert: Alert, contact: Contact, phase
         "route": _RouteView(id=decision.route_id, name=decision.route_name or decision.route_id),
         "owner": owner,
         "recipient": _RecipientView(id=contact.id, name=contact.name, locale=locale,
-                                    timezone=contact.timezone),
+                                    timezone=contact.timezone,
+                                    attributes=LabelMap(contact.attributes),
+                                    tags=contact.tags),
         "meta": LabelMap(meta),
         "ack": ack,
     }
