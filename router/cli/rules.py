@@ -190,6 +190,13 @@ def check_command(paths: list[str], out: TextIO) -> int:
         f"{len(rules.audiences)} audience(s), {len(rules.templates)} template(s), "
         f"{len(rules.warnings)} warning(s)\n"
     )
+    for audience in rules.audiences.values():
+        for s in audience.sources:
+            reach = ", ".join(f"{ch} {n}" for ch, n in s.reachable)
+            out.write(f"contacts of '{audience.name}': {s.path}: {s.rows} row(s), {s.valid} "
+                      f"valid, {s.invalid} invalid ({s.unreachable} skipped), "
+                      f"{s.duplicates} duplicate(s), {s.selected} selected; reachable: "
+                      f"{reach}\n")
     return EXIT_OK
 
 

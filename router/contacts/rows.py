@@ -122,7 +122,7 @@ class RowBuilder:
             if number is None:
                 masked = mask_phone(phone)
                 why = why.replace(phone, masked) if phone in why else why
-                if opts.region and not phone.strip().startswith("+"):
+                if opts.region and not phone.strip().startswith("+") and opts.region not in why:
                     why += f" (read as a number of region {opts.region})"
                 bad("phone", why)
             phone = number
