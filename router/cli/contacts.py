@@ -49,7 +49,7 @@ def register(commands: Commands) -> None:
         commands, "contacts",
         help="check contact files (customer and staff lists)",
         description="Work with the contact files audiences read (contacts_from).",
-        epilog="example:\n  tocsin contacts check rules/contacts/customers.csv --region FR",
+        epilog="example:\n  tocsin contacts check rules/customers.csv --region FR",
         missing=("tocsin contacts: a subcommand is required (check); see 'tocsin contacts "
                  "--help'"),
     )
