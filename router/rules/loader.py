@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from router.contacts import (
 from router.errors import Problem, RuleError
 from router.models import CHANNEL_KINDS, Contact
 from router.rules.ack_policy import check_ack, tier_channels
-from router.rules.incident_rules import collect_incident_rules
+from router.rules.incident_rules import NO_QUIET_HOURS, collect_incident_rules
 from router.rules.lifecycle import build_policy
 from router.rules.matchers import Matcher, MatcherParseError, MatchType, parse_matchers
 from router.rules.problems import did_you_mean, validation_problems
@@ -119,6 +119,8 @@ class _Ctx:
     contact_files: list[tuple[str, int, int, int]] = field(default_factory=list)
     #: A file that may define 'route:' failed to load (no "no route" error then).
     route_unread: bool = False
+    #: The quiet_hours names of the rule set (contact files refer to them).
+    quiet_names: set[str] = field(default_factory=set)
 
     def error(self, src: SourceFile, path: Path_, message: str, *, key: bool = False) -> None:
         self.problems.append(src.problem(path, message, key=key))
@@ -159,6 +161,7 @@ def load_rules(paths: Sequence[str | Path]) -> RuleSet:
             else:
                 route_at = (src, m.route)
 
+    ctx.quiet_names = {name for item in loaded for name in (item.model.quiet_hours or {})}
     for item in loaded:
         _collect_audiences(item, defaults, ctx)
     for item in loaded:
@@ -305,8 +308,20 @@ def _source(name: str, aud: AudienceModel, item: ContactSourceModel,
                       f"{', '.join(columns) or 'none'})", key=True)
     kept = select_contacts(loaded.contacts, select)
     lines = loaded.lines
+    unknown_quiet: dict[str, int] = {}
     for i in kept:
         contact = loaded.contacts[i]
+        quiet = contact.quiet_hours
+        if (quiet is not None and quiet != aud.quiet_hours and quiet != NO_QUIET_HOURS
+                and quiet not in ctx.quiet_names):
+            if quiet not in unknown_quiet:
+                unknown_quiet[quiet] = lines[i]
+                ctx.problems.append(Problem(
+                    str(file), lines[i], 0, f"quiet_hours: unknown quiet_hours '{quiet}'"
+                    f"{did_you_mean(quiet, ctx.quiet_names)} (here and in every row naming "
+                    f"it): the audience's ({aud.quiet_hours or 'none'}) applies",
+                    "warning", excerpt=False))
+            contact = replace(contact, quiet_hours=aud.quiet_hours)
         first = seen.get(contact.id)
         if first is not None:
             ctx.problems.append(Problem(str(file), lines[i], 0, f"id: duplicate id "

@@ -226,3 +226,46 @@ def test_an_audience_error_is_reported_first_not_a_missing_route(tmp_path: Path)
     messages = [str(p) for p in info.value.problems]
     assert len(messages) == 1 and "invalid email address" in messages[0]
     assert messages[0].startswith(str(tmp_path / "routes.yaml"))
+
+
+def test_an_unknown_quiet_hours_name_in_a_file_is_a_warning(tmp_path: Path) -> None:
+    """A row naming quiet hours the rule set lacks: one warning per name, the audience's
+    quiet hours apply instead."""
+    _csv(tmp_path, "id,name,email,quiet_hours\na,A,a@example.com,nigths\n"
+                   "b,B,b@example.com,nigths\nc,C,c@example.com,none\n")
+    _rules(tmp_path, """\
+        customers:
+          contacts_from: [{file: contacts/customers.csv, max_invalid: 100%}]
+        """)
+    rules = load_rules([tmp_path])
+    assert [str(p) for p in rules.warnings] == [
+        f"{tmp_path / 'contacts' / 'customers.csv'}:2: warning: quiet_hours: unknown "
+        "quiet_hours 'nigths' (here and in every row naming it): the audience's (none) "
+        "applies"]
+    assert [c.quiet_hours for c in rules.audiences["customers"].contacts] == [
+        None, None, "none"]
+
+
+def test_rules_check_prints_the_rows_without_their_personal_data(tmp_path: Path) -> None:
+    """`tocsin rules check`: a bad row is a warning with its line, no quoted source line,
+    then a line per contact file; exit 0 under the threshold."""
+    import io
+
+    from router.cli.rules import check_command
+
+    _csv(tmp_path, "id,name,email,phone\r\na,Alice Secret,alice@example.com,+33 6 12\r\n"
+                   "b,Bob,bob@example.com,\r\n")
+    _rules(tmp_path, """\
+        customers:
+          contacts_from: [{file: contacts/customers.csv, max_invalid: 1}]
+        """)
+    out = io.StringIO()
+    assert check_command([str(tmp_path)], out) == 0
+    text = out.getvalue()
+    csv_path = tmp_path / "contacts" / "customers.csv"
+    assert text.splitlines()[0] == (
+        f"{csv_path}:2: warning: phone: invalid phone number '+33 **12': not a valid "
+        "number for FR (check the digits); still reachable by e-mail")
+    assert "Alice Secret" not in text and "+33 6 12" not in text
+    assert (f"contacts of 'customers': {csv_path}: 2 row(s), 1 valid, 1 invalid (0 skipped), "
+            "0 duplicate(s), 2 selected; reachable: email 2, sms 0") in text
