@@ -290,8 +290,8 @@ def _source(name: str, aud: AudienceModel, item: ContactSourceModel,
     for p in loaded.problems:
         ctx.problems.append(Problem(p.file, p.line, 0, f"{p.column}: {p.why}", "warning",
                                     excerpt=False))
-    threshold = (parse_threshold(item.max_invalid) if item.max_invalid is not None
-                 else DEFAULT_MAX_INVALID)
+    limit = item.max_invalid or defaults.max_invalid
+    threshold = parse_threshold(limit) if limit is not None else DEFAULT_MAX_INVALID
     if threshold.exceeded(loaded.rows, loaded.bad_rows):
         share = 100 * loaded.bad_rows / loaded.rows if loaded.rows else 0.0
         ctx.error(src, (*path, "file"), f"contact file {file}: {loaded.bad_rows} of "

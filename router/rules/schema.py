@@ -261,6 +261,15 @@ class DefaultsModel(Strict):
 
     locale: str = "en"
     timezone: str = "UTC"
+    #: Bad rows a contact file may have unless its contacts_from item says (10, or 2%).
+    max_invalid: str | None = None
+
+    @field_validator("max_invalid")
+    @classmethod
+    def _max_invalid(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_threshold(v)
+        return v
 
     @field_validator("locale")
     @classmethod

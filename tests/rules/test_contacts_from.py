@@ -269,3 +269,20 @@ def test_rules_check_prints_the_rows_without_their_personal_data(tmp_path: Path)
     assert "Alice Secret" not in text and "+33 6 12" not in text
     assert (f"contacts of 'customers': {csv_path}: 2 row(s), 1 valid, 1 invalid (0 skipped), "
             "0 duplicate(s), 2 selected; reachable: email 2, sms 0") in text
+
+
+def test_defaults_max_invalid_applies_to_every_file(tmp_path: Path) -> None:
+    """defaults.max_invalid: the rule set's threshold; a contacts_from item overrides it."""
+    _csv(tmp_path, "id,name,email\na,A,not-an-address\nb,B,b@example.com\n")
+    (tmp_path / "defaults.yaml").write_text("defaults: {max_invalid: 50%}\n", encoding="utf-8")
+    _rules(tmp_path, """\
+        customers:
+          contacts_from: [{file: contacts/customers.csv}]
+        """)
+    assert [c.id for c in load_rules([tmp_path]).audiences["customers"].contacts] == ["b"]
+    _rules(tmp_path, """\
+        customers:
+          contacts_from: [{file: contacts/customers.csv, max_invalid: 0}]
+        """)
+    with pytest.raises(RuleError):
+        load_rules([tmp_path])
