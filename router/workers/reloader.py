@@ -32,12 +32,12 @@ from router.rules.loader import load_rules, rule_files
 from router.rules.ruleset import RuleSet
 from router.workers.loop import Loop
 
-__all__ = ["ReloadResult", "RuleReloader", "RulesHolder", "snapshot"]
+__all__ = ["LOGGED_WARNINGS", "ReloadResult", "RuleReloader", "RulesHolder", "snapshot"]
 
 _log = get_logger("router.workers.reloader")
 
-#: Warnings logged one by one per reload (a customer list may have thousands of bad rows).
-_LOGGED_WARNINGS = 50
+#: Warnings logged one by one per load (a customer list may have thousands of bad rows).
+LOGGED_WARNINGS = 50
 #: What identifies a version of the rule files: (path, inode, size, mtime_ns) per file.
 Snapshot = tuple[tuple[str, int, int, int], ...]
 
@@ -153,11 +153,11 @@ class RuleReloader(Loop):
             self._snapshot = before + rules.contact_files
             RULES_RELOAD_SUCCESS.set(1)
             RULES_LAST_RELOAD.set(self._wall_clock())
-            for warning in rules.warnings[:_LOGGED_WARNINGS]:
+            for warning in rules.warnings[:LOGGED_WARNINGS]:
                 _log.warning("rule warning", problem=str(warning), reason=reason)
-            if len(rules.warnings) > _LOGGED_WARNINGS:
+            if len(rules.warnings) > LOGGED_WARNINGS:
                 _log.warning("more rule warnings not logged (tocsin rules check lists them)",
-                             count=len(rules.warnings) - _LOGGED_WARNINGS, reason=reason)
+                             count=len(rules.warnings) - LOGGED_WARNINGS, reason=reason)
             _log.info("rules reloaded", reason=reason, routes=len(rules.routes),
                       files=[str(p) for p in rules.source_files])
             return ReloadResult(ok=True, reason=reason, problems=list(rules.warnings),

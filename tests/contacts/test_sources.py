@@ -172,3 +172,19 @@ def test_thresholds() -> None:
     assert parse_threshold("0%").exceeded(5, 1)
     with pytest.raises(ValueError):
         parse_threshold("lots")
+
+
+@pytest.mark.parametrize(("content", "error", "line"), [
+    ("id,name,email\na,Élodie,e@example.com\n".encode("latin-1"),
+     "not UTF-8 text (invalid continuation byte)", 2),
+    (b"\n", "no header line (the first line names the columns: id,name,email,phone,...)", 1),
+    (b"id,name,email,email\n", "column 'email' is named twice in the header", 1),
+    (b"id,name,locale\n", "no 'email' nor 'phone' column: a contact needs an address", 1),
+])
+def test_file_level_faults(tmp_path: Path, content: bytes, error: str, line: int) -> None:
+    """Not UTF-8 (e.g. a Latin-1 spreadsheet export), no header, a column twice, no
+    address column: the source is refused as a whole, with the line."""
+    path = tmp_path / "c.csv"
+    path.write_bytes(content)
+    src = load_source(path)
+    assert (src.error, src.error_line, src.contacts) == (error, line, ())
