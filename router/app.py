@@ -95,7 +95,7 @@ from router.workers.dispatcher import Dispatcher, LaneSettings
 from router.workers.instances import InstanceHeartbeat
 from router.workers.intake import IntakeProcessor
 from router.workers.loop import Supervised, Worker
-from router.workers.reloader import RuleReloader
+from router.workers.reloader import LOGGED_WARNINGS, RuleReloader
 from router.workers.retention import Prunes, RetentionWorker
 from router.workers.retry import RetryPolicy
 from router.workers.scheduler import Scheduler
@@ -545,8 +545,11 @@ async def run_service(config: ServiceConfig, *, ready: asyncio.Event | None = No
         return 1
     RULES_RELOAD_SUCCESS.set(1)
     RULES_LAST_RELOAD.set(time.time())
-    for warning in rules.warnings:
+    for warning in rules.warnings[:LOGGED_WARNINGS]:
         _log.warning("rule warning", problem=str(warning))
+    if len(rules.warnings) > LOGGED_WARNINGS:  # thousands of bad rows in a customer list
+        _log.warning("more rule warnings not logged (tocsin rules check lists them)",
+                     count=len(rules.warnings) - LOGGED_WARNINGS)
 
     try:  # one service process per SQLite file; PostgreSQL is shared by several
         lock = lock_single_process(config.state_url)

@@ -132,6 +132,8 @@ class Problem:
     col: int  # 1-based; 0 when unknown
     message: str
     severity: str = "error"  # "error" or "warning"
+    #: Whether the offending line may be shown (not for contact files: personal data).
+    excerpt: bool = True
 
     def __str__(self) -> str:
         where = self.file

@@ -6,17 +6,19 @@ These types are the contracts between the stages (intake → rules → incidents
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final, Literal
 
 __all__ = [
     "CHANNEL_KINDS",
+    "NO_ATTRIBUTES",
     "SUBJECT_MAX_CHARS",
     "AckPolicy",
     "Alert",
     "AlertStatus",
+    "Attributes",
     "Contact",
     "Delivery",
     "DeliveryStatus",
@@ -74,9 +76,56 @@ class IntakeRecord:
     meta: Mapping[str, str] = field(default_factory=dict)
 
 
+class Attributes(Mapping[str, str]):
+    """A contact's extra columns (``service``, ``plan``...): a read-only mapping.
+
+    The column names are one tuple shared by every contact of a source, the values one
+    tuple per contact (a customer list holds 100,000 of them: no dict each). Hashable.
+    """
+
+    __slots__ = ("_names", "_values")
+
+    def __init__(self, names: tuple[str, ...] = (), values: tuple[str, ...] = ()) -> None:
+        if len(names) != len(values):
+            raise ValueError("attribute names and values differ in length")
+        self._names = names
+        self._values = values
+
+    def __getitem__(self, key: str) -> str:
+        try:
+            return self._values[self._names.index(key)]
+        except ValueError:
+            raise KeyError(key) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __hash__(self) -> int:
+        return hash((self._names, self._values))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Attributes):
+            return self._names == other._names and self._values == other._values
+        return isinstance(other, Mapping) and dict(self) == dict(other)
+
+    def __repr__(self) -> str:
+        return f"Attributes({dict(self)!r})"
+
+
+NO_ATTRIBUTES: Final = Attributes()
+
+
 @dataclass(frozen=True, slots=True)
 class Contact:
-    """A person (or mailbox) that can receive messages."""
+    """A person (or mailbox) that can receive messages.
+
+    ``attributes``: the extra columns of its contact source (``select``, templates);
+    ``tags``: its ``tags`` column; ``channels``: the only channels it accepts (its
+    ``channels`` column), None for every channel it has an address for.
+    """
 
     id: str
     name: str
@@ -86,6 +135,9 @@ class Contact:
     timezone: str = "UTC"
     topic: str | None = None  # SNS topic ARN (channel "topic"): the contact is a topic
     quiet_hours: str | None = None  # a quiet_hours policy name; "none": never quiet
+    attributes: Mapping[str, str] = NO_ATTRIBUTES
+    tags: tuple[str, ...] = ()
+    channels: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)

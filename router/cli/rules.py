@@ -181,10 +181,19 @@ def _load(paths: Sequence[str], out: TextIO) -> RuleSet | None:
 
 
 def check_command(paths: list[str], out: TextIO) -> int:
-    """Validate rule files; print every problem (errors and warnings). 0 ok, 1 errors."""
+    """Validate rule files; print every problem (errors and warnings), a line per contact
+    file (rows, valid, invalid, duplicates, reachable per channel), then the summary.
+    0 ok, 1 errors (a contact file over its ``max_invalid`` is one)."""
     rules = _load(paths, out)
     if rules is None:
         return EXIT_FAILURE
+    for audience in rules.audiences.values():
+        for s in audience.sources:
+            reach = ", ".join(f"{ch} {n}" for ch, n in s.reachable)
+            out.write(f"contacts of '{audience.name}': {s.path}: {s.rows} row(s), {s.valid} "
+                      f"valid, {s.invalid} invalid ({s.unreachable} skipped), "
+                      f"{s.duplicates} duplicate(s), {s.selected} selected; reachable: "
+                      f"{reach}\n")
     out.write(
         f"ok: {len(rules.source_files)} file(s), {len(rules.routes)} route(s), "
         f"{len(rules.audiences)} audience(s), {len(rules.templates)} template(s), "

@@ -120,8 +120,11 @@ _ADDRESS_OF: Mapping[str, Callable[[Contact], str | None]] = {
 
 
 def recipient_address(contact: Contact, channel: str) -> str | None:
-    """The contact's address on ``channel``, or None if it cannot receive it."""
+    """The contact's address on ``channel``, or None if it cannot receive it (no such
+    address, or a ``channels`` column of its contact source that leaves it out)."""
     address_of = _ADDRESS_OF.get(channel)
+    if contact.channels is not None and channel not in contact.channels:
+        return None
     return None if address_of is None else address_of(contact)
 
 

@@ -75,7 +75,7 @@ def collect_incident_rules(
         for name, audience in (model.audiences or {}).items():
             path: Path_ = ("audiences", name)
             _check_quiet_ref(src, (*path, "quiet_hours"), audience.quiet_hours, quiet, ctx)
-            for i, contact in enumerate(audience.contacts):
+            for i, contact in enumerate(audience.contacts or []):
                 _check_quiet_ref(src, (*path, "contacts", i, "quiet_hours"),
                                  contact.quiet_hours, quiet, ctx)
     if route is not None:

@@ -9,29 +9,39 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from router.checks import check_locale
+from router.contacts import (
+    DEFAULT_MAX_INVALID,
+    SELECTABLE_FIELDS,
+    STANDARD_COLUMNS,
+    SourceOptions,
+    parse_threshold,
+    read_source,
+    select_contacts,
+)
 from router.errors import Problem, RuleError
 from router.models import CHANNEL_KINDS, Contact
 from router.rules.ack_policy import check_ack, tier_channels
-from router.rules.incident_rules import collect_incident_rules
+from router.rules.incident_rules import NO_QUIET_HOURS, collect_incident_rules
 from router.rules.lifecycle import build_policy
 from router.rules.matchers import Matcher, MatcherParseError, MatchType, parse_matchers
 from router.rules.problems import did_you_mean, validation_problems
-from router.rules.ruleset import Audience, RuleSet, rules_hash
+from router.rules.ruleset import Audience, ContactSourceReport, RuleSet, rules_hash
 from router.rules.schema import (
     AudienceModel,
+    ContactSourceModel,
     DefaultsModel,
     MessageModel,
     RouteModel,
     RuleFileModel,
     SeverityFromLabel,
     TemplateModel,
-    check_locale,
 )
 from router.rules.sms_policy import TemplateSmsPolicy
 from router.rules.sms_samples import sample_overflows, sample_overruns
@@ -105,6 +115,12 @@ class _Ctx:
     broken_templates: set[str] = field(default_factory=set)
     #: The "answers by SMS need a two-way number" warning was given (once per rule set).
     ack_sms_noted: bool = False
+    #: The contact files read, as (path, inode, size, mtime_ns).
+    contact_files: list[tuple[str, int, int, int]] = field(default_factory=list)
+    #: A file that may define 'route:' failed to load (no "no route" error then).
+    route_unread: bool = False
+    #: The quiet_hours names of the rule set (contact files refer to them).
+    quiet_names: set[str] = field(default_factory=set)
 
     def error(self, src: SourceFile, path: Path_, message: str, *, key: bool = False) -> None:
         self.problems.append(src.problem(path, message, key=key))
@@ -145,6 +161,7 @@ def load_rules(paths: Sequence[str | Path]) -> RuleSet:
             else:
                 route_at = (src, m.route)
 
+    ctx.quiet_names = {name for item in loaded for name in (item.model.quiet_hours or {})}
     for item in loaded:
         _collect_audiences(item, defaults, ctx)
     for item in loaded:
@@ -156,7 +173,7 @@ def load_rules(paths: Sequence[str | Path]) -> RuleSet:
         root = _build_route(model, src, ("route",), None, "root", ctx)
         _assign_ids(root, _matcher_set(root.matchers))
         _check_tree(root, model, src, ("route",), ctx, is_root=True)
-    elif loaded or not ctx.problems:
+    elif not ctx.route_unread and (loaded or not ctx.problems):
         where = str(files[0]) if files else ", ".join(str(p) for p in paths)
         ctx.problems.append(Problem(where, 0, 0, "no rule file defines 'route:' (exactly one "
                                     "file must define the route tree)"))
@@ -178,6 +195,7 @@ def load_rules(paths: Sequence[str | Path]) -> RuleSet:
         incident=incident,
         content_hash=rules_hash([(Path(item.src.path).name, "\n".join(item.src.lines))
                                  for item in loaded]),
+        contact_files=tuple(dict.fromkeys(ctx.contact_files)),
     )
 
 
@@ -196,6 +214,7 @@ def _load_file(path: Path, ctx: _Ctx) -> _Loaded | None:
     src, problems = read_yaml(str(path), text)
     ctx.problems.extend(problems)
     if src is None:
+        ctx.route_unread = True  # not YAML: it may be the file with the route tree
         return None
     if not isinstance(src.data, dict):
         ctx.problems.append(src.problem((), "a rule file must be a mapping with keys such as "
@@ -205,8 +224,10 @@ def _load_file(path: Path, ctx: _Ctx) -> _Loaded | None:
         model = RuleFileModel.model_validate(src.data)
     except ValidationError as exc:
         ctx.problems.extend(validation_problems(exc, src, RuleFileModel))
+        ctx.route_unread |= "route" in src.data
         return None
     if problems:
+        ctx.route_unread |= "route" in src.data
         return None
     return _Loaded(src, model)
 
@@ -233,19 +254,90 @@ def _collect_audiences(item: _Loaded, defaults: DefaultsModel, ctx: _Ctx) -> Non
 def _audience(name: str, aud: AudienceModel, defaults: DefaultsModel, src: SourceFile,
               path: Path_, ctx: _Ctx) -> Audience:
     contacts: list[Contact] = []
-    seen: dict[str, int] = {}
-    for i, c in enumerate(aud.contacts):
+    seen: dict[str, str] = {}
+    for i, c in enumerate(aud.contacts or []):
         if c.id in seen:
             ctx.error(src, (*path, "contacts", i, "id"),
                       f"contact id '{c.id}' is used twice in audience '{name}'")
             continue
-        seen[c.id] = i
+        seen[c.id] = _where(src, (*path, "contacts", i))
         contacts.append(Contact(id=c.id, name=c.name, email=c.email, phone=c.phone,
                                 locale=c.locale or defaults.locale,
                                 timezone=c.timezone or defaults.timezone,
                                 quiet_hours=c.quiet_hours or aud.quiet_hours,
                                 topic=c.topic))
-    return Audience(name=name, contacts=tuple(contacts), description=aud.description)
+    reports = [report for i, item in enumerate(aud.contacts_from or [])
+               if (report := _source(name, aud, item, defaults, src, (*path, "contacts_from", i),
+                                     contacts, seen, ctx)) is not None]
+    return Audience(name=name, contacts=tuple(contacts), description=aud.description,
+                    sources=tuple(reports))
+
+
+def _source(name: str, aud: AudienceModel, item: ContactSourceModel,
+            defaults: DefaultsModel, src: SourceFile, path: Path_, contacts: list[Contact],
+            seen: dict[str, str], ctx: _Ctx) -> ContactSourceReport | None:
+    """Read one ``contacts_from`` file into ``contacts`` (its ``select`` applied); its
+    row problems are warnings, a file fault or too many bad rows an error."""
+    file = Path(src.path).parent / item.file
+    options = SourceOptions(region=item.region, default_locale=defaults.locale,
+                            default_timezone=defaults.timezone, quiet_hours=aud.quiet_hours)
+    loaded = read_source(file, options)
+    if loaded.error is not None:
+        ctx.contact_files.append((str(file), *loaded.identity))
+        ctx.error(src, (*path, "file"), f"contact file {file}"
+                  f"{f' (line {loaded.error_line})' if loaded.error_line else ''}: "
+                  f"{loaded.error}")
+        return None
+    ctx.contact_files.append((str(file), *loaded.identity))
+    for p in loaded.problems:
+        ctx.problems.append(Problem(p.file, p.line, 0, f"{p.column}: {p.why}", "warning",
+                                    excerpt=False))
+    limit = item.max_invalid or defaults.max_invalid
+    threshold = parse_threshold(limit) if limit is not None else DEFAULT_MAX_INVALID
+    if threshold.exceeded(loaded.rows, loaded.bad_rows):
+        share = 100 * loaded.bad_rows / loaded.rows if loaded.rows else 0.0
+        ctx.error(src, (*path, "file"), f"contact file {file}: {loaded.bad_rows} of "
+                  f"{loaded.rows} rows are invalid or duplicates ({share:.1f}%), over "
+                  f"max_invalid {threshold} (audience '{name}'): fix the file, or raise "
+                  "max_invalid")
+    select = {k: (v,) if isinstance(v, str) else tuple(v)
+              for k, v in (aud.select or {}).items()}
+    for key in select:
+        if key not in SELECTABLE_FIELDS and key not in loaded.columns:
+            columns = [c for c in loaded.columns if c not in STANDARD_COLUMNS]
+            ctx.error(src, (*path[:-2], "select", key), f"select key '{key}' is not a column "
+                      f"of {file}{did_you_mean(key, columns)} (its attribute columns: "
+                      f"{', '.join(columns) or 'none'})", key=True)
+    kept = select_contacts(loaded.contacts, select)
+    lines = loaded.lines
+    unknown_quiet: dict[str, int] = {}
+    for i in kept:
+        contact = loaded.contacts[i]
+        quiet = contact.quiet_hours
+        if (quiet is not None and quiet != aud.quiet_hours and quiet != NO_QUIET_HOURS
+                and quiet not in ctx.quiet_names):
+            if quiet not in unknown_quiet:
+                unknown_quiet[quiet] = lines[i]
+                ctx.problems.append(Problem(
+                    str(file), lines[i], 0, f"quiet_hours: unknown quiet_hours '{quiet}'"
+                    f"{did_you_mean(quiet, ctx.quiet_names)} (here and in every row naming "
+                    f"it): the audience's ({aud.quiet_hours or 'none'}) applies",
+                    "warning", excerpt=False))
+            contact = replace(contact, quiet_hours=aud.quiet_hours)
+        first = seen.get(contact.id)
+        if first is not None:
+            ctx.problems.append(Problem(str(file), lines[i], 0, f"id: duplicate id "
+                                        f"'{contact.id}' in audience '{name}' (first at "
+                                        f"{first}); the row is skipped", "warning",
+                                        excerpt=False))
+            continue
+        seen[contact.id] = f"{file}:{lines[i]}"
+        contacts.append(contact)
+    return ContactSourceReport(
+        path=str(file), loaded_at=loaded.loaded_at, rows=loaded.rows, valid=loaded.valid,
+        invalid=loaded.invalid, duplicates=loaded.duplicates, reachable=loaded.reachable,
+        problems=tuple(str(p) for p in loaded.problems), unreachable=loaded.unreachable,
+        selected=len(kept))
 
 
 def _where(src: SourceFile, path: Path_) -> str:

@@ -33,7 +33,7 @@ def _source_lines(path: str) -> tuple[str, ...]:
 def format_problem(problem: Problem) -> str:
     """``file:line:col: error: message`` plus the offending line and a caret."""
     text = str(problem)
-    lines = _source_lines(problem.file) if problem.line else ()
+    lines = _source_lines(problem.file) if problem.line and problem.excerpt else ()
     if 0 < problem.line <= len(lines):
         src = lines[problem.line - 1].expandtabs(1)
         caret = " " * max(problem.col - 1, 0) + "^"

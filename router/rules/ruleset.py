@@ -38,6 +38,10 @@ class ContactSourceReport:
     duplicates: int
     reachable: tuple[tuple[str, int], ...] = ()
     problems: tuple[str, ...] = ()
+    #: Invalid rows that became no contact (no id, no usable address).
+    unreachable: int = 0
+    #: Contacts of the file the audience takes (after its ``select``).
+    selected: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +89,7 @@ class RuleSet:
         warnings: list[Problem],
         incident: IncidentRules | None = None,
         content_hash: str = "",
+        contact_files: tuple[tuple[str, int, int, int], ...] = (),
     ) -> None:
         self.root = root
         self.audiences: Mapping[str, Audience] = audiences
@@ -92,6 +97,8 @@ class RuleSet:
         self.default_locale = default_locale
         self.default_timezone = default_timezone
         self.source_files = source_files
+        #: The contact files of the audiences as read: (path, inode, size, mtime_ns).
+        self.contact_files = contact_files
         self.warnings = warnings
         #: Time intervals, quiet hours, inhibition rules and storm control.
         self.incident = incident if incident is not None else IncidentRules()

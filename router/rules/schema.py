@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
+import phonenumbers
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -21,6 +22,8 @@ from pydantic import (
     model_validator,
 )
 
+from router.checks import check_email, check_locale, check_timezone
+from router.contacts import parse_threshold
 from router.phones import normalise_phone
 from router.rules.ack_policy import AckSetting
 from router.rules.durations import Duration
@@ -32,12 +35,13 @@ from router.rules.lifecycle import (
     StormControlModel,
 )
 from router.rules.sms_policy import SmsPolicyModel
-from router.rules.time_intervals import TimeIntervalSpecModel, check_timezone
+from router.rules.time_intervals import TimeIntervalSpecModel
 from router.strict import Strict
 
 __all__ = [
     "AudienceModel",
     "ContactModel",
+    "ContactSourceModel",
     "DefaultsModel",
     "MessageModel",
     "RouteModel",
@@ -46,17 +50,8 @@ __all__ = [
     "TemplateModel",
 ]
 
-_EMAIL = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\".]+$")
 _TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$")
-_LOCALE = re.compile(r"^[a-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]*$")
-
-
-def check_locale(value: str) -> str:
-    """Return ``value`` if it looks like a locale tag (``en``, ``fr``, ``fr-CA``)."""
-    if not _LOCALE.match(value):
-        raise ValueError(f"invalid locale '{value}': expected a tag such as 'en', 'fr' or 'fr-CA'")
-    return value
 
 
 class ContactModel(Strict):
@@ -74,9 +69,7 @@ class ContactModel(Strict):
     @field_validator("email")
     @classmethod
     def _email(cls, v: str | None) -> str | None:
-        if v is not None and not _EMAIL.match(v):
-            raise ValueError(f"invalid email address '{v}': expected name@domain.tld")
-        return v
+        return None if v is None else check_email(v)
 
     @field_validator("phone")
     @classmethod
@@ -109,12 +102,47 @@ class ContactModel(Strict):
         return self
 
 
+class ContactSourceModel(Strict):
+    """One ``contacts_from`` item: a CSV or YAML contact file (router/contacts/)."""
+
+    file: str = Field(min_length=1)  # relative to the rule file
+    region: str | None = None  # default phone region of numbers written without '+'
+    max_invalid: str | None = None  # bad rows allowed: a count (10) or a share (2%)
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, v: str | None) -> str | None:
+        if v is not None and v.upper() not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"unknown phone region '{v}': use an ISO 3166 country code "
+                             "such as FR, GB or US")
+        return None if v is None else v.upper()
+
+    @field_validator("max_invalid")
+    @classmethod
+    def _max_invalid(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_threshold(v)
+        return v
+
+
 class AudienceModel(Strict):
-    """A named group of contacts."""
+    """A named group of contacts: inline ``contacts``, ``contacts_from`` files, or both;
+    ``select`` keeps the contacts of the files whose attributes match."""
 
     description: str | None = None
-    contacts: list[ContactModel] = Field(min_length=1)
+    contacts: list[ContactModel] | None = None
+    contacts_from: list[ContactSourceModel] | None = None
+    select: dict[str, str | list[str]] | None = None
     quiet_hours: str | None = None  # a quiet_hours name (incident rule keys)
+
+    @model_validator(mode="after")
+    def _members(self) -> AudienceModel:
+        if not self.contacts and not self.contacts_from:
+            raise ValueError("an audience needs 'contacts' or 'contacts_from' (or both)")
+        if self.select is not None and not self.contacts_from:
+            raise ValueError("'select' picks contacts of 'contacts_from' files: this "
+                             "audience has none")
+        return self
 
 
 class MessageModel(Strict):
@@ -233,6 +261,15 @@ class DefaultsModel(Strict):
 
     locale: str = "en"
     timezone: str = "UTC"
+    #: Bad rows a contact file may have unless its contacts_from item says (10, or 2%).
+    max_invalid: str | None = None
+
+    @field_validator("max_invalid")
+    @classmethod
+    def _max_invalid(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_threshold(v)
+        return v
 
     @field_validator("locale")
     @classmethod

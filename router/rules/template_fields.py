@@ -35,7 +35,7 @@ def _ack_fields() -> frozenset[str]:
 CONTEXT_ATTRIBUTES: dict[str, frozenset[str]] = {
     "alert": _ALERT,
     "route": frozenset({"id", "name"}),
-    "recipient": frozenset({"id", "name", "locale", "timezone"}),
+    "recipient": frozenset({"id", "name", "locale", "timezone", "attributes", "tags"}),
     "incident": _incident_fields(),
     "ack": _ack_fields(),
 }

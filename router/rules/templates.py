@@ -512,6 +512,10 @@ class _RecipientView:
     name: str
     locale: str
     timezone: str
+    #: The extra columns of the contact's source (``recipient.attributes.plan``; a
+    #: missing one reads as ""), and its tags.
+    attributes: LabelMap
+    tags: tuple[str, ...]
     # The locale dates are written in: the contact's own (en-US) when the message is in
     # its language, else the message's.
     format_locale: str = ""
@@ -553,6 +557,8 @@ def build_context(decision: RouteDecision, alert: Alert, contact: Contact, phase
         "owner": owner,
         "recipient": _RecipientView(id=contact.id, name=contact.name, locale=locale,
                                     timezone=contact.timezone,
+                                    attributes=LabelMap(contact.attributes),
+                                    tags=contact.tags,
                                     format_locale=_format_locale(contact.locale, locale)),
         "meta": LabelMap(meta),
         "ack": ack,

@@ -25,10 +25,11 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator
 
+from router.checks import check_timezone
 from router.strict import Strict
 
 __all__ = [
@@ -58,17 +59,6 @@ def _minutes(text: str, *, end: bool) -> int:
         raise ValueError(f"invalid time '{text}': 00:00 to 23:59"
                          + (" (or 24:00 as an end)" if end else ""))
     return hours * 60 + minutes
-
-
-def check_timezone(value: str) -> str:
-    """Return ``value`` if it is an IANA time zone name, else raise ValueError."""
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(
-            f"unknown time zone '{value}': use an IANA name such as 'UTC' or 'Europe/Paris'"
-        ) from None
-    return value
 
 
 class TimeRangeModel(Strict):

@@ -2,7 +2,10 @@
 
 Triggers: SIGHUP, ``POST /-/reload``, and a change of the rule files on disk (their list,
 sizes, modification times and inodes are polled every ``poll_interval_s``; no extra
-dependency, works on every file system, including Kubernetes ConfigMap symlink swaps).
+dependency, works on every file system, including Kubernetes ConfigMap symlink swaps),
+or of the contact files (``contacts_from``) of the rules in force: editing a customer
+list reloads the rule set, and a broken list keeps the old one in force. Unchanged
+contact files are not read again (router/contacts/sources.py caches them).
 
 A reload loads the rule set in a worker thread (file I/O and compilation stay off the
 event loop), then replaces the reference the service reads its rules from. Readers take
@@ -29,10 +32,12 @@ from router.rules.loader import load_rules, rule_files
 from router.rules.ruleset import RuleSet
 from router.workers.loop import Loop
 
-__all__ = ["ReloadResult", "RuleReloader", "RulesHolder", "snapshot"]
+__all__ = ["LOGGED_WARNINGS", "ReloadResult", "RuleReloader", "RulesHolder", "snapshot"]
 
 _log = get_logger("router.workers.reloader")
 
+#: Warnings logged one by one per load (a customer list may have thousands of bad rows).
+LOGGED_WARNINGS = 50
 #: What identifies a version of the rule files: (path, inode, size, mtime_ns) per file.
 Snapshot = tuple[tuple[str, int, int, int], ...]
 
@@ -67,9 +72,7 @@ class ReloadResult:
         return doc
 
 
-def snapshot(paths: Sequence[str | Path]) -> Snapshot:
-    """The identity of the rule files right now (blocking: call from a thread)."""
-    files, _ = rule_files(paths)
+def _identities(files: Sequence[str | Path]) -> list[tuple[str, int, int, int]]:
     out: list[tuple[str, int, int, int]] = []
     for f in files:
         try:
@@ -78,8 +81,17 @@ def snapshot(paths: Sequence[str | Path]) -> Snapshot:
             out.append((str(f), 0, -1, 0))
             continue
         out.append((str(f), st.st_ino, st.st_size, st.st_mtime_ns))
+    return out
+
+
+def snapshot(paths: Sequence[str | Path], contact_files: Sequence[str | Path] = ()) -> Snapshot:
+    """The identity of the rule files (and of ``contact_files``) right now (blocking:
+    call from a thread)."""
+    files, _ = rule_files(paths)
+    out = _identities(files)
     for raw in paths:  # a folder that appears or disappears is a change too
         out.append((str(raw), int(Path(raw).is_dir()), -2, 0))
+    out.extend(_identities(contact_files))
     return tuple(out)
 
 
@@ -109,18 +121,26 @@ class RuleReloader(Loop):
         self._snapshot: Snapshot | None = None
         self._tasks: set[asyncio.Task[ReloadResult]] = set()
 
+    def _contact_paths(self) -> list[str]:
+        rules = self.holder.current
+        return [f[0] for f in rules.contact_files] if rules is not None else []
+
     async def prime(self) -> None:
         """Record the files as they are now (the rules in force were loaded from them)."""
-        self._snapshot = await asyncio.to_thread(snapshot, self.paths)
+        rules = self.holder.current
+        rule_part = await asyncio.to_thread(snapshot, self.paths)
+        self._snapshot = rule_part + (rules.contact_files if rules is not None else ())
 
     async def reload(self, reason: str) -> ReloadResult:
         """Load, validate and swap; on failure keep the running rules. Never raises."""
         async with self._lock:
             before = await asyncio.to_thread(snapshot, self.paths)
+            contacts_before = await asyncio.to_thread(_identities, self._contact_paths())
             try:
                 rules = await asyncio.to_thread(self._loader, self.paths)
             except RuleError as exc:
-                self._snapshot = before  # do not retry the same broken files every poll
+                # Do not retry the same broken files every poll.
+                self._snapshot = before + tuple(contacts_before)
                 RULES_RELOAD_SUCCESS.set(0)
                 errors = [p for p in exc.problems if p.severity == "error"]
                 for problem in exc.problems:
@@ -130,11 +150,14 @@ class RuleReloader(Loop):
                            problems=[str(p) for p in exc.problems])
                 return ReloadResult(ok=False, reason=reason, problems=exc.problems)
             self.holder.current = rules  # the atomic swap: one reference assignment
-            self._snapshot = before
+            self._snapshot = before + rules.contact_files
             RULES_RELOAD_SUCCESS.set(1)
             RULES_LAST_RELOAD.set(self._wall_clock())
-            for warning in rules.warnings:
+            for warning in rules.warnings[:LOGGED_WARNINGS]:
                 _log.warning("rule warning", problem=str(warning), reason=reason)
+            if len(rules.warnings) > LOGGED_WARNINGS:
+                _log.warning("more rule warnings not logged (tocsin rules check lists them)",
+                             count=len(rules.warnings) - LOGGED_WARNINGS, reason=reason)
             _log.info("rules reloaded", reason=reason, routes=len(rules.routes),
                       files=[str(p) for p in rules.source_files])
             return ReloadResult(ok=True, reason=reason, problems=list(rules.warnings),
@@ -148,8 +171,9 @@ class RuleReloader(Loop):
         task.add_done_callback(self._tasks.discard)
 
     async def check_files(self) -> ReloadResult | None:
-        """Reload when the rule files changed since the last load; else None."""
-        now = await asyncio.to_thread(snapshot, self.paths)
+        """Reload when the rule files or the contact files of the rules in force changed
+        since the last load; else None."""
+        now = await asyncio.to_thread(snapshot, self.paths, self._contact_paths())
         if now == self._snapshot:
             return None
         return await self.reload("file change")

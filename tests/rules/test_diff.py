@@ -28,7 +28,7 @@ def _changed_rules(tmp_path: Path) -> Path:
     """A copy of the shipped rules with a new 'monitoring' route and warning → critical."""
     new = tmp_path / "new"
     new.mkdir()
-    for f in RULES.glob("*.yaml"):
+    for f in [*RULES.glob("*.yaml"), *RULES.glob("*.csv")]:  # rules and contact files
         shutil.copy(f, new / f.name)
     routes = new / "routes.yaml"
     text = routes.read_text(encoding="utf-8")

@@ -160,3 +160,42 @@ async def test_post_reload_needs_scope_operate_when_credentials_are_set(folder: 
         assert resp.status == 200
     finally:
         await client.close()
+
+
+def _contacts(folder: Path, rows: str) -> None:
+    path = folder / "customers.csv"
+    path.write_text("id,name,email\n" + rows, encoding="utf-8")
+    st = path.stat()  # visible even with coarse modification times
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+
+
+async def test_an_edited_contact_file_reloads_and_a_broken_one_keeps_the_old(
+        tmp_path: Path) -> None:
+    """The contact files of the rules in force are watched: an edit swaps the rule set,
+    a broken file (a required column lost) is rejected and the old list stays."""
+    _contacts(tmp_path, "a,Alice,alice@example.com\n")
+    header = HEADER.replace("audiences:\n", "audiences:\n  customers: {contacts_from: "
+                            "[{file: customers.csv}]}\n", 1)
+    (tmp_path / "rules.yaml").write_text(header + "route: {audiences: [customers], "
+                                         "template: t, channels: {default: [email]}}\n",
+                                         encoding="utf-8")
+    ref = RulesRef(load_rules([tmp_path]))
+    reloader = RuleReloader([str(tmp_path)], ref)
+    await reloader.prime()
+    assert await reloader.check_files() is None  # nothing changed
+    _contacts(tmp_path, "a,Alice,alice@example.com\nb,Bob,bob@example.com\n")
+    result = await reloader.check_files()
+    assert result is not None and result.ok
+    assert ref.current is not None
+    assert [c.id for c in ref.current.audiences["customers"].contacts] == ["a", "b"]
+    in_force = ref.current
+    (tmp_path / "customers.csv").write_text("name,email\nCarl,carl@example.com\n",
+                                            encoding="utf-8")
+    result = await reloader.check_files()
+    assert result is not None and not result.ok and ref.current is in_force
+    assert any("missing required column(s) id" in p.message for p in result.problems)
+    assert await reloader.check_files() is None  # the same broken file: not retried
+    _contacts(tmp_path, "c,Carl,carl@example.com\n")
+    result = await reloader.check_files()
+    assert result is not None and result.ok
+    assert [c.id for c in ref.current.audiences["customers"].contacts] == ["c"]
