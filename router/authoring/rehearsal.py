@@ -25,11 +25,13 @@ from datetime import datetime, timedelta
 
 import structlog.testing
 
+from router.acks import AckBy
 from router.clock import FakeClock
 from router.errors import UserError
 from router.models import Alert, Delivery, IntakeRecord
 from router.rules.ruleset import RuleSet
 from router.store.sqlite import SqliteStore
+from router.workers.acks import AckService
 from router.workers.intake import IntakeProcessor
 from router.workers.scheduler import Scheduler
 
@@ -49,6 +51,7 @@ class Step:
 
     at: datetime
     alerts: tuple[Alert, ...] = ()
+    acknowledge: str | None = None  # a contact id answering what asked it, at ``at``
 
 
 def settle_s(rules: RuleSet, alerts: Sequence[Alert]) -> float:
@@ -99,6 +102,8 @@ async def rehearse_async(rules: RuleSet, steps: Sequence[Step], *,
                                      meta=dict(meta)) for a in step.alerts])
                     while await processor.process_once():
                         pass
+                if step.acknowledge is not None:
+                    await _answer(store, rules, step.acknowledge, clock.now())
                 await _flush_until(store, scheduler, clock, end, inclusive=inclusive)
                 rows = sorted(await store.list_deliveries(limit=1_000_000),
                               key=lambda d: d.id)
@@ -107,6 +112,15 @@ async def rehearse_async(rules: RuleSet, steps: Sequence[Step], *,
             return windows
         finally:
             await store.close()
+
+
+async def _answer(store: SqliteStore, rules: RuleSet, contact_id: str, at: datetime) -> None:
+    """``contact_id`` answers every open incident waiting for its answer (by SMS), through
+    the service's own acknowledgement path."""
+    service = AckService(store, lambda: rules)
+    for request in await store.pending_acks([contact_id]):
+        await service.acknowledge(request.incident_id, by=AckBy("", contact_id),
+                                  channel="sms", at=at)
 
 
 async def _flush_until(store: SqliteStore, scheduler: Scheduler, clock: FakeClock,

@@ -134,12 +134,16 @@ class ExpectModel(Strict):
 class StepModel(Strict):
     """One moment of an incident life: ``at`` after the case's time, alerts join
     (``alerts``) or resolve (``resolve``: indexes into the case's alerts, then the
-    alerts the earlier steps added); ``expect`` covers what is sent from ``at`` until
-    the next step (the last step: until what it changed is notified)."""
+    alerts the earlier steps added), a contact answers (``acknowledge``); ``expect``
+    covers what is sent from ``at`` until the next step (the last step: until what it
+    changed is notified)."""
 
     at: Duration
     alerts: list[AlertSpec] = Field(default_factory=list)
     resolve: list[int] = Field(default_factory=list)
+    #: a contact id: at ``at`` that contact answers every open incident that asked it
+    #: (a route with ``ack:``), as its SMS reply would
+    acknowledge: str | None = Field(default=None, min_length=1)
     expect: ExpectModel = Field(default_factory=lambda: ExpectModel())
 
     @field_validator("at")

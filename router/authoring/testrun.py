@@ -155,7 +155,7 @@ def _life(case: CaseModel, rules: RuleSet) -> tuple[list[Step], list[_Check]]:
         known.extend(joined)
         if k == 0 and model.at == 0:
             changes = received + changes
-        steps.append(Step(when, tuple(changes + joined)))
+        steps.append(Step(when, tuple(changes + joined), acknowledge=model.acknowledge))
         checks.append(_Check(("steps", k, "expect"), model.expect, len(steps) - 1,
                              tuple(known)))
     return steps, checks
@@ -226,6 +226,15 @@ def run_case(tf: TestFile, index: int, rules: RuleSet) -> CaseResult:
     line = tf.src.mark(("cases", index)).line
     result = CaseResult(case.name, line)
     view = _in_timezone(rules, case.timezone) if case.timezone else rules
+    contact_ids = {c.id for audience in rules.audiences.values() for c in audience.contacts}
+    check = _Checker(tf, ("cases", index), result)
+    for k, step in enumerate(case.steps or ()):
+        if step.acknowledge is not None and step.acknowledge not in contact_ids:
+            check.fail(("steps", k, "acknowledge"),
+                       f"no contact '{step.acknowledge}' in the rule set's audiences",
+                       key=False)
+    if result.failures:
+        return result
     steps, checks = _life(case, view)
     windows = rehearse(view, steps)
     for item in checks:

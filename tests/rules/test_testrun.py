@@ -237,3 +237,55 @@ def test_route_position_in_a_test_file_is_rejected_with_a_hint(tmp_path: Path) -
     assert (f"{test}:5:16: no route is called 'root/0' (routes are referred to by name: a "
             "position such as 'root/1' changes when a route is inserted above; give the "
             "route a 'name:')") in text
+
+
+_ACK_ROUTE = """\
+    route:
+      audiences: [a]
+      template: t
+      group_wait: 30s
+      channels: {default: [email]}
+      ack:
+        resend_after: 10m
+        max_resends: 1
+        escalate: [{after: 20m, audiences: [b]}]
+    """
+
+
+def test_an_escalation_timeline_unless_acknowledged(tmp_path: Path) -> None:
+    """A rule test asserts the reminder at +10m, the escalation at +20m, and that an
+    answer (``acknowledge``) stops the rest and tells the others paged."""
+    _write(tmp_path, _ACK_ROUTE, """\
+        cases:
+          - name: nobody answers, then a answers
+            alerts: [{labels: {alertname: A}}]
+            steps:
+              - at: 0s
+                expect: {messages: [{recipient: a, phase: firing}]}
+              - at: 10m
+                expect: {messages: [{recipient: a, phase: reminder}]}
+              - at: 20m
+                expect: {messages: [{recipient: b, phase: escalation}]}
+              - at: 25m
+                acknowledge: a
+                expect:
+                  channels: {b: [email]}
+                  messages: [{recipient: b, phase: acknowledged}]
+        """)
+    code, text = _run(find_test_files([tmp_path]))
+    assert code == 0, text
+
+
+def test_an_acknowledgement_step_must_name_a_contact(tmp_path: Path) -> None:
+    """``acknowledge`` with an id no audience has fails the case at that key."""
+    test = _write(tmp_path, _ACK_ROUTE, """\
+        cases:
+          - name: typo
+            alerts: [{labels: {alertname: A}}]
+            steps:
+              - at: 10m
+                acknowledge: alice
+        """)
+    code, text = _run(find_test_files([tmp_path]))
+    assert code == 1
+    assert f"{test}:6:22: no contact 'alice' in the rule set's audiences" in text
