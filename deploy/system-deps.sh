@@ -11,6 +11,8 @@ command -v promtool >/dev/null 2>&1 || missing+=(prometheus)  # promtool: alert 
 # libfaketime: runs a test's Tocsin process under a shifted wall clock (quiet hours).
 { [ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || command -v faketime >/dev/null 2>&1; } \
   || missing+=(faketime)
+# PostgreSQL server binaries: the store tests start a throwaway cluster (initdb, pg_ctl).
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi

@@ -5,9 +5,9 @@ rule file, a bad payload or request, a bad config: fix the input and try again) 
 separate from delivery errors (a channel refused or failed), broker errors (Kafka did not
 acknowledge), store errors and internal errors (a broken invariant: a bug in Tocsin).
 A store never lets its database driver's exceptions out: what the database cannot do
-now (disk, lock, a damaged file) is a StoreUnavailable, with the driver's error as its
-``__cause__``. Anything else that escapes is a bug or a failure of the environment
-(OSError).
+now (disk, lock, a damaged file, a PostgreSQL server lost or refusing connections) is a
+StoreUnavailable, with the driver's error as its ``__cause__``. Anything else that
+escapes is a bug or a failure of the environment (OSError).
 The tree::
 
     TocsinError

@@ -218,10 +218,17 @@ def test_cross_field_rules() -> None:
         load_config(None, {"TOCSIN_SMTP__USERNAME": "u"})
 
 
-def test_state_url_must_be_sqlite() -> None:
-    """An unsupported state URL is rejected with an example of a valid one."""
-    with pytest.raises(ConfigError, match=r"sqlite:///var/tocsin\.db"):
+def test_state_url_must_be_sqlite_or_postgresql() -> None:
+    """An unsupported state URL is rejected with an example of a valid one of each kind."""
+    with pytest.raises(ConfigError, match=r"sqlite:///var/tocsin\.db.*postgresql://"):
         load_config(None, {"TOCSIN_STATE_URL": "redis://x"})
+
+
+@pytest.mark.parametrize("url", ["postgresql://tocsin@db:5432/tocsin",
+                                 "postgres://tocsin@db/tocsin?sslmode=require"])
+def test_state_url_takes_postgresql_from_the_environment(url: str) -> None:
+    """TOCSIN_STATE_URL may name a PostgreSQL database, as the config file may."""
+    assert load_config(None, {"TOCSIN_STATE_URL": url}).state_url == url
 
 
 @pytest.mark.parametrize(

@@ -70,7 +70,7 @@ async def test_existing_destination_needs_force(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("url, message", [
     ("sqlite:///{tmp}/missing.db", "no state database at"),
-    ("postgresql://db/tocsin", "must be a sqlite URL"),
+    ("postgresql://db/tocsin", "use its own tools, such as pg_dump"),
 ])
 def test_unusable_state_url_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                              monkeypatch: pytest.MonkeyPatch, url: str,

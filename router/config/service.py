@@ -53,10 +53,13 @@ class ServiceConfig(Strict):
     @field_validator("state_url")
     @classmethod
     def _state_url_valid(cls, value: str) -> str:
-        if not value.startswith("sqlite:///"):
+        scheme = value.partition(":")[0].partition("+")[0].lower()
+        if not value.startswith("sqlite:///") and not (
+                scheme in ("postgresql", "postgres") and value.partition(":")[2][:2] == "//"):
             raise ValueError(
                 "must be a sqlite URL such as sqlite:///var/tocsin.db (relative path) or "
-                "sqlite:////srv/tocsin/state.db (absolute path)"
+                "sqlite:////srv/tocsin/state.db (absolute path), or a PostgreSQL URL such as "
+                "postgresql://tocsin@db.example:5432/tocsin"
             )
         return value
 

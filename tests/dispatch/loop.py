@@ -36,15 +36,19 @@ async def running(d: Dispatcher, concurrency: int = 8) -> AsyncIterator[Dispatch
         await task
 
 
-def count_claims(store: SqliteStore, monkeypatch: pytest.MonkeyPatch) -> list[LaneSlots]:
+def count_claims(store: SqliteStore, monkeypatch: pytest.MonkeyPatch,
+                 taken: list[int] | None = None) -> list[LaneSlots]:
     """Spy on the dispatcher's own claim transactions (``claim_lanes``): one entry (its
-    slots per lane) per call."""
+    slots per lane) per call; ``taken`` gets how many deliveries each call leased."""
     calls: list[LaneSlots] = []
     real = store.claim_lanes
 
     async def spy(now: datetime, slots: LaneSlots, lease_s: float) -> list[Delivery]:
         calls.append(slots)
-        return await real(now, slots, lease_s)
+        leased = await real(now, slots, lease_s)
+        if taken is not None:
+            taken.append(len(leased))
+        return leased
 
     monkeypatch.setattr(store, "claim_lanes", spy)
     return calls

@@ -47,17 +47,20 @@ async def test_offer_rejects_more_deliveries_than_slots(
 async def test_offered_deliveries_are_sent_without_a_claim_of_the_loop(
     store: SqliteStore, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Deliveries claimed elsewhere and offered are sent and recorded; the loop never claims."""
+    """Deliveries claimed elsewhere and offered are sent and recorded; the loop never claims
+    them (a pass it runs while the slots were reserved finds nothing left to claim)."""
     channel = ScriptedChannel()
     d = dispatcher(store, clock, {"email": channel}, poll_interval_s=3600)
     async with running(d):
-        claims = count_claims(store, monkeypatch)
+        claimed: list[int] = []
+        claims = count_claims(store, monkeypatch, claimed)
         await plan(store, "k1", "k2")
         slots = d.reserve()
         d.offer(await store.claim_lanes(T0, slots, 60), slots)
         await eventually(lambda: len(channel.sent) == 2, "both offered deliveries sent")
         await eventually(lambda: _statuses(store, "sent"), "both recorded as sent")
-        assert claims == [slots]  # only the test's own claim above
+        assert claims[0] == slots and claimed[0] == 2  # the test's own claim above
+        assert set(claimed[1:]) <= {0}  # the loop's, if any, took nothing
 
 
 async def test_loop_starved_by_a_reservation_claims_when_it_is_released(

@@ -79,3 +79,39 @@ async def _counts(url: str) -> dict[str, int]:
         return await store.counts()
     finally:
         await store.close()
+
+
+def test_unreachable_postgresql_exits_1_with_a_clear_error(tmp_path: Path) -> None:
+    """state_url on a PostgreSQL that does not answer: serve says so in one line, exits 1."""
+    port = free_port()
+    tocsin = TocsinProcess(tmp_path, smtp_port=free_port(), extra={
+        "state_url": f"postgresql://tocsin:pa55@127.0.0.1:{port}/tocsin"})
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("TOCSIN_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "router", "serve", "--config", str(tocsin.config_path)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 1
+    (line,) = [line for line in result.stderr.splitlines() if '"startup failed"' in line]
+    failure = json.loads(line)
+    assert failure["error_type"] == "StoreUnavailable"
+    assert f"cannot connect to PostgreSQL at 127.0.0.1:{port}/tocsin" in failure["error"]
+    assert "pa55" not in result.stderr
+
+
+def test_serve_on_postgresql_accepts_routes_and_plans(tmp_path: Path) -> None:
+    """A real `tocsin serve` on a PostgreSQL state: the 200 is committed there, the alerts
+    are routed into an incident and its first notices planned in the same database."""
+    from tests.services.postgres import fresh_database_url
+
+    url = fresh_database_url()
+    tocsin = TocsinProcess(tmp_path, smtp_port=free_port(), extra={"state_url": url}).start()
+    try:
+        status, answer = tocsin.post_webhook(json.loads(FIXTURE.read_text()))
+        assert (status, answer) == (200, {"status": "success", "accepted": 3})
+        wait_until(lambda: tocsin.deliveries(), what="the incident's first notice planned")
+        assert tocsin.terminate() == 0
+    finally:
+        tocsin.kill()
+    counts = asyncio.run(_counts(url))
+    assert counts["intake_pending"] == 0 and counts["pending"] + counts["failed"] > 0

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import random
-import sqlite3
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from router.clock import FakeClock
 from router.models import Alert, IntakeRecord
-from router.store import SqliteStore
+from router.store import Store
 from router.workers.intake import IntakeProcessor
 from tests.incidents.harness import T_MON_10, load, make_alert
+from tests.store.impls import STORE_KINDS, RawDb, started_store, store_url_for
 
 _TABLES = {
     "incidents": "SELECT * FROM incidents ORDER BY id",
@@ -40,7 +42,7 @@ def _random_alerts(rng: random.Random, count: int) -> list[tuple[Alert, str]]:
     return out
 
 
-async def _route(store: SqliteStore, tmp: Path, alerts: Sequence[tuple[Alert, str]],
+async def _route(store: Store, tmp: Path, alerts: Sequence[tuple[Alert, str]],
                  batch_size: int) -> None:
     clock = FakeClock(T_MON_10)
     rules = load(tmp)
@@ -53,26 +55,24 @@ async def _route(store: SqliteStore, tmp: Path, alerts: Sequence[tuple[Alert, st
         pass
 
 
-def _dump(path: Path) -> dict[str, list[tuple[object, ...]]]:
-    with sqlite3.connect(path) as conn:
-        return {name: conn.execute(sql).fetchall() for name, sql in _TABLES.items()}
+def _dump(db: RawDb) -> dict[str, list[tuple[object, ...]]]:
+    return {name: db.rows(sql) for name, sql in _TABLES.items()}
 
 
-async def test_one_batch_writes_what_one_row_at_a_time_writes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", STORE_KINDS)
+async def test_one_batch_writes_what_one_row_at_a_time_writes(tmp_path: Path,
+                                                              kind: str) -> None:
     """Same incidents, alert rows, versions, timers and timeline, batched or row by row."""
     rng = random.Random(20240506)
     history = _random_alerts(rng, 30)  # applied row by row in both stores first
     batch = _random_alerts(rng, 200)
-    paths = [tmp_path / "batched.db", tmp_path / "single.db"]
-    for path, batch_size in zip(paths, (500, 1), strict=True):
-        store = SqliteStore(str(path))
-        await store.start()
-        try:
+    urls = [store_url_for(kind, tmp_path / "batched.db"),
+            store_url_for(kind, tmp_path / "single.db")]
+    for url, batch_size in zip(urls, (500, 1), strict=True):
+        async with started_store(url) as store:
             await _route(store, tmp_path, history, batch_size=1)
             await _route(store, tmp_path, batch, batch_size=batch_size)
-        finally:
-            await store.close()
-    batched, single = _dump(paths[0]), _dump(paths[1])
+    batched, single = _dump(RawDb(urls[0])), _dump(RawDb(urls[1]))
     assert batched["incident_events"], "the scenario must produce a timeline"
     kinds = {row[3] for row in batched["incident_events"]}
     assert {"opened", "alert_joined", "duplicate", "alert_resolved"} <= kinds, kinds

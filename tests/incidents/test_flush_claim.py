@@ -44,7 +44,7 @@ async def test_flush_claims_and_sends_without_a_claim_transaction(
     h: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The flush's commit leases its deliveries; they are sent with no claim transaction."""
-    channel = ScriptedChannel()
+    channel = ScriptedChannel(gate=asyncio.Event())  # held: the sends come after the checks
     d = attach(h, channel)
     await h.receive(make_alert("DiskFull", starts_at=h.clock.now()))
     async with running(d):
@@ -57,6 +57,8 @@ async def test_flush_claims_and_sends_without_a_claim_transaction(
         leased = await h.deliveries()
         assert [(x.status, x.attempts) for x in leased] == [("pending", 1)] * 2
         assert {x.next_attempt_at for x in leased} == {h.clock.now() + timedelta(seconds=60)}
+        assert channel.gate is not None
+        channel.gate.set()
         await eventually(lambda: len(channel.sent) == 2, "both emails sent")
         await eventually(_all_sent(h.store), "both recorded as sent")
         assert claims == []

@@ -21,6 +21,7 @@ from router.store.base import IncidentConflict
 from router.store.sqlite.incidents import IncidentStore, SourceUpdate
 from router.workers.intake import IntakeProcessor
 from tests.incidents.harness import T_MON_10, load, make_alert
+from tests.store.impls import sqlite_only
 
 
 class _WatchedStore:
@@ -160,6 +161,8 @@ async def test_a_batch_that_met_a_version_conflict_is_retried_not_dead_lettered(
     assert [len(batch) for batch in watched.committed] == [4]
 
 
+# SQLite only: a sqlite3 error injected into its writer job
+@sqlite_only
 async def test_a_batch_the_database_refused_is_retried_not_dead_lettered(
     store: SqliteStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -199,6 +202,8 @@ async def test_fetch_after_an_id_skips_the_rows_being_committed(store: SqliteSto
     assert [i for i, _ in await store.fetch_intake(10, after_id=ids[0])] == [ids[1], *ids[3:]]
 
 
+# SQLite only: its in-memory cache of fresh intake rows
+@sqlite_only
 async def test_a_backlog_beyond_the_memory_bound_keeps_its_oldest_rows_in_memory(
     store: SqliteStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:

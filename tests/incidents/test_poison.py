@@ -286,16 +286,16 @@ async def test_a_row_the_store_cannot_apply_is_dead_lettered_alone(
 ) -> None:
     """A batch whose commit raises because of one row is committed again row by row: that
     row is dead-lettered, the others are applied (the intake is not wedged)."""
-    import router.store.sqlite.incidents as incident_store
+    from router.incidents.batch import IntakeBatch
 
-    real = incident_store.apply_intake_job
+    real = IntakeBatch.apply
 
-    def apply_intake_job(conn: Any, ids: Any, events: Any, *args: Any) -> Any:
-        if any(e.alert.labels.get("alertname") == "Poison" for e in events):
+    def apply(batch: IntakeBatch, event: Any) -> Any:  # inside every store's commit job
+        if event.alert.labels.get("alertname") == "Poison":
             raise ValueError("cannot store this alert")
-        return real(conn, ids, events, *args)
+        return real(batch, event)
 
-    monkeypatch.setattr(incident_store, "apply_intake_job", apply_intake_job)
+    monkeypatch.setattr(IntakeBatch, "apply", apply)
     await h.store.append_intake([
         IntakeRecord(source="alertmanager", received_at=T_MON_10, meta={},
                      alert=make_alert(name, starts_at=T_MON_10)) for name in ("Poison", "H")])

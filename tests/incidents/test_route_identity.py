@@ -12,7 +12,10 @@ import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
+import psycopg
+
 from router.incidents.grouping import group_key
+from router.store import PostgresStore
 from tests.incidents.harness import RULES, T_MON_10, Harness, load, make_alert
 
 START = T_MON_10 - timedelta(minutes=2)
@@ -98,9 +101,20 @@ async def test_removed_route_still_resolves_its_open_incident(h: Harness,
     assert [i.state for i in await h.store.list_incidents()] == ["resolved"]
 
 
-def _make_legacy(db: Path, position: str) -> None:
+def _make_legacy(h: Harness, db: Path, position: str) -> None:
     """Rewrite the open incident as Tocsin before route identities stored it: route id =
-    position, group key hashed from the position."""
+    position, group key hashed from the position (in either store's database)."""
+    if isinstance(h.store, PostgresStore):
+        with psycopg.connect(h.store._url, autocommit=True) as pg:  # the database under test
+            [(iid, labels, decision)] = pg.execute(
+                "SELECT id, group_labels, decision FROM incidents WHERE state = 'open'"
+            ).fetchall()
+            snapshot = json.loads(decision)
+            snapshot["route_id"] = position
+            pg.execute("UPDATE incidents SET route_id = %s, group_key = %s, decision = %s"
+                       " WHERE id = %s", (position, group_key(position, json.loads(labels)),
+                                          json.dumps(snapshot), iid))
+        return
     conn = sqlite3.connect(db)
     try:
         [(iid, labels, decision)] = conn.execute(
@@ -125,7 +139,7 @@ async def test_upgrade_gives_legacy_incidents_their_route_identity(
     """
     h.rules = load(tmp_path, _rules(BILLING))
     await _page_once(h)
-    _make_legacy(tmp_path / "tocsin.db", "root/0")
+    _make_legacy(h, tmp_path / "tocsin.db", "root/0")
     assert await h.processor.upgrade_legacy_incidents() == 1
     assert await h.processor.upgrade_legacy_incidents() == 0  # done once
     await h.receive(make_alert("PaymentsFailing", service="billing", starts_at=START))
@@ -143,7 +157,7 @@ async def test_upgrade_leaves_an_incident_whose_position_now_holds_another_route
     old key, stays open, and the alert's resolution still resolves it."""
     h.rules = load(tmp_path, _rules(BILLING))
     await _page_once(h)
-    _make_legacy(tmp_path / "tocsin.db", "root/0")
+    _make_legacy(h, tmp_path / "tocsin.db", "root/0")
     h.rules = load(tmp_path, _rules(INSERTED, BILLING))  # root/0 is now 'payments'
     assert await h.processor.upgrade_legacy_incidents() == 0
     [incident] = await h.store.list_incidents()

@@ -2,37 +2,34 @@
 
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
-
 from router.rules.inhibit import SourceKey
-from router.store import SqliteStore, Store
-from router.store.sqlite.incidents import SourceUpdate
+from router.store import Store
+from router.store.base import SourceUpdate
 from tests.store.factories import T0, make_record
+from tests.store.impls import RawDb
 
 KEY = SourceKey("rule-1", "eq-1", False)
 
 
-def source_rows(tmp_path: Path) -> list[tuple[str, str, str, int]]:
+def source_rows(db: RawDb) -> list[tuple[str, str, str, int]]:
     """The committed inhibition sources, read through a separate connection."""
-    with sqlite3.connect(tmp_path / "state" / "tocsin.db") as conn:  # the store fixture's file
-        return conn.execute("SELECT rule_key, equal_hash, fingerprint, both_sides"
-                            " FROM inhibit_sources ORDER BY fingerprint").fetchall()
+    return [(r[0], r[1], r[2], int(r[3])) for r in db.rows(
+        "SELECT rule_key, equal_hash, fingerprint, both_sides FROM inhibit_sources"
+        " ORDER BY fingerprint")]
 
 
 async def test_last_source_update_of_a_fingerprint_wins_within_a_batch(
-    sqlite_store: SqliteStore, tmp_path: Path,
+    store: Store, store_url: str,
 ) -> None:
     """Firing then resolved in one batch leaves no source; the reverse leaves its keys."""
-    store = sqlite_store
+    db = RawDb(store_url)
     await store.commit_intake([], [], [SourceUpdate("a", True, (KEY,)),
                                        SourceUpdate("b", True, (KEY,))], now=T0)
-    assert [r[2] for r in source_rows(tmp_path)] == ["a", "b"]
-    store = sqlite_store
+    assert [r[2] for r in source_rows(db)] == ["a", "b"]
     await store.commit_intake([], [], [SourceUpdate("a", False, ()),
                                        SourceUpdate("b", False, ()),
                                        SourceUpdate("b", True, (KEY,))], now=T0)
-    assert source_rows(tmp_path) == [("rule-1", "eq-1", "b", 0)]
+    assert source_rows(db) == [("rule-1", "eq-1", "b", 0)]
 
 
 async def test_only_the_given_intake_ids_are_marked_processed(store: Store) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from router.errors import ConfigError
-from router.store import SqliteStore, open_store
+from router.store import PostgresStore, SqliteStore, open_store, sqlite_url
 from router.store.sqlite.migrate import available_migrations
 from tests.store.factories import T0, make_delivery, make_record
 
@@ -38,6 +38,15 @@ async def test_relative_path_is_created_with_parent_folders(
     assert (tmp_path / "var" / "x.db").exists()
 
 
+@pytest.mark.parametrize("url", ["postgresql://db:5433/tocsin", "postgres://u@db/tocsin",
+                                 "postgresql+psycopg://db/tocsin?pool_size=3"])
+def test_postgres_urls_open_the_postgres_store(url: str) -> None:
+    """postgresql:// and postgres:// build (not start) the PostgreSQL store."""
+    store = open_store(url)
+    assert isinstance(store, PostgresStore)
+    assert store.target.startswith("db:")
+
+
 def test_synchronous_defaults_to_full(tmp_path: Path) -> None:
     """Without options, the store fsyncs every commit (synchronous=FULL)."""
     store = open_store(f"sqlite:///{tmp_path}/x.db")
@@ -53,9 +62,9 @@ def test_synchronous_defaults_to_full(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("postgresql://db/tocsin", "PostgreSQL store is not available yet"),
-        ("postgres://db/tocsin", "PostgreSQL store is not available yet"),
-        ("postgresql+psycopg://db/tocsin", "PostgreSQL store is not available yet"),
+        ("postgresql:///tocsin", "names no host"),
+        ("postgresql://db/tocsin?pool_size=0", "pool_size must be >= 1"),
+        ("postgresql://db/tocsin?pool_size=x", "pool_size must be an integer"),
         ("mysql://db/tocsin", "unsupported state_url scheme 'mysql'"),
         ("sqlite:///", "no database path"),
         ("sqlite:///x.db?synchronous=off", "synchronous='off'"),
@@ -99,3 +108,9 @@ async def test_newer_schema_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="schema version 999"):
         await store.start()
     await store.close()
+
+
+def test_the_file_tools_refuse_a_postgresql_url_naming_its_tools() -> None:
+    """``tocsin state backup`` and ``rules diff --state`` work on the SQLite file only."""
+    with pytest.raises(ConfigError, match="pg_dump"):
+        sqlite_url("postgresql://db/tocsin")

@@ -1,12 +1,10 @@
-"""Retention on a real SQLite store: what is old and ended goes, nothing else does."""
+"""Retention on each real store: what is old and ended goes, nothing else does."""
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from dataclasses import replace
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
@@ -15,40 +13,30 @@ from router.config import RetentionConfig
 from router.errors import StoreUnavailable
 from router.metrics import REGISTRY
 from router.models import Receipt
-from router.store import SqliteStore
+from router.store import Store
 from router.store.sqlite.codec import ts
 from router.workers.retention import RetentionWorker
 from tests.store.factories import T0, make_delivery, make_record
+from tests.store.impls import RawDb
 
 NOW = T0 + timedelta(days=100)
 OLD = T0  # 100 days before NOW
 RECENT = NOW - timedelta(days=1)
 
 
-def _count(db: Path, sql: str) -> int:
-    with sqlite3.connect(db) as conn:
-        return int(conn.execute(sql).fetchone()[0])
-
-
-def _worker(store: SqliteStore, **config: float) -> RetentionWorker:
+def _worker(store: Store, **config: float) -> RetentionWorker:
     settings = RetentionConfig(intake_days=7, deliveries_days=30, incidents_days=30,
                                batch_rows=3, pause_s=0).model_copy(update=config)
     return RetentionWorker(store, settings, clock=FakeClock(NOW))
 
 
 @pytest.fixture
-def store(sqlite_store: SqliteStore) -> SqliteStore:
-    """These tests count rows in the database file: the SQLite store."""
-    return sqlite_store
+def db(store_url: str) -> RawDb:
+    """The database of the ``store`` fixture (either store), for setup and counts."""
+    return RawDb(store_url)
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    """The file of the ``sqlite_store`` fixture (tests/store/conftest.py)."""
-    return tmp_path / "state" / "tocsin.db"
-
-
-async def test_intake_only_routed_and_old_rows_go(store: SqliteStore, db: Path) -> None:
+async def test_intake_only_routed_and_old_rows_go(store: Store, db: RawDb) -> None:
     """Routed rows older than intake_days are deleted (in several bounded steps);
     unrouted rows, however old, and recent routed rows stay."""
     old = [replace(make_record(instance=f"h{i}"), received_at=OLD) for i in range(10)]
@@ -60,12 +48,11 @@ async def test_intake_only_routed_and_old_rows_go(store: SqliteStore, db: Path) 
     deleted = await _worker(store).run_pass()
 
     assert deleted["intake"] == 10
-    with sqlite3.connect(db) as conn:
-        ids = [row[0] for row in conn.execute("SELECT id FROM intake ORDER BY id")]
+    ids = [row[0] for row in db.rows("SELECT id FROM intake ORDER BY id")]
     assert ids == stuck + recent
 
 
-async def test_deliveries_only_ended_and_old_rows_go(store: SqliteStore, db: Path) -> None:
+async def test_deliveries_only_ended_and_old_rows_go(store: Store, db: RawDb) -> None:
     """Sent and dead-lettered deliveries that ended before the cutoff are deleted;
     pending ones (however old) and recently ended ones stay."""
     await store.commit_plan([], [make_delivery(f"k{i}") for i in range(6)], now=OLD,
@@ -79,37 +66,35 @@ async def test_deliveries_only_ended_and_old_rows_go(store: SqliteStore, db: Pat
     deleted = await _worker(store).run_pass()
 
     assert deleted["deliveries"] == 3
-    with sqlite3.connect(db) as conn:
-        left = [(r[0], r[1]) for r in conn.execute("SELECT id, status FROM deliveries ORDER BY id")]
+    left = [(r[0], r[1]) for r in db.rows("SELECT id, status FROM deliveries ORDER BY id")]
     assert left == [(4, "sent"), (5, "pending"), (6, "pending")]
 
 
-def _insert_incident(db: Path, incident_id: str, *, state: str, opened: str,
+def _insert_incident(db: RawDb, incident_id: str, *, state: str, opened: str,
                      resolved: str | None) -> None:
-    with sqlite3.connect(db) as conn:
-        conn.execute(
-            "INSERT INTO incidents (id, route_id, group_key, group_labels, state, severity,"
-            " audiences, decision, meta, opened_at, started_at, updated_at, resolved_at)"
-            " VALUES (?, 'root', ?, '{}', ?, 'critical', '[]', '{}', '{}', ?, ?, ?, ?)",
-            (incident_id, f"g-{incident_id}", state, opened, opened, opened, resolved))
-        conn.execute(
-            "INSERT INTO incident_alerts (incident_id, fingerprint, labels, annotations,"
-            " status, starts_at, generator_url, first_seen_at, last_seen_at, sender)"
-            " VALUES (?, 'fp', '{}', '{}', 'resolved', ?, '', ?, ?, 'am')",
-            (incident_id, opened, opened, opened))
-        conn.execute(
-            "INSERT INTO incident_recipients (incident_id, audience, contact_id, firing,"
-            " resolved, notified_at, seq, channels, announced, held)"
-            " VALUES (?, 'ops', 'alice', '[]', '[]', ?, 1, '[]', 1, '[]')",
-            (incident_id, opened))
-        conn.execute("INSERT INTO incident_events (incident_id, at, kind, detail)"
-                     " VALUES (?, ?, 'opened', '{}')", (incident_id, opened))
-        conn.execute("INSERT INTO storm_notices (audience, incident_id, at)"
-                     " VALUES ('ops', ?, ?)", (incident_id, opened))
+    db.execute(
+        "INSERT INTO incidents (id, route_id, group_key, group_labels, state, severity,"
+        " audiences, decision, meta, opened_at, started_at, updated_at, resolved_at)"
+        " VALUES (?, 'root', ?, '{}', ?, 'critical', '[]', '{}', '{}', ?, ?, ?, ?)",
+        (incident_id, f"g-{incident_id}", state, opened, opened, opened, resolved))
+    db.execute(
+        "INSERT INTO incident_alerts (incident_id, fingerprint, labels, annotations,"
+        " status, starts_at, generator_url, first_seen_at, last_seen_at, sender)"
+        " VALUES (?, 'fp', '{}', '{}', 'resolved', ?, '', ?, ?, 'am')",
+        (incident_id, opened, opened, opened))
+    db.execute(
+        "INSERT INTO incident_recipients (incident_id, audience, contact_id, firing,"
+        " resolved, notified_at, seq, channels, announced, held)"
+        " VALUES (?, 'ops', 'alice', '[]', '[]', ?, 1, '[]', TRUE, '[]')",
+        (incident_id, opened))
+    db.execute("INSERT INTO incident_events (incident_id, at, kind, detail)"
+               " VALUES (?, ?, 'opened', '{}')", (incident_id, opened))
+    db.execute("INSERT INTO storm_notices (audience, incident_id, at)"
+               " VALUES ('ops', ?, ?)", (incident_id, opened))
 
 
-async def test_resolved_incidents_go_with_everything_attached(store: SqliteStore,
-                                                              db: Path) -> None:
+async def test_resolved_incidents_go_with_everything_attached(store: Store,
+                                                              db: RawDb) -> None:
     """Incidents resolved before the cutoff go with their alerts, notification log,
     timeline and storm notices; open and recently resolved incidents stay whole."""
     for i in range(5):
@@ -126,12 +111,11 @@ async def test_resolved_incidents_go_with_everything_attached(store: SqliteStore
                           ("incident_recipients", "incident_id"),
                           ("incident_events", "incident_id"),
                           ("storm_notices", "incident_id")):
-        with sqlite3.connect(db) as conn:
-            left = sorted(r[0] for r in conn.execute(f"SELECT {column} FROM {table}"))
+        left = sorted(r[0] for r in db.rows(f"SELECT {column} FROM {table}"))
         assert left == ["inc-open", "inc-recent"], table
 
 
-async def test_zero_days_keeps_that_history_forever(store: SqliteStore, db: Path) -> None:
+async def test_zero_days_keeps_that_history_forever(store: Store, db: RawDb) -> None:
     """An age of 0 disables retention for that kind only."""
     ids = await store.append_intake([replace(make_record(), received_at=OLD)])
     await store.commit_plan(ids, [make_delivery("k1")], now=OLD, deadline_s=60)
@@ -140,25 +124,25 @@ async def test_zero_days_keeps_that_history_forever(store: SqliteStore, db: Path
     deleted = await _worker(store, intake_days=0).run_pass()
 
     assert "intake" not in deleted and deleted["deliveries"] == 1
-    assert _count(db, "SELECT count(*) FROM intake") == 1
+    assert db.count("SELECT count(*) FROM intake") == 1
 
 
-async def test_run_prunes_at_start_and_stops(store: SqliteStore, db: Path) -> None:
+async def test_run_prunes_at_start_and_stops(store: Store, db: RawDb) -> None:
     """The worker loop prunes once at start, then waits for the interval; stop() ends it."""
     ids = await store.append_intake([replace(make_record(), received_at=OLD)])
     await store.commit_plan(ids, [], now=OLD, deadline_s=60)
     worker = _worker(store, interval_s=3600)
     task = asyncio.create_task(worker.run())
     for _ in range(200):
-        if _count(db, "SELECT count(*) FROM intake") == 0:
+        if db.count("SELECT count(*) FROM intake") == 0:
             break
         await asyncio.sleep(0.02)
-    assert _count(db, "SELECT count(*) FROM intake") == 0
+    assert db.count("SELECT count(*) FROM intake") == 0
     await worker.stop()
     await asyncio.wait_for(task, timeout=10)
 
 
-async def test_a_failed_pass_does_not_end_the_worker(store: SqliteStore, db: Path) -> None:
+async def test_a_failed_pass_does_not_end_the_worker(store: Store, db: RawDb) -> None:
     """Reproducer: a prune step that raised ended the retention loop (and with it the
     service); now the pass is logged and tried again after the back-off."""
     ids = await store.append_intake([replace(make_record(), received_at=OLD)])
@@ -177,17 +161,17 @@ async def test_a_failed_pass_does_not_end_the_worker(store: SqliteStore, db: Pat
     store.prune_step = flaky  # type: ignore[method-assign,assignment]
     task = asyncio.create_task(worker.run())
     for _ in range(500):
-        if _count(db, "SELECT count(*) FROM intake") == 0 or task.done():
+        if db.count("SELECT count(*) FROM intake") == 0 or task.done():
             break
         await asyncio.sleep(0.02)
     assert not task.done()
-    assert _count(db, "SELECT count(*) FROM intake") == 0
+    assert db.count("SELECT count(*) FROM intake") == 0
     await worker.stop()
     await asyncio.wait_for(task, timeout=10)
 
 
-async def test_dead_lettered_intake_goes_after_the_deliveries_age(store: SqliteStore,
-                                                                  db: Path) -> None:
+async def test_dead_lettered_intake_goes_after_the_deliveries_age(store: Store,
+                                                                  db: RawDb) -> None:
     """Reproducer: dead-lettered intake rows were never pruned. Rows set aside before
     deliveries_days go (in bounded steps, counted as kind="dead_intake"); rows
     dead-lettered recently, or old but never routed, stay."""
@@ -205,16 +189,15 @@ async def test_dead_lettered_intake_goes_after_the_deliveries_age(store: SqliteS
     deleted = await _worker(store).run_pass()  # deliveries_days=30, batch_rows=3
 
     assert deleted["dead_intake"] == 7
-    with sqlite3.connect(db) as conn:
-        ids = [row[0] for row in conn.execute("SELECT id FROM intake ORDER BY id")]
+    ids = [row[0] for row in db.rows("SELECT id FROM intake ORDER BY id")]
     assert ids == stuck + late
     after = REGISTRY.get_sample_value("tocsin_retention_deleted_rows_total",
                                       {"kind": "dead_intake"})
     assert after == before + 7
 
 
-async def test_dead_lettered_intake_kept_with_deliveries_days_zero(store: SqliteStore,
-                                                                   db: Path) -> None:
+async def test_dead_lettered_intake_kept_with_deliveries_days_zero(store: Store,
+                                                                   db: RawDb) -> None:
     """deliveries_days 0 keeps dead-lettered intake rows forever, like dead-lettered
     deliveries; intake_days does not apply to them."""
     ids = await store.append_intake([replace(make_record(), received_at=OLD)])
@@ -223,4 +206,4 @@ async def test_dead_lettered_intake_kept_with_deliveries_days_zero(store: Sqlite
     deleted = await _worker(store, deliveries_days=0, intake_days=1).run_pass()
 
     assert "dead_intake" not in deleted and deleted["intake"] == 0
-    assert _count(db, "SELECT count(*) FROM intake") == 1
+    assert db.count("SELECT count(*) FROM intake") == 1

@@ -1,4 +1,5 @@
-"""The store is a seam: SQL only in router/store/sqlite, the contract free of SQLite."""
+"""The store is a seam: SQL only in the store implementations (router/store/sqlite,
+router/store/postgres), the contract free of any driver."""
 
 from __future__ import annotations
 
@@ -24,19 +25,20 @@ def _sql_literals(path: Path) -> list[str]:
 
 
 def test_no_sql_outside_the_store_implementations() -> None:
-    """Every SQL statement of router/ and adapters/ is under router/store/sqlite/."""
+    """Every SQL statement of router/ and adapters/ is under router/store/sqlite/ or
+    router/store/postgres/ (whose SQL is all in queries.py)."""
     found = {}
     for folder in ("router", "adapters"):
         for path in sorted((ROOT / folder).rglob("*.py")):
             rel = path.relative_to(ROOT).as_posix()
-            if rel.startswith("router/store/sqlite/"):
+            if rel.startswith("router/store/sqlite/") or rel == "router/store/postgres/queries.py":
                 continue
             if literals := _sql_literals(path):
                 found[rel] = literals
     assert found == {}
 
 
-def test_the_contract_knows_nothing_of_sqlite() -> None:
+def test_the_contract_knows_nothing_of_the_drivers() -> None:
     """router/store/base.py imports no database driver and holds no SQL."""
     path = ROOT / "router" / "store" / "base.py"
     tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -45,6 +47,7 @@ def test_the_contract_knows_nothing_of_sqlite() -> None:
     imported |= {(node.module or "").split(".")[0] for node in ast.walk(tree)
                  if isinstance(node, ast.ImportFrom)}
     assert "sqlite3" not in imported
+    assert "psycopg" not in imported
     assert _sql_literals(path) == []
 
 
@@ -67,5 +70,28 @@ def test_no_module_outside_the_sqlite_store_imports_sqlite3() -> None:
             names |= {node.module or "" for node in ast.walk(tree)
                       if isinstance(node, ast.ImportFrom)}
             if any(name.split(".")[0] == "sqlite3" for name in names):
+                found.append(rel)
+    assert found == []
+
+
+#: The PostgreSQL driver and its pool: only router/store/postgres/ imports them.
+_PSYCOPG = ("psycopg", "psycopg_pool")
+
+
+def test_no_module_outside_the_postgres_store_imports_psycopg() -> None:
+    """psycopg (and psycopg_pool) are imported only under router/store/postgres/, which
+    translates every driver error into the store's own (StoreUnavailable, StoreError)."""
+    found = []
+    for folder in ("router", "adapters"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            rel = path.relative_to(ROOT).as_posix()
+            if rel.startswith("router/store/postgres/"):
+                continue
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            names = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                     for alias in node.names}
+            names |= {node.module or "" for node in ast.walk(tree)
+                      if isinstance(node, ast.ImportFrom)}
+            if any(name.split(".")[0] in _PSYCOPG for name in names):
                 found.append(rel)
     assert found == []
