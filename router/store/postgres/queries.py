@@ -410,3 +410,46 @@ PRUNE_INCIDENT_PARTS: Final = tuple(
                   "storm_notices"))
 PRUNE_INCIDENTS: Final = "DELETE FROM incidents WHERE id = ANY(%s)"
 PRUNE_SENT_STORMS: Final = "DELETE FROM storms WHERE sent_at IS NOT NULL AND sent_at < %s"
+
+# --------------------------------------------------------------------------- privacy
+# A contact forgotten (router/store/erasure.py decides the new values; these select and
+# write them, in one transaction).
+
+FORGET_DELIVERIES: Final = (
+    "SELECT id, idempotency_key, channel, recipient, status FROM deliveries"
+    " WHERE contact_id = %s ORDER BY id FOR UPDATE"
+)
+FORGET_DELIVERY: Final = (
+    "UPDATE deliveries SET recipient = %(recipient)s, subject = %(erased)s,"
+    " text = %(erased)s, html = NULL,"
+    " last_error = CASE WHEN last_error IS NULL THEN NULL ELSE %(erased)s END,"
+    " status = CASE status WHEN 'pending' THEN 'cancelled' ELSE status END,"
+    " dead_letter_reason = CASE status WHEN 'pending' THEN %(reason)s"
+    " ELSE dead_letter_reason END,"
+    " next_attempt_at = CASE status WHEN 'pending' THEN NULL ELSE next_attempt_at END,"
+    " lease_until = NULL, updated_at = %(now)s WHERE id = %(id)s"
+)
+FORGET_FALLBACKS: Final = (
+    "SELECT primary_key, channel, recipient FROM planned_fallbacks WHERE primary_key IN"
+    " (SELECT idempotency_key FROM deliveries WHERE contact_id = %s) FOR UPDATE"
+)
+FORGET_FALLBACK: Final = (
+    "UPDATE planned_fallbacks SET recipient = %(recipient)s, subject = %(erased)s,"
+    " text = %(erased)s, html = NULL,"
+    " failed_reason = CASE WHEN failed_reason IS NULL THEN NULL ELSE %(erased)s END"
+    " WHERE primary_key = %(primary_key)s AND channel = %(channel)s"
+)
+FORGET_SUBSCRIPTIONS: Final = "DELETE FROM push_subscriptions WHERE contact_id = %s"
+FORGET_LOGS: Final = (
+    "SELECT incident_id, audience, channels FROM incident_recipients"
+    " WHERE contact_id = %s FOR UPDATE"
+)
+FORGET_LOG: Final = (
+    "UPDATE incident_recipients SET channels = %s"
+    " WHERE incident_id = %s AND audience = %s AND contact_id = %s"
+)
+FORGET_EVENTS: Final = (
+    "SELECT id, detail FROM incident_events WHERE"
+    " (CASE WHEN detail LIKE '{%%' THEN detail::jsonb ->> 'contact_id' END) = %s FOR UPDATE"
+)
+FORGET_EVENT: Final = "UPDATE incident_events SET detail = %s WHERE id = %s"

@@ -44,6 +44,7 @@ from router.store.base import (
     Backlog,
     DueStorm,
     FlushClaim,
+    ForgetReport,
     IncidentDetail,
     IncidentSnapshot,
     IncidentSummary,
@@ -55,7 +56,7 @@ from router.store.base import (
     StageBacklog,
 )
 from router.store.postgres import incidents as jobs
-from router.store.postgres import outbox
+from router.store.postgres import outbox, privacy
 from router.store.postgres import queries as q
 from router.store.postgres.codec import (
     Row,
@@ -669,6 +670,14 @@ class PostgresStore:
     async def delete_push_endpoint(self, endpoint: str) -> bool:
         """Remove the subscription of ``endpoint`` (gone at the push service)."""
         return await self._exec(q.DELETE_ENDPOINT, (endpoint,)) == 1
+
+    # -- privacy ----------------------------------------------------------------------
+
+    async def forget_contact(self, contact_id: str, *, at: datetime,
+                             phones: Sequence[str] = ()) -> ForgetReport:
+        """Erase a contact's personal data in one transaction; the history kept masked."""
+        return await self._run(
+            lambda conn: privacy.forget_contact(conn, contact_id, at, tuple(phones)))
 
     # -- retention --------------------------------------------------------------------
 
