@@ -34,7 +34,7 @@ async def seed(store: Store, db: RawDb) -> None:
                 fallback=fallback),
         of("dev", make_delivery("k-bob", recipient="bob@example.com")),
     ], now=T0, deadline_s=3600)
-    sent = [d for d in await store.list_deliveries() if d.idempotency_key == "k-mail"][0]
+    sent = next(d for d in await store.list_deliveries() if d.idempotency_key == "k-mail")
     await store.mark_failed(sent.id, T0, f"550 {EMAIL}: mailbox unavailable")
     await store.add_push_subscription("ops", "https://push.example/alice", P256DH, AUTH,
                                       now=T0)
