@@ -3,7 +3,8 @@
 Commands: ``serve`` (:mod:`router.cli.serve`), ``rules check|test|diff|import-alertmanager``
 (:mod:`router.cli.rules`), ``deliveries retry``, ``intake retry``, ``push vapid-keys``
 (:mod:`router.cli.deliveries`), ``state backup`` (:mod:`router.cli.state`),
-``incidents ack`` (:mod:`router.cli.incidents`), ``dev reply|sns-identity``
+``incidents ack`` (:mod:`router.cli.incidents`), ``contacts forget``
+(:mod:`router.cli.forget`), ``dev reply|sns-identity``
 (:mod:`router.cli.dev`) and ``version``. Each module registers its commands through
 :mod:`router.cli.base`, which also holds the exit codes: 0 ok, 1 failure (invalid
 config or rules, failed run), 2 usage error (bad arguments).
@@ -16,7 +17,7 @@ import sys
 from collections.abc import Sequence
 
 from router import __version__
-from router.cli import deliveries, dev, incidents, rules, serve, state
+from router.cli import contacts, deliveries, dev, incidents, rules, serve, state
 from router.cli.base import EXIT_OK, EXIT_USAGE, FORMATTER, command
 
 __all__ = ["build_parser", "main"]
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     state.register(commands)  # state backup
     incidents.register(commands)  # incidents ack (through the running service's API)
     dev.register(commands)  # dev reply, dev sns-identity: the local world
+    contacts.register(commands)  # contacts forget
     command(commands, "version", help="print the version", description="Print the Tocsin version.",
             epilog="example:\n  tocsin version", run=_version)
     return parser
