@@ -453,3 +453,16 @@ FORGET_EVENTS: Final = (
     " (CASE WHEN detail LIKE '{%%' THEN detail::jsonb ->> 'contact_id' END) = %s FOR UPDATE"
 )
 FORGET_EVENT: Final = "UPDATE incident_events SET detail = %s WHERE id = %s"
+#: The acknowledgement columns and the opt-out table came to SQLite with its schema v10;
+#: this dialect's schema takes them later: forgetting uses them once they exist.
+HAS_ACK_COLUMNS: Final = (
+    "SELECT EXISTS (SELECT 1 FROM information_schema.columns"
+    " WHERE table_schema = current_schema() AND table_name = 'incidents'"
+    " AND column_name = 'acknowledged_by_name')"
+)
+HAS_OPT_OUTS: Final = "SELECT to_regclass('sms_opt_outs') IS NOT NULL"
+FORGET_ACKS: Final = (
+    "SELECT id, acknowledged_by_name FROM incidents WHERE acknowledged_by_id = %s FOR UPDATE"
+)
+FORGET_ACK: Final = "UPDATE incidents SET acknowledged_by_name = %s WHERE id = %s"
+FORGET_OPT_OUTS: Final = "DELETE FROM sms_opt_outs WHERE phone = ANY(%s)"
