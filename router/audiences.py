@@ -13,7 +13,7 @@ logs (:mod:`router.masking`), the name as initials; the contact id stays (it is 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from router.masking import mask_email, mask_name, mask_phone
@@ -22,7 +22,7 @@ from router.models import Contact
 from router.rules.ruleset import Audience
 
 __all__ = ["ADDRESS_CHANNELS", "channel_counts", "contact_channels", "export_contact_gauges",
-           "masked_member"]
+           "masked_member", "unreachable_count"]
 
 #: The channels whose address a contact carries, in display order.
 ADDRESS_CHANNELS: Final = ("email", "sms", "topic")
@@ -35,13 +35,18 @@ def contact_channels(contact: Contact) -> tuple[str, ...]:
     return tuple(c for c in ADDRESS_CHANNELS if has[c])
 
 
-def channel_counts(contacts: Iterable[Contact]) -> dict[str, int]:
-    """Contacts reachable per channel (every channel of :data:`ADDRESS_CHANNELS`, 0 too)."""
-    counts = dict.fromkeys(ADDRESS_CHANNELS, 0)
-    for contact in contacts:
-        for channel in contact_channels(contact):
-            counts[channel] += 1
-    return counts
+def channel_counts(contacts: Sequence[Contact]) -> dict[str, int]:
+    """Contacts reachable per channel (every channel of :data:`ADDRESS_CHANNELS`, 0 too).
+    One plain pass per channel: 100,000 contacts take milliseconds (this runs on the
+    event loop at each reload and API call)."""
+    return {"email": sum(1 for c in contacts if c.email),
+            "sms": sum(1 for c in contacts if c.phone),
+            "topic": sum(1 for c in contacts if c.topic)}
+
+
+def unreachable_count(contacts: Sequence[Contact]) -> int:
+    """Contacts with no address for any channel of :data:`ADDRESS_CHANNELS`."""
+    return sum(1 for c in contacts if not (c.email or c.phone or c.topic))
 
 
 def masked_member(contact: Contact) -> dict[str, Any]:

@@ -19,7 +19,12 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from router.audiences import ADDRESS_CHANNELS, channel_counts, contact_channels, masked_member
+from router.audiences import (
+    ADDRESS_CHANNELS,
+    channel_counts,
+    masked_member,
+    unreachable_count,
+)
 from router.http.auth import requires
 from router.http.query import BadQuery, int_param, iso
 from router.http.responses import json_error, json_errors
@@ -33,6 +38,8 @@ DEFAULT_LIMIT: Final = 100
 #: Problems listed per source in the list (the detail lists up to MAX_PROBLEMS).
 LIST_PROBLEMS: Final = 10
 MAX_PROBLEMS: Final = 1000
+#: The Contact field holding each channel's address (the ``channel`` filter).
+_ADDRESS_FIELD: Final = {"email": "email", "sms": "phone", "topic": "topic"}
 
 
 def _source_to_json(source: ContactSourceReport, max_problems: int) -> dict[str, Any]:
@@ -48,13 +55,12 @@ def _source_to_json(source: ContactSourceReport, max_problems: int) -> dict[str,
 
 def audience_to_json(audience: Audience, *, max_problems: int = LIST_PROBLEMS) -> dict[str, Any]:
     """One audience as the list shows it (no member)."""
-    unreachable = sum(1 for c in audience.contacts if not contact_channels(c))
     return {
         "name": audience.name,
         "description": audience.description,
         "members": len(audience.contacts),
         "reachable": channel_counts(audience.contacts),
-        "unreachable": unreachable,
+        "unreachable": unreachable_count(audience.contacts),
         "sources": [_source_to_json(s, max_problems) for s in audience.sources],
     }
 
@@ -93,9 +99,10 @@ async def handle_audience(request: web.Request) -> web.Response:
         return json_error(400, str(exc), location=exc.location)
     members = audience.contacts
     if channel == "none":
-        members = tuple(c for c in members if not contact_channels(c))
+        members = tuple(c for c in members if not (c.email or c.phone or c.topic))
     elif channel is not None:
-        members = tuple(c for c in members if channel in contact_channels(c))
+        field = _ADDRESS_FIELD[channel]
+        members = tuple(c for c in members if getattr(c, field))
     body = audience_to_json(audience, max_problems=MAX_PROBLEMS)
     body["rules_loaded_at"] = iso(ref.loaded_at)
     body["page"] = {"limit": limit, "offset": offset, "channel": channel,
