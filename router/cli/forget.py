@@ -148,7 +148,11 @@ def register_forget(contacts: Commands) -> None:
 def _run_forget(args: argparse.Namespace) -> int:
     from router.config import load_command_config
     from router.errors import ConfigError
+    from router.logging import configure_logging
 
+    # The store's own log lines (a schema migrated...) go to stderr, masked, warnings
+    # and up: stdout is the report (JSON for scripts).
+    configure_logging("warning", "console", stream=sys.stderr)
     try:
         config = load_command_config(args.config, os.environ)
     except ConfigError as exc:
