@@ -4,8 +4,12 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from dataclasses import replace
 
+import pytest
+
+from router.errors import StoreError
 from router.masking import mask_name
 from router.models import NewDelivery
 from router.store import Store
@@ -160,3 +164,18 @@ def test_names_become_initials_and_addresses_in_events_are_masked() -> None:
     assert json.loads(erased_event_detail(json.dumps(
         {"by": "Zoé", "contact_id": "z", "address": "+33612345678"}))) == {
         "by": "Z.", "contact_id": "z", "address": "+336******78"}
+
+
+async def test_a_store_error_does_not_carry_the_row(store: Store) -> None:
+    """A write the database refuses (here a phase the schema does not know) fails
+    without the row's address or message in the error nor in an error chained to it
+    (PostgreSQL writes the failing row in its DETAIL; SQLite's job errors stay as they
+    are, by design, and name only the constraint)."""
+    bad = replace(make_delivery("k-bad", recipient=EMAIL), phase="bogus")  # type: ignore[arg-type]
+    with pytest.raises((StoreError, sqlite3.IntegrityError)) as caught:
+        await store.commit_plan([], [bad], now=T0, deadline_s=60)
+    chain = [caught.value, caught.value.__cause__,
+             None if caught.value.__suppress_context__ else caught.value.__context__]
+    text = " ".join(repr(e) for e in chain if e is not None)
+    assert "phase" in text
+    assert EMAIL not in text and "texte" not in text, text
