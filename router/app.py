@@ -53,6 +53,7 @@ from adapters.registry import (
 )
 from router import __version__
 from router.acks import AckLinks
+from router.audiences import export_contact_gauges
 from router.backpressure import Backpressure
 from router.bytecache import set_cache_bytes
 from router.channel import Channel
@@ -146,7 +147,8 @@ def create_app(
     """
     app = web.Application(client_max_size=config.webhook.max_body_bytes)
     app[CONFIG] = config
-    app[RULES] = RulesRef(rules)
+    # tocsin_contacts{audience,channel}: set now and after every successful reload.
+    app[RULES] = RulesRef(rules, on_swap=[_contact_gauges])
     app[STATE] = state if state is not None else ServiceState()
     app[CLOCK] = clock if clock is not None else SystemClock()
     app[API_AUTH] = ApiAuth.from_config(config)  # every route checks its scope with it
@@ -200,6 +202,10 @@ async def _running(app: web.Application, worker: Worker, name: str) -> AsyncIter
         yield
     finally:
         await running.stop()
+
+
+def _contact_gauges(rules: RuleSet) -> None:
+    export_contact_gauges(rules.audiences)
 
 
 def _current_rules(app: web.Application) -> Callable[[], RuleSet]:

@@ -1,8 +1,8 @@
-"""Masking of personal data (phone numbers, e-mail addresses) for logs and the API."""
+"""Masking of personal data (phone numbers, e-mail addresses, names) for logs and the API."""
 
 from __future__ import annotations
 
-__all__ = ["mask_address", "mask_email", "mask_phone"]
+__all__ = ["mask_address", "mask_email", "mask_name", "mask_phone"]
 
 
 def mask_email(address: str) -> str:
@@ -32,6 +32,11 @@ def mask_address(address: str) -> str:
     if address.startswith("arn:"):
         return address  # topic ARNs are not personal data
     return _mask_token(address)
+
+
+def mask_name(name: str) -> str:
+    """``Alice Martin`` → ``A. M.``: a person's name reduced to its initials."""
+    return " ".join(f"{part[0]}." for part in name.split() if part)
 
 
 def _mask_token(token: str) -> str:

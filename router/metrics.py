@@ -25,6 +25,7 @@ __all__ = [
     "CIRCUIT_OPEN",
     "CIRCUIT_OPENED",
     "CLAIMS",
+    "CONTACTS",
     "DEAD_LETTERS",
     "DELIVERIES",
     "DISPATCH_LATENCY",
@@ -150,6 +151,13 @@ INTAKE_PENDING = Gauge(
 RULES_RELOAD_SUCCESS = Gauge(
     "tocsin_rules_reload_success",
     "1 if the last rule (re)load succeeded, 0 if it was rejected.",
+    registry=REGISTRY,
+)
+CONTACTS = Gauge(
+    "tocsin_contacts",
+    "Contacts of each audience of the rules in force that have the channel's address "
+    "(email, sms, topic), set at start and after every successful rule reload.",
+    ["audience", "channel"],
     registry=REGISTRY,
 )
 RULES_LAST_RELOAD = Gauge(

@@ -17,3 +17,12 @@ def test_mask_address_dispatches_on_shape() -> None:
     assert mask_address("bob@ex.org") == "b***@e***.org"
     assert mask_address("+14155550100") == "+141******00"
     assert mask_address("arn:aws:sns:us-east-1:123:ops") == "arn:aws:sns:us-east-1:123:ops"
+
+
+def test_names_are_reduced_to_initials() -> None:
+    """A person's name in the API and in erased history: initials only."""
+    from router.masking import mask_name
+
+    assert mask_name("Alice Martin") == "A. M."
+    assert mask_name("Zoé") == "Z."
+    assert mask_name("  ") == ""

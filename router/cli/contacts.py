@@ -1,4 +1,5 @@
-"""``tocsin contacts check``: validate contact files (CSV, YAML lists) row by row.
+"""``tocsin contacts check``: validate contact files (CSV, YAML lists) row by row; and
+``tocsin contacts forget`` (:mod:`router.cli.forget`): erase a person from the state store.
 
 Every bad row is printed as ``file:line: column: why`` (personal data masked), then one
 summary line per file (rows, valid, invalid, duplicates, reachable per channel). Exit 1
@@ -17,6 +18,7 @@ from typing import Any, TextIO
 import phonenumbers
 
 from router.cli.base import EXIT_FAILURE, EXIT_OK, Commands, command, group
+from router.cli.forget import register_forget
 from router.contacts import (
     DEFAULT_MAX_INVALID,
     LoadedSource,
@@ -47,11 +49,11 @@ def register(commands: Commands) -> None:
     """Add ``contacts`` and its subcommands to the ``tocsin`` parser."""
     contact_commands = group(
         commands, "contacts",
-        help="check contact files (customer and staff lists)",
+        help="check contact files (customer and staff lists), forget a person",
         description="Work with the contact files audiences read (contacts_from).",
         epilog="example:\n  tocsin contacts check rules/customers.csv --region FR",
-        missing=("tocsin contacts: a subcommand is required (check); see 'tocsin contacts "
-                 "--help'"),
+        missing=("tocsin contacts: a subcommand is required (check, forget); see 'tocsin "
+                 "contacts --help'"),
     )
     check = command(
         contact_commands, "check",
@@ -73,6 +75,7 @@ def register(commands: Commands) -> None:
                        metavar="N|N%", help="bad rows allowed per file (default: 1%%)")
     check.add_argument("--format", choices=("text", "json"), default="text",
                        help="output format (default: text)")
+    register_forget(contact_commands)
 
 
 def _check(args: argparse.Namespace) -> int:

@@ -4,8 +4,8 @@ Commands: ``serve`` (:mod:`router.cli.serve`), ``rules check|test|diff|import-al
 (:mod:`router.cli.rules`), ``audiences plan`` (:mod:`router.cli.audiences`),
 ``deliveries retry``, ``intake retry``, ``push vapid-keys``
 (:mod:`router.cli.deliveries`), ``state backup`` (:mod:`router.cli.state`),
-``incidents ack`` (:mod:`router.cli.incidents`), ``contacts check``
-(:mod:`router.cli.contacts`), ``dev reply|sns-identity``
+``incidents ack`` (:mod:`router.cli.incidents`), ``contacts check|forget``
+(:mod:`router.cli.contacts`, :mod:`router.cli.forget`), ``dev reply|sns-identity``
 (:mod:`router.cli.dev`) and ``version``. Each module registers its commands through
 :mod:`router.cli.base`, which also holds the exit codes: 0 ok, 1 failure (invalid
 config or rules, failed run), 2 usage error (bad arguments).
@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.register(commands)
     rules.register(commands)
     audiences.register(commands)  # audiences plan: a fan-out plan before it goes
-    contacts.register(commands)  # contacts check
+    contacts.register(commands)  # contacts check, contacts forget
     deliveries.register(commands)  # deliveries/intake retry, push vapid-keys
     state.register(commands)  # state backup
     incidents.register(commands)  # incidents ack (through the running service's API)

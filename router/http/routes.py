@@ -14,6 +14,7 @@ from aiohttp import web
 from router.http.ack_api import add_ack_api_routes
 from router.http.ack_links import add_ack_link_routes
 from router.http.api import handle_deliveries, handle_intake
+from router.http.audiences_api import add_audience_routes
 from router.http.auth import requires
 from router.http.incidents_api import add_incident_routes
 from router.http.probes import handle_healthz, handle_metrics, handle_readyz
@@ -43,6 +44,7 @@ def add_routes(app: web.Application, *, public_metrics: bool) -> None:
     app.router.add_get("/healthz", json_errors(handle_healthz))  # open: liveness probe
     app.router.add_get("/readyz", json_errors(handle_readyz))  # open: readiness probe
     add_incident_routes(app)  # /api/v1/incidents, /api/v1/incidents/{id}: read
+    add_audience_routes(app)  # /api/v1/audiences, /api/v1/audiences/{name}: read
     add_ack_api_routes(app)  # POST /api/v1/incidents/{id}/ack: operate
     add_ack_link_routes(app)  # GET|POST /ack/{token}: the signed token is the credential
     add_push_routes(app)  # /api/v1/push/subscriptions (404 without a webpush section)

@@ -8,7 +8,9 @@ worker module.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -46,11 +48,34 @@ __all__ = [
 ]
 
 
-@dataclass
 class RulesRef:
-    """The rule set in use; a holder so that a reload can swap it on a running app."""
+    """The rule set in use; a holder so that a reload can swap it on a running app.
 
-    current: RuleSet | None = None
+    Assigning :attr:`current` (the reloader's atomic swap) records when
+    (:attr:`loaded_at`) and calls every function of :attr:`on_swap` with the new rules
+    (the composition root sets the contact gauges there)."""
+
+    def __init__(self, current: RuleSet | None = None, *,
+                 on_swap: Sequence[Callable[[RuleSet], None]] = (),
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self._now = now
+        self.on_swap: list[Callable[[RuleSet], None]] = list(on_swap)
+        self.loaded_at: datetime | None = None
+        self._current: RuleSet | None = None
+        self.current = current
+
+    @property
+    def current(self) -> RuleSet | None:
+        """The rule set in force (None before the first load)."""
+        return self._current
+
+    @current.setter
+    def current(self, rules: RuleSet | None) -> None:
+        self._current = rules
+        if rules is not None:
+            self.loaded_at = self._now()
+            for hook in self.on_swap:
+                hook(rules)
 
 
 @dataclass

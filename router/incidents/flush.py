@@ -57,6 +57,7 @@ from router.incidents.state import (
     RecipientLog,
     TimelineEvent,
 )
+from router.logging import mask_text
 from router.masking import mask_address
 from router.models import (
     AckPolicy,
@@ -585,7 +586,7 @@ def _plan_failed(incident: Incident, rcpt: _Recipient, alert: Alert, exc: Except
         "stage": "plan", "audience": rcpt.audience, "contact_id": rcpt.contact.id,
         "reason": reason, "error": error}))
     _log.error("incident.plan_failed", incident=incident.id, audience=rcpt.audience,
-               contact_id=rcpt.contact.id, reason=reason, error=str(exc)[:200])
+               contact_id=rcpt.contact.id, reason=reason, error=mask_text(str(exc)[:200]))
     log = rcpt.log
     phase: Phase = "update" if log is not None and log.announced else "firing"
     seq = (log.seq if log else 0) + 1
@@ -628,7 +629,7 @@ def _render(incident: Incident, rules: FlushRules, rcpt: _Recipient, alert: Aler
             failures.append(("render", reason))
         message = RenderedMessage(subject=f"[render failed] {alert.labels.get('alertname', '')}",
                                   text="")
-        _log.error("incident.render_failed", error=str(exc)[:500], reason=reason,
+        _log.error("incident.render_failed", error=mask_text(str(exc)[:500]), reason=reason,
                    template=decision.template, channel=channel,
                    recipient=mask_address(address), incident=incident.id)
     delivery = NewDelivery(
@@ -907,7 +908,7 @@ def _isolated(incident: Incident, key: tuple[str, str], log: RecipientLog, phase
             "stage": "plan", "phase": phase, "audience": key[0], "contact_id": key[1],
             "reason": reason, "error": error}))
         _log.error("incident.plan_failed", incident=incident.id, audience=key[0],
-                   contact_id=key[1], phase=phase, reason=reason, error=str(exc)[:200])
+                   contact_id=key[1], phase=phase, reason=reason, error=mask_text(str(exc)[:200]))
         decision = incident.decision
         for channel, address, locale in log.channels:
             result.notices.append(PlannedNotice(key[0], key[1], NewDelivery(
@@ -1003,7 +1004,7 @@ def plan_storm(
             except Exception as exc:  # noqa: BLE001 - a RenderError or a bug: a dead letter
                 failed_reason = f"template '{decision.template}' failed to render: {exc}"[:1000]
                 message = RenderedMessage(subject="[render failed] storm", text="")
-                _log.error("incident.render_failed", error=str(exc)[:500],
+                _log.error("incident.render_failed", error=mask_text(str(exc)[:500]),
                            reason=failure_reason(exc), template=decision.template,
                            channel=channel, recipient=mask_address(address),
                            incident=incident_key)

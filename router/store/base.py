@@ -8,7 +8,7 @@ parametrized ``store`` fixture). Every timestamp crossing this interface is an a
 ``datetime``. The roles: :class:`Lifecycle` (open, close, health), :class:`IntakeLog`,
 :class:`IncidentLog` (incidents and timers), :class:`Outbox`, :class:`Subscriptions`,
 :class:`Retention`, :class:`Acks` (answers, waiting requests, SMS opt-outs),
-:class:`Instances`.
+:class:`Instances`, :class:`Privacy` (a contact's personal data erased, the history kept masked).
 
 Semantics every implementation must keep:
 
@@ -77,6 +77,7 @@ __all__ = [
     "Backlog",
     "DueStorm",
     "FlushClaim",
+    "ForgetReport",
     "InboundLog",
     "IncidentConflict",
     "IncidentDetail",
@@ -90,6 +91,7 @@ __all__ = [
     "Lifecycle",
     "OptOut",
     "Outbox",
+    "Privacy",
     "Prunable",
     "PruneStep",
     "PushSubscription",
@@ -289,6 +291,40 @@ class OptOut:
     phone: str
     keyword: str
     at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ForgetReport:
+    """What :meth:`Privacy.forget_contact` changed, table by table (row counts)."""
+
+    contact_id: str
+    deliveries_masked: int = 0  # recipient masked, subject/text/error erased, html dropped
+    deliveries_cancelled: int = 0  # of those, still pending: cancelled (no address left)
+    fallbacks_masked: int = 0  # planned fallbacks of those deliveries, masked the same way
+    push_subscriptions_deleted: int = 0
+    notification_logs_masked: int = 0  # incident_recipients rows: addresses masked
+    timeline_events_masked: int = 0  # incident events naming the contact: name → initials
+    acknowledgements_masked: int = 0  # incidents it acknowledged: name → initials
+    opt_outs_deleted: int = 0  # SMS opt-outs of its phone numbers
+
+    @property
+    def total(self) -> int:
+        """Rows changed in all (0: the store held nothing about this contact)."""
+        return (self.deliveries_masked + self.fallbacks_masked
+                + self.push_subscriptions_deleted + self.notification_logs_masked
+                + self.timeline_events_masked + self.acknowledgements_masked
+                + self.opt_outs_deleted)
+
+    def counts(self) -> dict[str, int]:
+        """The counts by name, in a fixed order (the CLI's output, JSON)."""
+        return {"deliveries_masked": self.deliveries_masked,
+                "deliveries_cancelled": self.deliveries_cancelled,
+                "fallbacks_masked": self.fallbacks_masked,
+                "push_subscriptions_deleted": self.push_subscriptions_deleted,
+                "notification_logs_masked": self.notification_logs_masked,
+                "timeline_events_masked": self.timeline_events_masked,
+                "acknowledgements_masked": self.acknowledgements_masked,
+                "opt_outs_deleted": self.opt_outs_deleted}
 
 
 @dataclass(frozen=True, slots=True)
@@ -723,7 +759,25 @@ class Instances(Protocol):
         ...
 
 
+class Privacy(Protocol):
+    """A person's right to be forgotten, as far as the state store goes (the contact
+    files are the operator's to edit)."""
+
+    async def forget_contact(self, contact_id: str, *, at: datetime,
+                             phones: Sequence[str] = ()) -> ForgetReport:
+        """Erase the personal data of ``contact_id`` in one transaction, keeping the
+        history's rows (:mod:`router.store.erasure` says what replaces what): its
+        deliveries and their planned fallbacks keep channel, phase, status and times but
+        lose address (masked), subject, text, HTML and error text; those still pending are
+        cancelled; its Web Push subscriptions are deleted; its notification-log rows keep
+        the contact id but their addresses are masked; its name in acknowledgements and
+        timeline events becomes initials; SMS opt-outs of its phone numbers (``phones``
+        and those its SMS deliveries went to) are deleted. Forgetting twice changes
+        nothing more than masked rows again."""
+        ...
+
+
 class Store(Lifecycle, IntakeLog, IncidentLog, Outbox, Subscriptions, InboundLog, Retention,
-            Acks, Instances,
+            Acks, Instances, Privacy,
             Protocol):
     """Durable state of Tocsin: every role in one object (what ``open_store`` returns)."""

@@ -60,6 +60,7 @@ import structlog
 from router.channel import Channel
 from router.clock import Clock
 from router.errors import STORED_ERROR_CHARS, DeliveryError, excerpt
+from router.logging import mask_text
 from router.masking import mask_address
 from router.metrics import (
     CHANNEL_IN_FLIGHT,
@@ -501,14 +502,17 @@ class Dispatcher(Loop):
             if when is not None:
                 await self._store.mark_retry(delivery.id, when, error, at=now)
                 DELIVERIES.labels(channel=delivery.channel, result="retry").inc()
-                log.warning("delivery.retry", error=error, next_attempt_at=when.isoformat())
+                # Provider errors often echo the address: masked here, not only at
+                # rendering (router.logging's safety net).
+                log.warning("delivery.retry", error=mask_text(error),
+                            next_attempt_at=when.isoformat())
                 return
             error = f"deadline exceeded after {delivery.attempts} attempts: {error}"
             reason = "deadline"
         fallbacks = await self._store.mark_failed(delivery.id, now, error, reason=reason)
         DELIVERIES.labels(channel=delivery.channel, result="failed").inc()
         DEAD_LETTERS.labels(channel=delivery.channel, reason=reason).inc()
-        log.error("delivery.failed", error=error, dead_letter_reason=reason,
+        log.error("delivery.failed", error=mask_text(error), dead_letter_reason=reason,
                   fallback_ids=fallbacks or None)
         if fallbacks:
             for fallback in await asyncio.gather(

@@ -31,6 +31,8 @@ SCOPED: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/intake"): "read",
     ("GET", "/api/v1/incidents"): "read",
     ("GET", "/api/v1/incidents/{incident_id}"): "read",
+    ("GET", "/api/v1/audiences"): "read",
+    ("GET", "/api/v1/audiences/{name}"): "read",
     ("POST", "/api/v1/incidents/{incident_id}/ack"): "operate",
     ("GET", "/metrics"): "read",
     ("GET", "/api/v1/push/subscriptions"): "read",
@@ -73,7 +75,8 @@ def _routes(client: TestClient[Any, Any]) -> set[tuple[str, str]]:
 
 
 def _concrete(path: str) -> str:
-    return path.replace("{incident_id}", "no-such-incident").replace("{id}", "1")
+    return (path.replace("{incident_id}", "no-such-incident").replace("{id}", "1")
+            .replace("{name}", "no-such-audience"))
 
 
 async def _call(client: TestClient[Any, Any], method: str, path: str,

@@ -508,3 +508,59 @@ INSTANCES_SEEN: Final = (
     "SELECT instance_id, version, rules_hash, started_at, seen_at FROM instances"
     " WHERE seen_at >= %s ORDER BY instance_id"
 )
+
+# --------------------------------------------------------------------------- privacy
+# A contact forgotten (router/store/erasure.py decides the new values; these select and
+# write them, in one transaction).
+
+FORGET_DELIVERIES: Final = (
+    "SELECT id, idempotency_key, channel, recipient, status FROM deliveries"
+    " WHERE contact_id = %s ORDER BY id FOR UPDATE"
+)
+FORGET_DELIVERY: Final = (
+    "UPDATE deliveries SET recipient = %(recipient)s, subject = %(erased)s,"
+    " text = %(erased)s, html = NULL,"
+    " last_error = CASE WHEN last_error IS NULL THEN NULL ELSE %(erased)s END,"
+    " status = CASE status WHEN 'pending' THEN 'cancelled' ELSE status END,"
+    " dead_letter_reason = CASE status WHEN 'pending' THEN %(reason)s"
+    " ELSE dead_letter_reason END,"
+    " next_attempt_at = CASE status WHEN 'pending' THEN NULL ELSE next_attempt_at END,"
+    " lease_until = NULL, updated_at = %(now)s WHERE id = %(id)s"
+)
+FORGET_FALLBACKS: Final = (
+    "SELECT primary_key, channel, recipient FROM planned_fallbacks WHERE primary_key IN"
+    " (SELECT idempotency_key FROM deliveries WHERE contact_id = %s) FOR UPDATE"
+)
+FORGET_FALLBACK: Final = (
+    "UPDATE planned_fallbacks SET recipient = %(recipient)s, subject = %(erased)s,"
+    " text = %(erased)s, html = NULL,"
+    " failed_reason = CASE WHEN failed_reason IS NULL THEN NULL ELSE %(erased)s END"
+    " WHERE primary_key = %(primary_key)s AND channel = %(channel)s"
+)
+FORGET_SUBSCRIPTIONS: Final = "DELETE FROM push_subscriptions WHERE contact_id = %s"
+FORGET_LOGS: Final = (
+    "SELECT incident_id, audience, channels FROM incident_recipients"
+    " WHERE contact_id = %s FOR UPDATE"
+)
+FORGET_LOG: Final = (
+    "UPDATE incident_recipients SET channels = %s"
+    " WHERE incident_id = %s AND audience = %s AND contact_id = %s"
+)
+FORGET_EVENTS: Final = (
+    "SELECT id, detail FROM incident_events WHERE"
+    " (CASE WHEN detail LIKE '{%%' THEN detail::jsonb ->> 'contact_id' END) = %s FOR UPDATE"
+)
+FORGET_EVENT: Final = "UPDATE incident_events SET detail = %s WHERE id = %s"
+#: The acknowledgement columns and the opt-out table came to SQLite with its schema v10;
+#: this dialect's schema takes them later: forgetting uses them once they exist.
+HAS_ACK_COLUMNS: Final = (
+    "SELECT EXISTS (SELECT 1 FROM information_schema.columns"
+    " WHERE table_schema = current_schema() AND table_name = 'incidents'"
+    " AND column_name = 'acknowledged_by_name')"
+)
+HAS_OPT_OUTS: Final = "SELECT to_regclass('sms_opt_outs') IS NOT NULL"
+FORGET_ACKS: Final = (
+    "SELECT id, acknowledged_by_name FROM incidents WHERE acknowledged_by_id = %s FOR UPDATE"
+)
+FORGET_ACK: Final = "UPDATE incidents SET acknowledged_by_name = %s WHERE id = %s"
+FORGET_OPT_OUTS: Final = "DELETE FROM sms_opt_outs WHERE phone = ANY(%s)"

@@ -47,6 +47,7 @@ from router.store.base import (
     Backlog,
     DueStorm,
     FlushClaim,
+    ForgetReport,
     IncidentDetail,
     IncidentSnapshot,
     IncidentSummary,
@@ -60,7 +61,7 @@ from router.store.base import (
     StageBacklog,
 )
 from router.store.postgres import acks as ack_jobs
-from router.store.postgres import inbound, outbox
+from router.store.postgres import inbound, outbox, privacy
 from router.store.postgres import incidents as jobs
 from router.store.postgres import queries as q
 from router.store.postgres.codec import (
@@ -109,17 +110,36 @@ def target_of(url: str) -> str:
 
 
 def _translate(exc: psycopg.Error, *, conflict: bool) -> StoreError:
-    """What the caller gets for a driver error (module docstring)."""
+    """What the caller gets for a driver error (module docstring).
+
+    A data error's text is the server's primary message and the names of the table,
+    column and constraint, never its DETAIL: PostgreSQL writes the failing row or key
+    there ("Failing row contains (... +33612345678, ... message text ...)"), which would
+    carry a contact's address and messages into logs, ``flush_error`` and the API. For
+    the same reason only a connection failure keeps the driver's error as its cause."""
     failure: StoreError
     if conflict and isinstance(exc, psycopg.errors.UniqueViolation
                                | psycopg.errors.TransactionRollback):
-        failure = ConflictError(f"a concurrent writer won: {exc}")
+        failure = ConflictError(f"a concurrent writer won: {_describe(exc)}")
     elif isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
         failure = StoreUnavailable(f"PostgreSQL unavailable: {exc}".strip())
+        failure.__cause__ = exc
+        return failure
     else:
-        failure = StoreError(f"PostgreSQL error: {type(exc).__name__}: {exc}")
-    failure.__cause__ = exc
+        failure = StoreError(f"PostgreSQL error: {_describe(exc)}")
+    failure.__cause__ = None
+    failure.__suppress_context__ = True
     return failure
+
+
+def _describe(exc: psycopg.Error) -> str:
+    """``Class: primary message (table t, column c, constraint k)``, without DETAIL."""
+    diag = exc.diag
+    text = diag.message_primary or (str(exc).splitlines() or [""])[0]
+    where = ", ".join(f"{what} {name}" for what, name in (
+        ("table", diag.table_name), ("column", diag.column_name),
+        ("constraint", diag.constraint_name)) if name)
+    return f"{type(exc).__name__}: {text}" + (f" ({where})" if where else "")
 
 
 class _AwareDatetimeDumper(DatetimeDumper):
@@ -208,7 +228,8 @@ class PostgresStore:
         try:
             version, applied = await migrate(conn)
         except psycopg.Error as exc:
-            raise _translate(exc, conflict=False) from exc
+            translated = _translate(exc, conflict=False)
+            raise translated from translated.__cause__
         finally:
             await conn.close()
         pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
@@ -261,7 +282,8 @@ class PostgresStore:
         except PoolClosed as exc:
             raise StoreClosedError("store is closed") from exc
         except psycopg.Error as exc:
-            raise _translate(exc, conflict=conflict) from exc
+            translated = _translate(exc, conflict=conflict)
+            raise translated from translated.__cause__
 
     async def _one(self, sql: Any, params: Any = None) -> tuple[Any, ...]:  # reads
         async def job(conn: Conn) -> tuple[Any, ...]:
@@ -721,6 +743,14 @@ class PostgresStore:
         """Remove every subscription of ``endpoint`` (gone at the push service), for every
         contact it was registered for."""
         return await self._exec(q.DELETE_ENDPOINT, (endpoint,)) >= 1
+
+    # -- privacy ----------------------------------------------------------------------
+
+    async def forget_contact(self, contact_id: str, *, at: datetime,
+                             phones: Sequence[str] = ()) -> ForgetReport:
+        """Erase a contact's personal data in one transaction; the history kept masked."""
+        return await self._run(
+            lambda conn: privacy.forget_contact(conn, contact_id, at, tuple(phones)))
 
     # -- retention --------------------------------------------------------------------
 

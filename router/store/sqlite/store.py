@@ -35,6 +35,7 @@ from router.store.base import (
     COUNT_KEYS,
     AckRequest,
     Backlog,
+    ForgetReport,
     InstanceInfo,
     OptOut,
     PushSubscription,
@@ -71,6 +72,7 @@ from router.store.sqlite.outcomes import (
     requeue_failed,
     sent_delivery,
 )
+from router.store.sqlite.privacy import forget_contact_job
 from router.store.sqlite.retention import Prunable, PruneStep, prune_step
 from router.store.sqlite.subscriptions import (
     delete_subscription,
@@ -575,6 +577,14 @@ class SqliteStore:
         """Remove every subscription of ``endpoint`` (gone at the push service)."""
         return await self._writer.submit(
             lambda conn: delete_subscription_by_endpoint(conn, endpoint))
+
+    # -- privacy (router/store/sqlite/privacy.py) ----------------------------------------
+
+    async def forget_contact(self, contact_id: str, *, at: datetime,
+                             phones: Sequence[str] = ()) -> ForgetReport:
+        """Erase a contact's personal data in one transaction; the history kept masked."""
+        return await self._writer.submit(
+            lambda conn: forget_contact_job(conn, contact_id, at, tuple(phones)))
 
     # -- inbound messages (router/store/sqlite/inbound.py) -------------------------------
 
