@@ -76,5 +76,12 @@ async def test_one_batch_writes_what_one_row_at_a_time_writes(tmp_path: Path,
     assert batched["incident_events"], "the scenario must produce a timeline"
     kinds = {row[3] for row in batched["incident_events"]}
     assert {"opened", "alert_joined", "duplicate", "alert_resolved"} <= kinds, kinds
+    if kind == "postgres":
+        # Several instances share PostgreSQL's intake: a batch claims an alert's row only
+        # once the older rows of that alert are routed, so a batch applies the alerts of
+        # one fingerprint in order but may interleave fingerprints differently from one
+        # row at a time. Same timeline, event ids in another order.
+        for dump in (batched, single):
+            dump["incident_events"] = sorted(row[1:] for row in dump["incident_events"])
     for table in _TABLES:
         assert batched[table] == single[table], table
