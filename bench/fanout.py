@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import statistics
 import sys
 import tempfile
@@ -37,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from router.clock import FakeClock  # noqa: E402
 from router.fingerprint import fingerprint  # noqa: E402
+from router.gctune import tune_gc  # noqa: E402
 from router.models import Alert, Contact, IntakeRecord  # noqa: E402
 from router.rules import RuleSet, load_rules  # noqa: E402
 from router.rules.ruleset import Audience  # noqa: E402
@@ -58,20 +60,26 @@ templates:
   default:
     email:
       en:
-        subject: "[{{{{ severity }}}}] {{{{ alert.labels.alertname }}}} on {{{{ alert.labels.service }}}}"
+        subject: >-
+          [{{{{ severity }}}}] {{{{ alert.labels.alertname }}}} on
+          {{{{ alert.labels.service }}}}
         text: |
           {greeting}
           {{{{ alert.annotations.summary }}}}
           Started {{{{ incident.started_at | date }}}}, {{{{ incident.count }}}} alert(s).
       fr:
-        subject: "[{{{{ severity }}}}] {{{{ alert.labels.alertname }}}} sur {{{{ alert.labels.service }}}}"
+        subject: >-
+          [{{{{ severity }}}}] {{{{ alert.labels.alertname }}}} sur
+          {{{{ alert.labels.service }}}}
         text: |
           {greeting_fr}
           {{{{ alert.annotations.summary }}}}
           Début {{{{ incident.started_at | date }}}}, {{{{ incident.count }}}} alerte(s).
     sms:
       en:
-        text: "{{{{ alert.labels.alertname }}}} {{{{ alert.labels.service }}}} {{{{ incident.started_at | date('%H:%M') }}}}"
+        text: >-
+          {{{{ alert.labels.alertname }}}} {{{{ alert.labels.service }}}}
+          {{{{ incident.started_at | date('%H:%M') }}}}
 route:
   audiences: [customers]
   template: default
@@ -156,6 +164,7 @@ async def plan_once(count: int, *, personal: bool, channels: str = "email") -> P
     """Receive one alert for the ``count``-recipient audience and time its flush."""
     with tempfile.TemporaryDirectory() as tmp:
         rules = ruleset(Path(tmp), count, personal=personal, channels=channels)
+        tune_gc()  # as the service does once its rules are loaded (router/gctune.py)
         store = SqliteStore(str(Path(tmp) / "state.db"))
         await store.start()
         try:
@@ -191,7 +200,7 @@ def main() -> None:
     args = parser.parse_args()
     for personal in (False, True):
         runs: list[PlanFigures] = asyncio.run(_median(
-            args.rounds, lambda: plan_once(args.recipients, personal=personal)))
+            args.rounds, functools.partial(plan_once, args.recipients, personal=personal)))
         for run in runs:
             print(f"{'personal' if personal else 'shared'}: {run.deliveries} planned in "
                   f"{run.seconds:.2f} s ({run.per_second:,.0f}/s), longest loop gap "
