@@ -71,7 +71,7 @@ async def test_a_shared_template_renders_once_per_zone(tmp_path: Path) -> None:
     contacts = list(rules.audiences["ops"].contacts)
     texts = [rules.render(decision, alert, c, "email", "firing", meta).text for c in contacts]
     assert texts[0] == texts[2] == texts[3] != texts[1]  # bob is in Paris
-    cache = rules._renders  # noqa: SLF001 - what the cache did
+    cache = rules._renders
     assert (cache.misses, cache.hits) == (2, 2)
     # Another alert object (another flush): rendered again, never another flush's text.
     other = make_alert("DiskFull", starts_at=T_MON_10.replace(hour=11))
