@@ -29,16 +29,18 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.harness import free_port  # noqa: E402
 from router.clock import FakeClock  # noqa: E402
 from router.fingerprint import fingerprint  # noqa: E402
 from router.gctune import tune_gc  # noqa: E402
+from router.logging import configure_logging  # noqa: E402
 from router.models import Alert, Contact, IntakeRecord  # noqa: E402
 from router.rules import RuleSet, load_rules  # noqa: E402
 from router.rules.ruleset import Audience  # noqa: E402
@@ -193,11 +195,195 @@ async def _median(runs: int, make: Callable[[], Awaitable[Any]]) -> list[Any]:
     return [await make() for _ in range(runs)]
 
 
+# --------------------------------------------------------------------------- sending
+
+
+class _Sink:
+    """A local aiosmtpd server that accepts every message and counts it."""
+
+    def __init__(self) -> None:
+        from aiosmtpd.controller import Controller
+
+        self.count = 0
+        self.port = free_port()
+        sink = self
+
+        class Handler:
+            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+                sink.count += 1
+                return "250 OK"
+
+        self._controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+
+    def __enter__(self) -> _Sink:
+        self._controller.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._controller.stop()
+
+
+async def _until(check: Callable[[], bool], timeout_s: float = 600.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise SystemExit("timed out")
+        await asyncio.sleep(0.01)
+
+
+async def bare_aiosmtplib(sink: _Sink, messages: int, connections: int) -> float:
+    """Messages/s of ``connections`` aiosmtplib clients sending ``messages`` in turn."""
+    from email.message import EmailMessage
+
+    import aiosmtplib
+
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(messages):
+        queue.put_nowait(i)
+    start = sink.count
+
+    async def worker() -> None:
+        client = aiosmtplib.SMTP(hostname="127.0.0.1", port=sink.port, timeout=10)
+        await client.connect()
+        try:
+            while not queue.empty():
+                i = queue.get_nowait()
+                msg = EmailMessage()
+                msg["From"] = "tocsin@localhost"
+                msg["To"] = f"c{i:06d}@example.com"
+                msg["Subject"] = "[critical] PaymentsDown on payments"
+                msg.set_content("Hello,\nCard payments are failing\n")
+                await client.send_message(msg)
+        finally:
+            await client.quit()
+
+    began = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(connections)))
+    await _until(lambda: sink.count - start >= messages)
+    return messages / (time.perf_counter() - began)
+
+
+async def tocsin_send(sink: _Sink, messages: int, connections: int, *,
+                      sms: tuple[str, float] | None = None) -> tuple[float, float]:
+    """(e-mails/s, SMS/s) through the outbox, the dispatcher and the adapters: one
+    incident's fan-out to ``messages`` recipients planned first, then timed from the
+    dispatcher's start to the last e-mail at the sink. ``sms``: (moto URL, rate/s) to
+    plan an SMS per recipient too, in its own lane."""
+    from adapters.smtp import SmtpChannel, SmtpSettings
+    from router.channel import Channel
+    from router.workers.dispatcher import Dispatcher
+    from router.workers.retry import RetryPolicy
+
+    with tempfile.TemporaryDirectory() as tmp:
+        channels_used = "email, sms" if sms is not None else "email"
+        rules = ruleset(Path(tmp), messages, personal=False, channels=channels_used)
+        store = SqliteStore(str(Path(tmp) / "state.db"))
+        await store.start()
+        clock = FakeClock(datetime.now(T0.tzinfo))
+        channels: dict[str, Channel] = {"email": SmtpChannel(SmtpSettings(
+            port=sink.port, pool_size=connections, timeout_s=10))}
+        rates = {}
+        if sms is not None:
+            from adapters.sns import SnsClient, SnsSettings, SnsSmsChannel
+
+            channels["sms"] = SnsSmsChannel(SnsClient(SnsSettings(
+                region="us-east-1", endpoint_url=sms[0], access_key_id="testing",
+                secret_access_key="testing", timeout_s=10)))
+            rates["sms"] = sms[1]
+        try:
+            processor = IntakeProcessor(store, lambda: rules, clock=clock, deadline_s=3600)
+            scheduler = Scheduler(store, lambda: rules, clock=clock, deadline_s=3600)
+            await store.append_intake([IntakeRecord(source="alertmanager",
+                                                    received_at=clock.now(),
+                                                    alert=alert(), meta={})])
+            while await processor.process_once():
+                pass
+            clock.advance(31)
+            while await scheduler.flush_due():
+                pass
+            dispatcher = Dispatcher(store, channels, clock=clock, policy=RetryPolicy(),
+                                    concurrency=connections, lease_s=600,
+                                    send_timeout_s=30, poll_interval_s=0.05,
+                                    rate_limits=rates)
+            start = sink.count
+            began = time.perf_counter()
+            task = asyncio.create_task(dispatcher.run())
+            await _until(lambda: sink.count - start >= messages)
+            email_s = time.perf_counter() - began
+            sent = (await store.counts(clock.now()))["pending"]
+            sms_sent = messages * (2 if sms else 1) - sent - messages
+            await dispatcher.stop()
+            await task
+            return messages / email_s, max(0, sms_sent) / email_s
+        finally:
+            for channel in channels.values():
+                close = getattr(channel, "close", None)
+                if close is not None:
+                    await close()
+            await store.close()
+
+
+def _moto() -> tuple[Any, str]:
+    import subprocess
+    import urllib.request
+
+    port = free_port()
+    process = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H",
+                                "127.0.0.1", "-p", str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/moto-api/", timeout=2).close()
+            return process, url
+        except OSError:
+            if time.monotonic() > deadline:
+                process.kill()
+                raise SystemExit("moto_server did not start") from None
+            time.sleep(0.2)
+
+
+async def send_rounds(messages: int, connections: int, rounds: int, sms_rate: float,
+                      moto_url: str) -> None:
+    with _Sink() as sink:
+        refs: list[float] = []
+        ours: list[float] = []
+        for round_no in range(1, rounds + 1):
+            refs.append(await bare_aiosmtplib(sink, messages, connections))
+            ours.append((await tocsin_send(sink, messages, connections))[0])
+            print(f"round {round_no}: bare aiosmtplib {refs[-1]:.0f}/s, "
+                  f"Tocsin {ours[-1]:.0f} e-mails/s ({ours[-1] / refs[-1]:.2f}x)")
+        ref, tocsin = statistics.median(refs), statistics.median(ours)
+        print(f"median e-mail: bare {ref:.0f}/s, Tocsin {tocsin:.0f}/s, "
+              f"ratio {tocsin / ref:.2f} ({connections} connections)")
+        email, sms = await tocsin_send(sink, messages, connections,
+                                       sms=(moto_url, sms_rate))
+        print(f"e-mail with SMS on (SMS lane limited to {sms_rate:g}/s): {email:.0f} "
+              f"e-mails/s ({email / tocsin:.2f}x e-mail alone), SMS {sms:.1f}/s meanwhile")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--recipients", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--emails", type=int, default=2000)
+    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--sms-rate", type=float, default=20.0)
+    parser.add_argument("--skip-plan", action="store_true")
+    parser.add_argument("--skip-send", action="store_true")
     args = parser.parse_args()
+    configure_logging("warning")
+    if not args.skip_send:
+        process, url = _moto()
+        try:
+            asyncio.run(send_rounds(args.emails, args.connections, args.rounds,
+                                    args.sms_rate, url))
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+    if args.skip_plan:
+        return
     for personal in (False, True):
         runs: list[PlanFigures] = asyncio.run(_median(
             args.rounds, functools.partial(plan_once, args.recipients, personal=personal)))
@@ -212,5 +398,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    _ = timedelta
     main()
