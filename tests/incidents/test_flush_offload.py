@@ -68,7 +68,7 @@ async def test_a_large_flush_runs_without_collections_and_frees_its_result_off_t
     monkeypatch.setattr(scheduler_module, "LARGE_FLUSH_RENDERS", 2)
     during: list[bool] = []
     released: list[str] = []
-    real_plan, real_release = offload.plan_flush, scheduler_module.release_off_loop
+    real_plan, real_release = plan_flush, offload.release_off_loop
 
     def spy(*args: Any, **kwargs: Any) -> FlushResult:
         during.append(gc.isenabled())
