@@ -10,6 +10,13 @@ wait ``pool_idle_s`` for the next message, which then costs MAIL, RCPT and DATA 
 A pooled connection the server closed meanwhile (or answered 421 on) is replaced by a
 fresh one for the same message, once; ``pool_size: 0`` opens one connection per message.
 
+A fan-out sends the same message to thousands of addresses: the MIME body and the
+headers they share are built and serialised once per (sender, subject, text, HTML,
+severity, locale) and kept in a small cache (:class:`_Bodies`); each message then only
+prepends its own ``To``, ``Date`` and ``Message-ID`` (ASCII addresses; any other is
+built in full). The cached body is serialised 7-bit clean (non-ASCII parts base64 or
+quoted-printable encoded), so it suits every server, 8BITMIME or not.
+
 Errors are classified for the dispatcher: 5xx replies (recipient refused, message
 rejected) are permanent; 4xx replies, refused/reset connections and timeouts are
 retryable; authentication and TLS verification failures are permanent (misconfiguration:
@@ -18,6 +25,7 @@ retrying cannot help) and logged as errors.
 
 from __future__ import annotations
 
+import email.policy
 import hashlib
 import ssl
 from dataclasses import dataclass
@@ -92,6 +100,47 @@ def build_email(message: OutboundMessage, from_address: str) -> EmailMessage:
     return mail
 
 
+def _shared_body(message: OutboundMessage, from_address: str) -> bytes:
+    """What every copy of ``message`` shares, serialised (the header block and body
+    without ``To``, ``Date`` and ``Message-ID``), 7-bit clean with CRLF line ends."""
+    mail = EmailMessage()
+    mail["From"] = from_address
+    mail["Subject"] = message.message.subject
+    mail["Auto-Submitted"] = "auto-generated"
+    mail["X-Tocsin-Severity"] = message.severity
+    mail["Content-Language"] = message.locale
+    mail.set_content(message.message.text, charset="utf-8")
+    if message.message.html is not None:
+        mail.add_alternative(message.message.html, subtype="html", charset="utf-8")
+    return mail.as_bytes(policy=email.policy.SMTP.clone(cte_type="7bit"))
+
+
+class _Bodies:
+    """A bounded cache of :func:`_shared_body` (cleared when full)."""
+
+    __slots__ = ("_entries", "max_entries")
+
+    def __init__(self, max_entries: int = 256) -> None:
+        self.max_entries = max_entries
+        self._entries: dict[tuple[str, str, str, str | None, str, str], bytes] = {}
+
+    def get(self, message: OutboundMessage, from_address: str) -> bytes:
+        rendered = message.message
+        key = (from_address, rendered.subject, rendered.text, rendered.html,
+               message.severity, message.locale)
+        body = self._entries.get(key)
+        if body is None:
+            if len(self._entries) >= self.max_entries:
+                self._entries.clear()
+            body = self._entries[key] = _shared_body(message, from_address)
+        return body
+
+
+def _plain_address(address: str) -> bool:
+    """An address that goes into a header as it is (ASCII, no line break, no comma)."""
+    return address.isascii() and not any(c in address for c in "\r\n,;<>\"()")
+
+
 class SmtpChannel:
     """:class:`~router.channel.Channel` "email" over SMTP."""
 
@@ -107,11 +156,20 @@ class SmtpChannel:
             self._tls_context = ssl.create_default_context(cafile=settings.ca_file)
         self._pool = SmtpPool(self._client, max_idle=settings.pool_size,
                               idle_s=settings.pool_idle_s)
+        self._bodies = _Bodies()
+        self._fast_sender = _plain_address(settings.from_address)
 
     async def send(self, message: OutboundMessage) -> Receipt:
         """Submit one email; raise DeliveryError (classified) when it is not accepted."""
         s = self._settings
-        mail = build_email(message, s.from_address)
+        mail: EmailMessage | bytes
+        mid = message_id(message.idempotency_key, s.from_address)
+        if self._fast_sender and _plain_address(message.recipient):
+            head = (f"To: {message.recipient}\r\nDate: {format_datetime(localtime())}\r\n"
+                    f"Message-ID: {mid}\r\n")
+            mail = head.encode("ascii") + self._bodies.get(message, s.from_address)
+        else:
+            mail = build_email(message, s.from_address)
         try:
             reply = await self._submit(mail, message.recipient)
         except aiosmtplib.SMTPException as exc:
@@ -123,16 +181,19 @@ class SmtpChannel:
             raise DeliveryError(
                 f"cannot reach SMTP server {s.host}:{s.port}: {exc}", retryable=True
             ) from exc
-        return Receipt(provider_id=str(mail["Message-ID"]), detail=reply)
+        return Receipt(provider_id=mid, detail=reply)
 
-    async def _submit(self, mail: EmailMessage, recipient: str) -> str:
+    async def _submit(self, mail: EmailMessage | bytes, recipient: str) -> str:
         """Send on a pooled connection; on a stale one, once more on a fresh one."""
         sender = self._settings.from_address
         while True:
             client, reused = await self._pool.acquire()
             try:
-                _errors, reply = await client.send_message(mail, sender=sender,
-                                                           recipients=[recipient])
+                if isinstance(mail, bytes):  # serialised 7-bit clean: no BODY option
+                    _errors, reply = await client.sendmail(sender, [recipient], mail)
+                else:
+                    _errors, reply = await client.send_message(mail, sender=sender,
+                                                               recipients=[recipient])
             except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPResponseException,
                     ConnectionError) as exc:
                 self._pool.discard(client)

@@ -403,6 +403,7 @@ def _plan_recipients(
     storm_recent: Mapping[str, int], asking: _Asking,
 ) -> None:
     counts: dict[tuple[str, str, bool], int] = {}
+    views: dict[tuple[frozenset[str], int], IncidentView] = {}
     # (channel, address) → the recipient whose notices use it: a person in two audiences
     # of the route (or two contacts sharing an address) is told once.
     taken: dict[tuple[str, str], tuple[str, str]] = {}
@@ -418,7 +419,7 @@ def _plan_recipients(
         try:
             _plan_recipient(incident, rules, rcpt, firing, resolved, base_view,
                             representative, follow_now, now, result, storm_recent, counts,
-                            taken, asking)
+                            taken, asking, views)
         except Exception as exc:  # noqa: BLE001 - recorded on the incident, counted, logged
             (n_notices, n_logs, n_cancel, n_counted, n_folded, n_failures,
              result.first_notice_at) = mark
@@ -438,9 +439,10 @@ def _plan_recipient(
     resolved: frozenset[str], base_view: IncidentView, representative: Alert,
     follow_now: bool, now: datetime, result: FlushResult, storm_recent: Mapping[str, int],
     counts: dict[tuple[str, str, bool], int], taken: dict[tuple[str, str], tuple[str, str]],
-    asking: _Asking,
+    asking: _Asking, views: dict[tuple[frozenset[str], int], IncidentView],
 ) -> None:
-    """Plan one recipient's notice (see :func:`_plan_recipients`)."""
+    """Plan one recipient's notice (see :func:`_plan_recipients`); ``views``: the
+    incident views handed out so far, by (new alerts, follow-up number)."""
     decision = incident.decision
     policy = decision.policy
     storm = rules.incident.storm_control
@@ -498,9 +500,14 @@ def _plan_recipient(
     new = firing - (log.firing if log else frozenset())
     # New alerts are firing ones: taken from the complete ``firing`` list (``alerts``
     # is capped at MAX_LISTED_ALERTS), in the same order.
-    view = replace(base_view, new=AlertList(a for a in base_view.firing
-                                            if a.fingerprint in new),
-                   follow_up=result.follow_ups + 1 if phase == "follow_up" else 0)
+    follow_up = result.follow_ups + 1 if phase == "follow_up" else 0
+    # Recipients who see the same incident share one view, hence one render when the
+    # template does not read them (router/rules/render_cache.py).
+    view = views.get((new, follow_up))
+    if view is None:
+        view = views[new, follow_up] = replace(
+            base_view, new=AlertList(a for a in base_view.firing if a.fingerprint in new),
+            follow_up=follow_up)
     asks = phase in ("firing", "update", "follow_up") and asking.asks(log, result.state)
     ack = asking.notice(rcpt.contact.id, now) if asks else None
     for channel, address, _locale in channels:
@@ -993,6 +1000,7 @@ def plan_storm(
                   ends_at=None, generator_url="", fingerprint=f"storm{storm_id:012d}")
     incident_key = f"storm-{storm_id}"
     out: list[PlannedNotice] = []
+    listed = tuple(items)  # one list for every contact: one render per locale and channel
     for contact in found.contacts:
         held_until = quiet_verdict(rules.incident, decision.policy, decision.severity,
                                    contact, now).held_until
@@ -1000,7 +1008,7 @@ def plan_storm(
             failed_reason = None
             try:
                 message = rules.render(decision, alert, contact, channel, "storm", {},
-                                       storm=tuple(items))
+                                       storm=listed)
             except Exception as exc:  # noqa: BLE001 - a RenderError or a bug: a dead letter
                 failed_reason = f"template '{decision.template}' failed to render: {exc}"[:1000]
                 message = RenderedMessage(subject="[render failed] storm", text="")

@@ -50,6 +50,7 @@ from router.rules.templates import (
     CompiledTemplate,
     TemplateCompileError,
     compile_field,
+    recipient_reads,
 )
 from router.rules.tree import Route, SeverityRule
 from router.yamlsrc import Mark, Path_, SourceFile, read_yaml
@@ -423,8 +424,9 @@ def _template(name: str, tpl: TemplateModel, defaults: DefaultsModel, src: Sourc
                 except TemplateCompileError as exc:
                     _template_problem(src, (*lpath, fname), exc, ctx)
             if fields["text"] is not None:
-                per_locale[locale] = CompiledMessage(fields["subject"], fields["text"],
-                                                     fields["html"])
+                per_locale[locale] = CompiledMessage(
+                    fields["subject"], fields["text"], fields["html"],
+                    reads=recipient_reads(*(getattr(msg, f) for f in _SLOT)))
         fallback = tpl.fallback_locale or defaults.locale
         if messages and fallback not in messages:
             which = "fallback_locale" if tpl.fallback_locale else "default locale"

@@ -11,6 +11,7 @@ from pathlib import Path
 from router.errors import Problem
 from router.models import Alert, Contact, Phase, RenderedMessage, RouteDecision
 from router.rules.incident_rules import IncidentRules
+from router.rules.render_cache import RenderCache
 from router.rules.templates import CompiledTemplate, RenderError, build_context, render_message
 from router.rules.tree import Route, Trace, evaluate
 from router.rules.view import NOT_REQUESTED, AckView, IncidentView, StormItem
@@ -106,6 +107,7 @@ class RuleSet:
         self.content_hash = content_hash
         self._routes = {r.route_id: r for r in root.walk()}
         self._positions = {r.position: r for r in self._routes.values()}
+        self._renders = RenderCache()
 
     @property
     def routes(self) -> Mapping[str, Route]:
@@ -164,12 +166,18 @@ class RuleSet:
         if template is None:
             raise RenderError(f"unknown template '{decision.template}'")
         locale, message = template.pick(channel, contact.locale, self.default_locale)
-        context = build_context(decision, alert, contact, phase, meta, locale,
-                                incident=incident, storm=storm, ack=ack)
-        rendered = render_message(template, message, context)
-        if channel == "sms" and template.sms_policy is not None:
-            rendered = _fit_sms(template, locale, rendered)
-        return rendered
+
+        def make() -> RenderedMessage:
+            context = build_context(decision, alert, contact, phase, meta, locale,
+                                    incident=incident, storm=storm, ack=ack)
+            rendered = render_message(template, message, context)
+            if channel == "sms" and template.sms_policy is not None:
+                rendered = _fit_sms(template, locale, rendered)
+            return rendered
+
+        # Recipients who would see the same message share one render (render_cache.py).
+        return self._renders.render(message, channel, locale, phase, contact, ack,
+                                    (decision, alert, meta, incident, storm), make)
 
 
 def _fit_sms(template: CompiledTemplate, locale: str,

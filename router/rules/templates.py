@@ -71,7 +71,11 @@ from router.models import (
 )
 from router.rules.problems import did_you_mean
 from router.rules.sms_policy import TemplateSmsPolicy
-from router.rules.template_fields import CONTEXT_ATTRIBUTES, unknown_attribute
+from router.rules.template_fields import (
+    CONTEXT_ATTRIBUTES,
+    per_recipient_reads,
+    unknown_attribute,
+)
 from router.rules.view import (
     NOT_REQUESTED,
     AckView,
@@ -452,13 +456,34 @@ def compile_field(source: str, *, html: bool) -> jinja2.Template:
         raise TemplateCompileError(f"template error: {exc.message}", exc.lineno) from None
 
 
+def recipient_reads(*sources: str | None) -> frozenset[str] | None:
+    """What of one recipient the output of these template fields depends on
+    (:func:`router.rules.template_fields.per_recipient_reads`; None: never cached)."""
+    reads: set[str] = set()
+    for source in sources:
+        if source is None:
+            continue
+        try:
+            tree = _TEXT_ENV.parse(source)
+        except jinja2.TemplateSyntaxError:
+            return None
+        found = per_recipient_reads(tree)
+        if found is None:
+            return None
+        reads.update(found)
+    return frozenset(reads)
+
+
 @dataclass(frozen=True, slots=True)
 class CompiledMessage:
-    """The compiled fields of one (template, channel, locale)."""
+    """The compiled fields of one (template, channel, locale); ``reads``: what of a
+    recipient its output depends on (:func:`recipient_reads`; None: every render is its
+    own, as for a message built without it)."""
 
     subject: jinja2.Template | None
     text: jinja2.Template
     html: jinja2.Template | None
+    reads: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ The clock is injected: tests drive :meth:`Scheduler.flush_due` with a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -41,7 +42,13 @@ import structlog
 
 from router.acks.links import AckLinks
 from router.clock import Clock
-from router.flush_offload import plan_flush_off_loop
+from router.flush_offload import (
+    LARGE_FLUSH_RENDERS,
+    collector_paused,
+    estimated_renders,
+    plan_flush_off_loop,
+    release_off_loop,
+)
 from router.incidents.flush import FlushRules, failure_reason, plan_storm
 from router.incidents.state import decision_from_json
 from router.metrics import (
@@ -168,6 +175,13 @@ class Scheduler(Loop):
 
     async def _flush(self, incident_id: str, now: datetime) -> tuple[int, bool]:
         """Flush one incident: (deliveries planned, every due one handed to the dispatcher)."""
+        with contextlib.ExitStack() as stack:
+            # A large flush runs with the collector paused until its result is dropped
+            # (router/flush_offload.py): the stack closes after _attempts returned.
+            return await self._attempts(incident_id, now, stack)
+
+    async def _attempts(self, incident_id: str, now: datetime,
+                        stack: contextlib.ExitStack) -> tuple[int, bool]:
         rules = self._rules()
         inhibit = rules.incident.inhibit_rules
 
@@ -175,6 +189,7 @@ class Scheduler(Loop):
             return target_keys(inhibit, labels) if inhibit else []
 
         storm = rules.incident.storm_control
+        paused = False
         for _ in range(_ATTEMPTS):
             snapshot = await self._store.load_incident(
                 incident_id, now, keys, storm.window if storm is not None else None)
@@ -183,6 +198,10 @@ class Scheduler(Loop):
             due = snapshot.incident.due_at
             if due is None or due > now:
                 return 0, True  # flushed meanwhile
+            if (not paused and estimated_renders(snapshot.incident, snapshot.logs, rules)
+                    >= LARGE_FLUSH_RENDERS):
+                stack.enter_context(collector_paused())
+                paused = True
             result = await plan_flush_off_loop(snapshot.incident, snapshot.alerts,
                                                snapshot.logs, snapshot.inhibited, rules, now,
                                                storm_recent=snapshot.storm_recent,
@@ -209,7 +228,13 @@ class Scheduler(Loop):
                           claimed=len(claimed),
                           next_due_at=result.due_at.isoformat() if result.due_at else None)
                 # A claim that stopped short of its slots took every delivery then due.
-                return len(result.notices), claim is not None and not claim.slots.filled(claimed)
+                done = (len(result.notices),
+                        claim is not None and not claim.slots.filled(claimed))
+                if paused:
+                    release = release_off_loop(result, snapshot)
+                    del result, snapshot
+                    await release
+                return done
             INCIDENT_FLUSHES.labels(result="conflict").inc()
             await asyncio.sleep(0)
         _log.warning("scheduler.flush_conflicts", incident=incident_id)

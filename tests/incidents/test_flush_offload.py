@@ -55,3 +55,53 @@ async def test_a_small_flush_stays_on_the_loop(h: Harness, threads: list[str]) -
     snapshot = await h.store.load_incident(incident.id, h.clock.now(), lambda _: [], None)
     assert snapshot is not None
     assert estimated_renders(snapshot.incident, snapshot.logs, h.rules) == 2
+
+
+async def test_a_large_flush_runs_without_collections_and_frees_its_result_off_the_loop(
+        h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A flush of at least LARGE_FLUSH_RENDERS messages pauses the cyclic collector
+    until its result was dropped (in the render pool), then enables it again."""
+    import gc
+
+    from router.workers import scheduler as scheduler_module
+
+    monkeypatch.setattr(scheduler_module, "LARGE_FLUSH_RENDERS", 2)
+    during: list[bool] = []
+    released: list[str] = []
+    real_plan, real_release = plan_flush, offload.release_off_loop
+
+    def spy(*args: Any, **kwargs: Any) -> FlushResult:
+        during.append(gc.isenabled())
+        return real_plan(*args, **kwargs)
+
+    async def release(*objects: object) -> None:
+        released.extend(type(o).__name__ for o in objects)
+        await real_release(*objects)
+
+    monkeypatch.setattr(offload, "plan_flush", spy)
+    monkeypatch.setattr(scheduler_module, "release_off_loop", release)
+    assert gc.isenabled()
+    await h.receive(make_alert("DiskFull", starts_at=h.clock.now()))
+    h.clock.advance(30)
+    assert await h.scheduler.flush_due() == 1
+    assert during == [False]
+    assert released == ["FlushResult", "IncidentSnapshot"]
+    assert gc.isenabled()
+    assert sorted(d.contact_id for d in await h.deliveries()) == ["alice", "bob"]
+
+
+def test_the_collector_pause_nests_and_keeps_a_disabled_collector_disabled() -> None:
+    import gc
+
+    with offload.collector_paused():
+        with offload.collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with offload.collector_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

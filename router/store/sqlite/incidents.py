@@ -20,6 +20,8 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Final
 
+import orjson
+
 from router.incidents.flush import FlushResult
 from router.incidents.grouping import group_key
 from router.incidents.state import (
@@ -74,12 +76,19 @@ __all__ = [
 #: The store the incident pipeline needs: all of it (kept for the older name).
 IncidentStore = Store
 
-#: Inserts one delivery, returns its id (None when its idempotency key already existed).
-InsertDelivery = Callable[[sqlite3.Connection, NewDelivery], int | None]
+#: Inserts planned notices (``.delivery``, ``.held_until``) in one batch; returns their ids
+#: in order (None when an idempotency key already existed).
+InsertDeliveries = Callable[[sqlite3.Connection, Sequence[Any]], list[int | None]]
 
 
 def _dumps(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
+def _fast_dumps(value: list[Any]) -> str:
+    """:func:`_dumps` of a list of lists of strings and integers (the same text: no
+    mapping to sort, compact separators, UTF-8), ten times faster."""
+    return orjson.dumps(value).decode()
 
 
 _INSERT_EVENT = "INSERT INTO incident_events (incident_id, at, kind, detail) VALUES (?,?,?,?)"
@@ -211,7 +220,7 @@ _SOURCES: Final = (
 
 def commit_flush_job(
     conn: sqlite3.Connection, snapshot: IncidentSnapshot, result: FlushResult,
-    now: datetime, deadline_s: float, insert: InsertDelivery,
+    now: datetime, deadline_s: float, insert: InsertDeliveries,
     storm_window_s: float | None = None,
 ) -> list[NewDelivery] | None:
     """Apply ``result`` if still valid; return the deliveries inserted, None on conflict."""
@@ -245,31 +254,45 @@ def commit_flush_job(
         _event(conn, incident.id, now_s, "notice_superseded", {"deliveries": len(result.cancel)})
     inserted: list[NewDelivery] = []
     held_ids: dict[tuple[str, str], list[list[Any]]] = {}
-    for notice in result.notices:
-        new_id = insert(conn, notice.delivery)
+    for notice, new_id in zip(result.notices, insert(conn, result.notices), strict=True):
         if new_id is None:
             continue
         inserted.append(notice.delivery)
         if notice.held_until is not None and notice.delivery.failed_reason is None:
-            held_s = ts(notice.held_until)
-            deadline = ts(notice.held_until + timedelta(seconds=deadline_s))
-            conn.execute("UPDATE deliveries SET next_attempt_at = ?, deferred_until = ?,"
-                         " deadline_at = ? WHERE id = ?", (held_s, held_s, deadline, new_id))
             held_ids.setdefault((notice.audience, notice.contact_id), []).append(
                 [new_id, notice.delivery.phase])
+    # The recipients' logs: one statement for all. Most recipients of a fan-out share
+    # the same alert sets and channels' shape: their JSON is encoded once.
+    encoded: dict[frozenset[str], str] = {}
+
+    def fps(value: frozenset[str]) -> str:
+        text = encoded.get(value)
+        if text is None:
+            text = encoded[value] = _dumps(sorted(value))
+        return text
+
+    times: dict[datetime | None, str | None] = {None: None}
+
+    def at(value: datetime | None) -> str | None:
+        text = times.get(value)
+        if text is None:
+            text = times[value] = ts_opt(value)
+        return text
+
+    rows = []
     for log in result.logs:
         held = [[h.delivery_id, h.phase] for h in log.held]
         held.extend(held_ids.get((log.audience, log.contact_id), []))
-        conn.execute(
-            "INSERT OR REPLACE INTO incident_recipients (incident_id, audience, contact_id,"
-            " firing, resolved, notified_at, seq, channels, announced, held, asked_at,"
-            " last_asked_at, answered_at, reminders)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (incident.id, log.audience, log.contact_id, _dumps(sorted(log.firing)),
-             _dumps(sorted(log.resolved)), ts(log.notified_at), log.seq,
-             _dumps([list(c) for c in log.channels]), int(log.announced), _dumps(held),
-             ts_opt(log.asked_at), ts_opt(log.last_asked_at), ts_opt(log.answered_at),
-             log.reminders))
+        rows.append((incident.id, log.audience, log.contact_id, fps(log.firing),
+                     fps(log.resolved), at(log.notified_at), log.seq,
+                     _fast_dumps([list(c) for c in log.channels]), int(log.announced),
+                     _fast_dumps(held) if held else "[]", at(log.asked_at),
+                     at(log.last_asked_at), at(log.answered_at), log.reminders))
+    conn.executemany(
+        "INSERT OR REPLACE INTO incident_recipients (incident_id, audience, contact_id,"
+        " firing, resolved, notified_at, seq, channels, announced, held, asked_at,"
+        " last_asked_at, answered_at, reminders)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
     for fp, status in result.alert_status.items():
         conn.execute("UPDATE incident_alerts SET status = ? WHERE incident_id = ?"
                      " AND fingerprint = ?", (status, incident.id, fp))
@@ -475,22 +498,14 @@ def due_storms_query(conn: sqlite3.Connection, now: datetime) -> list[DueStorm]:
 
 
 def commit_storm_job(conn: sqlite3.Connection, storm_id: int, notices: Sequence[Any],
-                     now: datetime, deadline_s: float, insert: InsertDelivery) -> list[NewDelivery]:
+                     now: datetime, deadline_s: float,
+                     insert: InsertDeliveries) -> list[NewDelivery]:
     """Insert a storm summary's deliveries and mark the storm sent (once)."""
     row = conn.execute("SELECT sent_at FROM storms WHERE id = ?", (storm_id,)).fetchone()
     if row is None or row[0] is not None:
         return []
-    inserted: list[NewDelivery] = []
-    for notice in notices:
-        new_id = insert(conn, notice.delivery)
-        if new_id is None:
-            continue
-        inserted.append(notice.delivery)
-        if notice.held_until is not None:
-            held_s = ts(notice.held_until)
-            conn.execute("UPDATE deliveries SET next_attempt_at = ?, deferred_until = ?,"
-                         " deadline_at = ? WHERE id = ?",
-                         (held_s, held_s,
-                          ts(notice.held_until + timedelta(seconds=deadline_s)), new_id))
+    inserted = [notice.delivery
+                for notice, new_id in zip(notices, insert(conn, notices), strict=True)
+                if new_id is not None]
     conn.execute("UPDATE storms SET sent_at = ? WHERE id = ?", (ts(now), storm_id))
     return inserted

@@ -5,7 +5,9 @@ channel's backlog never uses up another's claim; within a channel it takes the m
 severe first (critical, then warning, then info; any other severity ranks with
 warning), then the oldest due. :class:`LaneSlots` is what the dispatcher reserves and
 what a claim (the dispatcher's own, or a flush's) consumes; :func:`claim_sql` builds the
-one ``UPDATE ... RETURNING`` statement that leases them, in one transaction.
+one ``UPDATE ... RETURNING`` statement that leases them, in one transaction. A
+later notice waits while the first notice of the same incident to the same contact on
+the same channel is pending: for one recipient, the phases go out in order.
 """
 
 from __future__ import annotations
@@ -28,7 +30,17 @@ def severity_rank(severity: str) -> int:
     return _RANKS.get(severity, 1)
 
 
-_PENDING = "FROM deliveries{hint} WHERE status = 'pending'"
+# A later notice waits while the first notice of the same incident to the same contact
+# on the same channel is pending (migration 0014): a follow-up or resolved notice never
+# overtakes the first one still queued, retried or being sent.
+_IN_ORDER = (" AND (phase = 'firing' OR NOT EXISTS (SELECT 1 FROM deliveries AS first"
+             " INDEXED BY deliveries_first_pending"
+             " WHERE first.incident_key = deliveries.incident_key"
+             " AND first.contact_id = deliveries.contact_id"
+             " AND first.channel = deliveries.channel"
+             " AND first.status = 'pending' AND first.phase = 'firing'"
+             " AND first.id < deliveries.id))")
+_PENDING = "FROM deliveries{hint} WHERE status = 'pending'" + _IN_ORDER
 _INDEX = " INDEXED BY deliveries_lane_due"  # migration 0007: walked in claim order
 
 
