@@ -5,6 +5,8 @@ still pending (queued, being sent, or waiting for a retry). A first notice still
 
 from __future__ import annotations
 
+from typing import Any
+
 from router.models import Receipt
 from tests.incidents.harness import T_MON_10, Harness, make_alert
 
@@ -76,8 +78,8 @@ async def test_a_claim_racing_the_cancel_falls_back_to_resolved(h: Harness) -> N
     h.clock.advance(300)
     real = h.store.load_incident
 
-    async def load_then_claim(*args: object, **kwargs: object) -> object:
-        snapshot = await real(*args, **kwargs)  # type: ignore[arg-type]
+    async def load_then_claim(*args: Any, **kwargs: Any) -> Any:
+        snapshot = await real(*args, **kwargs)
         if h.clock.now() >= T_MON_10:  # once: the dispatcher wins the race
             h.store.load_incident = real  # type: ignore[method-assign]
             assert len(await h.store.claim_due(h.clock.now(), 10, 600)) == 2
