@@ -14,6 +14,12 @@ firing alert joins or re-fires, a resolved one resolves). Each step's window run
 its ``at`` to the next step's ``at`` (excluded); the last one until the routes' longest
 ``group_wait``/``group_interval`` after it (what its own changes cause). The outbox rows
 the scheduler writes inside a window are that step's messages.
+
+After every flush the deliveries due then are marked sent, like a dispatcher that sends
+instantly (a rule test sends nothing): a first notice is out before the incident
+resolves, so a later resolution is a ``resolved`` notice, not the ``summary`` that
+replaces a first notice still queued. Notices held by quiet hours stay pending until
+their hold ends.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ import structlog.testing
 from router.acks import AckBy
 from router.clock import FakeClock
 from router.errors import UserError
-from router.models import Alert, Delivery, IntakeRecord
+from router.models import Alert, Delivery, IntakeRecord, Receipt
 from router.rules.ruleset import RuleSet
 from router.store.sqlite import SqliteStore
 from router.workers.acks import AckService
@@ -39,8 +45,12 @@ __all__ = ["RULES_TEST_META", "Step", "rehearse", "rehearse_async", "settle_s"]
 
 #: The webhook envelope of the alerts a rule test receives (``meta`` in templates).
 RULES_TEST_META: Mapping[str, str] = {"receiver": "tocsin-rules-test"}
-#: Deliveries are never sent here; their deadline only needs to outlive the rehearsal.
+#: Deliveries are never really sent here; their deadline only needs to outlive the
+#: rehearsal.
 _DEADLINE_S = 30 * 86400.0
+#: Deliveries marked sent per claim (the rehearsal's instant dispatcher) and their lease.
+_SEND_BATCH = 10_000
+_SEND_LEASE_S = 60.0
 #: Timers fired per window at most (a bound against a rule set that re-arms forever).
 _MAX_FLUSHES = 10_000
 
@@ -128,6 +138,7 @@ async def _flush_until(store: SqliteStore, scheduler: Scheduler, clock: FakeCloc
     """Fire every incident timer due before ``end`` (or at it), each at its due time."""
     for _ in range(_MAX_FLUSHES):
         await scheduler.flush_due()
+        await _send_due(store, clock.now())
         due = await store.next_incident_due()
         if due is None or due > end or (due == end and not inclusive):
             return
@@ -135,3 +146,10 @@ async def _flush_until(store: SqliteStore, scheduler: Scheduler, clock: FakeCloc
             clock.set(due)
     raise UserError(f"incident timers keep firing before {end.isoformat()}: more than "
                     f"{_MAX_FLUSHES} flushes in one step (shorten the step)")
+
+
+async def _send_due(store: SqliteStore, now: datetime) -> None:
+    """Mark every delivery due at ``now`` sent (in the dispatcher's claim order)."""
+    while batch := await store.claim_due(now, _SEND_BATCH, _SEND_LEASE_S):
+        for delivery in batch:
+            await store.mark_sent(delivery.id, now, Receipt(detail="rules test"))

@@ -7,7 +7,8 @@ idempotency keys (:func:`notice_key`) and render-failure handling the service us
 recipient (the contacts of the route's audiences, plus anyone told before) it asks the
 dedup decision (:func:`router.incidents.dedup.needs_notice`) whether a notice is due,
 picks the phase, applies quiet hours (hold until the window ends, never drop; a newer
-notice replaces a held one; a resolution during the hold becomes one ``summary``),
+notice replaces a held one; a resolution during the hold becomes one ``summary``; so
+does a resolution while the first notice is still queued, not yet sent nor being sent),
 follow-ups and storm control, renders the message per channel, and returns every
 change for the store to apply in one transaction — deliveries, notification-log rows,
 held deliveries to cancel, timeline events, the incident's next timer.
@@ -162,6 +163,9 @@ class FlushResult:
     notices: list[PlannedNotice] = field(default_factory=list)
     logs: list[RecipientLog] = field(default_factory=list)
     cancel: list[int] = field(default_factory=list)
+    #: Queued first notices (not held by quiet hours) replaced by a ``summary``: cancelled
+    #: only if still pending and unleased at commit, else the flush conflicts.
+    cancel_queued: list[int] = field(default_factory=list)
     events: list[TimelineEvent] = field(default_factory=list)
     alert_status: dict[str, str] = field(default_factory=dict)  # fp → new status
     inhibited: dict[str, bool] = field(default_factory=dict)  # fp → new flag
@@ -414,16 +418,18 @@ def _plan_recipients(
         # One recipient's failure (a bug, a value out of range) is theirs alone: it becomes
         # a dead letter with the reason and the other recipients are planned as usual.
         mark = (len(result.notices), len(result.logs), len(result.cancel),
-                len(result.storm_counted), len(result.storm_folded), len(result.failures),
+                len(result.cancel_queued), len(result.storm_counted),
+                len(result.storm_folded), len(result.failures),
                 result.first_notice_at)
         try:
             _plan_recipient(incident, rules, rcpt, firing, resolved, base_view,
                             representative, follow_now, now, result, storm_recent, counts,
                             taken, asking, views)
         except Exception as exc:  # noqa: BLE001 - recorded on the incident, counted, logged
-            (n_notices, n_logs, n_cancel, n_counted, n_folded, n_failures,
+            (n_notices, n_logs, n_cancel, n_queued, n_counted, n_folded, n_failures,
              result.first_notice_at) = mark
             del result.notices[n_notices:], result.logs[n_logs:], result.cancel[n_cancel:]
+            del result.cancel_queued[n_queued:]
             del result.storm_counted[n_counted:], result.storm_folded[n_folded:]
             del result.failures[n_failures:]
             _plan_failed(incident, rcpt, representative, exc, now, result)
@@ -459,12 +465,15 @@ def _plan_recipient(
         return
     else:
         phase = _phase(reason, announced)
-    # A newer notice replaces the notices still held by quiet hours.
-    if cancellable:
+    queued = _queued_first(log, firing, reason)
+    # A newer notice replaces the notices still held by quiet hours; a resolution, the
+    # first notices still queued.
+    if cancellable or queued:
         result.cancel.extend(h.delivery_id for h in cancellable)
-        if any(h.phase in ("firing", "storm", "escalation") for h in cancellable):
+        result.cancel_queued.extend(h.delivery_id for h in queued)
+        if any(h.phase in ("firing", "storm", "escalation") for h in (*cancellable, *queued)):
             announced = False
-        phase = _collapse(phase, announced, cancellable, firing, policy)
+        phase = _collapse(phase, announced, cancellable, firing, policy, queued=bool(queued))
     kept = tuple(h for h in (log.held if log else ()) if not h.cancellable)
     if phase is None:  # dropped by `on_resolved_during_quiet_hours: drop`
         result.logs.append(_log_entry(rcpt, log, firing, resolved, now, announced, kept,
@@ -535,14 +544,30 @@ def _phase(reason: Reason, announced: bool) -> Phase:
     return "update"
 
 
+def _queued_first(log: RecipientLog | None, firing: frozenset[str],
+                  reason: Reason | None) -> tuple[HeldNotice, ...]:
+    """The recipient's first notices to cancel for one ``summary``: the incident resolved
+    while they were still queued on every channel of the recipient, none being sent. A
+    notice leased for sending, or already sent on one of the channels, is not cancelled:
+    the resolved notice follows it (the dispatcher's claim keeps the order)."""
+    if log is None or firing or reason != "all_resolved" or not log.queued:
+        return ()
+    if not all(h.cancellable for h in log.queued) or len(log.queued) < len(log.channels):
+        return ()
+    return log.queued
+
+
 def _collapse(phase: Phase | None, announced: bool, cancelled: Sequence[HeldNotice],
-              firing: frozenset[str], policy: Any) -> Phase | None:
-    """The phase that replaces held notices (see the module docstring)."""
+              firing: frozenset[str], policy: Any, *, queued: bool = False) -> Phase | None:
+    """The phase that replaces held (or queued) notices (see the module docstring)."""
     if announced:
         return phase
     if firing:
         return "firing"  # the first notice, with today's state
-    # It fired and resolved while the recipient's first notice was held.
+    # It fired and resolved while the recipient's first notice was held (or queued: then
+    # always one summary, quiet hours did not keep them uninformed).
+    if queued:
+        return "summary"
     return None if policy.resolved_during_quiet_hours == "drop" else "summary"
 
 

@@ -116,6 +116,11 @@ class RecipientLog:
     # Phases of the notices planned so far that actually went out or will (not cancelled).
     announced: bool  # a first notice (or storm summary) reached or will reach them
     held: tuple[HeldNotice, ...] = ()
+    # Their first notices (phase firing) still pending outside quiet hours: queued or
+    # waiting for a retry (``cancellable``: not leased, so not being sent right now).
+    # Loaded with the incident, never stored on the log: a resolution before they went
+    # out cancels them for one ``summary``.
+    queued: tuple[HeldNotice, ...] = ()
     # Acknowledgements: the first notice that asked them for an answer (None: never
     # asked); when the last notice asking reaches them (after the quiet hours holding it:
     # the next reminder counts from there); their answer; the reminders sent so far.

@@ -551,7 +551,9 @@ class IncidentLog(Protocol):
         target_keys: Callable[[Mapping[str, str]], list[TargetKey]],
         storm_window_s: float | None,
     ) -> IncidentSnapshot | None:
-        """Everything a flush of ``incident_id`` reads."""
+        """Everything a flush of ``incident_id`` reads; each recipient's log carries its
+        notices held by quiet hours (``held``) and its other first notices still pending
+        (``queued``; ``cancellable`` when not leased at ``now``)."""
         ...
 
     async def commit_flush(
@@ -560,6 +562,9 @@ class IncidentLog(Protocol):
         claim: FlushClaim | None = None,
     ) -> list[Delivery] | None:
         """Apply a flush computed from ``snapshot``; None (nothing written) on conflict.
+
+        ``result.cancel_queued`` are cancelled only if still pending and unleased: one
+        claimed meanwhile is a conflict (the next flush plans the resolved notice).
 
         With ``claim``, the same transaction then leases due deliveries, at most
         ``claim.slots`` per channel lane (the flush's own and any other due one; the most

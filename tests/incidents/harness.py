@@ -9,7 +9,7 @@ from pathlib import Path
 
 from router.clock import FakeClock
 from router.fingerprint import fingerprint
-from router.models import Alert, Delivery, IntakeRecord
+from router.models import Alert, Delivery, IntakeRecord, Receipt
 from router.rules import RuleSet, load_rules
 from router.store import Store
 from router.workers.intake import IntakeProcessor
@@ -77,11 +77,19 @@ def make_alert(name: str, *, status: str = "firing", starts_at: datetime,
 
 @dataclass
 class Harness:
-    """Drive alerts through intake → incidents → scheduler → outbox with a fake clock."""
+    """Drive alerts through intake → incidents → scheduler → outbox with a fake clock.
+
+    Nothing is sent by default: every delivery stays pending (a test reads it so), and a
+    first notice still queued when the incident resolves is replaced by one ``summary``.
+    With ``send`` every delivery due after a flush is marked sent, like a dispatcher
+    that sends instantly (notices held by quiet hours stay pending until their hold
+    ends): a later resolution is then a ``resolved`` notice.
+    """
 
     store: Store
     rules: RuleSet
     clock: FakeClock
+    send: bool = False
     processor: IntakeProcessor = field(init=False)
     scheduler: Scheduler = field(init=False)
 
@@ -103,8 +111,16 @@ class Harness:
         before = {d.id for d in await self.deliveries()}
         self.clock.advance(seconds)
         while await self.scheduler.flush_due():
-            pass
+            await self.send_due()
+        await self.send_due()
         return [d for d in await self.deliveries() if d.id not in before]
+
+    async def send_due(self) -> None:
+        """Mark the deliveries due now sent (``send`` only), in the claim order."""
+        while self.send and (batch := await self.store.claim_due(self.clock.now(), 1000, 60)):
+            for delivery in batch:
+                await self.store.mark_sent(delivery.id, self.clock.now(),
+                                           Receipt(detail="harness"))
 
     async def deliveries(self) -> list[Delivery]:
         rows = await self.store.list_deliveries(limit=1000)

@@ -189,6 +189,7 @@ async def test_second_tier_and_quiet_hours(store: Store, tmp_path: Path) -> None
 async def test_resolved_stops_reminders_and_escalation(store: Store, tmp_path: Path) -> None:
     """Resolved before anyone answered: resolved notices, then nothing more, no timer."""
     h, service = harness(store, tmp_path)
+    h.send = True
     incident = await fire(h)
     await h.receive(make_alert("DiskFull", starts_at=T_MON_10, status="resolved",
                                ends_at=FIRST + timedelta(seconds=60), instance="db1"))

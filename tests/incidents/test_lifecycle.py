@@ -50,7 +50,9 @@ async def test_changes_wait_group_interval_then_update(h: Harness) -> None:
 
 
 async def test_resolved_goes_to_everyone_told_on_same_channels(h: Harness) -> None:
-    """When every alert resolves, each recipient of the first notice gets the resolved one."""
+    """When every alert resolves, each recipient of the first notice (sent) gets the
+    resolved one."""
+    h.send = True
     firing = make_alert("HostDown", instance="a", starts_at=START)
     await h.receive(firing)
     first = await h.tick(30)

@@ -43,7 +43,9 @@ async def test_critical_breaks_quiet_hours(h: Harness) -> None:
 
 
 async def test_resolved_while_held_becomes_one_summary(h: Harness) -> None:
-    """Resolved during the hold: carol's held first notice is replaced by one summary."""
+    """Resolved during the hold: carol's held first notice is replaced by one summary;
+    dave, whose first notice was sent, gets the resolved notice."""
+    h.send = True
     await at_sunday(h)
     alert = make_alert("DiskWillFill", starts_at=T_SUN_0030, **customers())
     await h.receive(alert)

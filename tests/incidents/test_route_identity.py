@@ -13,10 +13,17 @@ from datetime import timedelta
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from router.incidents.grouping import group_key
 from router.store import PostgresStore
 from tests.incidents.harness import RULES, T_MON_10, Harness, load, make_alert
+
+
+@pytest.fixture(autouse=True)
+def _sending(h: Harness) -> None:
+    """First notices are sent before the incident resolves: it ends with `resolved`."""
+    h.send = True
 
 START = T_MON_10 - timedelta(minutes=2)
 BILLING = """

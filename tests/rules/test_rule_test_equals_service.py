@@ -2,7 +2,8 @@
 
 The service side is the real pipeline in-process: Alertmanager webhooks over HTTP into
 the app of router/app.py with a real SQLite store, then the intake processor and the
-scheduler driven by a FakeClock in 5-second ticks (as their loops would wake). The
+scheduler driven by a FakeClock in 5-second ticks (as their loops would wake), every
+delivery due marked sent at each tick (a dispatcher that sends at once). The
 rule-test side is a rule test file of the shipped rules/ run by the runner
 (`case_deliveries`, what `run_case` checks) and `explain_alert` (`--labels`). Both are
 compared as (recipient, channel, subject, text) per phase of one incident life; the
@@ -30,7 +31,15 @@ from router.authoring.testrun import case_deliveries
 from router.clock import FakeClock
 from router.config import ServiceConfig
 from router.http import ServiceState
-from router.models import Alert, Contact, Delivery, Phase, RenderedMessage, RouteDecision
+from router.models import (
+    Alert,
+    Contact,
+    Delivery,
+    Phase,
+    Receipt,
+    RenderedMessage,
+    RouteDecision,
+)
 from router.rules import RuleSet, load_rules
 from router.store import SqliteStore
 from router.workers.intake import IntakeProcessor
@@ -141,6 +150,11 @@ async def _service(rules: RuleSet, tmp_path: Path, life: Life = LIFE) -> list[li
                 pass
             while await scheduler.flush_due():
                 pass
+            # A dispatcher that sends at once (as the rule test assumes): a first notice
+            # is out before the incident resolves.
+            while due := await store.claim_due(clock.now(), 1000, 60):
+                for delivery in due:
+                    await store.mark_sent(delivery.id, clock.now(), Receipt(detail="test"))
             clock.advance(5)
         rows = await store.list_deliveries(limit=10_000)
     finally:

@@ -23,6 +23,7 @@ import orjson
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
+from router.errors import ConflictError
 from router.incidents.batch import AlertCopy, IntakeBatch, OpenIncident
 from router.incidents.engine import AlertEvent
 from router.incidents.flush import FlushResult, PlannedNotice
@@ -269,7 +270,8 @@ def _ack_from_row(row: Row) -> IncidentAck | None:
                        channel=row["ack_channel"] or "", by_id=row["acknowledged_by_id"])
 
 
-def recipient_from_row(r: Row, held: Sequence[HeldNotice] = ()) -> RecipientLog:
+def recipient_from_row(r: Row, held: Sequence[HeldNotice] = (),
+                       queued: Sequence[HeldNotice] = ()) -> RecipientLog:
     """A notification-log row (``incident_recipients``)."""
     return RecipientLog(
         audience=r["audience"], contact_id=r["contact_id"],
@@ -277,7 +279,7 @@ def recipient_from_row(r: Row, held: Sequence[HeldNotice] = ()) -> RecipientLog:
         resolved=frozenset(json.loads(r["resolved"])),
         notified_at=utc(r["notified_at"]), seq=int(r["seq"]),
         channels=tuple((c[0], c[1], c[2]) for c in json.loads(r["channels"])),
-        announced=bool(r["announced"]), held=tuple(held),
+        announced=bool(r["announced"]), held=tuple(held), queued=tuple(queued),
         asked_at=utc_opt(r["asked_at"]), last_asked_at=utc_opt(r["last_asked_at"]),
         answered_at=utc_opt(r["answered_at"]), reminders=int(r["reminders"]))
 
@@ -319,6 +321,12 @@ async def load_snapshot(
     wanted = sorted({int(d) for held in helds.values() for d, _ in held})
     states = {int(r["id"]): r for r in await _dicts(conn, q.DELIVERY_STATE, (wanted,))} \
         if wanted else {}
+    # The first notices still pending (index deliveries_first_pending); those held by
+    # quiet hours are the recipient's ``held``, the others its ``queued``.
+    pending: dict[tuple[str, str], list[HeldNotice]] = {}
+    for row in await _dicts(conn, q.FIRST_PENDING, (iid,)):
+        pending.setdefault((row["audience"], row["contact_id"]), []).append(HeldNotice(
+            int(row["id"]), "firing", row["lease_until"] is None or row["lease_until"] <= now))
     logs: dict[tuple[str, str], RecipientLog] = {}
     for r in recipients:
         held: list[HeldNotice] = []
@@ -327,7 +335,10 @@ async def load_snapshot(
             if d is None or d["status"] != "pending":
                 continue  # sent, failed or cancelled: no longer held
             held.append(HeldNotice(int(delivery_id), phase, _cancellable(d, now)))
-        logs[(r["audience"], r["contact_id"])] = recipient_from_row(r, held)
+        ids = {h.delivery_id for h in held}
+        queued = [h for h in pending.get((r["audience"], r["contact_id"]), ())
+                  if h.delivery_id not in ids]
+        logs[(r["audience"], r["contact_id"])] = recipient_from_row(r, held, queued)
     targets = {alert.fingerprint: tuple(target_keys(alert.labels))
                for alert in alerts if alert.status == "firing"}
     sources: dict[tuple[str, str], tuple[InhibitSource, ...]] = {}
@@ -369,8 +380,13 @@ async def commit_flush(
     if result.cancel:
         async with conn.cursor() as c:
             await c.executemany(q.CANCEL_HELD, [(now, i) for i in result.cancel])
+    if result.cancel_queued:
+        cur = await conn.execute(q.CANCEL_QUEUED, (now, list(result.cancel_queued), now))
+        if cur.rowcount != len(result.cancel_queued):  # the transaction rolls back
+            raise ConflictError("a queued first notice was claimed while it was replaced")
+    if result.cancel or result.cancel_queued:
         await _event(conn, incident.id, now, "notice_superseded",
-                     {"deliveries": len(result.cancel)})
+                     {"deliveries": len(result.cancel) + len(result.cancel_queued)})
     inserted: list[NewDelivery] = []
     held_ids: dict[tuple[str, str], list[list[Any]]] = {}
     for notice in result.notices:

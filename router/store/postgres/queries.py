@@ -178,6 +178,16 @@ FLUSH_INCIDENT: Final = (
     " flush_failures = 0, flush_error = NULL, claimed_by = NULL, lease_until = NULL,"
     " escalation_tier = %s, ack_notified = %s WHERE id = %s AND version = %s"
 )
+#: An incident's first notices still pending (queued, leased, held or waiting to retry).
+FIRST_PENDING: Final = (
+    "SELECT id, audience, contact_id, lease_until FROM deliveries"
+    " WHERE incident_key = %s AND status = 'pending' AND phase = 'firing' ORDER BY id")
+#: Cancels queued first notices, only those still pending and not leased (the rowcount
+#: tells whether a dispatcher claimed one meanwhile).
+CANCEL_QUEUED: Final = (
+    "UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, updated_at = %s,"
+    " last_error = 'replaced by a summary: the incident resolved before it was sent'"
+    " WHERE id = ANY(%s) AND status = 'pending' AND (lease_until IS NULL OR lease_until <= %s)")
 CANCEL_HELD: Final = (
     "UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, updated_at = %s,"
     " last_error = 'replaced by a newer notice while held by quiet hours' WHERE id = %s"

@@ -22,6 +22,7 @@ from typing import Any, Final
 
 import orjson
 
+from router.errors import ConflictError
 from router.incidents.flush import FlushResult
 from router.incidents.grouping import group_key
 from router.incidents.state import (
@@ -136,7 +137,8 @@ def _ack_from_row(row: sqlite3.Row) -> IncidentAck | None:
                        channel=row["ack_channel"] or "", by_id=row["acknowledged_by_id"])
 
 
-def recipient_from_row(r: sqlite3.Row, held: Sequence[HeldNotice] = ()) -> RecipientLog:
+def recipient_from_row(r: sqlite3.Row, held: Sequence[HeldNotice] = (),
+                       queued: Sequence[HeldNotice] = ()) -> RecipientLog:
     """A notification-log row (``incident_recipients``)."""
     return RecipientLog(
         audience=r["audience"], contact_id=r["contact_id"],
@@ -144,7 +146,7 @@ def recipient_from_row(r: sqlite3.Row, held: Sequence[HeldNotice] = ()) -> Recip
         resolved=frozenset(json.loads(r["resolved"])),
         notified_at=parse_ts(r["notified_at"]), seq=int(r["seq"]),
         channels=tuple((c[0], c[1], c[2]) for c in json.loads(r["channels"])),
-        announced=bool(r["announced"]), held=tuple(held),
+        announced=bool(r["announced"]), held=tuple(held), queued=tuple(queued),
         asked_at=parse_ts_opt(r["asked_at"]), last_asked_at=parse_ts_opt(r["last_asked_at"]),
         answered_at=parse_ts_opt(r["answered_at"]), reminders=int(r["reminders"]))
 
@@ -178,6 +180,12 @@ def load_snapshot_query(
         (iid,))]
     now_s = ts(now)
     logs: dict[tuple[str, str], RecipientLog] = {}
+    # The first notices still pending (index deliveries_first_pending); those held by
+    # quiet hours are the recipient's ``held``, the others its ``queued``.
+    pending: dict[tuple[str, str], list[HeldNotice]] = {}
+    for d in conn.execute(_FIRST_PENDING, (iid,)):
+        pending.setdefault((d["audience"], d["contact_id"]), []).append(HeldNotice(
+            int(d["id"]), "firing", d["lease_until"] is None or d["lease_until"] <= now_s))
     for r in conn.execute("SELECT * FROM incident_recipients WHERE incident_id = ?", (iid,)):
         held: list[HeldNotice] = []
         for delivery_id, phase in json.loads(r["held"]):
@@ -187,7 +195,10 @@ def load_snapshot_query(
                 continue  # sent, failed or cancelled: no longer held
             cancellable = d["lease_until"] is None and (d["next_attempt_at"] or "") > now_s
             held.append(HeldNotice(int(delivery_id), phase, cancellable))
-        logs[(r["audience"], r["contact_id"])] = recipient_from_row(r, held)
+        ids = {h.delivery_id for h in held}
+        queued = [h for h in pending.get((r["audience"], r["contact_id"]), ())
+                  if h.delivery_id not in ids]
+        logs[(r["audience"], r["contact_id"])] = recipient_from_row(r, held, queued)
     targets = {alert.fingerprint: tuple(target_keys(alert.labels))
                for alert in alerts if alert.status == "firing"}
     sources: dict[tuple[str, str], tuple[InhibitSource, ...]] = {}
@@ -206,6 +217,18 @@ def load_snapshot_query(
                              " AND incident_id != ?", (audience, since, iid)).fetchone()[0]
             storm_recent[audience] = int(n)
     return IncidentSnapshot(incident, alerts, logs, targets, sources, storm_recent)
+
+
+#: An incident's first notices still pending (queued, leased, held or waiting to retry).
+_FIRST_PENDING: Final = (
+    "SELECT id, audience, contact_id, lease_until FROM deliveries"
+    " WHERE incident_key = ? AND status = 'pending' AND phase = 'firing' ORDER BY id")
+#: Cancels a queued first notice, only if still pending and not leased (the rowcount
+#: tells whether a dispatcher claimed it meanwhile).
+_CANCEL_QUEUED: Final = (
+    "UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, updated_at = ?,"
+    " last_error = 'replaced by a summary: the incident resolved before it was sent'"
+    " WHERE id = ? AND status = 'pending' AND (lease_until IS NULL OR lease_until <= ?)")
 
 
 # The firing sources recorded under one (rule_key, equal_hash): at most two of each kind
@@ -232,6 +255,12 @@ def commit_flush_job(
         if (d is None or d["status"] != "pending" or d["lease_until"] is not None
                 or (d["next_attempt_at"] or "") <= now_s):
             return None
+    for delivery_id in result.cancel_queued:
+        d = conn.execute("SELECT status, lease_until FROM deliveries WHERE id = ?",
+                         (delivery_id,)).fetchone()
+        if (d is None or d["status"] != "pending"
+                or (d["lease_until"] is not None and d["lease_until"] > now_s)):
+            return None  # claimed (or sent) meanwhile: the next flush plans `resolved`
     # The version guard is inside the UPDATE (no read-then-write): 0 rows = the incident
     # changed since the snapshot, and nothing at all is written. It goes first so that
     # the rest of the flush is written only by the transaction that won.
@@ -250,8 +279,14 @@ def commit_flush_job(
         "UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, updated_at = ?,"
         " last_error = 'replaced by a newer notice while held by quiet hours'"
         " WHERE id = ?", [(now_s, i) for i in result.cancel])
-    if result.cancel:
-        _event(conn, incident.id, now_s, "notice_superseded", {"deliveries": len(result.cancel)})
+    if result.cancel_queued:
+        cancelled = conn.executemany(_CANCEL_QUEUED, [
+            (now_s, i, now_s) for i in result.cancel_queued]).rowcount
+        if cancelled != len(result.cancel_queued):  # the whole transaction rolls back
+            raise ConflictError("a queued first notice was claimed while it was replaced")
+    cancelled_n = len(result.cancel) + len(result.cancel_queued)
+    if cancelled_n:
+        _event(conn, incident.id, now_s, "notice_superseded", {"deliveries": cancelled_n})
     inserted: list[NewDelivery] = []
     held_ids: dict[tuple[str, str], list[list[Any]]] = {}
     for notice, new_id in zip(result.notices, insert(conn, result.notices), strict=True):

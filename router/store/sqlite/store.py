@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar, get_args
 
 from router.bytecache import ENTRY_OVERHEAD, PAIR_OVERHEAD, ByteLRU, labels_bytes
-from router.errors import InternalError, StoreClosedError, StoreError
+from router.errors import ConflictError, InternalError, StoreClosedError, StoreError
 from router.incidents.acks import AckChange
 from router.incidents.engine import AlertEvent
 from router.incidents.flush import FlushResult, PlannedNotice
@@ -741,7 +741,10 @@ class SqliteStore:
             # Counted in the writer's thread: the loop gets a few numbers, not the rows.
             return _planned_counts(inserted), claimed
 
-        done = await self._writer.submit(job)
+        try:
+            done = await self._writer.submit(job)
+        except ConflictError:  # a queued first notice was claimed meanwhile: rolled back
+            return None
         if done is None:
             return None
         counts, rows = done
