@@ -9,12 +9,13 @@ codec (:mod:`router.store.sqlite.codec`): one format for both stores.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 import orjson
 
-from router.models import Delivery, DeliveryStatus, IntakeRecord, Phase, RenderedMessage
+from router.models import Delivery, IntakeRecord
 from router.store.sqlite.codec import alert_from_json, alert_to_json, meta_to_json, ts
+from router.store.sqlite.codec import delivery_from_row as sqlite_delivery_from_row
 
 __all__ = [
     "alert_to_json",
@@ -52,31 +53,6 @@ def intake_from_row(row: Row) -> tuple[int, IntakeRecord]:
 
 
 def delivery_from_row(row: Row) -> Delivery:
-    """A :class:`Delivery` from a deliveries row."""
-    return Delivery(
-        id=int(row["id"]),
-        idempotency_key=row["idempotency_key"],
-        incident_key=row["incident_key"],
-        fingerprint=row["fingerprint"],
-        route_id=row["route_id"],
-        phase=cast(Phase, row["phase"]),
-        channel=row["channel"],
-        recipient=row["recipient"],
-        contact_id=row["contact_id"],
-        audience=row["audience"],
-        severity=row["severity"],
-        locale=row["locale"],
-        message=RenderedMessage(subject=row["subject"], text=row["text"], html=row["html"]),
-        status=cast(DeliveryStatus, row["status"]),
-        attempts=int(row["attempts"]),
-        created_at=utc(row["created_at"]),
-        updated_at=utc(row["updated_at"]),
-        next_attempt_at=utc_opt(row["next_attempt_at"]),
-        deadline_at=utc(row["deadline_at"]),
-        sent_at=utc_opt(row["sent_at"]),
-        last_error=row["last_error"],
-        provider_id=row["provider_id"],
-        segments=row["segments"],
-        fallback_of=row["fallback_of"],
-        dead_letter_reason=row["dead_letter_reason"],
-    )
+    """A :class:`Delivery` from a deliveries row (the one mapping, with this dialect's
+    TIMESTAMPTZ values)."""
+    return sqlite_delivery_from_row(row, when=utc, when_opt=utc_opt)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -117,8 +117,13 @@ def intake_from_row(row: sqlite3.Row) -> tuple[int, IntakeRecord]:
     )
 
 
-def delivery_from_row(row: sqlite3.Row) -> Delivery:
-    """A :class:`Delivery` from a deliveries row."""
+def delivery_from_row(
+    row: sqlite3.Row | Mapping[str, Any], *,
+    when: Callable[[Any], datetime] = parse_ts,
+    when_opt: Callable[[Any], datetime | None] = parse_ts_opt,
+) -> Delivery:
+    """A :class:`Delivery` from a deliveries row; ``when`` / ``when_opt`` read its times
+    (SQLite's ISO text by default; the PostgreSQL store passes its TIMESTAMPTZ reader)."""
     return Delivery(
         id=int(row["id"]),
         idempotency_key=row["idempotency_key"],
@@ -135,11 +140,11 @@ def delivery_from_row(row: sqlite3.Row) -> Delivery:
         message=RenderedMessage(subject=row["subject"], text=row["text"], html=row["html"]),
         status=cast(DeliveryStatus, row["status"]),
         attempts=int(row["attempts"]),
-        created_at=parse_ts(row["created_at"]),
-        updated_at=parse_ts(row["updated_at"]),
-        next_attempt_at=parse_ts_opt(row["next_attempt_at"]),
-        deadline_at=parse_ts(row["deadline_at"]),
-        sent_at=parse_ts_opt(row["sent_at"]),
+        created_at=when(row["created_at"]),
+        updated_at=when(row["updated_at"]),
+        next_attempt_at=when_opt(row["next_attempt_at"]),
+        deadline_at=when(row["deadline_at"]),
+        sent_at=when_opt(row["sent_at"]),
         last_error=row["last_error"],
         provider_id=row["provider_id"],
         segments=row["segments"],
